@@ -1,0 +1,319 @@
+//! Job kinds and their payload types. A kind is parsed from its string once, at the edge; a
+//! payload is checked against its kind's type at submission, so a worker never sees one that
+//! does not parse.
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::model::QueueName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Transcribe,
+    Diarize,
+    ExtractEmbeddings,
+    Reindex,
+    IntegrityCheck,
+    EmbeddingRepair,
+    EmbeddingMigration,
+    Retention,
+    CollectStats,
+    Diagnostic,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 10] = [
+        Self::Transcribe,
+        Self::Diarize,
+        Self::ExtractEmbeddings,
+        Self::Reindex,
+        Self::IntegrityCheck,
+        Self::EmbeddingRepair,
+        Self::EmbeddingMigration,
+        Self::Retention,
+        Self::CollectStats,
+        Self::Diagnostic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transcribe => "transcribe",
+            Self::Diarize => "diarize",
+            Self::ExtractEmbeddings => "extract_embeddings",
+            Self::Reindex => "reindex",
+            Self::IntegrityCheck => "integrity_check",
+            Self::EmbeddingRepair => "embedding_repair",
+            Self::EmbeddingMigration => "embedding_migration",
+            Self::Retention => "retention",
+            Self::CollectStats => "collect_stats",
+            Self::Diagnostic => "diagnostic",
+        }
+    }
+
+    /// Model work goes to `gpu`, maintenance to `cpu`. A submission may override it.
+    pub fn default_queue(self) -> QueueName {
+        match self {
+            Self::Transcribe | Self::Diarize | Self::ExtractEmbeddings | Self::EmbeddingMigration => {
+                QueueName::gpu()
+            }
+            Self::Reindex
+            | Self::IntegrityCheck
+            | Self::EmbeddingRepair
+            | Self::Retention
+            | Self::CollectStats
+            | Self::Diagnostic => QueueName::cpu(),
+        }
+    }
+
+    /// Whether workers of this version can run the kind. The API rejects the others with
+    /// `not_implemented` until their issue lands.
+    pub fn is_implemented(self) -> bool {
+        matches!(self, Self::Diagnostic)
+    }
+
+    /// Kinds only admins may submit.
+    pub fn admin_only(self) -> bool {
+        matches!(
+            self,
+            Self::Diagnostic
+                | Self::Reindex
+                | Self::IntegrityCheck
+                | Self::EmbeddingRepair
+                | Self::EmbeddingMigration
+                | Self::Retention
+                | Self::CollectStats
+        )
+    }
+
+    /// Parses and checks a payload against this kind's type.
+    pub fn parse_input(self, input: &serde_json::Value) -> Result<JobInput, InputError> {
+        fn de<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, InputError> {
+            T::deserialize(v).map_err(|e| InputError(e.to_string()))
+        }
+        let parsed = match self {
+            Self::Transcribe => JobInput::Transcribe(de(input)?),
+            Self::Diarize => JobInput::Diarize(de(input)?),
+            Self::ExtractEmbeddings => JobInput::ExtractEmbeddings(de(input)?),
+            Self::Reindex => JobInput::Reindex(de(input)?),
+            Self::IntegrityCheck => JobInput::IntegrityCheck(de(input)?),
+            Self::EmbeddingRepair => JobInput::EmbeddingRepair(de(input)?),
+            Self::EmbeddingMigration => JobInput::EmbeddingMigration(de(input)?),
+            Self::Retention => JobInput::Retention(de(input)?),
+            Self::CollectStats => JobInput::CollectStats(de(input)?),
+            Self::Diagnostic => {
+                let d: DiagnosticInput = de(input)?;
+                d.validate()?;
+                JobInput::Diagnostic(d)
+            }
+        };
+        Ok(parsed)
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind `{s}`"))
+    }
+}
+
+/// A payload that does not match its kind's type.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid input: {0}")]
+pub struct InputError(pub String);
+
+/// A parsed payload, one variant per kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobInput {
+    Transcribe(TranscribeInput),
+    Diarize(DiarizeInput),
+    ExtractEmbeddings(ExtractEmbeddingsInput),
+    Reindex(ReindexInput),
+    IntegrityCheck(IntegrityCheckInput),
+    EmbeddingRepair(EmbeddingRepairInput),
+    EmbeddingMigration(EmbeddingMigrationInput),
+    Retention(RetentionInput),
+    CollectStats(CollectStatsInput),
+    Diagnostic(DiagnosticInput),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranscribeInput {
+    pub file_id: Uuid,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub beam_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiarizeInput {
+    pub file_id: Uuid,
+    #[serde(default)]
+    pub num_speakers: Option<u32>,
+    #[serde(default)]
+    pub min_speakers: Option<u32>,
+    #[serde(default)]
+    pub max_speakers: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractEmbeddingsInput {
+    pub file_id: Uuid,
+    /// Embedding profile (`v3`, `v4`); the active one when absent.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReindexInput {
+    /// Only these files; all when absent.
+    #[serde(default)]
+    pub file_ids: Option<Vec<Uuid>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityCheckInput {
+    #[serde(default)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingRepairInput {
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingMigrationInput {
+    pub from_profile: String,
+    pub to_profile: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionInput {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectStatsInput {}
+
+/// How a `diagnostic` job fails, if at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagnosticFail {
+    #[default]
+    Never,
+    /// Every attempt fails with a retryable error.
+    Always,
+    /// The first attempt fails with a retryable error; later ones succeed.
+    FirstAttempt,
+    /// Fails at once with a permanent (bad input) error: no retry.
+    Permanent,
+}
+
+/// The `diagnostic` kind: operators' smoke test and benchmarkers' no-op job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnosticInput {
+    /// Total time to sleep, spread over the steps (0–3,600,000 ms).
+    #[serde(default)]
+    pub sleep_ms: u64,
+    #[serde(default)]
+    pub fail: DiagnosticFail,
+    /// Abort the worker process mid-job. Honoured only by a worker started with `--allow-crash`.
+    #[serde(default)]
+    pub crash: bool,
+    /// Progress steps (1–10,000).
+    #[serde(default = "one")]
+    pub steps: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl DiagnosticInput {
+    pub const MAX_SLEEP_MS: u64 = 3_600_000;
+    pub const MAX_STEPS: u32 = 10_000;
+
+    fn validate(&self) -> Result<(), InputError> {
+        if self.sleep_ms > Self::MAX_SLEEP_MS {
+            return Err(InputError(format!(
+                "sleep_ms must be at most {}",
+                Self::MAX_SLEEP_MS
+            )));
+        }
+        if self.steps == 0 || self.steps > Self::MAX_STEPS {
+            return Err(InputError(format!(
+                "steps must be between 1 and {}",
+                Self::MAX_STEPS
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kinds_round_trip_and_route() {
+        for k in JobKind::ALL {
+            assert_eq!(k.as_str().parse::<JobKind>().unwrap(), k);
+            assert_eq!(serde_json::to_value(k).unwrap(), json!(k.as_str()));
+        }
+        assert!("transcribe_all".parse::<JobKind>().is_err());
+        assert_eq!(JobKind::Transcribe.default_queue(), QueueName::gpu());
+        assert_eq!(JobKind::Retention.default_queue(), QueueName::cpu());
+    }
+
+    #[test]
+    fn diagnostic_payloads_are_checked() {
+        let k = JobKind::Diagnostic;
+        let JobInput::Diagnostic(d) = k.parse_input(&json!({})).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!((d.sleep_ms, d.fail, d.crash, d.steps), (0, DiagnosticFail::Never, false, 1));
+        assert!(k.parse_input(&json!({"sleep_ms": "ten"})).is_err());
+        assert!(k.parse_input(&json!({"steps": 0})).is_err());
+        assert!(k.parse_input(&json!({"fail": "sometimes"})).is_err());
+        assert!(k.parse_input(&json!({"bogus": 1})).is_err());
+        assert!(k.parse_input(&json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn other_payloads_are_typed() {
+        let id = Uuid::nil();
+        assert!(JobKind::Transcribe.parse_input(&json!({"file_id": id})).is_ok());
+        assert!(JobKind::Transcribe.parse_input(&json!({"file_id": "nope"})).is_err());
+        assert!(JobKind::CollectStats.parse_input(&json!({})).is_ok());
+    }
+}

@@ -1,0 +1,30 @@
+//! voxfleet-jobs: everything both binaries must agree on about a job.
+//!
+//! - [`kind`]: the job kinds, their payload types and default queues (parsed once at the edge).
+//! - [`model`]: ids, statuses, priorities, queue names and the job snapshot shape.
+//! - [`retry`]: the retry policy (global setting + per-job cap) and exponential backoff with jitter.
+//! - [`error`]: errors a handler returns (with a retry class and a stable code) and queue errors.
+//! - [`keys`]: every Redis key, built in one place.
+//! - [`queue`]: the Redis queue protocol (enqueue, claim with lease, renew, finish, release,
+//!   cancel, progress, reap, persist hand-off), all state changes done by Lua scripts in `scripts/`.
+//! - [`events`]: the status/progress events published on Redis pub/sub.
+pub mod error;
+pub mod events;
+pub mod fleet;
+pub mod keys;
+pub mod kind;
+mod hash;
+pub mod model;
+pub mod outage;
+pub mod queue;
+pub mod retry;
+mod scripts;
+
+pub use error::{ErrorClass, HandlerError, QueueError};
+pub use events::JobEvent;
+pub use keys::Keys;
+pub use kind::{DiagnosticFail, DiagnosticInput, InputError, JobInput, JobKind};
+pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
+pub use outage::Outage;
+pub use queue::{CancelOutcome, Claim, ClaimedJob, EnqueueRequest, Outcome, QueueClient, QueueOptions, QueueStats};
+pub use retry::{RetryDecision, RetrySettings};

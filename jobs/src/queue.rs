@@ -1,0 +1,639 @@
+//! The Redis queue protocol. Every state change is one Lua script (atomic, one slot); reads
+//! are plain commands. Connections are `ConnectionManager`s, which reconnect with backoff
+//! after Redis restarts: a call made while Redis is down returns an error the caller retries,
+//! and no process has to exit.
+//!
+//! Per queue: three pending LISTs (high, normal, low), a `delayed` ZSET for retry backoff, a
+//! `leases` ZSET (deadline per running job), a `wake` LIST idle workers block on, and a
+//! `persist` ZSET of jobs whose latest state PostgreSQL has not seen yet.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Client};
+use uuid::Uuid;
+
+use crate::error::{ErrorClass, QueueError};
+use crate::events::JobEvent;
+use crate::hash::{new_job_fields, pairs_to_map, snapshot_from_hash};
+use crate::keys::Keys;
+use crate::kind::JobKind;
+use crate::model::{JobId, JobSnapshot, JobStatus, Priority, QueueName, now_ms};
+use crate::retry::RetrySettings;
+use crate::scripts::SCRIPTS;
+
+/// Tunables of the protocol, with their defaults.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// How long a claim holds a job without renewal (default 15 s; a dead worker's jobs are
+    /// back in the queue within this plus one reaper interval).
+    pub lease: Duration,
+    /// How long a finished job's hash stays in Redis once PostgreSQL has it (default 10 min).
+    pub finished_ttl: Duration,
+    /// First retry delay (default 1 s), doubled per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest retry delay (default 5 min).
+    pub backoff_max: Duration,
+    /// Redis reply timeout for ordinary commands (default 5 s).
+    pub response_timeout: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(15),
+            finished_ttl: Duration::from_secs(600),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            response_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A submission, ready to be queued.
+#[derive(Debug, Clone)]
+pub struct EnqueueRequest {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub queue: QueueName,
+    pub priority: Priority,
+    pub input: serde_json::Value,
+    pub owner: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub max_retries: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    /// Starting version of the Redis hash (a re-run continues the PostgreSQL row's version).
+    pub version: i64,
+}
+
+/// A job this worker holds a lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: JobSnapshot,
+}
+
+/// What a claim found.
+#[derive(Debug)]
+pub enum Claim {
+    Job(Box<ClaimedJob>),
+    /// Nothing to run; the earliest retry is due at this time (ms), if any.
+    Empty { next_due_ms: Option<i64> },
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded(serde_json::Value),
+    Cancelled,
+    /// Given back by a draining worker: re-queued, no attempt counted.
+    Release,
+    Error {
+        class: ErrorClass,
+        code: String,
+        message: String,
+    },
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Removed from the queue.
+    Cancelled,
+    /// Running: its handler is told at its next checkpoint.
+    Cancelling,
+    /// Not in Redis (expired or unknown).
+    Missing,
+    /// Already finished with this status.
+    AlreadyFinished(JobStatus),
+}
+
+/// Live counts of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queued: u64,
+    pub queued_by_priority: [u64; 3],
+    pub running: u64,
+    pub retrying: u64,
+    pub awaiting_persist: u64,
+    pub oldest_queued_at_ms: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct QueueClient {
+    client: Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    opts: QueueOptions,
+}
+
+fn manager_config(response_timeout: Option<Duration>) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(response_timeout)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(5))
+        .set_number_of_retries(usize::MAX)
+}
+
+impl QueueClient {
+    /// Creates a client; it connects lazily, so it can start while Redis is still down.
+    pub fn new(redis_url: &str, keys: Keys, opts: QueueOptions) -> Result<Self, QueueError> {
+        let client = Client::open(redis_url)?;
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            manager_config(Some(opts.response_timeout)),
+        )?;
+        Ok(Self {
+            client,
+            conn,
+            keys,
+            opts,
+        })
+    }
+
+    /// A separate connection for blocking waits (a blocking command would stall every other
+    /// command multiplexed on the shared connection).
+    pub fn blocking_connection(&self, max_block: Duration) -> Result<ConnectionManager, QueueError> {
+        Ok(ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config(Some(max_block + Duration::from_secs(3))),
+        )?)
+    }
+
+    pub fn redis_client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn options(&self) -> &QueueOptions {
+        &self.opts
+    }
+
+    /// A handle on the shared multiplexed connection, for plain commands.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    fn enqueue_invocation<'a>(&self, req: &EnqueueRequest, now: i64) -> redis::ScriptInvocation<'a> {
+        let qk = self.keys.queue(&req.queue);
+        let mut inv = SCRIPTS.enqueue.prepare_invoke();
+        inv.key(qk.job(&req.id))
+            .key(qk.pending(req.priority))
+            .key(qk.wake())
+            .arg(req.id.to_string())
+            .arg(self.keys.events())
+            .arg(now);
+        for (k, v) in new_job_fields(req) {
+            inv.arg(k).arg(v);
+        }
+        inv
+    }
+
+    /// Queues one job (or re-queues a failed one: its hash is rebuilt from `req`).
+    pub async fn enqueue(&self, req: &EnqueueRequest) -> Result<(), QueueError> {
+        self.enqueue_many(std::slice::from_ref(req)).await
+    }
+
+    /// Queues many jobs in one round trip.
+    pub async fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<(), QueueError> {
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.load_script(&SCRIPTS.enqueue).ignore();
+        let mut queues: Vec<&QueueName> = reqs.iter().map(|r| &r.queue).collect();
+        queues.sort();
+        queues.dedup();
+        pipe.sadd(self.keys.queues(), queues.iter().map(|q| q.as_str()).collect::<Vec<_>>())
+            .ignore();
+        for r in reqs {
+            pipe.invoke_script(&self.enqueue_invocation(r, now)).ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Atomically takes the highest-priority job of `queue` and leases it to `worker`.
+    pub async fn claim(&self, queue: &QueueName, worker: &str) -> Result<Claim, QueueError> {
+        let qk = self.keys.queue(queue);
+        let mut c = self.conn.clone();
+        let out: Vec<String> = SCRIPTS
+            .claim
+            .key(qk.pending(Priority::High))
+            .key(qk.pending(Priority::Normal))
+            .key(qk.pending(Priority::Low))
+            .key(qk.delayed())
+            .key(qk.leases())
+            .key(qk.persist())
+            .arg(now_ms())
+            .arg(self.opts.lease.as_millis() as u64)
+            .arg(worker)
+            .arg(qk.job_prefix())
+            .arg(self.keys.events())
+            .invoke_async(&mut c)
+            .await?;
+        match out.first().map(String::as_str) {
+            Some("job") => {
+                let job = snapshot_from_hash(&pairs_to_map(&out[1..]))?;
+                Ok(Claim::Job(Box::new(ClaimedJob { job })))
+            }
+            _ => {
+                let next = out
+                    .get(1)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|v| *v >= 0.0)
+                    .map(|v| v as i64);
+                Ok(Claim::Empty { next_due_ms: next })
+            }
+        }
+    }
+
+    /// Blocks up to `timeout` until an enqueue signals one of `queues`. Returns whether a
+    /// signal arrived. Uses a dedicated connection from [`Self::blocking_connection`].
+    pub async fn wait_for_work(
+        &self,
+        blocking: &mut ConnectionManager,
+        queues: &[QueueName],
+        timeout: Duration,
+    ) -> Result<bool, QueueError> {
+        let keys: Vec<String> = queues.iter().map(|q| self.keys.queue(q).wake()).collect();
+        let secs = timeout.as_secs_f64().max(0.01);
+        let got: Option<(String, String)> = blocking.blpop(keys, secs).await?;
+        Ok(got.is_some())
+    }
+
+    /// Extends the leases `worker` holds on `ids`. Returns (ids it lost, ids asked to cancel).
+    pub async fn renew(
+        &self,
+        queue: &QueueName,
+        worker: &str,
+        ids: &[JobId],
+    ) -> Result<(Vec<JobId>, Vec<JobId>), QueueError> {
+        if ids.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        let qk = self.keys.queue(queue);
+        let mut inv = SCRIPTS.renew.prepare_invoke();
+        inv.key(qk.leases())
+            .arg(now_ms())
+            .arg(self.opts.lease.as_millis() as u64)
+            .arg(worker)
+            .arg(qk.job_prefix());
+        for id in ids {
+            inv.arg(id.to_string());
+        }
+        let mut c = self.conn.clone();
+        let (lost, cancel): (Vec<String>, Vec<String>) = inv.invoke_async(&mut c).await?;
+        let parse = |v: Vec<String>| v.iter().filter_map(|s| s.parse().ok()).collect();
+        Ok((parse(lost), parse(cancel)))
+    }
+
+    /// Records how an attempt ended. `settings` is the global retry setting as read from
+    /// PostgreSQL now. Returns the new status, or `None` if the worker no longer held the job
+    /// (its lease expired and it was reaped, or it was re-queued).
+    pub async fn finish(
+        &self,
+        claimed: &ClaimedJob,
+        worker: &str,
+        outcome: &Outcome,
+        settings: RetrySettings,
+    ) -> Result<Option<JobStatus>, QueueError> {
+        let job = &claimed.job;
+        let qk = self.keys.queue(&job.queue);
+        let (limit_on, global_max) = settings.lua_cap_args();
+        let delay = crate::retry::backoff(
+            job.attempts.max(1),
+            self.opts.backoff_base,
+            self.opts.backoff_max,
+            rand::random::<f64>(),
+        );
+        let (name, a7, a8, retryable) = match outcome {
+            Outcome::Succeeded(v) => ("succeeded", v.to_string(), String::new(), 0),
+            Outcome::Cancelled => ("cancelled", String::new(), String::new(), 0),
+            Outcome::Release => ("release", String::new(), String::new(), 0),
+            Outcome::Error {
+                class,
+                code,
+                message,
+            } => (
+                "error",
+                code.clone(),
+                message.clone(),
+                i64::from(*class == ErrorClass::Retryable),
+            ),
+        };
+        let mut c = self.conn.clone();
+        let status: String = SCRIPTS
+            .finish
+            .key(qk.leases())
+            .key(qk.persist())
+            .key(qk.delayed())
+            .key(qk.pending(Priority::High))
+            .key(qk.pending(Priority::Normal))
+            .key(qk.pending(Priority::Low))
+            .key(qk.wake())
+            .arg(job.id.to_string())
+            .arg(worker)
+            .arg(now_ms())
+            .arg(qk.job_prefix())
+            .arg(self.keys.events())
+            .arg(name)
+            .arg(a7)
+            .arg(a8)
+            .arg(retryable)
+            .arg(delay.as_millis() as u64)
+            .arg(limit_on)
+            .arg(global_max)
+            .invoke_async(&mut c)
+            .await?;
+        if status == "lost" {
+            return Ok(None);
+        }
+        status
+            .parse()
+            .map(Some)
+            .map_err(|e: String| QueueError::Corrupt {
+                id: job.id.to_string(),
+                detail: e,
+            })
+    }
+
+    /// Re-queues or fails jobs whose lease expired (their worker died). Safe to run from any
+    /// number of processes at once. Returns what it did, at most 100 jobs per call.
+    pub async fn reap(
+        &self,
+        queue: &QueueName,
+        settings: RetrySettings,
+    ) -> Result<Vec<(JobId, JobStatus)>, QueueError> {
+        let qk = self.keys.queue(queue);
+        let (limit_on, global_max) = settings.lua_cap_args();
+        let mut c = self.conn.clone();
+        let out: Vec<String> = SCRIPTS
+            .reap
+            .key(qk.leases())
+            .key(qk.persist())
+            .key(qk.delayed())
+            .arg(now_ms())
+            .arg(qk.job_prefix())
+            .arg(self.keys.events())
+            .arg(limit_on)
+            .arg(global_max)
+            .arg(self.opts.backoff_base.as_millis() as u64)
+            .arg(self.opts.backoff_max.as_millis() as u64)
+            .arg(rand::random::<f64>())
+            .invoke_async(&mut c)
+            .await?;
+        Ok(out
+            .chunks_exact(2)
+            .filter_map(|p| Some((p[0].parse().ok()?, p[1].parse().ok()?)))
+            .collect())
+    }
+
+    /// Cancels a job: removed if queued or waiting to retry; flagged if running.
+    pub async fn cancel(&self, queue: &QueueName, id: &JobId) -> Result<CancelOutcome, QueueError> {
+        let qk = self.keys.queue(queue);
+        let mut c = self.conn.clone();
+        let out: String = SCRIPTS
+            .cancel
+            .key(qk.pending(Priority::High))
+            .key(qk.pending(Priority::Normal))
+            .key(qk.pending(Priority::Low))
+            .key(qk.delayed())
+            .key(qk.persist())
+            .arg(id.to_string())
+            .arg(now_ms())
+            .arg(qk.job_prefix())
+            .arg(self.keys.events())
+            .invoke_async(&mut c)
+            .await?;
+        Ok(match out.as_str() {
+            "cancelled" => CancelOutcome::Cancelled,
+            "cancelling" => CancelOutcome::Cancelling,
+            "missing" => CancelOutcome::Missing,
+            other => CancelOutcome::AlreadyFinished(other.parse().map_err(|e: String| {
+                QueueError::Corrupt {
+                    id: id.to_string(),
+                    detail: e,
+                }
+            })?),
+        })
+    }
+
+    /// Records progress (done of total) and publishes a progress event.
+    pub async fn progress(&self, claimed: &ClaimedJob, done: u64, total: u64) -> Result<(), QueueError> {
+        let job = &claimed.job;
+        let key = self.keys.queue(&job.queue).job(&job.id);
+        let now = now_ms();
+        let ev = JobEvent {
+            id: job.id,
+            event_type: "progress".into(),
+            status: JobStatus::Running,
+            kind: job.kind.as_str().into(),
+            queue: job.queue.to_string(),
+            attempts: job.attempts,
+            progress_done: Some(done),
+            progress_total: Some(total),
+            error_code: None,
+            owner: job.owner,
+            at: now,
+        };
+        let payload = serde_json::to_string(&ev).unwrap_or_default();
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .hset_multiple(
+                &key,
+                &[
+                    ("progress_done", done.to_string()),
+                    ("progress_total", total.to_string()),
+                    ("progress_at", now.to_string()),
+                ],
+            )
+            .ignore()
+            .publish(self.keys.events(), payload)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// The live state of a job, if its hash is still in Redis.
+    pub async fn get(&self, queue: &QueueName, id: &JobId) -> Result<Option<JobSnapshot>, QueueError> {
+        Ok(self.get_many(&[(queue.clone(), *id)]).await?.pop().flatten())
+    }
+
+    /// Live states of many jobs in one round trip (None where Redis no longer has one).
+    pub async fn get_many(
+        &self,
+        items: &[(QueueName, JobId)],
+    ) -> Result<Vec<Option<JobSnapshot>>, QueueError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut pipe = redis::pipe();
+        for (q, id) in items {
+            pipe.hgetall(self.keys.queue(q).job(id));
+        }
+        let mut c = self.conn.clone();
+        let maps: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
+        maps.iter()
+            .map(|m| if m.is_empty() { Ok(None) } else { snapshot_from_hash(m).map(Some) })
+            .collect()
+    }
+
+    /// Jobs whose latest state PostgreSQL has not seen, oldest first. With `min_age`, only
+    /// entries at least that old (a safety-net sweeper leaves fresh ones to their worker).
+    pub async fn awaiting_persist(
+        &self,
+        queue: &QueueName,
+        min_age: Option<Duration>,
+        limit: usize,
+    ) -> Result<Vec<JobSnapshot>, QueueError> {
+        let qk = self.keys.queue(queue);
+        let max = match min_age {
+            Some(a) => (now_ms() - a.as_millis() as i64).to_string(),
+            None => "+inf".to_string(),
+        };
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = c
+            .zrangebyscore_limit(qk.persist(), "-inf", max, 0, limit as isize)
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(format!("{}{}", qk.job_prefix(), id));
+        }
+        let maps: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for (id, m) in ids.iter().zip(maps) {
+            if m.is_empty() {
+                gone.push(id.clone());
+                continue;
+            }
+            match snapshot_from_hash(&m) {
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    tracing::error!(job.id = %id, error = %e, "dropping corrupt job record from persist set");
+                    gone.push(id.clone());
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let _: () = c.zrem(qk.persist(), gone).await?;
+        }
+        Ok(out)
+    }
+
+    /// Marks these (id, version) pairs as written to PostgreSQL; finished ones start their TTL.
+    pub async fn mark_persisted(&self, queue: &QueueName, done: &[(JobId, i64)]) -> Result<u64, QueueError> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let qk = self.keys.queue(queue);
+        let mut inv = SCRIPTS.persisted.prepare_invoke();
+        inv.key(qk.persist())
+            .arg(qk.job_prefix())
+            .arg(self.opts.finished_ttl.as_secs().max(1));
+        for (id, v) in done {
+            inv.arg(id.to_string()).arg(*v);
+        }
+        let mut c = self.conn.clone();
+        Ok(inv.invoke_async(&mut c).await?)
+    }
+
+    /// Live counts for one queue, in two round trips whatever its length.
+    pub async fn stats(&self, queue: &QueueName) -> Result<QueueStats, QueueError> {
+        let qk = self.keys.queue(queue);
+        let mut pipe = redis::pipe();
+        for p in Priority::ALL {
+            pipe.llen(qk.pending(p));
+        }
+        pipe.zcard(qk.leases()).zcard(qk.delayed()).zcard(qk.persist());
+        for p in Priority::ALL {
+            pipe.lindex(qk.pending(p), -1);
+        }
+        let mut c = self.conn.clone();
+        #[allow(clippy::type_complexity)]
+        let (l0, l1, l2, running, retrying, persist, o0, o1, o2): (
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = pipe.query_async(&mut c).await?;
+        let heads: Vec<String> = [o0, o1, o2]
+            .into_iter()
+            .flatten()
+            .map(|id| format!("{}{}", qk.job_prefix(), id))
+            .collect();
+        let mut oldest = None;
+        if !heads.is_empty() {
+            let mut pipe = redis::pipe();
+            for k in &heads {
+                pipe.hget(k, "created_at");
+            }
+            let created: Vec<Option<i64>> = pipe.query_async(&mut c).await?;
+            oldest = created.into_iter().flatten().min();
+        }
+        Ok(QueueStats {
+            queued: l0 + l1 + l2,
+            queued_by_priority: [l0, l1, l2],
+            running,
+            retrying,
+            awaiting_persist: persist,
+            oldest_queued_at_ms: oldest,
+        })
+    }
+
+    /// Every queue that has had a job, plus the default ones.
+    pub async fn known_queues(&self) -> Result<Vec<QueueName>, QueueError> {
+        let mut c = self.conn.clone();
+        let names: Vec<String> = c.smembers(self.keys.queues()).await?;
+        let mut qs: Vec<QueueName> = names.into_iter().filter_map(|n| n.parse().ok()).collect();
+        for d in [QueueName::gpu(), QueueName::cpu()] {
+            if !qs.contains(&d) {
+                qs.push(d);
+            }
+        }
+        qs.sort();
+        Ok(qs)
+    }
+
+    /// Runs `f` only if this process wins the named lock for `ttl` (`SET NX PX`): periodic
+    /// work that several replicas could do fires once.
+    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<bool, QueueError> {
+        let mut c = self.conn.clone();
+        let got: Option<String> = redis::cmd("SET")
+            .arg(self.keys.lock(name))
+            .arg(std::process::id())
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut c)
+            .await?;
+        Ok(got.is_some())
+    }
+}
+
+
+impl QueueClient {
+    /// How many leases of `queue` have expired (a cheap check before reaping).
+    pub async fn expired_leases(&self, queue: &QueueName) -> Result<u64, QueueError> {
+        let mut c = self.conn.clone();
+        Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", now_ms()).await?)
+    }
+}

@@ -1,0 +1,18 @@
+//! voxfleet-store: PostgreSQL, the source of truth, as both binaries use it.
+//!
+//! - [`db`]: connect (creating the database if missing) and run the migrations.
+//! - [`jobs`]: job records: insert with idempotency, batched upserts of Redis snapshots
+//!   (never overwriting a newer version), reads and listing.
+//! - [`persist`]: moves job states from Redis's persist set into PostgreSQL, retrying while
+//!   PostgreSQL is unreachable; nothing is dropped from Redis before PostgreSQL has it.
+//! - [`settings`]: the retry setting, read fresh at each decision with a last-known fallback.
+//! - [`tokens`]: hashed bearer tokens and roles; [`audit`]: the audit log.
+pub mod audit;
+pub mod db;
+pub mod jobs;
+pub mod persist;
+pub mod settings;
+pub mod tokens;
+
+pub use db::{StoreError, connect};
+pub use sqlx::PgPool;

@@ -1,0 +1,72 @@
+//! Settings stored in PostgreSQL. The retry setting is read at the moment a retry is decided,
+//! so a change applies at once, without restarts; if PostgreSQL cannot be reached at that
+//! moment, the last value read is used (and the default before any read succeeded).
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+use voxfleet_jobs::RetrySettings;
+
+use crate::db::StoreError;
+
+const RETRY_KEY: &str = "retry";
+
+pub async fn get_retry(pool: &PgPool) -> Result<RetrySettings, StoreError> {
+    let v: Option<serde_json::Value> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(RETRY_KEY)
+        .fetch_optional(pool)
+        .await?;
+    match v {
+        Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Invalid(e.to_string())),
+        None => Ok(RetrySettings::default()),
+    }
+}
+
+pub async fn put_retry(pool: &PgPool, s: RetrySettings, by: Option<Uuid>) -> Result<(), StoreError> {
+    s.validate().map_err(StoreError::Invalid)?;
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_by) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
+    )
+    .bind(RETRY_KEY)
+    .bind(serde_json::to_value(s).map_err(|e| StoreError::Invalid(e.to_string()))?)
+    .bind(by)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The retry setting as a deciding process sees it: fresh from PostgreSQL each time, the last
+/// known value when PostgreSQL does not answer within a second.
+#[derive(Clone)]
+pub struct RetrySettingsSource {
+    pool: PgPool,
+    last: Arc<Mutex<RetrySettings>>,
+}
+
+impl RetrySettingsSource {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            last: Arc::new(Mutex::new(RetrySettings::default())),
+        }
+    }
+
+    pub async fn current(&self) -> RetrySettings {
+        match tokio::time::timeout(Duration::from_secs(1), get_retry(&self.pool)).await {
+            Ok(Ok(s)) => {
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = s;
+                s
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "retry setting unreadable; using the last known value");
+                *self.last.lock().unwrap_or_else(|e| e.into_inner())
+            }
+            Err(_) => {
+                tracing::warn!("retry setting read timed out; using the last known value");
+                *self.last.lock().unwrap_or_else(|e| e.into_inner())
+            }
+        }
+    }
+}

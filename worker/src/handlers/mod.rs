@@ -1,0 +1,25 @@
+//! Job handlers, one module per kind. A payload is parsed into its kind's type here, once.
+use serde_json::Value;
+use voxfleet_jobs::{HandlerError, JobInput};
+
+use crate::runtime::JobContext;
+
+mod diagnostic;
+
+/// Runs one attempt of the job in `ctx`.
+pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
+    let job = &ctx.job.job;
+    let input = job
+        .kind
+        .parse_input(&job.input)
+        .map_err(|e| HandlerError::permanent("invalid_input", e.to_string()))?;
+    match input {
+        JobInput::Diagnostic(d) => diagnostic::run(ctx, d).await,
+        // The API refuses these kinds until their handlers land; a job that reaches a worker
+        // anyway (an older control plane, a hand-written Redis entry) fails with a clear code.
+        _ => Err(HandlerError::permanent(
+            "not_implemented",
+            format!("this worker cannot run `{}` jobs yet", job.kind),
+        )),
+    }
+}

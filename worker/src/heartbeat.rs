@@ -1,0 +1,74 @@
+//! The heartbeat: every few seconds the worker publishes its queues, running jobs, device and
+//! GPU statistics to Redis (with a TTL, so a dead worker drops out).
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use voxfleet_jobs::Outage;
+use voxfleet_jobs::fleet::{WorkerInfo, WorkerState};
+
+use crate::gpu::Gpus;
+use crate::runtime::Runtime;
+
+pub struct Heartbeat {
+    pub rt: Arc<Runtime>,
+    pub gpus: Gpus,
+    pub device: String,
+    pub host: String,
+    pub concurrency: u32,
+    pub interval: Duration,
+    pub started_at: DateTime<Utc>,
+}
+
+impl Heartbeat {
+    fn info(&self, state: WorkerState) -> WorkerInfo {
+        WorkerInfo {
+            name: self.rt.name.clone(),
+            host: self.host.clone(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            queues: self.rt.queues.iter().map(|q| q.to_string()).collect(),
+            concurrency: self.concurrency,
+            running: self.rt.running_ids().into_iter().map(|(_, id)| id).collect(),
+            device: self.device.clone(),
+            gpus: self.gpus.stats(),
+            state,
+            started_at: self.started_at,
+            last_heartbeat: Utc::now(),
+            heartbeat_interval_s: self.interval.as_secs().max(1),
+        }
+    }
+
+    pub async fn beat(&self, state: WorkerState, outage: &mut Outage) {
+        let ttl = if state == WorkerState::Stopped {
+            Duration::from_secs(60)
+        } else {
+            self.interval * 3
+        };
+        match self.rt.queue.heartbeat(&self.info(state), ttl).await {
+            Ok(()) => outage.ok(),
+            Err(e) => {
+                outage.failed(&e);
+            }
+        }
+    }
+
+    /// Beats until the state becomes `Stopped`, then beats once more and returns.
+    pub async fn run(self, mut state: watch::Receiver<WorkerState>) {
+        let mut outage = Outage::new("redis");
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {},
+                r = state.changed() => if r.is_err() { return },
+            }
+            let s = *state.borrow();
+            self.beat(s, &mut outage).await;
+            if s == WorkerState::Stopped {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! voxfleet-worker: pulls jobs from Redis queues and runs them.
+//!
+//! - `fetch`: claims jobs (atomic Lua claim with a lease) only while a slot is free, and
+//!   blocks on the queues' wake lists when idle.
+//! - `backend`: hands claimed jobs to apalis, which runs them through its tower layers
+//!   (tracing, concurrency limit, panic catching) into `runtime::execute`.
+//! - `runtime`: one attempt's life: the handler (in `handlers/`, one module per kind), then
+//!   the outcome recorded in Redis (retry decision inside the script, with the global retry
+//!   setting read from PostgreSQL).
+//! - `maintenance`: lease renewal and cancel requests, the reaper, the PostgreSQL persister.
+//! - `heartbeat` and `gpu`: what the worker tells the fleet about itself (NVML stats).
+//!
+//! SIGTERM drains: no new claims; running jobs finish within `--drain-timeout`, or are
+//! released back to the queue (no attempt counted); exit 0.
+mod backend;
+mod fetch;
+mod gpu;
+mod handlers;
+mod heartbeat;
+mod maintenance;
+mod runtime;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use apalis::prelude::{WorkerBuilder, WorkerBuilderExt};
+use clap::Parser;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use voxfleet_jobs::fleet::WorkerState;
+use voxfleet_jobs::{Keys, Outage, QueueClient, QueueName, QueueOptions};
+use voxfleet_store::settings::RetrySettingsSource;
+
+use crate::backend::RedisBackend;
+use crate::heartbeat::Heartbeat;
+use crate::runtime::{Runtime, StopReason};
+
+#[derive(Debug, Parser)]
+#[command(name = "voxfleet-worker", version, about = "voxfleet worker: pulls jobs from Redis queues and runs them")]
+struct Cli {
+    /// Queues to serve, in order of preference.
+    #[arg(long, env = "VOXFLEET_QUEUES", value_delimiter = ',', default_value = "gpu,cpu")]
+    queues: Vec<String>,
+    /// Jobs run at once.
+    #[arg(long, env = "VOXFLEET_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, env = "VOXFLEET_DEVICE", default_value = "cpu")]
+    device: String,
+    /// Unique worker name (default: host-pid-random).
+    #[arg(long, env = "VOXFLEET_WORKER_NAME")]
+    name: Option<String>,
+    /// Honour `diagnostic` jobs' `crash` (abort the process). For failure tests only.
+    #[arg(long)]
+    allow_crash: bool,
+    #[arg(long, env = "VOXFLEET_REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    redis_url: String,
+    #[arg(long, env = "VOXFLEET_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/voxfleet")]
+    database_url: String,
+    #[arg(long, env = "VOXFLEET_KEY_PREFIX", default_value = "voxfleet")]
+    key_prefix: String,
+    /// Seconds a claim is held without renewal; a dead worker's jobs return after this.
+    #[arg(long, env = "VOXFLEET_LEASE_SECONDS", default_value_t = 15)]
+    lease_seconds: u64,
+    #[arg(long, env = "VOXFLEET_HEARTBEAT_SECONDS", default_value_t = 5)]
+    heartbeat_seconds: u64,
+    /// On SIGTERM, how long running jobs may take to finish before they are released.
+    #[arg(long, env = "VOXFLEET_DRAIN_TIMEOUT_SECONDS", default_value_t = 30)]
+    drain_timeout_seconds: u64,
+    /// Longest single attempt; longer ones fail with the retryable code `timeout`.
+    #[arg(long, env = "VOXFLEET_JOB_TIMEOUT_SECONDS")]
+    job_timeout_seconds: Option<u64>,
+    /// First retry backoff in milliseconds (doubled per attempt, with jitter).
+    #[arg(long, env = "VOXFLEET_RETRY_BACKOFF_MS", default_value_t = 1000)]
+    retry_backoff_ms: u64,
+    /// `text` or `json`.
+    #[arg(long, env = "VOXFLEET_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,apalis=warn,apalis_core=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "worker failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_name() -> String {
+    let host = sysinfo::System::host_name().unwrap_or_else(|_| "worker".into());
+    let r: u16 = rand::random();
+    format!("{host}-{}-{r:04x}", std::process::id())
+}
+
+fn check_device(d: &str) -> anyhow::Result<()> {
+    if d == "cpu" {
+        return Ok(());
+    }
+    match d.strip_prefix("cuda:").map(str::parse::<u32>) {
+        Some(Ok(_)) => Ok(()),
+        _ => bail!("--device must be `cpu` or `cuda:N`, got `{d}`"),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+async fn connect_pg(url: &str, stop: &CancellationToken) -> anyhow::Result<voxfleet_store::PgPool> {
+    let mut outage = Outage::new("postgres");
+    loop {
+        match voxfleet_store::connect(url, 4).await {
+            Ok(p) => {
+                outage.ok();
+                return Ok(p);
+            }
+            Err(e) if e.is_unavailable() => {
+                let wait = outage.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = stop.cancelled() => bail!("stopped before PostgreSQL became reachable"),
+                }
+            }
+            Err(e) => return Err(e).context("connecting to PostgreSQL"),
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    check_device(&cli.device)?;
+    let queues: Vec<QueueName> = cli
+        .queues
+        .iter()
+        .map(|q| q.trim().parse::<QueueName>().map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
+    if queues.is_empty() {
+        bail!("--queues needs at least one queue");
+    }
+    let name = cli.name.clone().unwrap_or_else(default_name);
+    let opts = QueueOptions {
+        lease: Duration::from_secs(cli.lease_seconds.max(2)),
+        backoff_base: Duration::from_millis(cli.retry_backoff_ms.max(1)),
+        ..Default::default()
+    };
+    let queue = QueueClient::new(&cli.redis_url, Keys::new(&cli.key_prefix), opts).context("Redis URL")?;
+
+    let early_stop = CancellationToken::new();
+    let s = early_stop.clone();
+    let signal_task = tokio::spawn(async move {
+        shutdown_signal().await;
+        s.cancel();
+    });
+    let pool = connect_pg(&cli.database_url, &early_stop).await?;
+
+    let rt = Arc::new(Runtime {
+        queue,
+        settings: RetrySettingsSource::new(pool.clone()),
+        pool,
+        name: name.clone(),
+        queues,
+        allow_crash: cli.allow_crash,
+        job_timeout: cli.job_timeout_seconds.map(Duration::from_secs),
+        running: Mutex::new(HashMap::new()),
+        persist_wake: Notify::new(),
+        idle: Notify::new(),
+    });
+
+    let gpus = gpu::Gpus::init();
+    let mut device = cli.device.clone();
+    if device != "cpu" && !gpus.available() {
+        tracing::info!(requested = %device, "no NVIDIA GPU available; device is cpu");
+        device = "cpu".into();
+    }
+    tracing::info!(worker = %name, queues = ?cli.queues, concurrency = cli.concurrency, device = %device, "worker starting");
+
+    let (state_tx, state_rx) = watch::channel(WorkerState::Running);
+    let hb = Heartbeat {
+        rt: rt.clone(),
+        gpus,
+        device,
+        host: sysinfo::System::host_name().unwrap_or_default(),
+        concurrency: cli.concurrency,
+        interval: Duration::from_secs(cli.heartbeat_seconds.max(1)),
+        started_at: chrono::Utc::now(),
+    };
+    hb.beat(WorkerState::Running, &mut Outage::new("redis")).await;
+    let hb_task = tokio::spawn(hb.run(state_rx));
+
+    let stop_fetch = CancellationToken::new();
+    let stop_bg = CancellationToken::new();
+    let bg = [
+        tokio::spawn(maintenance::renew_leases(rt.clone(), stop_bg.clone())),
+        tokio::spawn(maintenance::reap(rt.clone(), stop_bg.clone())),
+        tokio::spawn(maintenance::persist(rt.clone(), stop_bg.clone())),
+    ];
+    let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
+    let (tx, rx) = mpsc::channel(cli.concurrency as usize);
+    let fetch_task = tokio::spawn(fetch::run(rt.clone(), slots, tx, stop_fetch.clone()));
+
+    let worker = WorkerBuilder::new(name.as_str())
+        .backend(RedisBackend::new(rx))
+        .enable_tracing()
+        .catch_panic()
+        .concurrency(cli.concurrency as usize)
+        .data(rt.clone())
+        .build(runtime::execute);
+
+    let drain_rt = rt.clone();
+    let drain_timeout = Duration::from_secs(cli.drain_timeout_seconds);
+    let drained = async move {
+        early_stop.cancelled().await;
+        tracing::info!(running = drain_rt.running_count(), "SIGTERM: draining (no new claims)");
+        let _ = state_tx.send(WorkerState::Draining);
+        stop_fetch.cancel();
+        let _ = fetch_task.await;
+        if !wait_idle(&drain_rt, drain_timeout).await {
+            tracing::warn!(running = drain_rt.running_count(), "drain timeout: releasing running jobs to the queue");
+            drain_rt.stop_all(StopReason::Release);
+            wait_idle(&drain_rt, Duration::from_secs(10)).await;
+        }
+        let _ = state_tx.send(WorkerState::Stopped);
+        Ok::<(), std::io::Error>(())
+    };
+    worker.run_until(drained).await.context("worker runtime")?;
+
+    // Final flush of job states to PostgreSQL (a few tries), then stop.
+    let mut outage = Outage::new("postgres");
+    for _ in 0..5 {
+        match maintenance::persist_once(&rt, &mut outage).await {
+            Ok(()) => break,
+            Err(wait) => tokio::time::sleep(wait).await,
+        }
+    }
+    stop_bg.cancel();
+    for t in bg {
+        let _ = t.await;
+    }
+    let _ = hb_task.await;
+    signal_task.abort();
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Waits until no job is running, up to `timeout`. Returns whether it became idle.
+async fn wait_idle(rt: &Runtime, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = rt.idle.notified();
+        if rt.running_count() == 0 {
+            return true;
+        }
+        tokio::select! {
+            _ = notified => {},
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {},
+            _ = tokio::time::sleep_until(deadline) => return rt.running_count() == 0,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Background loops of a worker: lease renewal (and cancel requests), the reaper for other
+//! workers' expired leases, and the persister that writes job states to PostgreSQL.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use voxfleet_jobs::{JobId, Outage, QueueName};
+
+use crate::runtime::{Runtime, StopReason};
+
+/// Renews this worker's leases every third of the lease time; tells handlers about cancel
+/// requests and lost leases.
+pub async fn renew_leases(rt: Arc<Runtime>, stop: CancellationToken) {
+    let every = rt.queue.options().lease / 3;
+    let mut outage = Outage::new("redis");
+    let mut tick = tokio::time::interval(every.min(Duration::from_secs(2)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.cancelled() => return,
+        }
+        let mut by_queue: BTreeMap<QueueName, Vec<JobId>> = BTreeMap::new();
+        for (q, id) in rt.running_ids() {
+            by_queue.entry(q).or_default().push(id);
+        }
+        for (q, ids) in by_queue {
+            match rt.queue.renew(&q, &rt.name, &ids).await {
+                Ok((lost, cancel)) => {
+                    outage.ok();
+                    for id in cancel {
+                        tracing::info!(job.id = %id, "cancel requested; telling the handler");
+                        rt.stop_job(&id, StopReason::Cancel);
+                    }
+                    for id in lost {
+                        rt.stop_job(&id, StopReason::LeaseLost);
+                    }
+                }
+                Err(e) => {
+                    outage.failed(&e);
+                }
+            }
+        }
+    }
+}
+
+/// Re-queues (or fails) jobs whose worker died. Every worker runs it; the script is atomic, so
+/// running it in many places only makes recovery faster.
+pub async fn reap(rt: Arc<Runtime>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.cancelled() => return,
+        }
+        for q in &rt.queues {
+            match rt.queue.expired_leases(q).await {
+                Ok(0) | Err(_) => continue,
+                Ok(_) => {}
+            }
+            let settings = rt.settings.current().await;
+            match rt.queue.reap(q, settings).await {
+                Ok(done) => {
+                    for (id, status) in &done {
+                        tracing::warn!(job.id = %id, queue = %q, status = %status, "reaped a job whose worker was lost");
+                    }
+                    if !done.is_empty() {
+                        rt.persist_wake.notify_one();
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "reap failed"),
+            }
+        }
+    }
+}
+
+/// Writes job states to PostgreSQL, in batches, woken after each finished attempt and once a
+/// second. While PostgreSQL is down the states wait in Redis and the writes are retried.
+pub async fn persist(rt: Arc<Runtime>, stop: CancellationToken) {
+    let mut outage = Outage::new("postgres");
+    loop {
+        tokio::select! {
+            _ = rt.persist_wake.notified() => {
+                // let a burst of completions collect into one batch
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+            _ = stop.cancelled() => return,
+        }
+        if let Err(wait) = persist_once(&rt, &mut outage).await {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {},
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// One pass over this worker's queues. Err carries the backoff after a failure.
+pub async fn persist_once(rt: &Runtime, outage: &mut Outage) -> Result<(), Duration> {
+    for q in &rt.queues {
+        match voxfleet_store::persist::persist_all(&rt.queue, &rt.pool, q, None).await {
+            Ok(_) => outage.ok(),
+            Err(e) => return Err(outage.failed(&e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The worker's shared state and the life of one attempt: run the handler on its own task
+//! (so a panic or a dropped future cannot leave a job leased forever), then record the outcome
+//! in Redis, retrying until Redis answers.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apalis::prelude::{BoxDynError, Data};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use voxfleet_jobs::{
+    ClaimedJob, ErrorClass, HandlerError, JobId, JobStatus, Outage, Outcome, QueueClient, QueueName,
+};
+use voxfleet_store::PgPool;
+use voxfleet_store::settings::RetrySettingsSource;
+
+use crate::backend::ClaimedTask;
+use crate::handlers;
+
+/// Why a running job's token was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopReason {
+    /// A user asked to cancel it.
+    Cancel = 1,
+    /// This worker no longer holds its lease (it was reaped); someone else owns it now.
+    LeaseLost = 2,
+    /// The worker is draining and gives the job back.
+    Release = 3,
+}
+
+pub struct RunningJob {
+    pub queue: QueueName,
+    pub cancel: CancellationToken,
+    reason: Arc<AtomicU8>,
+}
+
+impl RunningJob {
+    pub fn stop(&self, why: StopReason) {
+        // the first reason wins: a cancel request is not turned into a release
+        let _ = self
+            .reason
+            .compare_exchange(0, why as u8, Ordering::SeqCst, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+}
+
+pub struct Runtime {
+    pub queue: QueueClient,
+    pub pool: PgPool,
+    pub settings: RetrySettingsSource,
+    pub name: String,
+    pub queues: Vec<QueueName>,
+    pub allow_crash: bool,
+    pub job_timeout: Option<Duration>,
+    pub running: Mutex<HashMap<JobId, RunningJob>>,
+    /// Woken after every finished attempt so its state reaches PostgreSQL promptly.
+    pub persist_wake: Notify,
+    /// Woken when the running set becomes empty (drain waits on it).
+    pub idle: Notify,
+}
+
+impl Runtime {
+    pub fn running_ids(&self) -> Vec<(QueueName, JobId)> {
+        let map = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(id, r)| (r.queue.clone(), *id)).collect()
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn stop_job(&self, id: &JobId, why: StopReason) {
+        if let Some(r) = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            r.stop(why);
+        }
+    }
+
+    pub fn stop_all(&self, why: StopReason) {
+        for r in self.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            r.stop(why);
+        }
+    }
+
+    /// Registers a freshly claimed job (done by the fetch loop, before the hand-off, so its
+    /// lease is renewed from the first moment).
+    pub fn register(&self, job: &ClaimedJob) -> (CancellationToken, Arc<AtomicU8>) {
+        let cancel = CancellationToken::new();
+        let reason = Arc::new(AtomicU8::new(0));
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            job.job.id,
+            RunningJob {
+                queue: job.job.queue.clone(),
+                cancel: cancel.clone(),
+                reason: reason.clone(),
+            },
+        );
+        (cancel, reason)
+    }
+
+    fn unregister(&self, id: &JobId) {
+        let mut map = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(id);
+        if map.is_empty() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Records an attempt's outcome, retrying while Redis is unreachable (the lease keeps
+    /// the job ours meanwhile; if the outage outlasts it, the reaper counts the attempt).
+    async fn record(&self, claimed: &ClaimedJob, outcome: &Outcome) -> Option<JobStatus> {
+        let settings = match outcome {
+            Outcome::Error { .. } => self.settings.current().await,
+            _ => Default::default(),
+        };
+        let mut outage = Outage::new("redis");
+        let deadline = Instant::now() + self.queue.options().lease * 4;
+        loop {
+            match self.queue.finish(claimed, &self.name, outcome, settings).await {
+                Ok(s) => {
+                    outage.ok();
+                    return s;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let wait = outage.failed(&e);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    tracing::error!(job.id = %claimed.job.id, error = %e, "could not record the outcome; the lease will expire and the job be retried");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// What a handler sees: its job, progress reporting and its cancellation token.
+pub struct JobContext {
+    pub rt: Arc<Runtime>,
+    pub job: ClaimedJob,
+    pub cancel: CancellationToken,
+}
+
+impl JobContext {
+    /// Reports progress (best effort: a failed report is logged, not fatal).
+    pub async fn progress(&self, done: u64, total: u64) {
+        if let Err(e) = self.rt.queue.progress(&self.job, done, total).await {
+            tracing::debug!(job.id = %self.job.job.id, error = %e, "progress report failed");
+        }
+    }
+
+    /// A cancellation checkpoint.
+    pub fn checkpoint(&self) -> Result<(), HandlerError> {
+        if self.cancel.is_cancelled() {
+            Err(HandlerError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps, waking early (with `Cancelled`) if the job is cancelled.
+    pub async fn sleep(&self, d: Duration) -> Result<(), HandlerError> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.cancel.cancelled() => Err(HandlerError::Cancelled),
+        }
+    }
+}
+
+/// The apalis service function: one attempt of one job.
+pub async fn execute(task: ClaimedTask, rt: Data<Arc<Runtime>>) -> Result<(), BoxDynError> {
+    let rt: Arc<Runtime> = (*rt).clone();
+    let ClaimedTask { claimed, permit } = task;
+    let job = &claimed.job;
+    let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, queue = %job.queue, attempt = job.attempts);
+    let handle = tokio::spawn(run_attempt(rt, claimed).instrument(span));
+    let res = handle.await;
+    drop(permit);
+    res.map_err(|e| e.into())
+}
+
+async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob) {
+    let id = claimed.job.id;
+    let (cancel, reason) = {
+        let map = rt.running.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&id) {
+            Some(r) => (r.cancel.clone(), r.reason.clone()),
+            None => {
+                drop(map);
+                rt.register(&claimed)
+            }
+        }
+    };
+    let ctx = JobContext {
+        rt: rt.clone(),
+        job: claimed.clone(),
+        cancel: cancel.clone(),
+    };
+    let started = Instant::now();
+    let fut = handlers::run(&ctx);
+    let res = match rt.job_timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(HandlerError::retryable("timeout", format!("attempt exceeded {} s", t.as_secs()))),
+        },
+        None => fut.await,
+    };
+    let outcome = match res {
+        Ok(v) => Outcome::Succeeded(v),
+        Err(HandlerError::Failed { class, code, message }) => Outcome::Error { class, code, message },
+        Err(HandlerError::Released) => Outcome::Release,
+        Err(HandlerError::Cancelled) => match reason.load(Ordering::SeqCst) {
+            x if x == StopReason::Release as u8 => Outcome::Release,
+            x if x == StopReason::LeaseLost as u8 => {
+                tracing::warn!("lease lost while running; the job belongs to its next attempt now");
+                rt.unregister(&id);
+                return;
+            }
+            _ => Outcome::Cancelled,
+        },
+    };
+    let status = rt.record(&claimed, &outcome).await;
+    rt.unregister(&id);
+    rt.persist_wake.notify_one();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match (&outcome, status) {
+        (_, None) => tracing::warn!(elapsed_ms, "outcome not recorded: this worker no longer held the job"),
+        (Outcome::Error { class, code, message }, Some(s)) => {
+            let retry = *class == ErrorClass::Retryable;
+            tracing::warn!(elapsed_ms, code, message, retryable = retry, status = %s, "attempt failed")
+        }
+        (_, Some(s)) => tracing::debug!(elapsed_ms, status = %s, "attempt finished"),
+    }
+}
