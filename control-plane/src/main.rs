@@ -1,1 +1,135 @@
-fn main() {}
+//! voxfleet-control-plane: `serve` (the default) runs the HTTP API; `tokens create` mints a
+//! bearer token. Migrations run at start-up, and the database is created if missing.
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use voxfleet_control_plane::{AppState, Limits, metrics_handle, serve};
+use voxfleet_jobs::{Keys, QueueClient, QueueOptions};
+use voxfleet_store::tokens::{Role, create_token, ensure_bootstrap};
+
+#[derive(Debug, Parser)]
+#[command(name = "voxfleet-control-plane", version, about = "voxfleet control plane: the HTTP API over the job queues")]
+struct Cli {
+    #[arg(long, env = "VOXFLEET_REDIS_URL", default_value = "redis://127.0.0.1:6379/0", global = true)]
+    redis_url: String,
+    #[arg(long, env = "VOXFLEET_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/voxfleet", global = true)]
+    database_url: String,
+    #[arg(long, env = "VOXFLEET_KEY_PREFIX", default_value = "voxfleet", global = true)]
+    key_prefix: String,
+    /// `text` or `json`.
+    #[arg(long, env = "VOXFLEET_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (`:0` picks a free port; the chosen address is logged and, with
+    /// --port-file, written to a file).
+    #[arg(long, env = "VOXFLEET_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Write the bound address here once listening (for scripts and tests).
+    #[arg(long)]
+    port_file: Option<std::path::PathBuf>,
+    /// A bootstrap token with role super_admin.
+    #[arg(long, env = "VOXFLEET_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "VOXFLEET_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (the default).
+    Serve,
+    /// Manage bearer tokens.
+    Tokens {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Mint a token and print it (it is shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// user, admin or super_admin.
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "control plane failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let pool = voxfleet_store::connect(&cli.database_url, 16)
+        .await
+        .context("connecting to PostgreSQL")?;
+    match cli.command {
+        Some(Command::Tokens { action: TokenAction::Create { name, role } }) => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let (info, plain) = create_token(&pool, &name, role).await?;
+            eprintln!("created token {} ({}) with role {}", info.id, info.name, info.role);
+            println!("{plain}");
+            Ok(())
+        }
+        None | Some(Command::Serve) => {
+            let args = cli.serve;
+            if let Some(t) = &args.admin_token {
+                ensure_bootstrap(&pool, t).await.context("bootstrap admin token")?;
+            }
+            let queue = QueueClient::new(&cli.redis_url, Keys::new(&cli.key_prefix), QueueOptions::default())
+                .context("Redis URL")?;
+            let limits = Limits {
+                max_body_bytes: args.max_body_bytes,
+                ..Default::default()
+            };
+            let state = AppState::new(queue, pool, metrics_handle(), limits);
+            let listener = tokio::net::TcpListener::bind(&args.bind)
+                .await
+                .with_context(|| format!("binding {}", args.bind))?;
+            let addr = listener.local_addr()?;
+            if let Some(p) = &args.port_file {
+                std::fs::write(p, addr.to_string()).context("writing --port-file")?;
+            }
+            tracing::info!(%addr, "control plane listening");
+            serve(listener, state, shutdown_signal()).await?;
+            tracing::info!("control plane stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

@@ -4,7 +4,7 @@
 
 local function publish(channel, jk, etype, now)
   local f = redis.call('HMGET', jk, 'id', 'status', 'kind', 'queue', 'attempts',
-    'progress_done', 'progress_total', 'error_code', 'owner')
+    'progress_done', 'progress_total', 'error_code', 'owner', 'started_at')
   if not f[1] then return end
   local ev = { id = f[1], type = etype, status = f[2], kind = f[3], queue = f[4],
     attempts = tonumber(f[5]) or 0, at = now }
@@ -12,6 +12,7 @@ local function publish(channel, jk, etype, now)
   if f[7] and f[7] ~= '' then ev.progress_total = tonumber(f[7]) end
   if f[8] and f[8] ~= '' then ev.error_code = f[8] end
   if f[9] and f[9] ~= '' then ev.owner = f[9] end
+  if f[10] and f[10] ~= '' then ev.started_at = tonumber(f[10]) end
   redis.call('PUBLISH', channel, cjson.encode(ev))
 end
 

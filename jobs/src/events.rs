@@ -25,6 +25,9 @@ pub struct JobEvent {
     pub error_code: Option<String>,
     #[serde(default)]
     pub owner: Option<Uuid>,
+    /// Start of the current attempt (ms since the epoch), for ETAs.
+    #[serde(default)]
+    pub started_at: Option<i64>,
     /// Milliseconds since the Unix epoch.
     pub at: i64,
 }

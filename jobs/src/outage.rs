@@ -36,7 +36,7 @@ impl Outage {
                 dependency = self.what,
                 error = %error,
                 down_for_s = now.duration_since(since).as_secs(),
-                "{} unreachable; retrying with backoff",
+                "{} failing; retrying with backoff",
                 self.what
             );
         }
@@ -49,7 +49,7 @@ impl Outage {
             tracing::info!(
                 dependency = self.what,
                 down_for_ms = since.elapsed().as_millis() as u64,
-                "{} reachable again",
+                "{} recovered",
                 self.what
             );
         }

@@ -446,6 +446,7 @@ impl QueueClient {
             progress_total: Some(total),
             error_code: None,
             owner: job.owner,
+            started_at: job.started_at.map(|t| t.timestamp_millis()),
             at: now,
         };
         let payload = serde_json::to_string(&ev).unwrap_or_default();
@@ -508,6 +509,9 @@ impl QueueClient {
         let ids: Vec<String> = c
             .zrangebyscore_limit(qk.persist(), "-inf", max, 0, limit as isize)
             .await?;
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(format!("{}{}", qk.job_prefix(), id));

@@ -13,7 +13,8 @@ use apalis::prelude::{Backend, Task, WorkerContext};
 use apalis_core::backend::BackendConfig;
 use apalis_core::backend::finalize::Ephemeral;
 use apalis_core::layers::Identity;
-use apalis_core::task::task_id::RandomId;
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::{RandomId, TaskId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use voxfleet_jobs::ClaimedJob;
 
@@ -50,7 +51,13 @@ impl Backend for RedisBackend {
         cx: &mut Context<'_>,
         _w: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
-        self.rx.poll_recv(cx).map(|t| t.map(|t| Ok(Task::new(t))))
+        self.rx.poll_recv(cx).map(|t| {
+            t.map(|t| {
+                // the apalis task id is the job id, so apalis's spans name the job
+                let id = TaskId::from(t.claimed.job.id.to_string());
+                Ok(TaskBuilder::new(t).task_id(id).build())
+            })
+        })
     }
 
     fn poll_close(&mut self, _cx: &mut Context<'_>, _w: &WorkerContext) -> Poll<Result<(), Self::Error>> {

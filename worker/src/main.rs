@@ -83,7 +83,7 @@ struct Cli {
 
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,apalis=warn,apalis_core=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,apalis=warn,apalis_core=warn"));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();

@@ -79,7 +79,7 @@ pub async fn reap(rt: Arc<Runtime>, stop: CancellationToken) {
 /// Writes job states to PostgreSQL, in batches, woken after each finished attempt and once a
 /// second. While PostgreSQL is down the states wait in Redis and the writes are retried.
 pub async fn persist(rt: Arc<Runtime>, stop: CancellationToken) {
-    let mut outage = Outage::new("postgres");
+    let mut outage = Outage::new("job state persistence");
     loop {
         tokio::select! {
             _ = rt.persist_wake.notified() => {

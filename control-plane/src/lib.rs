@@ -1,0 +1,136 @@
+//! voxfleet-control-plane: the HTTP API over the job queues and the fleet.
+//!
+//! - [`app`] builds the axum `Router` from an [`AppState`] (tests drive it without a socket);
+//!   [`serve`] runs it on a listener until a shutdown future resolves.
+//! - `routes/`: one module per resource (jobs, events, fleet: queues/workers/GPUs, settings,
+//!   health and metrics); `error` maps every error code to its HTTP status in one table;
+//!   `auth` turns bearer tokens into roles; `extract` makes body/query rejections speak the
+//!   API's error format; `background` runs the reaper, the persist sweeper and the Redis
+//!   pub/sub listener that feeds server-sent events and metrics; `openapi` the spec.
+pub mod auth;
+pub mod background;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::broadcast;
+use voxfleet_jobs::{JobEvent, QueueClient};
+use voxfleet_store::PgPool;
+use voxfleet_store::settings::RetrySettingsSource;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub queue: QueueClient,
+    pub pool: PgPool,
+    pub settings: RetrySettingsSource,
+    pub events: broadcast::Sender<JobEvent>,
+    pub tokens: Arc<auth::TokenCache>,
+    pub metrics: PrometheusHandle,
+    pub limits: Limits,
+    /// Cancelled at shutdown: ends open event streams so the server can stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Most submissions per batch call (1,000).
+    pub max_batch: usize,
+    /// Heartbeats older than this many intervals mark a worker `lost` (3).
+    pub lost_after_beats: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            max_batch: 1000,
+            lost_after_beats: 3,
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(queue: QueueClient, pool: PgPool, metrics: PrometheusHandle, limits: Limits) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            queue,
+            settings: RetrySettingsSource::new(pool.clone()),
+            pool,
+            events,
+            tokens: Arc::new(auth::TokenCache::default()),
+            metrics,
+            limits,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+}
+
+/// The whole API as a router.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = openapi::router().split_for_parts();
+    let api = Arc::new(api);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { axum::Json((*api).clone()) }
+            }),
+        )
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, with the background tasks.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = background::spawn_all(state.clone(), stop.clone());
+    let streams = state.shutdown.clone();
+    let res = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            streams.cancel();
+        })
+        .await;
+    stop.cancel();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    res
+}
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("voxfleet_job_duration_seconds".into()),
+                    &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0],
+                )
+                .and_then(|b| b.install_recorder())
+                .unwrap_or_else(|_| {
+                    metrics_exporter_prometheus::PrometheusBuilder::new()
+                        .build_recorder()
+                        .handle()
+                })
+        })
+        .clone()
+}

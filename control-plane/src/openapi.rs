@@ -1,0 +1,46 @@
+//! The OpenAPI document (utoipa), built from the same route table the server uses.
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::routes::{events, fleet, health, jobs, settings};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "voxfleet control plane", description = "Jobs, queues, workers and GPUs of a voxfleet fleet."),
+    modifiers(&Bearer),
+    tags((name = "jobs"), (name = "fleet"), (name = "settings"), (name = "health"))
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(jobs::submit, jobs::list_jobs))
+        .routes(routes!(jobs::submit_batch))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(events::job_events))
+        .routes(routes!(events::all_events))
+        .routes(routes!(fleet::queues))
+        .routes(routes!(fleet::workers))
+        .routes(routes!(fleet::gpus))
+        .routes(routes!(settings::get_retry, settings::put_retry))
+}

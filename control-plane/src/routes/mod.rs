@@ -1,0 +1,12 @@
+//! The API's routes, one module per resource.
+pub mod events;
+pub mod fleet;
+pub mod health;
+pub mod jobs;
+pub mod settings;
+
+use crate::error::{ApiError, Code};
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(Code::NotFound, "no such route")
+}

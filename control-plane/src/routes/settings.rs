@@ -1,0 +1,30 @@
+//! Settings: the global retry policy.
+use axum::Json;
+use axum::extract::State;
+use voxfleet_jobs::RetrySettings;
+use voxfleet_store::tokens::Role;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Code, ErrorBody};
+use crate::extract::ApiJson;
+
+/// The retry setting (admins).
+#[utoipa::path(get, path = "/v1/settings/retry", tag = "settings",
+    responses((status = 200, body = RetrySettings), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_retry(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<RetrySettings>> {
+    auth.require(Role::Admin)?;
+    Ok(Json(voxfleet_store::settings::get_retry(&st.pool).await?))
+}
+
+/// Change the retry setting (admins). Takes effect at the next retry decision, without restarts.
+#[utoipa::path(put, path = "/v1/settings/retry", tag = "settings", request_body = RetrySettings,
+    responses((status = 200, body = RetrySettings), (status = 422, description = "max_retries outside 1-10", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_retry(State(st): State<AppState>, auth: Auth, ApiJson(s): ApiJson<RetrySettings>) -> ApiResult<Json<RetrySettings>> {
+    auth.require(Role::Admin)?;
+    s.validate().map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
+    voxfleet_store::settings::put_retry(&st.pool, s, Some(auth.token_id)).await?;
+    voxfleet_store::audit::record(&st.pool, Some(auth.token_id), "settings.retry", None, serde_json::to_value(s).unwrap_or_default()).await?;
+    Ok(Json(s))
+}
