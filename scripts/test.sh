@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints (warnings are errors) and every test, against the real
+# Redis and PostgreSQL (started or installed first if absent). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+scripts/services.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (binaries used by the end-to-end tests)"
+cargo build --workspace --bins --locked
+echo "== cargo test"
+cargo test --workspace --locked -- --test-threads "${VOXFLEET_TEST_THREADS:-4}"
+echo "== all checks passed"
