@@ -23,4 +23,4 @@ elseif status == 'running' then
   changed(jk, KEYS[5], id, now)
   return 'cancelling'
 end
-return status
+return 'finished:' .. status

@@ -421,7 +421,7 @@ impl QueueClient {
             "cancelled" => CancelOutcome::Cancelled,
             "cancelling" => CancelOutcome::Cancelling,
             "missing" => CancelOutcome::Missing,
-            other => CancelOutcome::AlreadyFinished(other.parse().map_err(|e: String| {
+            other => CancelOutcome::AlreadyFinished(other.trim_start_matches("finished:").parse().map_err(|e: String| {
                 QueueError::Corrupt {
                     id: id.to_string(),
                     detail: e,

@@ -1,0 +1,294 @@
+//! End-to-end harness: starts the real `voxfleet-control-plane` and `voxfleet-worker`
+//! binaries against the real Redis and PostgreSQL, each test with a fresh key prefix and a
+//! fresh database, and cleans both up afterwards.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const ADMIN: &str = "test-admin-token-0123456789abcdef";
+
+pub fn redis_url() -> String {
+    std::env::var("VOXFLEET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+pub fn pg_base() -> String {
+    std::env::var("VOXFLEET_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn control_plane_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_voxfleet-control-plane"))
+}
+
+/// The worker binary is built into the same directory (scripts/test.sh builds all binaries).
+pub fn worker_bin() -> PathBuf {
+    let p = control_plane_bin().with_file_name("voxfleet-worker");
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Env {
+    pub prefix: String,
+    pub db_name: String,
+    pub db_url: String,
+    pub redis_url: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub logs: PathBuf,
+    cp: Option<Child>,
+    pub workers: Vec<Child>,
+    cleanup_redis: bool,
+}
+
+impl Env {
+    /// A control plane on a free port, with a fresh prefix and database.
+    pub async fn start() -> Env {
+        Self::start_with(&redis_url(), None).await
+    }
+
+    /// As `start`, with another Redis, and optionally another URL for PostgreSQL (e.g. a proxy).
+    pub async fn start_with(redis_url: &str, pg_via: Option<&str>) -> Env {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("vfe2e-{}", &id[..12]);
+        let db_name = format!("vf_e2e_{}", &id[..12]);
+        let db_url = format!("{}/{}", pg_via.unwrap_or(&pg_base()), db_name);
+        let logs = std::env::temp_dir().join(format!("voxfleet-e2e-{prefix}"));
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut env = Env {
+            prefix,
+            db_name,
+            db_url,
+            redis_url: redis_url.to_string(),
+            base: String::new(),
+            http: reqwest::Client::new(),
+            logs,
+            cp: None,
+            workers: vec![],
+            cleanup_redis: redis_url == self::redis_url(),
+        };
+        env.start_control_plane().await;
+        env
+    }
+
+    fn command(&self, bin: PathBuf, log_name: &str) -> Command {
+        let mut c = Command::new(bin);
+        let log = std::fs::File::create(self.logs.join(log_name)).unwrap();
+        c.env("VOXFLEET_REDIS_URL", &self.redis_url)
+            .env("VOXFLEET_DATABASE_URL", &self.db_url)
+            .env("VOXFLEET_KEY_PREFIX", &self.prefix)
+            .env("VOXFLEET_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        c
+    }
+
+    pub async fn start_control_plane(&mut self) {
+        let port_file = self.logs.join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let child = self
+            .command(control_plane_bin(), "control-plane.log")
+            .env("VOXFLEET_ADMIN_TOKEN", ADMIN)
+            .args(["--bind", "127.0.0.1:0", "--port-file"])
+            .arg(&port_file)
+            .spawn()
+            .unwrap();
+        self.cp = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&port_file)
+                && !addr.is_empty()
+            {
+                self.base = format!("http://{addr}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "control plane did not start: {}", self.log("control-plane.log"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn control_plane_alive(&mut self) -> bool {
+        self.cp.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.join(name)).unwrap_or_default()
+    }
+
+    /// Starts a worker on the `cpu` queue; returns its index in `workers`.
+    pub fn worker(&mut self, name: &str, extra: &[&str]) -> usize {
+        let child = self
+            .command(worker_bin(), &format!("worker-{name}.log"))
+            .args(["--queues", "cpu", "--name", name, "--heartbeat-seconds", "1"])
+            .args(extra)
+            .spawn()
+            .unwrap();
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
+    pub fn signal(&self, i: usize, sig: &str) {
+        let pid = self.workers[i].id().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap().success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
+    /// Mints a token with `role` through the CLI subcommand.
+    pub fn mint_token(&self, role: &str) -> String {
+        let out = Command::new(control_plane_bin())
+            .env("VOXFLEET_DATABASE_URL", &self.db_url)
+            .args(["tokens", "create", "--name", "test", "--role", role])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let url = format!("{}{}", self.base, path);
+        let mut rb = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let res = rb.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call("GET", path, Some(ADMIN), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, Some(ADMIN), Some(body)).await
+    }
+
+    pub async fn submit(&self, input: Value) -> String {
+        self.submit_with(json!({"kind": "diagnostic", "input": input})).await
+    }
+
+    pub async fn submit_with(&self, body: Value) -> String {
+        let (s, v) = self.post("/v1/jobs", body).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let (s, v) = self.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Polls a job until `pred` holds (panics with the job and logs after `timeout`).
+    pub async fn wait_job(&self, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let j = self.job(id).await;
+            if pred(&j) {
+                return j;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting on job {id}: {j}\nlogs in {}", self.logs.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        self.wait_job(id, timeout, |j| j["status"] == status).await
+    }
+
+    pub async fn set_retry(&self, limit: bool, max: u32) {
+        let (s, v) = self
+            .call("PUT", "/v1/settings/retry", Some(ADMIN), Some(json!({"limit_retries": limit, "max_retries": max})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    pub async fn pg(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&format!("{}/{}", pg_base(), self.db_name)).await.unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        if let Some(c) = &mut self.cp {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if self.cleanup_redis
+            && let Ok(c) = redis::Client::open(self.redis_url.as_str())
+            && let Ok(mut con) = c.get_connection()
+        {
+            for pat in [format!("{{{}:*", self.prefix), format!("{}:*", self.prefix)] {
+                let keys: Vec<String> = redis::cmd("KEYS").arg(&pat).query(&mut con).unwrap_or_default();
+                for chunk in keys.chunks(1000) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
+                }
+            }
+        }
+    }
+}
+
+/// Reads a server-sent event stream until `stop` returns true for an event's data, or timeout.
+pub async fn read_events(env: &Env, path: &str, timeout: Duration, stop: impl Fn(&Value) -> bool) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let res = env.http.get(format!("{}{}", env.base, path)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut stream = res.bytes_stream();
+    let mut buf = String::new();
+    let mut out = vec![];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let chunk = tokio::select! {
+            c = stream.next() => c,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        let Some(Ok(chunk)) = chunk else { break };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&data).unwrap();
+            let done = stop(&v);
+            out.push((name, v));
+            if done {
+                return out;
+            }
+        }
+    }
+    out
+}

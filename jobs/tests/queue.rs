@@ -1,0 +1,366 @@
+//! The Redis queue protocol against the real Redis (127.0.0.1:6379 or VOXFLEET_TEST_REDIS_URL),
+//! each test under a fresh key prefix.
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::json;
+use voxfleet_jobs::queue::{Claim, Outcome};
+use voxfleet_jobs::{
+    CancelOutcome, ClaimedJob, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys, Priority, QueueClient,
+    QueueName, QueueOptions, RetrySettings,
+};
+
+fn redis_url() -> String {
+    std::env::var("VOXFLEET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// A client under a fresh prefix; the keys are deleted when the test ends.
+struct Fixture {
+    q: QueueClient,
+    prefix: String,
+}
+
+impl Fixture {
+    fn new(opts: QueueOptions) -> Self {
+        let prefix = format!("vftest-{}", uuid::Uuid::new_v4().simple());
+        let q = QueueClient::new(&redis_url(), Keys::new(&prefix), opts).unwrap();
+        Self { q, prefix }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let url = redis_url();
+        let prefix = self.prefix.clone();
+        // best-effort cleanup on a plain blocking connection
+        if let Ok(c) = redis::Client::open(url)
+            && let Ok(mut con) = c.get_connection()
+        {
+            for pat in [format!("{{{prefix}:*"), format!("{prefix}:*")] {
+                let keys: Vec<String> = redis::cmd("KEYS").arg(&pat).query(&mut con).unwrap_or_default();
+                for chunk in keys.chunks(1000) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
+                }
+            }
+        }
+    }
+}
+
+fn cpu() -> QueueName {
+    QueueName::cpu()
+}
+
+fn req(priority: Priority) -> EnqueueRequest {
+    EnqueueRequest {
+        id: JobId::new(),
+        kind: JobKind::Diagnostic,
+        queue: cpu(),
+        priority,
+        input: json!({}),
+        owner: None,
+        idempotency_key: None,
+        max_retries: None,
+        created_at: chrono::Utc::now(),
+        version: 0,
+    }
+}
+
+async fn claim(q: &QueueClient, worker: &str) -> Option<ClaimedJob> {
+    match q.claim(&cpu(), worker).await.unwrap() {
+        Claim::Job(j) => Some(*j),
+        Claim::Empty { .. } => None,
+    }
+}
+
+fn err(class: ErrorClass) -> Outcome {
+    Outcome::Error {
+        class,
+        code: "boom".into(),
+        message: "it broke".into(),
+    }
+}
+
+fn fast() -> QueueOptions {
+    QueueOptions {
+        lease: Duration::from_millis(300),
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(2),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn higher_priority_first_and_fifo_within_a_priority() {
+    let f = Fixture::new(QueueOptions::default());
+    let low = req(Priority::Low);
+    let n1 = req(Priority::Normal);
+    let n2 = req(Priority::Normal);
+    let high = req(Priority::High);
+    f.q.enqueue_many(&[low.clone(), n1.clone(), n2.clone(), high.clone()]).await.unwrap();
+    let mut order = vec![];
+    while let Some(j) = claim(&f.q, "w").await {
+        assert_eq!(j.job.status, JobStatus::Running);
+        assert_eq!(j.job.attempts, 1);
+        order.push(j.job.id);
+    }
+    assert_eq!(order, vec![high.id, n1.id, n2.id, low.id]);
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_hand_out_a_job_twice() {
+    let f = Fixture::new(QueueOptions::default());
+    let reqs: Vec<_> = (0..400).map(|_| req(Priority::Normal)).collect();
+    f.q.enqueue_many(&reqs).await.unwrap();
+    let q = Arc::new(f.q.clone());
+    let mut tasks = vec![];
+    for w in 0..8 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = vec![];
+            while let Some(j) = claim(&q, &format!("w{w}")).await {
+                got.push(j.job.id);
+            }
+            got
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 400, "every job claimed");
+    assert_eq!(unique.len(), 400, "no job claimed twice");
+}
+
+#[tokio::test]
+async fn success_is_recorded_and_only_the_lease_holder_may_finish() {
+    let f = Fixture::new(QueueOptions::default());
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let j = claim(&f.q, "w1").await.unwrap();
+    let res = f.q.finish(&j, "w2", &Outcome::Succeeded(json!({"ok": 1})), RetrySettings::default()).await.unwrap();
+    assert_eq!(res, None, "another worker cannot finish it");
+    let res = f.q.finish(&j, "w1", &Outcome::Succeeded(json!({"ok": 1})), RetrySettings::default()).await.unwrap();
+    assert_eq!(res, Some(JobStatus::Succeeded));
+    let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
+    assert_eq!(s.status, JobStatus::Succeeded);
+    assert_eq!(s.result, Some(json!({"ok": 1})));
+    assert!(s.finished_at.is_some());
+    let stats = f.q.stats(&cpu()).await.unwrap();
+    assert_eq!((stats.queued, stats.running), (0, 0));
+}
+
+#[tokio::test]
+async fn retryable_errors_retry_up_to_the_global_cap_then_fail() {
+    let f = Fixture::new(fast());
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let settings = RetrySettings { limit_retries: true, max_retries: 2 };
+    let mut statuses = vec![];
+    for _ in 0..10 {
+        let Some(j) = wait_claim(&f.q).await else { break };
+        statuses.push(f.q.finish(&j, "w", &err(ErrorClass::Retryable), settings).await.unwrap().unwrap());
+    }
+    assert_eq!(statuses, vec![JobStatus::Retrying, JobStatus::Retrying, JobStatus::Failed]);
+    let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
+    assert_eq!((s.status, s.attempts), (JobStatus::Failed, 3));
+    assert_eq!(s.error_code.as_deref(), Some("boom"));
+}
+
+/// Claims, waiting out retry backoff (bounded).
+async fn wait_claim(q: &QueueClient) -> Option<ClaimedJob> {
+    for _ in 0..50 {
+        match q.claim(&cpu(), "w").await.unwrap() {
+            Claim::Job(j) => return Some(*j),
+            Claim::Empty { next_due_ms: None } => return None,
+            Claim::Empty { next_due_ms: Some(_) } => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_job_cap_lowers_the_global_cap_and_permanent_errors_fail_at_once() {
+    let f = Fixture::new(fast());
+    let mut r = req(Priority::Normal);
+    r.max_retries = Some(0);
+    f.q.enqueue(&r).await.unwrap();
+    let j = wait_claim(&f.q).await.unwrap();
+    let s = f.q.finish(&j, "w", &err(ErrorClass::Retryable), RetrySettings::default()).await.unwrap();
+    assert_eq!(s, Some(JobStatus::Failed), "max_retries 0: no retry");
+
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let j = wait_claim(&f.q).await.unwrap();
+    let s = f.q.finish(&j, "w", &err(ErrorClass::Permanent), RetrySettings::default()).await.unwrap();
+    assert_eq!(s, Some(JobStatus::Failed), "permanent: no retry");
+    assert_eq!(f.q.get(&cpu(), &r.id).await.unwrap().unwrap().attempts, 1);
+}
+
+#[tokio::test]
+async fn with_the_limit_off_retryable_errors_keep_retrying() {
+    let f = Fixture::new(fast());
+    f.q.enqueue(&req(Priority::Normal)).await.unwrap();
+    let off = RetrySettings { limit_retries: false, max_retries: 1 };
+    for attempt in 1..=6 {
+        let j = wait_claim(&f.q).await.unwrap();
+        assert_eq!(j.job.attempts, attempt);
+        let s = f.q.finish(&j, "w", &err(ErrorClass::Retryable), off).await.unwrap();
+        assert_eq!(s, Some(JobStatus::Retrying));
+    }
+}
+
+#[tokio::test]
+async fn expired_leases_are_reaped_as_worker_lost_and_counted() {
+    let f = Fixture::new(fast());
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let settings = RetrySettings { limit_retries: true, max_retries: 1 };
+    // attempt 1: the worker "dies" (never renews)
+    let j = wait_claim(&f.q).await.unwrap();
+    assert_eq!(j.job.attempts, 1);
+    assert!(f.q.reap(&cpu(), settings).await.unwrap().is_empty(), "lease still valid");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reaped = f.q.reap(&cpu(), settings).await.unwrap();
+    assert_eq!(reaped, vec![(r.id, JobStatus::Retrying)]);
+    let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
+    assert_eq!(s.error_code.as_deref(), Some("worker_lost"));
+    // the dead worker cannot finish it any more
+    assert_eq!(f.q.finish(&j, "w", &Outcome::Succeeded(json!(1)), settings).await.unwrap(), None);
+    // attempt 2 dies too: cap reached
+    let j2 = wait_claim(&f.q).await.unwrap();
+    assert_eq!(j2.job.attempts, 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(f.q.reap(&cpu(), settings).await.unwrap(), vec![(r.id, JobStatus::Failed)]);
+    assert!(wait_claim(&f.q).await.is_none());
+}
+
+#[tokio::test]
+async fn renewal_keeps_a_lease_and_reports_cancel_requests() {
+    let f = Fixture::new(fast());
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let j = wait_claim(&f.q).await.unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (lost, cancel) = f.q.renew(&cpu(), "w", &[r.id]).await.unwrap();
+        assert!(lost.is_empty() && cancel.is_empty());
+        assert!(f.q.reap(&cpu(), RetrySettings::default()).await.unwrap().is_empty());
+    }
+    assert_eq!(f.q.cancel(&cpu(), &r.id).await.unwrap(), CancelOutcome::Cancelling);
+    let (lost, cancel) = f.q.renew(&cpu(), "w", &[r.id]).await.unwrap();
+    assert_eq!((lost, cancel), (vec![], vec![r.id]));
+    let s = f.q.finish(&j, "w", &Outcome::Cancelled, RetrySettings::default()).await.unwrap();
+    assert_eq!(s, Some(JobStatus::Cancelled));
+    let (lost, _) = f.q.renew(&cpu(), "other", &[r.id]).await.unwrap();
+    assert_eq!(lost, vec![r.id]);
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_job_removes_it() {
+    let f = Fixture::new(QueueOptions::default());
+    let a = req(Priority::Normal);
+    let b = req(Priority::Normal);
+    f.q.enqueue_many(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(f.q.cancel(&cpu(), &a.id).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(f.q.stats(&cpu()).await.unwrap().queued, 1);
+    assert_eq!(claim(&f.q, "w").await.unwrap().job.id, b.id);
+    assert!(claim(&f.q, "w").await.is_none());
+    assert_eq!(
+        f.q.cancel(&cpu(), &a.id).await.unwrap(),
+        CancelOutcome::AlreadyFinished(JobStatus::Cancelled)
+    );
+    assert_eq!(f.q.cancel(&cpu(), &JobId::new()).await.unwrap(), CancelOutcome::Missing);
+}
+
+#[tokio::test]
+async fn release_requeues_without_counting_an_attempt() {
+    let f = Fixture::new(QueueOptions::default());
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let j = claim(&f.q, "w").await.unwrap();
+    let s = f.q.finish(&j, "w", &Outcome::Release, RetrySettings::default()).await.unwrap();
+    assert_eq!(s, Some(JobStatus::Queued));
+    let again = claim(&f.q, "w2").await.unwrap();
+    assert_eq!((again.job.id, again.job.attempts), (r.id, 1));
+}
+
+#[tokio::test]
+async fn finished_jobs_expire_from_redis_once_persisted() {
+    let f = Fixture::new(QueueOptions {
+        finished_ttl: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let j = claim(&f.q, "w").await.unwrap();
+    f.q.finish(&j, "w", &Outcome::Succeeded(json!(null)), RetrySettings::default()).await.unwrap();
+    let pending = f.q.awaiting_persist(&cpu(), None, 100).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].status, JobStatus::Succeeded);
+    // a stale version is not acknowledged
+    assert_eq!(f.q.mark_persisted(&cpu(), &[(r.id, pending[0].version - 1)]).await.unwrap(), 0);
+    let mut c = f.q.connection();
+    let ttl: i64 = c.ttl(f.q.keys().queue(&cpu()).job(&r.id)).await.unwrap();
+    assert_eq!(ttl, -1, "no TTL before PostgreSQL has it");
+    assert_eq!(f.q.mark_persisted(&cpu(), &[(r.id, pending[0].version)]).await.unwrap(), 1);
+    assert!(f.q.awaiting_persist(&cpu(), None, 100).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(f.q.get(&cpu(), &r.id).await.unwrap().is_none(), "expired");
+}
+
+/// The backlog case apalis-redis fails (Lua "too many results to unpack" past ~8,000 due
+/// jobs): 100,000 queued jobs all claim and complete; claim touches O(1) entries per call.
+#[tokio::test]
+async fn a_backlog_of_100k_jobs_drains_completely() {
+    let f = Fixture::new(QueueOptions::default());
+    const N: usize = 100_000;
+    for chunk in 0..N / 1000 {
+        let reqs: Vec<_> = (0..1000)
+            .map(|i| req(Priority::ALL[(chunk * 1000 + i) % 3]))
+            .collect();
+        f.q.enqueue_many(&reqs).await.unwrap();
+    }
+    assert_eq!(f.q.stats(&cpu()).await.unwrap().queued, N as u64);
+    let q = Arc::new(f.q.clone());
+    let mut tasks = vec![];
+    for w in 0..16 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            let mut n = 0usize;
+            while let Some(j) = claim(&q, &name).await {
+                let s = q.finish(&j, &name, &Outcome::Succeeded(json!(null)), RetrySettings::default()).await.unwrap();
+                assert_eq!(s, Some(JobStatus::Succeeded));
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut done = 0;
+    for t in tasks {
+        done += t.await.unwrap();
+    }
+    assert_eq!(done, N);
+    let s = f.q.stats(&cpu()).await.unwrap();
+    assert_eq!((s.queued, s.running, s.retrying), (0, 0, 0));
+    assert_eq!(s.awaiting_persist, N as u64);
+}
+
+#[tokio::test]
+async fn an_idle_waiter_wakes_when_a_job_is_pushed() {
+    let f = Fixture::new(QueueOptions::default());
+    let mut blocking = f.q.blocking_connection(Duration::from_secs(5)).unwrap();
+    let q = f.q.clone();
+    let pusher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        q.enqueue(&req(Priority::Normal)).await.unwrap();
+    });
+    // blocks up to 5 s; returns true as soon as the push signals
+    let woke = f.q.wait_for_work(&mut blocking, &[cpu()], Duration::from_secs(5)).await.unwrap();
+    assert!(woke);
+    pusher.await.unwrap();
+    assert!(claim(&f.q, "w").await.is_some());
+}
