@@ -131,8 +131,9 @@ fn manager_config(response_timeout: Option<Duration>) -> ConnectionManagerConfig
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(response_timeout)
         .set_min_delay(Duration::from_millis(100))
-        .set_max_delay(Duration::from_secs(5))
-        .set_number_of_retries(usize::MAX)
+        .set_max_delay(Duration::from_secs(1))
+        // fail fast while Redis is down: callers back off and retry, and nothing hangs
+        .set_number_of_retries(1)
 }
 
 impl QueueClient {

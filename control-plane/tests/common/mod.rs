@@ -68,7 +68,7 @@ impl Env {
             db_url,
             redis_url: redis_url.to_string(),
             base: String::new(),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             logs,
             cp: None,
             workers: vec![],
