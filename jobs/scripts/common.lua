@@ -56,3 +56,44 @@ local function fail_or_retry(jk, id, keys_delayed, now, code, message, retryable
   redis.call('HSET', jk, 'status', 'failed', 'finished_at', now)
   return 'failed'
 end
+
+-- Promote due retries (at most 100), then take up to `count` queued jobs, highest priority
+-- first, leasing each to `worker`. Returns a list of HGETALL arrays and the time the next
+-- retry is due ('-1' if none). Cost per call is bounded whatever the queue length.
+local function claim_jobs(k_high, k_normal, k_low, k_delayed, k_leases, now, lease_ms, worker,
+                          prefix, channel, count)
+  local pending = { k_high, k_normal, k_low }
+  local due = redis.call('ZRANGEBYSCORE', k_delayed, '-inf', now, 'LIMIT', 0, 100)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', k_delayed, id)
+    local jk = prefix .. id
+    local prio = tonumber(redis.call('HGET', jk, 'priority'))
+    if prio and redis.call('HGET', jk, 'status') == 'retrying' then
+      redis.call('HSET', jk, 'status', 'queued')
+      -- a due retry has waited already: it goes to the front of its priority
+      redis.call('RPUSH', pending[1 + prio], id)
+    end
+  end
+  local out = {}
+  local skipped = 0
+  for i = 1, 3 do
+    while #out < count and skipped < 100 do
+      local id = redis.call('RPOP', pending[i])
+      if not id then break end
+      local jk = prefix .. id
+      if redis.call('HGET', jk, 'status') == 'queued' then
+        redis.call('HINCRBY', jk, 'attempts', 1)
+        redis.call('HINCRBY', jk, 'v', 1)
+        redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'started_at', now)
+        redis.call('HDEL', jk, 'progress_done', 'progress_total', 'progress_at', 'due_at')
+        redis.call('ZADD', k_leases, now + lease_ms, id)
+        publish(channel, jk, 'status', now)
+        table.insert(out, redis.call('HGETALL', jk))
+      else
+        skipped = skipped + 1
+      end
+    end
+  end
+  local first = redis.call('ZRANGE', k_delayed, 0, 0, 'WITHSCORES')
+  return out, (first[2] or '-1')
+end

@@ -1,12 +1,24 @@
 -- KEYS: leases, persist, delayed, pending high, pending normal, pending low, wake
 -- ARGV: id, worker, now, job prefix, events channel, outcome
 --       (succeeded | cancelled | release | error), result or error code, error message,
---       retryable (0/1), backoff ms, limit_on (0/1), global max retries
--- Returns the job's new status, or 'lost' when this worker no longer holds the job.
+--       retryable (0/1), backoff ms, limit_on (0/1), global max retries,
+--       then how many jobs to claim next (0 or more) and the lease ms for them
+-- Returns {{new status, or 'lost' when this worker no longer holds the job}, claimed jobs'
+-- HGETALL arrays...}: a worker slot that frees up takes its next job in the same round trip.
 local id, worker, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local jk = ARGV[4] .. id
 local f = redis.call('HMGET', jk, 'status', 'worker', 'priority')
-if f[1] ~= 'running' or f[2] ~= worker then return 'lost' end
+local claim_count = tonumber(ARGV[13]) or 0
+local function next_jobs(status)
+  local out = {}
+  if claim_count > 0 then
+    out = claim_jobs(KEYS[4], KEYS[5], KEYS[6], KEYS[3], KEYS[1], now, tonumber(ARGV[14]),
+      worker, ARGV[4], ARGV[5], claim_count)
+  end
+  table.insert(out, 1, { status })
+  return out
+end
+if f[1] ~= 'running' or f[2] ~= worker then return next_jobs('lost') end
 redis.call('ZREM', KEYS[1], id)
 local outcome = ARGV[6]
 local status
@@ -33,4 +45,4 @@ else
 end
 changed(jk, KEYS[2], id, now)
 publish(ARGV[5], jk, 'status', now)
-return status
+return next_jobs(status)

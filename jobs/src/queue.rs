@@ -227,37 +227,45 @@ impl QueueClient {
 
     /// Atomically takes the highest-priority job of `queue` and leases it to `worker`.
     pub async fn claim(&self, queue: &QueueName, worker: &str) -> Result<Claim, QueueError> {
+        let (mut jobs, next_due_ms) = self.claim_many(queue, worker, 1).await?;
+        Ok(match jobs.pop() {
+            Some(j) => Claim::Job(Box::new(j)),
+            None => Claim::Empty { next_due_ms },
+        })
+    }
+
+    /// Atomically takes up to `count` jobs of `queue` (highest priority first) and leases them
+    /// to `worker`, in one round trip. Also returns when the earliest retry is due, if any.
+    pub async fn claim_many(
+        &self,
+        queue: &QueueName,
+        worker: &str,
+        count: usize,
+    ) -> Result<(Vec<ClaimedJob>, Option<i64>), QueueError> {
         let qk = self.keys.queue(queue);
         let mut c = self.conn.clone();
-        let out: Vec<String> = SCRIPTS
+        let out: Vec<Vec<String>> = SCRIPTS
             .claim
             .key(qk.pending(Priority::High))
             .key(qk.pending(Priority::Normal))
             .key(qk.pending(Priority::Low))
             .key(qk.delayed())
             .key(qk.leases())
-            .key(qk.persist())
             .arg(now_ms())
             .arg(self.opts.lease.as_millis() as u64)
             .arg(worker)
             .arg(qk.job_prefix())
             .arg(self.keys.events())
+            .arg(count.max(1))
             .invoke_async(&mut c)
             .await?;
-        match out.first().map(String::as_str) {
-            Some("job") => {
-                let job = snapshot_from_hash(&pairs_to_map(&out[1..]))?;
-                Ok(Claim::Job(Box::new(ClaimedJob { job })))
-            }
-            _ => {
-                let next = out
-                    .get(1)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .filter(|v| *v >= 0.0)
-                    .map(|v| v as i64);
-                Ok(Claim::Empty { next_due_ms: next })
-            }
-        }
+        let next_due = out
+            .first()
+            .and_then(|h| h.first())
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|v| *v >= 0.0)
+            .map(|v| v as i64);
+        Ok((parse_jobs(out.get(1..).unwrap_or_default())?, next_due))
     }
 
     /// Blocks up to `timeout` until an enqueue signals one of `queues`. Returns whether a
@@ -310,6 +318,19 @@ impl QueueClient {
         outcome: &Outcome,
         settings: RetrySettings,
     ) -> Result<Option<JobStatus>, QueueError> {
+        Ok(self.finish_and_claim(claimed, worker, outcome, settings, 0).await?.0)
+    }
+
+    /// As [`Self::finish`], and in the same script claims up to `claim_next` jobs of the same
+    /// queue for the slot that just freed up (one round trip per job under load).
+    pub async fn finish_and_claim(
+        &self,
+        claimed: &ClaimedJob,
+        worker: &str,
+        outcome: &Outcome,
+        settings: RetrySettings,
+        claim_next: usize,
+    ) -> Result<(Option<JobStatus>, Vec<ClaimedJob>), QueueError> {
         let job = &claimed.job;
         let qk = self.keys.queue(&job.queue);
         let (limit_on, global_max) = settings.lua_cap_args();
@@ -335,7 +356,7 @@ impl QueueClient {
             ),
         };
         let mut c = self.conn.clone();
-        let status: String = SCRIPTS
+        let out: Vec<Vec<String>> = SCRIPTS
             .finish
             .key(qk.leases())
             .key(qk.persist())
@@ -356,18 +377,20 @@ impl QueueClient {
             .arg(delay.as_millis() as u64)
             .arg(limit_on)
             .arg(global_max)
+            .arg(claim_next)
+            .arg(self.opts.lease.as_millis() as u64)
             .invoke_async(&mut c)
             .await?;
+        let next = parse_jobs(out.get(1..).unwrap_or_default())?;
+        let status = out.first().and_then(|h| h.first()).map(String::as_str).unwrap_or("lost");
         if status == "lost" {
-            return Ok(None);
+            return Ok((None, next));
         }
-        status
-            .parse()
-            .map(Some)
-            .map_err(|e: String| QueueError::Corrupt {
-                id: job.id.to_string(),
-                detail: e,
-            })
+        let status = status.parse().map_err(|e: String| QueueError::Corrupt {
+            id: job.id.to_string(),
+            detail: e,
+        })?;
+        Ok((Some(status), next))
     }
 
     /// Re-queues or fails jobs whose lease expired (their worker died). Safe to run from any
@@ -641,4 +664,15 @@ impl QueueClient {
         let mut c = self.conn.clone();
         Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", now_ms()).await?)
     }
+}
+
+fn parse_jobs(items: &[Vec<String>]) -> Result<Vec<ClaimedJob>, QueueError> {
+    items
+        .iter()
+        .map(|h| {
+            Ok(ClaimedJob {
+                job: snapshot_from_hash(&pairs_to_map(h))?,
+            })
+        })
+        .collect()
 }

@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use voxfleet_jobs::{Claim, Outage, Outcome};
+use voxfleet_jobs::{Outage, Outcome};
 
 use crate::backend::ClaimedTask;
 use crate::runtime::Runtime;
 
 /// Longest block on the wake lists; a safety net only (enqueues wake workers directly).
 const MAX_BLOCK: Duration = Duration::from_secs(2);
+
+/// Most jobs claimed in one round trip.
+const MAX_BATCH: usize = 16;
 
 pub async fn run(rt: Arc<Runtime>, slots: Arc<Semaphore>, tx: mpsc::Sender<ClaimedTask>, stop: CancellationToken) {
     let mut blocking = match rt.queue.blocking_connection(MAX_BLOCK) {
@@ -24,33 +27,44 @@ pub async fn run(rt: Arc<Runtime>, slots: Arc<Semaphore>, tx: mpsc::Sender<Claim
     };
     let mut outage = Outage::new("redis");
     'outer: while !stop.is_cancelled() {
-        let permit = tokio::select! {
+        let first = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.cancelled() => break,
         };
+        // every free slot, so one round trip can fill them all
+        let mut permits = vec![first];
+        while permits.len() < MAX_BATCH {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
         let mut next_due: Option<i64> = None;
+        let mut claimed_any = false;
         for q in &rt.queues {
-            match rt.queue.claim(q, &rt.name).await {
-                Ok(Claim::Job(job)) => {
+            if permits.is_empty() {
+                break;
+            }
+            match rt.queue.claim_many(q, &rt.name, permits.len()).await {
+                Ok((jobs, due)) => {
                     outage.ok();
-                    rt.register(&job);
-                    let task = ClaimedTask { claimed: *job, permit };
-                    if let Err(mpsc::error::SendError(task)) = tx.send(task).await {
-                        // apalis has stopped taking work: give the job back untouched
-                        let _ = rt.queue.finish(&task.claimed, &rt.name, &Outcome::Release, Default::default()).await;
-                        break 'outer;
-                    }
-                    continue 'outer;
-                }
-                Ok(Claim::Empty { next_due_ms }) => {
-                    outage.ok();
-                    if let Some(d) = next_due_ms {
+                    if let Some(d) = due {
                         next_due = Some(next_due.map_or(d, |n| n.min(d)));
+                    }
+                    for job in jobs {
+                        claimed_any = true;
+                        let Some(permit) = permits.pop() else { break };
+                        rt.register(&job);
+                        if let Err(mpsc::error::SendError(task)) = tx.send(ClaimedTask { claimed: job, permit }).await {
+                            // apalis has stopped taking work: give the job back untouched
+                            let _ = rt.queue.finish(&task.claimed, &rt.name, &Outcome::Release, Default::default()).await;
+                            break 'outer;
+                        }
                     }
                 }
                 Err(e) => {
                     let wait = outage.failed(&e);
-                    drop(permit);
+                    drop(permits);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {},
                         _ = stop.cancelled() => {},
@@ -59,7 +73,10 @@ pub async fn run(rt: Arc<Runtime>, slots: Arc<Semaphore>, tx: mpsc::Sender<Claim
                 }
             }
         }
-        drop(permit);
+        drop(permits);
+        if claimed_any {
+            continue;
+        }
         // Nothing to claim: block until an enqueue signals, or the next retry is due.
         let mut wait = MAX_BLOCK;
         if let Some(due) = next_due {

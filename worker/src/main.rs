@@ -175,6 +175,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         s.cancel();
     });
     let pool = connect_pg(&cli.database_url, &early_stop).await?;
+    let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
+    let (tx, rx) = mpsc::channel(cli.concurrency as usize);
 
     let rt = Arc::new(Runtime {
         queue,
@@ -187,6 +189,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         running: Mutex::new(HashMap::new()),
         persist_wake: Notify::new(),
         idle: Notify::new(),
+        draining: CancellationToken::new(),
+        tasks: tx.clone(),
     });
 
     let gpus = gpu::Gpus::init();
@@ -217,8 +221,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::spawn(maintenance::reap(rt.clone(), stop_bg.clone())),
         tokio::spawn(maintenance::persist(rt.clone(), stop_bg.clone())),
     ];
-    let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
-    let (tx, rx) = mpsc::channel(cli.concurrency as usize);
     let fetch_task = tokio::spawn(fetch::run(rt.clone(), slots, tx, stop_fetch.clone()));
 
     let worker = WorkerBuilder::new(name.as_str())
@@ -235,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         early_stop.cancelled().await;
         tracing::info!(running = drain_rt.running_count(), "SIGTERM: draining (no new claims)");
         let _ = state_tx.send(WorkerState::Draining);
+        drain_rt.draining.cancel();
         stop_fetch.cancel();
         let _ = fetch_task.await;
         if !wait_idle(&drain_rt, drain_timeout).await {

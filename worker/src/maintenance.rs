@@ -84,7 +84,7 @@ pub async fn persist(rt: Arc<Runtime>, stop: CancellationToken) {
         tokio::select! {
             _ = rt.persist_wake.notified() => {
                 // let a burst of completions collect into one batch
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {},
             _ = stop.cancelled() => return,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use voxfleet_jobs::{
@@ -60,6 +60,10 @@ pub struct Runtime {
     pub persist_wake: Notify,
     /// Woken when the running set becomes empty (drain waits on it).
     pub idle: Notify,
+    /// Cancelled when the worker starts draining: no more claims.
+    pub draining: CancellationToken,
+    /// Where claimed jobs go to be run (apalis's backend reads the other end).
+    pub tasks: mpsc::Sender<ClaimedTask>,
 }
 
 impl Runtime {
@@ -110,7 +114,13 @@ impl Runtime {
 
     /// Records an attempt's outcome, retrying while Redis is unreachable (the lease keeps
     /// the job ours meanwhile; if the outage outlasts it, the reaper counts the attempt).
-    async fn record(&self, claimed: &ClaimedJob, outcome: &Outcome) -> Option<JobStatus> {
+    /// With `claim_next`, the same script claims the freed slot's next job of that queue.
+    async fn record(
+        &self,
+        claimed: &ClaimedJob,
+        outcome: &Outcome,
+        mut claim_next: usize,
+    ) -> (Option<JobStatus>, Vec<ClaimedJob>) {
         let settings = match outcome {
             Outcome::Error { .. } => self.settings.current().await,
             _ => Default::default(),
@@ -118,18 +128,25 @@ impl Runtime {
         let mut outage = Outage::new("redis");
         let deadline = Instant::now() + self.queue.options().lease * 4;
         loop {
-            match self.queue.finish(claimed, &self.name, outcome, settings).await {
+            match self
+                .queue
+                .finish_and_claim(claimed, &self.name, outcome, settings, claim_next)
+                .await
+            {
                 Ok(s) => {
                     outage.ok();
                     return s;
                 }
                 Err(e) if Instant::now() < deadline => {
+                    // the first call may have run before its reply was lost: claim nothing
+                    // more on retries (a job claimed then would only come back via its lease)
+                    claim_next = 0;
                     let wait = outage.failed(&e);
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     tracing::error!(job.id = %claimed.job.id, error = %e, "could not record the outcome; the lease will expire and the job be retried");
-                    return None;
+                    return (None, vec![]);
                 }
             }
         }
@@ -175,13 +192,12 @@ pub async fn execute(task: ClaimedTask, rt: Data<Arc<Runtime>>) -> Result<(), Bo
     let ClaimedTask { claimed, permit } = task;
     let job = &claimed.job;
     let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, queue = %job.queue, attempt = job.attempts);
-    let handle = tokio::spawn(run_attempt(rt, claimed).instrument(span));
-    let res = handle.await;
-    drop(permit);
-    res.map_err(|e| e.into())
+    tokio::spawn(run_attempt(rt, claimed, permit).instrument(span))
+        .await
+        .map_err(|e| e.into())
 }
 
-async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob) {
+async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob, permit: OwnedSemaphorePermit) {
     let id = claimed.job.id;
     let (cancel, reason) = {
         let map = rt.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -221,9 +237,13 @@ async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob) {
             _ => Outcome::Cancelled,
         },
     };
-    let status = rt.record(&claimed, &outcome).await;
+    // the freed slot claims its next job in the same round trip, when the job came from the
+    // worker's first-choice queue (so queue preference is kept) and the worker is not draining
+    let claim_next = usize::from(!rt.draining.is_cancelled() && rt.queues.first() == Some(&claimed.job.queue));
+    let (status, next) = rt.record(&claimed, &outcome, claim_next).await;
     rt.unregister(&id);
     rt.persist_wake.notify_one();
+    hand_off(&rt, next, permit).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match (&outcome, status) {
         (_, None) => tracing::warn!(elapsed_ms, "outcome not recorded: this worker no longer held the job"),
@@ -232,5 +252,22 @@ async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob) {
             tracing::warn!(elapsed_ms, code, message, retryable = retry, status = %s, "attempt failed")
         }
         (_, Some(s)) => tracing::debug!(elapsed_ms, status = %s, "attempt finished"),
+    }
+}
+
+/// Passes jobs claimed by a finishing slot to apalis, the first with the slot's permit. Jobs
+/// that cannot be run (the worker stopped taking work) go back to the queue untouched.
+async fn hand_off(rt: &Arc<Runtime>, next: Vec<ClaimedJob>, permit: OwnedSemaphorePermit) {
+    let mut permit = Some(permit);
+    for job in next {
+        let Some(p) = permit.take() else {
+            let _ = rt.queue.finish(&job, &rt.name, &Outcome::Release, Default::default()).await;
+            continue;
+        };
+        rt.register(&job);
+        if let Err(mpsc::error::SendError(t)) = rt.tasks.send(ClaimedTask { claimed: job, permit: p }).await {
+            rt.unregister(&t.claimed.job.id);
+            let _ = rt.queue.finish(&t.claimed, &rt.name, &Outcome::Release, Default::default()).await;
+        }
     }
 }
