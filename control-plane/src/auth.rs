@@ -53,17 +53,30 @@ impl Auth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::new(Code::Unauthorized, "missing `Authorization: Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::Unauthorized,
+                    "missing `Authorization: Bearer <token>`",
+                )
+            })?;
         let token = header
             .strip_prefix("Bearer ")
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::new(Code::Unauthorized, "the Authorization header must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::Unauthorized,
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
         let key = hash_token(token);
         let cached = {
             let map = state.tokens.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -83,7 +96,8 @@ impl FromRequestParts<AppState> for Auth {
                 i
             }
         };
-        let info = info.ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown or revoked token"))?;
+        let info =
+            info.ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown or revoked token"))?;
         Ok(Auth {
             token_id: info.id,
             role: info.role,

@@ -119,7 +119,14 @@ async fn maintain(st: AppState, stop: CancellationToken) {
                     Err(e) => tracing::debug!(error = %e, "reap failed"),
                 }
             }
-            match voxfleet_store::persist::persist_all(&st.queue, &st.pool, q, Some(Duration::from_secs(5))).await {
+            match voxfleet_store::persist::persist_all(
+                &st.queue,
+                &st.pool,
+                q,
+                Some(Duration::from_secs(5)),
+            )
+            .await
+            {
                 Ok(_) => pg_outage.ok(),
                 Err(e) => {
                     pg_outage.failed(&e);

@@ -122,7 +122,10 @@ impl From<voxfleet_store::StoreError> for ApiError {
     fn from(e: voxfleet_store::StoreError) -> Self {
         if e.is_unavailable() {
             tracing::warn!(error = %e, "postgres unavailable");
-            Self::new(Code::Unavailable, "the database is unreachable; try again shortly")
+            Self::new(
+                Code::Unavailable,
+                "the database is unreachable; try again shortly",
+            )
         } else {
             tracing::error!(error = %e, "database error");
             Self::new(Code::Internal, "internal error")
@@ -134,7 +137,10 @@ impl From<voxfleet_jobs::QueueError> for ApiError {
     fn from(e: voxfleet_jobs::QueueError) -> Self {
         if e.is_unavailable() {
             tracing::warn!(error = %e, "redis unavailable");
-            Self::new(Code::Unavailable, "the queue is unreachable; try again shortly")
+            Self::new(
+                Code::Unavailable,
+                "the queue is unreachable; try again shortly",
+            )
         } else {
             tracing::error!(error = %e, "queue error");
             Self::new(Code::Internal, "internal error")
@@ -149,8 +155,14 @@ mod tests {
     #[test]
     fn codes_map_to_client_and_server_statuses() {
         assert_eq!(Code::MalformedJson.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(Code::InvalidInput.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(Code::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            Code::InvalidInput.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            Code::PayloadTooLarge.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
         assert_eq!(Code::Unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -30,7 +30,9 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
         StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidBody,
         _ => match rej {
             JsonRejection::JsonSyntaxError(_) => Code::MalformedJson,
-            JsonRejection::BytesRejection(_) if text.contains("length limit") => Code::PayloadTooLarge,
+            JsonRejection::BytesRejection(_) if text.contains("length limit") => {
+                Code::PayloadTooLarge
+            }
             _ => Code::MalformedJson,
         },
     };

@@ -60,7 +60,12 @@ impl Default for Limits {
 }
 
 impl AppState {
-    pub fn new(queue: QueueClient, pool: PgPool, metrics: PrometheusHandle, limits: Limits) -> Self {
+    pub fn new(
+        queue: QueueClient,
+        pool: PgPool,
+        metrics: PrometheusHandle,
+        limits: Limits,
+    ) -> Self {
         let (events, _) = broadcast::channel(4096);
         Self {
             queue,
@@ -122,7 +127,9 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full("voxfleet_job_duration_seconds".into()),
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "voxfleet_job_duration_seconds".into(),
+                    ),
                     &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0],
                 )
                 .and_then(|b| b.install_recorder())

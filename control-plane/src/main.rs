@@ -9,16 +9,40 @@ use voxfleet_jobs::{Keys, QueueClient, QueueOptions};
 use voxfleet_store::tokens::{Role, create_token, ensure_bootstrap};
 
 #[derive(Debug, Parser)]
-#[command(name = "voxfleet-control-plane", version, about = "voxfleet control plane: the HTTP API over the job queues")]
+#[command(
+    name = "voxfleet-control-plane",
+    version,
+    about = "voxfleet control plane: the HTTP API over the job queues"
+)]
 struct Cli {
-    #[arg(long, env = "VOXFLEET_REDIS_URL", default_value = "redis://127.0.0.1:6379/0", global = true)]
+    #[arg(
+        long,
+        env = "VOXFLEET_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        global = true
+    )]
     redis_url: String,
-    #[arg(long, env = "VOXFLEET_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/voxfleet", global = true)]
+    #[arg(
+        long,
+        env = "VOXFLEET_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/voxfleet",
+        global = true
+    )]
     database_url: String,
-    #[arg(long, env = "VOXFLEET_KEY_PREFIX", default_value = "voxfleet", global = true)]
+    #[arg(
+        long,
+        env = "VOXFLEET_KEY_PREFIX",
+        default_value = "voxfleet",
+        global = true
+    )]
     key_prefix: String,
     /// `text` or `json`.
-    #[arg(long, env = "VOXFLEET_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "VOXFLEET_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Option<Command>,
@@ -71,7 +95,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.log_format == "json" {
         b.json().init();
     } else {
@@ -91,20 +117,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .context("connecting to PostgreSQL")?;
     match cli.command {
-        Some(Command::Tokens { action: TokenAction::Create { name, role } }) => {
+        Some(Command::Tokens {
+            action: TokenAction::Create { name, role },
+        }) => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let (info, plain) = create_token(&pool, &name, role).await?;
-            eprintln!("created token {} ({}) with role {}", info.id, info.name, info.role);
+            eprintln!(
+                "created token {} ({}) with role {}",
+                info.id, info.name, info.role
+            );
             println!("{plain}");
             Ok(())
         }
         None | Some(Command::Serve) => {
             let args = cli.serve;
             if let Some(t) = &args.admin_token {
-                ensure_bootstrap(&pool, t).await.context("bootstrap admin token")?;
+                ensure_bootstrap(&pool, t)
+                    .await
+                    .context("bootstrap admin token")?;
             }
-            let queue = QueueClient::new(&cli.redis_url, Keys::new(&cli.key_prefix), QueueOptions::default())
-                .context("Redis URL")?;
+            let queue = QueueClient::new(
+                &cli.redis_url,
+                Keys::new(&cli.key_prefix),
+                QueueOptions::default(),
+            )
+            .context("Redis URL")?;
             let limits = Limits {
                 max_body_bytes: args.max_body_bytes,
                 ..Default::default()

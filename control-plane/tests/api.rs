@@ -21,55 +21,161 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
 
     let (s, v) = env.call("POST", "/v1/jobs", None, Some(diag.clone())).await;
     assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    let (s, v) = env.call("POST", "/v1/jobs", Some("vf_nope"), Some(diag.clone())).await;
+    let (s, v) = env
+        .call("POST", "/v1/jobs", Some("vf_nope"), Some(diag.clone()))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    let (s, v) = env.call("POST", "/v1/jobs", Some(&user), Some(diag.clone())).await;
-    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "diagnostic is admin-only");
-    let (s, v) = env.call("GET", "/v1/settings/retry", Some(&user), None).await;
+    let (s, v) = env
+        .call("POST", "/v1/jobs", Some(&user), Some(diag.clone()))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "diagnostic is admin-only"
+    );
+    let (s, v) = env
+        .call("GET", "/v1/settings/retry", Some(&user), None)
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
     let (s, v) = env.call("GET", "/v1/workers", Some(&user), None).await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
 
     // malformed JSON
-    let res = env.http.post(format!("{}/v1/jobs", env.base)).bearer_auth(ADMIN)
-        .header("content-type", "application/json").body("{\"kind\": ").send().await.unwrap();
+    let res = env
+        .http
+        .post(format!("{}/v1/jobs", env.base))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{\"kind\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(&res.json::<Value>().await.unwrap()), "malformed_json");
     // oversized body
     let big = "x".repeat((1 << 20) + 1000);
-    let (s, v) = env.post("/v1/jobs", json!({"kind": "diagnostic", "input": {"pad": big}})).await;
-    assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "diagnostic", "input": {"pad": big}}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
     // wrong shape, unknown kind, declared-but-not-implemented kind, wrong payload types
     let (s, v) = env.post("/v1/jobs", json!({"kind": 5})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"));
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
     let (s, v) = env.post("/v1/jobs", json!({"kind": "mine_bitcoin"})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind"));
-    let (s, v) = env.post("/v1/jobs", json!({"kind": "transcribe", "input": {"file_id": uuid::Uuid::nil()}})).await;
-    assert_eq!((s, code(&v)), (StatusCode::NOT_IMPLEMENTED, "not_implemented"));
-    let (s, v) = env.post("/v1/jobs", json!({"kind": "diagnostic", "input": {"sleep_ms": "long"}})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
-    let (s, v) = env.post("/v1/jobs", json!({"kind": "diagnostic", "input": {"steps": 0}})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
-    let (s, v) = env.post("/v1/jobs", json!({"kind": "diagnostic", "queue": "Bad Queue"})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_queue"));
-    let (s, v) = env.post("/v1/jobs", json!({"kind": "diagnostic", "max_retries": 11})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind")
+    );
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "transcribe", "input": {"file_id": uuid::Uuid::nil()}}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_IMPLEMENTED, "not_implemented")
+    );
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "diagnostic", "input": {"sleep_ms": "long"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+    );
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "diagnostic", "input": {"steps": 0}}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+    );
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "diagnostic", "queue": "Bad Queue"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_queue")
+    );
+    let (s, v) = env
+        .post("/v1/jobs", json!({"kind": "diagnostic", "max_retries": 11}))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+    );
     // settings out of range
-    for bad in [json!({"limit_retries": true, "max_retries": 0}), json!({"limit_retries": true, "max_retries": 11})] {
-        let (s, v) = env.call("PUT", "/v1/settings/retry", Some(ADMIN), Some(bad)).await;
-        assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting"));
+    for bad in [
+        json!({"limit_retries": true, "max_retries": 0}),
+        json!({"limit_retries": true, "max_retries": 11}),
+    ] {
+        let (s, v) = env
+            .call("PUT", "/v1/settings/retry", Some(ADMIN), Some(bad))
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting")
+        );
     }
-    let (s, v) = env.call("PUT", "/v1/settings/retry", Some(ADMIN), Some(json!({"limit_retries": "yes"}))).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"));
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/settings/retry",
+            Some(ADMIN),
+            Some(json!({"limit_retries": "yes"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
     // batches: too many, and one bad item rejects the whole batch
     let many: Vec<Value> = (0..1001).map(|_| json!({"kind": "diagnostic"})).collect();
     let (s, v) = env.post("/v1/jobs/batch", json!({"jobs": many})).await;
-    assert_eq!((s, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "too_many_jobs"));
-    let (s, v) = env.post("/v1/jobs/batch", json!({"jobs": [{"kind": "diagnostic"}, {"kind": "nope"}]})).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind"));
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("jobs[1]"));
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_many_jobs")
+    );
+    let (s, v) = env
+        .post(
+            "/v1/jobs/batch",
+            json!({"jobs": [{"kind": "diagnostic"}, {"kind": "nope"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind")
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("jobs[1]")
+    );
     let (_, list) = env.get("/v1/jobs").await;
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "nothing was queued by rejected requests");
+    assert_eq!(
+        list["jobs"].as_array().unwrap().len(),
+        0,
+        "nothing was queued by rejected requests"
+    );
     // unknown job, bad list query
     let (s, v) = env.get("/v1/jobs/not-a-uuid").await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
@@ -79,7 +185,11 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_query"));
     let (s, v) = env.get("/v1/jobs?status=sleeping").await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_query"));
-    assert!(env.log("control-plane.log").lines().all(|l| !l.contains("panicked")));
+    assert!(
+        env.log("control-plane.log")
+            .lines()
+            .all(|l| !l.contains("panicked"))
+    );
 }
 
 #[tokio::test]
@@ -87,10 +197,21 @@ async fn a_diagnostic_job_runs_end_to_end_with_progress_events() {
     let mut env = Env::start().await;
     env.worker("w1", &["--concurrency", "2"]);
     let id = env.submit(json!({"sleep_ms": 600, "steps": 3})).await;
-    let events = read_events(&env, &format!("/v1/jobs/{id}/events"), T, |d| d["status"] == "succeeded").await;
+    let events = read_events(&env, &format!("/v1/jobs/{id}/events"), T, |d| {
+        d["status"] == "succeeded"
+    })
+    .await;
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(events.last().unwrap().1["status"], "succeeded", "{events:?}");
-    assert_eq!(names.iter().filter(|n| **n == "progress").count(), 3, "{names:?}");
+    assert_eq!(
+        events.last().unwrap().1["status"],
+        "succeeded",
+        "{events:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "progress").count(),
+        3,
+        "{names:?}"
+    );
     let last_progress = events.iter().rev().find(|(n, _)| n == "progress").unwrap();
     assert_eq!(last_progress.1["progress"]["percent"], 100.0);
     let j = env.job(&id).await;
@@ -104,8 +225,14 @@ async fn a_diagnostic_job_runs_end_to_end_with_progress_events() {
     let pool = env.pg().await;
     let mut status = String::new();
     for _ in 0..100 {
-        status = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1::uuid").bind(&id).fetch_one(&pool).await.unwrap();
-        if status == "succeeded" { break; }
+        status = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if status == "succeeded" {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, "succeeded");
@@ -113,28 +240,64 @@ async fn a_diagnostic_job_runs_end_to_end_with_progress_events() {
     let (s, w) = env.get("/v1/workers").await;
     assert_eq!(s, StatusCode::OK);
     let w0 = &w["workers"][0];
-    assert_eq!((w0["name"].as_str(), w0["state"].as_str(), w0["device"].as_str()), (Some("w1"), Some("running"), Some("cpu")));
+    assert_eq!(
+        (
+            w0["name"].as_str(),
+            w0["state"].as_str(),
+            w0["device"].as_str()
+        ),
+        (Some("w1"), Some("running"), Some("cpu"))
+    );
     assert_eq!(w0["queues"], json!(["cpu"]));
     let (s, g) = env.get("/v1/gpus").await;
-    assert_eq!((s, g["gpus"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "no GPU on this machine");
+    assert_eq!(
+        (s, g["gpus"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0)),
+        "no GPU on this machine"
+    );
     let (s, q) = env.get("/v1/queues").await;
     assert_eq!(s, StatusCode::OK);
-    let cpu = q["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "cpu").unwrap();
-    assert_eq!((cpu["queued"].as_u64(), cpu["running"].as_u64()), (Some(0), Some(0)));
+    let cpu = q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "cpu")
+        .unwrap();
+    assert_eq!(
+        (cpu["queued"].as_u64(), cpu["running"].as_u64()),
+        (Some(0), Some(0))
+    );
     let (s, r) = env.call("GET", "/readyz", None, None).await;
     assert_eq!((s, r["status"].as_str()), (StatusCode::OK, Some("ready")));
-    let metrics = env.http.get(format!("{}/metrics", env.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("voxfleet_jobs_total{"), "{metrics}");
     assert!(metrics.contains("voxfleet_queue_depth{"), "{metrics}");
     let (s, api) = env.call("GET", "/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
-    for p in ["/v1/jobs", "/v1/jobs/{id}/events", "/v1/settings/retry", "/v1/gpus"] {
-        assert!(api["paths"][p].is_object(), "missing {p} in the OpenAPI document");
+    for p in [
+        "/v1/jobs",
+        "/v1/jobs/{id}/events",
+        "/v1/settings/retry",
+        "/v1/gpus",
+    ] {
+        assert!(
+            api["paths"][p].is_object(),
+            "missing {p} in the OpenAPI document"
+        );
     }
     // idle worker, submit → started quickly (not on a slow timer): checked loosely here;
     // the benchmark measures it
     let id = env.submit(json!({})).await;
-    env.wait_status(&id, "succeeded", Duration::from_secs(10)).await;
+    env.wait_status(&id, "succeeded", Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test]
@@ -145,14 +308,25 @@ async fn idempotency_keys_batches_and_listing() {
     let (s2, b) = env.post("/v1/jobs", body).await;
     assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::OK));
     assert_eq!(a["id"], b["id"], "same key, same job");
-    let jobs: Vec<Value> = (0..50).map(|i| json!({"kind": "diagnostic", "priority": if i % 2 == 0 { "high" } else { "low" }})).collect();
+    let jobs: Vec<Value> = (0..50)
+        .map(|i| json!({"kind": "diagnostic", "priority": if i % 2 == 0 { "high" } else { "low" }}))
+        .collect();
     let (s, v) = env.post("/v1/jobs/batch", json!({"jobs": jobs})).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(v["jobs"].as_array().unwrap().len(), 50);
     let (_, q) = env.get("/v1/queues").await;
-    let cpu = q["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "cpu").unwrap().clone();
+    let cpu = q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "cpu")
+        .unwrap()
+        .clone();
     assert_eq!(cpu["queued"], 51);
-    assert_eq!(cpu["queued_by_priority"], json!({"high": 25, "normal": 1, "low": 25}));
+    assert_eq!(
+        cpu["queued_by_priority"],
+        json!({"high": 25, "normal": 1, "low": 25})
+    );
     env.worker("w1", &["--concurrency", "8"]);
     let last = v["jobs"][49]["id"].as_str().unwrap().to_string();
     env.wait_status(&last, "succeeded", T).await;
@@ -160,20 +334,31 @@ async fn idempotency_keys_batches_and_listing() {
     let mut seen = std::collections::HashSet::new();
     let mut cursor: Option<String> = None;
     loop {
-        let path = match &cursor { Some(c) => format!("/v1/jobs?limit=20&cursor={c}"), None => "/v1/jobs?limit=20".into() };
+        let path = match &cursor {
+            Some(c) => format!("/v1/jobs?limit=20&cursor={c}"),
+            None => "/v1/jobs?limit=20".into(),
+        };
         let (s, page) = env.get(&path).await;
         assert_eq!(s, StatusCode::OK, "{page}");
         for j in page["jobs"].as_array().unwrap() {
             assert!(seen.insert(j["id"].as_str().unwrap().to_string()));
         }
-        match page["next_cursor"].as_str() { Some(c) => cursor = Some(c.to_string()), None => break }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
     }
     assert_eq!(seen.len(), 51);
     // users see only their own jobs
     let user = env.mint_token("user");
     let (s, l) = env.call("GET", "/v1/jobs", Some(&user), None).await;
-    assert_eq!((s, l["jobs"].as_array().unwrap().len()), (StatusCode::OK, 0));
-    let (s, _) = env.call("GET", &format!("/v1/jobs/{last}"), Some(&user), None).await;
+    assert_eq!(
+        (s, l["jobs"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+    let (s, _) = env
+        .call("GET", &format!("/v1/jobs/{last}"), Some(&user), None)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -191,7 +376,9 @@ async fn retry_cap_comes_from_the_setting_and_changes_apply_without_restart() {
     let b = env.submit(json!({"fail": "always"})).await;
     assert_eq!(env.wait_status(&b, "failed", T).await["attempts"], 2);
     // the job's own lower cap
-    let c = env.submit_with(json!({"kind": "diagnostic", "input": {"fail": "always"}, "max_retries": 0})).await;
+    let c = env
+        .submit_with(json!({"kind": "diagnostic", "input": {"fail": "always"}, "max_retries": 0}))
+        .await;
     assert_eq!(env.wait_status(&c, "failed", T).await["attempts"], 1);
     // a permanent error fails at once
     let d = env.submit(json!({"fail": "permanent"})).await;
@@ -202,22 +389,35 @@ async fn retry_cap_comes_from_the_setting_and_changes_apply_without_restart() {
     // crash is refused by a worker without --allow-crash: a bad request, not a crash
     let f = env.submit(json!({"crash": true})).await;
     let jf = env.wait_status(&f, "failed", T).await;
-    assert_eq!((jf["attempts"].as_u64(), jf["error"]["code"].as_str()), (Some(1), Some("crash_not_allowed")));
+    assert_eq!(
+        (jf["attempts"].as_u64(), jf["error"]["code"].as_str()),
+        (Some(1), Some("crash_not_allowed"))
+    );
     // the dead-letter: failed jobs stay listed and can be re-run
     let (_, q) = env.get("/v1/queues").await;
-    let cpu = q["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "cpu").unwrap().clone();
+    let cpu = q["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "cpu")
+        .unwrap()
+        .clone();
     assert!(cpu["failed"].as_u64().unwrap() >= 4, "{cpu}");
     let (s, _) = env.post(&format!("/v1/jobs/{e}/retry"), json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT, "a succeeded job is not re-run");
     let (s, v) = env.post(&format!("/v1/jobs/{c}/retry"), json!({})).await;
-    assert_eq!((s, v["status"].as_str(), v["attempts"].as_u64()), (StatusCode::ACCEPTED, Some("queued"), Some(0)));
+    assert_eq!(
+        (s, v["status"].as_str(), v["attempts"].as_u64()),
+        (StatusCode::ACCEPTED, Some("queued"), Some(0))
+    );
     let again = env.wait_status(&c, "failed", T).await;
     assert_eq!(again["attempts"], 1);
     assert_ne!(again["finished_at"], j["finished_at"]);
     // with the limit off, retries continue past max_retries
     env.set_retry(false, 1).await;
     let g = env.submit(json!({"fail": "always"})).await;
-    env.wait_job(&g, T, |j| j["attempts"].as_u64().unwrap_or(0) >= 4).await;
+    env.wait_job(&g, T, |j| j["attempts"].as_u64().unwrap_or(0) >= 4)
+        .await;
     let (s, _) = env.post(&format!("/v1/jobs/{g}/cancel"), json!({})).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     env.wait_status(&g, "cancelled", T).await;
@@ -227,23 +427,39 @@ async fn retry_cap_comes_from_the_setting_and_changes_apply_without_restart() {
 async fn cancel_removes_queued_jobs_and_stops_running_ones() {
     let mut env = Env::start().await;
     let queued = env.submit(json!({})).await;
-    let (s, v) = env.post(&format!("/v1/jobs/{queued}/cancel"), json!({})).await;
-    assert_eq!((s, v["status"].as_str()), (StatusCode::ACCEPTED, Some("cancelled")));
-    let (s, v) = env.post(&format!("/v1/jobs/{queued}/cancel"), json!({})).await;
+    let (s, v) = env
+        .post(&format!("/v1/jobs/{queued}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("cancelled"))
+    );
+    let (s, v) = env
+        .post(&format!("/v1/jobs/{queued}/cancel"), json!({}))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "job_finished"));
 
     env.worker("w1", &[]);
     let long = env.submit(json!({"sleep_ms": 60000, "steps": 600})).await;
     env.wait_status(&long, "running", T).await;
     let t0 = std::time::Instant::now();
-    let (s, _) = env.post(&format!("/v1/jobs/{long}/cancel"), json!({})).await;
+    let (s, _) = env
+        .post(&format!("/v1/jobs/{long}/cancel"), json!({}))
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let j = env.wait_status(&long, "cancelled", T).await;
-    assert!(t0.elapsed() < Duration::from_secs(10), "the handler stopped at a checkpoint, not at the end");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the handler stopped at a checkpoint, not at the end"
+    );
     assert_eq!(j["error"]["code"], "cancelled");
     // the cancelled job was removed from the queue: the worker is free for the next one
     let next = env.submit(json!({})).await;
     env.wait_status(&next, "succeeded", T).await;
     let j = env.job(&queued).await;
-    assert_eq!((j["status"].as_str(), j["attempts"].as_u64()), (Some("cancelled"), Some(0)), "never ran");
+    assert_eq!(
+        (j["status"].as_str(), j["attempts"].as_u64()),
+        (Some("cancelled"), Some(0)),
+        "never ran"
+    );
 }

@@ -19,7 +19,8 @@ async fn a_worker_killed_mid_job_loses_its_lease_and_the_attempt_counts() {
     let mut env = Env::start().await;
     let a = env.worker("a", &["--lease-seconds", "5"]);
     let id = env.submit(json!({"sleep_ms": 4000, "steps": 40})).await;
-    env.wait_job(&id, T, |j| j["status"] == "running" && j["worker"] == "a").await;
+    env.wait_job(&id, T, |j| j["status"] == "running" && j["worker"] == "a")
+        .await;
     env.signal(a, "-KILL");
     let killed = Instant::now();
     env.worker("b", &["--lease-seconds", "5"]);
@@ -32,7 +33,8 @@ async fn a_worker_killed_mid_job_loses_its_lease_and_the_attempt_counts() {
         if j["error"]["code"] == "worker_lost" {
             saw_worker_lost = true;
         }
-        if requeued_after.is_none() && j["attempts"].as_u64() == Some(1) && j["status"] != "running" {
+        if requeued_after.is_none() && j["attempts"].as_u64() == Some(1) && j["status"] != "running"
+        {
             requeued_after = Some(killed.elapsed());
         }
         if j["attempts"].as_u64() == Some(2) && requeued_after.is_none() {
@@ -47,18 +49,32 @@ async fn a_worker_killed_mid_job_loses_its_lease_and_the_attempt_counts() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let after = requeued_after.unwrap();
-    eprintln!("kill -9: job re-queued {:.1} s after the worker died", after.as_secs_f64());
+    eprintln!(
+        "kill -9: job re-queued {:.1} s after the worker died",
+        after.as_secs_f64()
+    );
     assert!(after < Duration::from_secs(30), "re-queued after {after:?}");
-    assert!(saw_worker_lost, "the lost attempt is recorded as worker_lost");
+    assert!(
+        saw_worker_lost,
+        "the lost attempt is recorded as worker_lost"
+    );
 }
 
 #[tokio::test]
 async fn a_job_that_kills_its_worker_every_time_ends_failed() {
     let mut env = Env::start().await;
     env.set_retry(true, 2).await;
-    let args = ["--allow-crash", "--lease-seconds", "2", "--retry-backoff-ms", "100"];
+    let args = [
+        "--allow-crash",
+        "--lease-seconds",
+        "2",
+        "--retry-backoff-ms",
+        "100",
+    ];
     let mut w = env.worker("crashy-0", &args);
-    let id = env.submit(json!({"crash": true, "sleep_ms": 100, "steps": 1})).await;
+    let id = env
+        .submit(json!({"crash": true, "sleep_ms": 100, "steps": 1}))
+        .await;
     let mut crashes = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     let j = loop {
@@ -72,10 +88,16 @@ async fn a_job_that_kills_its_worker_every_time_ends_failed() {
             crashes += 1;
             w = env.worker(&format!("crashy-{crashes}"), &args);
         }
-        assert!(Instant::now() < deadline, "still not failed after {crashes} crashes: {j}");
+        assert!(
+            Instant::now() < deadline,
+            "still not failed after {crashes} crashes: {j}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(j["attempts"], 3, "max_retries 2 → 3 attempts, then failed: {j}");
+    assert_eq!(
+        j["attempts"], 3,
+        "max_retries 2 → 3 attempts, then failed: {j}"
+    );
     assert_eq!(j["error"]["code"], "worker_lost");
     assert_eq!(crashes, 3);
     // and the fleet goes on: the last worker is alive and takes new work
@@ -111,9 +133,16 @@ async fn sigterm_releases_jobs_that_outlast_the_drain_timeout() {
     let status = wait_exit(&mut env.workers[w], Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
     let j = env.job(&id).await;
-    assert_eq!((j["status"].as_str(), j["attempts"].as_u64()), (Some("queued"), Some(0)), "released, no attempt counted: {j}");
+    assert_eq!(
+        (j["status"].as_str(), j["attempts"].as_u64()),
+        (Some("queued"), Some(0)),
+        "released, no attempt counted: {j}"
+    );
     env.worker("next", &[]);
-    env.wait_job(&id, T, |j| j["status"] == "running" && j["worker"] == "next").await;
+    env.wait_job(&id, T, |j| {
+        j["status"] == "running" && j["worker"] == "next"
+    })
+    .await;
 }
 
 fn wait_exit(c: &mut Child, timeout: Duration) -> std::process::ExitStatus {
@@ -138,16 +167,33 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start() -> Self {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("voxfleet-redis-{port}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("voxfleet-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Self { port, dir, child: None };
+        let mut r = Self {
+            port,
+            dir,
+            child: None,
+        };
         r.up();
         r
     }
 
     fn up(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+            ])
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -194,9 +240,16 @@ async fn workers_and_control_plane_ride_out_a_redis_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     // while Redis is down: the API says so clearly, and nobody exits
     let (s, v) = env.post("/v1/jobs", json!({"kind": "diagnostic"})).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+        "{v}"
+    );
     assert!(env.control_plane_alive());
-    assert!(env.workers[w].try_wait().unwrap().is_none(), "worker still running");
+    assert!(
+        env.workers[w].try_wait().unwrap().is_none(),
+        "worker still running"
+    );
     redis.up();
     for id in &ids {
         env.wait_status(id, "succeeded", T).await;
@@ -204,10 +257,19 @@ async fn workers_and_control_plane_ride_out_a_redis_restart() {
     let after = env.submit(json!({})).await;
     env.wait_status(&after, "succeeded", T).await;
     assert!(env.control_plane_alive());
-    assert!(env.workers[w].try_wait().unwrap().is_none(), "worker still running");
+    assert!(
+        env.workers[w].try_wait().unwrap().is_none(),
+        "worker still running"
+    );
     let log = env.log("worker-survivor.log");
-    assert!(log.contains("redis failing"), "the outage was logged:\n{log}");
-    assert!(log.contains("redis recovered"), "the recovery was logged:\n{log}");
+    assert!(
+        log.contains("redis failing"),
+        "the outage was logged:\n{log}"
+    );
+    assert!(
+        log.contains("redis recovered"),
+        "the recovery was logged:\n{log}"
+    );
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can cut and restore.
@@ -227,20 +289,29 @@ impl Proxy {
         let (o, c) = (open.clone(), conns.clone());
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 if !o.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
                 let h = tokio::spawn(async move {
-                    if let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                    if let Ok(mut up) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut up).await;
                     }
                 });
                 c.lock().unwrap().push(h.abort_handle());
             }
         });
-        Self { port, open, conns, accept }
+        Self {
+            port,
+            open,
+            conns,
+            accept,
+        }
     }
 
     fn cut(&self) {
@@ -265,7 +336,11 @@ impl Drop for Proxy {
 #[tokio::test]
 async fn results_written_while_postgres_is_unreachable_arrive_when_it_returns() {
     let proxy = Proxy::start(5432).await;
-    let mut env = Env::start_with(&common::redis_url(), Some(&format!("postgres://postgres@127.0.0.1:{}", proxy.port))).await;
+    let mut env = Env::start_with(
+        &common::redis_url(),
+        Some(&format!("postgres://postgres@127.0.0.1:{}", proxy.port)),
+    )
+    .await;
     let w = env.worker("pg-outage", &["--concurrency", "2"]);
     let mut ids = vec![];
     for _ in 0..6 {
@@ -278,20 +353,32 @@ async fn results_written_while_postgres_is_unreachable_arrive_when_it_returns() 
     let (s, v) = env.call("GET", "/readyz", None, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["redis"], "ok");
-    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'succeeded'").fetch_one(&direct).await.unwrap();
+    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'succeeded'")
+        .fetch_one(&direct)
+        .await
+        .unwrap();
     assert_eq!(done, 0, "nothing reached PostgreSQL during the outage");
-    assert!(env.workers[w].try_wait().unwrap().is_none(), "worker still running");
+    assert!(
+        env.workers[w].try_wait().unwrap().is_none(),
+        "worker still running"
+    );
     proxy.restore();
     let deadline = Instant::now() + T;
     loop {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'succeeded' AND attempts = 1")
-            .fetch_one(&direct)
-            .await
-            .unwrap();
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND attempts = 1",
+        )
+        .fetch_one(&direct)
+        .await
+        .unwrap();
         if done == ids.len() as i64 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {done} of {} results arrived", ids.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {} results arrived",
+            ids.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in &ids {

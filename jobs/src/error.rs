@@ -62,7 +62,10 @@ impl QueueError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Redis(e) => {
-                e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_connection_refusal()
             }
             _ => false,
         }

@@ -55,13 +55,21 @@ pub struct WorkerInfo {
 
 impl QueueClient {
     /// Publishes a heartbeat; it expires after `ttl`, so a dead worker disappears.
-    pub async fn heartbeat(&self, info: &WorkerInfo, ttl: std::time::Duration) -> Result<(), QueueError> {
+    pub async fn heartbeat(
+        &self,
+        info: &WorkerInfo,
+        ttl: std::time::Duration,
+    ) -> Result<(), QueueError> {
         let mut c = self.connection();
         let body = serde_json::to_string(info).unwrap_or_default();
         redis::pipe()
             .set_ex(self.keys().worker(&info.name), body, ttl.as_secs().max(1))
             .ignore()
-            .zadd(self.keys().workers(), &info.name, info.last_heartbeat.timestamp_millis())
+            .zadd(
+                self.keys().workers(),
+                &info.name,
+                info.last_heartbeat.timestamp_millis(),
+            )
             .ignore()
             .query_async::<()>(&mut c)
             .await?;
@@ -70,7 +78,10 @@ impl QueueClient {
 
     /// All workers seen within `forget_after`, newest heartbeat first. Entries older than that
     /// are dropped from the registry.
-    pub async fn workers(&self, forget_after: std::time::Duration) -> Result<Vec<WorkerInfo>, QueueError> {
+    pub async fn workers(
+        &self,
+        forget_after: std::time::Duration,
+    ) -> Result<Vec<WorkerInfo>, QueueError> {
         let mut c = self.connection();
         let cutoff = crate::model::now_ms() - forget_after.as_millis() as i64;
         let _: () = c.zrembyscore(self.keys().workers(), "-inf", cutoff).await?;

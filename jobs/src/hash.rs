@@ -17,7 +17,10 @@ pub(crate) fn new_job_fields(req: &crate::queue::EnqueueRequest) -> Vec<(String,
         ("input".into(), req.input.to_string()),
         ("attempts".into(), "0".into()),
         ("v".into(), req.version.to_string()),
-        ("created_at".into(), req.created_at.timestamp_millis().to_string()),
+        (
+            "created_at".into(),
+            req.created_at.timestamp_millis().to_string(),
+        ),
     ];
     if let Some(o) = req.owner {
         f.push(("owner".into(), o.to_string()));
@@ -43,7 +46,10 @@ pub(crate) fn snapshot_from_hash(h: &HashMap<String, String>) -> Result<JobSnaps
     let id_s = get("id").ok_or_else(|| corrupt("?", "no id"))?.clone();
     let num = |k: &str| -> Result<Option<i64>, QueueError> {
         get(k)
-            .map(|v| v.parse::<i64>().map_err(|_| corrupt(&id_s, format!("{k}={v}"))))
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| corrupt(&id_s, format!("{k}={v}")))
+            })
             .transpose()
     };
     let id: JobId = id_s.parse().map_err(|_| corrupt(&id_s, "bad id"))?;

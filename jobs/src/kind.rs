@@ -57,9 +57,10 @@ impl JobKind {
     /// Model work goes to `gpu`, maintenance to `cpu`. A submission may override it.
     pub fn default_queue(self) -> QueueName {
         match self {
-            Self::Transcribe | Self::Diarize | Self::ExtractEmbeddings | Self::EmbeddingMigration => {
-                QueueName::gpu()
-            }
+            Self::Transcribe
+            | Self::Diarize
+            | Self::ExtractEmbeddings
+            | Self::EmbeddingMigration => QueueName::gpu(),
             Self::Reindex
             | Self::IntegrityCheck
             | Self::EmbeddingRepair
@@ -301,7 +302,10 @@ mod tests {
         let JobInput::Diagnostic(d) = k.parse_input(&json!({})).unwrap() else {
             panic!("wrong variant")
         };
-        assert_eq!((d.sleep_ms, d.fail, d.crash, d.steps), (0, DiagnosticFail::Never, false, 1));
+        assert_eq!(
+            (d.sleep_ms, d.fail, d.crash, d.steps),
+            (0, DiagnosticFail::Never, false, 1)
+        );
         assert!(k.parse_input(&json!({"sleep_ms": "ten"})).is_err());
         assert!(k.parse_input(&json!({"steps": 0})).is_err());
         assert!(k.parse_input(&json!({"fail": "sometimes"})).is_err());
@@ -312,8 +316,16 @@ mod tests {
     #[test]
     fn other_payloads_are_typed() {
         let id = Uuid::nil();
-        assert!(JobKind::Transcribe.parse_input(&json!({"file_id": id})).is_ok());
-        assert!(JobKind::Transcribe.parse_input(&json!({"file_id": "nope"})).is_err());
+        assert!(
+            JobKind::Transcribe
+                .parse_input(&json!({"file_id": id}))
+                .is_ok()
+        );
+        assert!(
+            JobKind::Transcribe
+                .parse_input(&json!({"file_id": "nope"}))
+                .is_err()
+        );
         assert!(JobKind::CollectStats.parse_input(&json!({})).is_ok());
     }
 }

@@ -11,9 +11,9 @@
 pub mod error;
 pub mod events;
 pub mod fleet;
+mod hash;
 pub mod keys;
 pub mod kind;
-mod hash;
 pub mod model;
 pub mod outage;
 pub mod queue;
@@ -26,5 +26,8 @@ pub use keys::Keys;
 pub use kind::{DiagnosticFail, DiagnosticInput, InputError, JobInput, JobKind};
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
 pub use outage::Outage;
-pub use queue::{CancelOutcome, Claim, ClaimedJob, EnqueueRequest, Outcome, QueueClient, QueueOptions, QueueStats};
+pub use queue::{
+    CancelOutcome, Claim, ClaimedJob, EnqueueRequest, Outcome, QueueClient, QueueOptions,
+    QueueStats,
+};
 pub use retry::{RetryDecision, RetrySettings};

@@ -77,7 +77,9 @@ pub struct ClaimedJob {
 pub enum Claim {
     Job(Box<ClaimedJob>),
     /// Nothing to run; the earliest retry is due at this time (ms), if any.
-    Empty { next_due_ms: Option<i64> },
+    Empty {
+        next_due_ms: Option<i64>,
+    },
 }
 
 /// How an attempt ended.
@@ -154,7 +156,10 @@ impl QueueClient {
 
     /// A separate connection for blocking waits (a blocking command would stall every other
     /// command multiplexed on the shared connection).
-    pub fn blocking_connection(&self, max_block: Duration) -> Result<ConnectionManager, QueueError> {
+    pub fn blocking_connection(
+        &self,
+        max_block: Duration,
+    ) -> Result<ConnectionManager, QueueError> {
         Ok(ConnectionManager::new_lazy_with_config(
             self.client.clone(),
             manager_config(Some(max_block + Duration::from_secs(3))),
@@ -184,7 +189,11 @@ impl QueueClient {
         Ok(())
     }
 
-    fn enqueue_invocation<'a>(&self, req: &EnqueueRequest, now: i64) -> redis::ScriptInvocation<'a> {
+    fn enqueue_invocation<'a>(
+        &self,
+        req: &EnqueueRequest,
+        now: i64,
+    ) -> redis::ScriptInvocation<'a> {
         let qk = self.keys.queue(&req.queue);
         let mut inv = SCRIPTS.enqueue.prepare_invoke();
         inv.key(qk.job(&req.id))
@@ -215,10 +224,14 @@ impl QueueClient {
         let mut queues: Vec<&QueueName> = reqs.iter().map(|r| &r.queue).collect();
         queues.sort();
         queues.dedup();
-        pipe.sadd(self.keys.queues(), queues.iter().map(|q| q.as_str()).collect::<Vec<_>>())
-            .ignore();
+        pipe.sadd(
+            self.keys.queues(),
+            queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(),
+        )
+        .ignore();
         for r in reqs {
-            pipe.invoke_script(&self.enqueue_invocation(r, now)).ignore();
+            pipe.invoke_script(&self.enqueue_invocation(r, now))
+                .ignore();
         }
         let mut c = self.conn.clone();
         pipe.query_async::<()>(&mut c).await?;
@@ -318,7 +331,10 @@ impl QueueClient {
         outcome: &Outcome,
         settings: RetrySettings,
     ) -> Result<Option<JobStatus>, QueueError> {
-        Ok(self.finish_and_claim(claimed, worker, outcome, settings, 0).await?.0)
+        Ok(self
+            .finish_and_claim(claimed, worker, outcome, settings, 0)
+            .await?
+            .0)
     }
 
     /// As [`Self::finish`], and in the same script claims up to `claim_next` jobs of the same
@@ -382,7 +398,11 @@ impl QueueClient {
             .invoke_async(&mut c)
             .await?;
         let next = parse_jobs(out.get(1..).unwrap_or_default())?;
-        let status = out.first().and_then(|h| h.first()).map(String::as_str).unwrap_or("lost");
+        let status = out
+            .first()
+            .and_then(|h| h.first())
+            .map(String::as_str)
+            .unwrap_or("lost");
         if status == "lost" {
             return Ok((None, next));
         }
@@ -445,17 +465,25 @@ impl QueueClient {
             "cancelled" => CancelOutcome::Cancelled,
             "cancelling" => CancelOutcome::Cancelling,
             "missing" => CancelOutcome::Missing,
-            other => CancelOutcome::AlreadyFinished(other.trim_start_matches("finished:").parse().map_err(|e: String| {
-                QueueError::Corrupt {
-                    id: id.to_string(),
-                    detail: e,
-                }
-            })?),
+            other => CancelOutcome::AlreadyFinished(
+                other
+                    .trim_start_matches("finished:")
+                    .parse()
+                    .map_err(|e: String| QueueError::Corrupt {
+                        id: id.to_string(),
+                        detail: e,
+                    })?,
+            ),
         })
     }
 
     /// Records progress (done of total) and publishes a progress event.
-    pub async fn progress(&self, claimed: &ClaimedJob, done: u64, total: u64) -> Result<(), QueueError> {
+    pub async fn progress(
+        &self,
+        claimed: &ClaimedJob,
+        done: u64,
+        total: u64,
+    ) -> Result<(), QueueError> {
         let job = &claimed.job;
         let key = self.keys.queue(&job.queue).job(&job.id);
         let now = now_ms();
@@ -493,8 +521,16 @@ impl QueueClient {
     }
 
     /// The live state of a job, if its hash is still in Redis.
-    pub async fn get(&self, queue: &QueueName, id: &JobId) -> Result<Option<JobSnapshot>, QueueError> {
-        Ok(self.get_many(&[(queue.clone(), *id)]).await?.pop().flatten())
+    pub async fn get(
+        &self,
+        queue: &QueueName,
+        id: &JobId,
+    ) -> Result<Option<JobSnapshot>, QueueError> {
+        Ok(self
+            .get_many(&[(queue.clone(), *id)])
+            .await?
+            .pop()
+            .flatten())
     }
 
     /// Live states of many jobs in one round trip (None where Redis no longer has one).
@@ -512,7 +548,13 @@ impl QueueClient {
         let mut c = self.conn.clone();
         let maps: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
         maps.iter()
-            .map(|m| if m.is_empty() { Ok(None) } else { snapshot_from_hash(m).map(Some) })
+            .map(|m| {
+                if m.is_empty() {
+                    Ok(None)
+                } else {
+                    snapshot_from_hash(m).map(Some)
+                }
+            })
             .collect()
     }
 
@@ -563,7 +605,11 @@ impl QueueClient {
     }
 
     /// Marks these (id, version) pairs as written to PostgreSQL; finished ones start their TTL.
-    pub async fn mark_persisted(&self, queue: &QueueName, done: &[(JobId, i64)]) -> Result<u64, QueueError> {
+    pub async fn mark_persisted(
+        &self,
+        queue: &QueueName,
+        done: &[(JobId, i64)],
+    ) -> Result<u64, QueueError> {
         if done.is_empty() {
             return Ok(0);
         }
@@ -586,7 +632,9 @@ impl QueueClient {
         for p in Priority::ALL {
             pipe.llen(qk.pending(p));
         }
-        pipe.zcard(qk.leases()).zcard(qk.delayed()).zcard(qk.persist());
+        pipe.zcard(qk.leases())
+            .zcard(qk.delayed())
+            .zcard(qk.persist());
         for p in Priority::ALL {
             pipe.lindex(qk.pending(p), -1);
         }
@@ -657,12 +705,12 @@ impl QueueClient {
     }
 }
 
-
 impl QueueClient {
     /// How many leases of `queue` have expired (a cheap check before reaping).
     pub async fn expired_leases(&self, queue: &QueueName) -> Result<u64, QueueError> {
         let mut c = self.conn.clone();
-        Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", now_ms()).await?)
+        Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", now_ms())
+            .await?)
     }
 }
 

@@ -53,10 +53,7 @@ impl RetrySettings {
 
     /// The cap as the Lua scripts take it: -1 for unlimited.
     pub(crate) fn lua_cap_args(&self) -> (i64, i64) {
-        (
-            i64::from(self.limit_retries),
-            i64::from(self.max_retries),
-        )
+        (i64::from(self.limit_retries), i64::from(self.max_retries))
     }
 }
 
@@ -83,20 +80,47 @@ mod tests {
 
     #[test]
     fn caps_combine_global_and_job() {
-        let on = RetrySettings { limit_retries: true, max_retries: 3 };
+        let on = RetrySettings {
+            limit_retries: true,
+            max_retries: 3,
+        };
         assert_eq!(on.effective_cap(None), Some(3));
         assert_eq!(on.effective_cap(Some(1)), Some(1));
         assert_eq!(on.effective_cap(Some(9)), Some(3));
-        let off = RetrySettings { limit_retries: false, max_retries: 3 };
+        let off = RetrySettings {
+            limit_retries: false,
+            max_retries: 3,
+        };
         assert_eq!(off.effective_cap(None), None);
         assert_eq!(off.effective_cap(Some(5)), Some(5));
     }
 
     #[test]
     fn settings_range_is_enforced() {
-        assert!(RetrySettings { limit_retries: true, max_retries: 0 }.validate().is_err());
-        assert!(RetrySettings { limit_retries: true, max_retries: 11 }.validate().is_err());
-        assert!(RetrySettings { limit_retries: false, max_retries: 10 }.validate().is_ok());
+        assert!(
+            RetrySettings {
+                limit_retries: true,
+                max_retries: 0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            RetrySettings {
+                limit_retries: true,
+                max_retries: 11
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            RetrySettings {
+                limit_retries: false,
+                max_retries: 10
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use redis::AsyncCommands;
 use serde_json::json;
 use voxfleet_jobs::queue::{Claim, Outcome};
 use voxfleet_jobs::{
-    CancelOutcome, ClaimedJob, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys, Priority, QueueClient,
-    QueueName, QueueOptions, RetrySettings,
+    CancelOutcome, ClaimedJob, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys,
+    Priority, QueueClient, QueueName, QueueOptions, RetrySettings,
 };
 
 fn redis_url() -> String {
@@ -39,7 +39,10 @@ impl Drop for Fixture {
             && let Ok(mut con) = c.get_connection()
         {
             for pat in [format!("{{{prefix}:*"), format!("{prefix}:*")] {
-                let keys: Vec<String> = redis::cmd("KEYS").arg(&pat).query(&mut con).unwrap_or_default();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&pat)
+                    .query(&mut con)
+                    .unwrap_or_default();
                 for chunk in keys.chunks(1000) {
                     let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
                 }
@@ -98,7 +101,9 @@ async fn higher_priority_first_and_fifo_within_a_priority() {
     let n1 = req(Priority::Normal);
     let n2 = req(Priority::Normal);
     let high = req(Priority::High);
-    f.q.enqueue_many(&[low.clone(), n1.clone(), n2.clone(), high.clone()]).await.unwrap();
+    f.q.enqueue_many(&[low.clone(), n1.clone(), n2.clone(), high.clone()])
+        .await
+        .unwrap();
     let mut order = vec![];
     while let Some(j) = claim(&f.q, "w").await {
         assert_eq!(j.job.status, JobStatus::Running);
@@ -140,9 +145,25 @@ async fn success_is_recorded_and_only_the_lease_holder_may_finish() {
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
     let j = claim(&f.q, "w1").await.unwrap();
-    let res = f.q.finish(&j, "w2", &Outcome::Succeeded(json!({"ok": 1})), RetrySettings::default()).await.unwrap();
+    let res =
+        f.q.finish(
+            &j,
+            "w2",
+            &Outcome::Succeeded(json!({"ok": 1})),
+            RetrySettings::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(res, None, "another worker cannot finish it");
-    let res = f.q.finish(&j, "w1", &Outcome::Succeeded(json!({"ok": 1})), RetrySettings::default()).await.unwrap();
+    let res =
+        f.q.finish(
+            &j,
+            "w1",
+            &Outcome::Succeeded(json!({"ok": 1})),
+            RetrySettings::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(res, Some(JobStatus::Succeeded));
     let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
     assert_eq!(s.status, JobStatus::Succeeded);
@@ -157,13 +178,26 @@ async fn retryable_errors_retry_up_to_the_global_cap_then_fail() {
     let f = Fixture::new(fast());
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
-    let settings = RetrySettings { limit_retries: true, max_retries: 2 };
+    let settings = RetrySettings {
+        limit_retries: true,
+        max_retries: 2,
+    };
     let mut statuses = vec![];
     for _ in 0..10 {
-        let Some(j) = wait_claim(&f.q).await else { break };
-        statuses.push(f.q.finish(&j, "w", &err(ErrorClass::Retryable), settings).await.unwrap().unwrap());
+        let Some(j) = wait_claim(&f.q).await else {
+            break;
+        };
+        statuses.push(
+            f.q.finish(&j, "w", &err(ErrorClass::Retryable), settings)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
-    assert_eq!(statuses, vec![JobStatus::Retrying, JobStatus::Retrying, JobStatus::Failed]);
+    assert_eq!(
+        statuses,
+        vec![JobStatus::Retrying, JobStatus::Retrying, JobStatus::Failed]
+    );
     let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
     assert_eq!((s.status, s.attempts), (JobStatus::Failed, 3));
     assert_eq!(s.error_code.as_deref(), Some("boom"));
@@ -175,7 +209,9 @@ async fn wait_claim(q: &QueueClient) -> Option<ClaimedJob> {
         match q.claim(&cpu(), "w").await.unwrap() {
             Claim::Job(j) => return Some(*j),
             Claim::Empty { next_due_ms: None } => return None,
-            Claim::Empty { next_due_ms: Some(_) } => tokio::time::sleep(Duration::from_millis(20)).await,
+            Claim::Empty {
+                next_due_ms: Some(_),
+            } => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
     None
@@ -188,13 +224,29 @@ async fn a_job_cap_lowers_the_global_cap_and_permanent_errors_fail_at_once() {
     r.max_retries = Some(0);
     f.q.enqueue(&r).await.unwrap();
     let j = wait_claim(&f.q).await.unwrap();
-    let s = f.q.finish(&j, "w", &err(ErrorClass::Retryable), RetrySettings::default()).await.unwrap();
+    let s =
+        f.q.finish(
+            &j,
+            "w",
+            &err(ErrorClass::Retryable),
+            RetrySettings::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, Some(JobStatus::Failed), "max_retries 0: no retry");
 
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
     let j = wait_claim(&f.q).await.unwrap();
-    let s = f.q.finish(&j, "w", &err(ErrorClass::Permanent), RetrySettings::default()).await.unwrap();
+    let s =
+        f.q.finish(
+            &j,
+            "w",
+            &err(ErrorClass::Permanent),
+            RetrySettings::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(s, Some(JobStatus::Failed), "permanent: no retry");
     assert_eq!(f.q.get(&cpu(), &r.id).await.unwrap().unwrap().attempts, 1);
 }
@@ -203,11 +255,17 @@ async fn a_job_cap_lowers_the_global_cap_and_permanent_errors_fail_at_once() {
 async fn with_the_limit_off_retryable_errors_keep_retrying() {
     let f = Fixture::new(fast());
     f.q.enqueue(&req(Priority::Normal)).await.unwrap();
-    let off = RetrySettings { limit_retries: false, max_retries: 1 };
+    let off = RetrySettings {
+        limit_retries: false,
+        max_retries: 1,
+    };
     for attempt in 1..=6 {
         let j = wait_claim(&f.q).await.unwrap();
         assert_eq!(j.job.attempts, attempt);
-        let s = f.q.finish(&j, "w", &err(ErrorClass::Retryable), off).await.unwrap();
+        let s =
+            f.q.finish(&j, "w", &err(ErrorClass::Retryable), off)
+                .await
+                .unwrap();
         assert_eq!(s, Some(JobStatus::Retrying));
     }
 }
@@ -217,23 +275,37 @@ async fn expired_leases_are_reaped_as_worker_lost_and_counted() {
     let f = Fixture::new(fast());
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
-    let settings = RetrySettings { limit_retries: true, max_retries: 1 };
+    let settings = RetrySettings {
+        limit_retries: true,
+        max_retries: 1,
+    };
     // attempt 1: the worker "dies" (never renews)
     let j = wait_claim(&f.q).await.unwrap();
     assert_eq!(j.job.attempts, 1);
-    assert!(f.q.reap(&cpu(), settings).await.unwrap().is_empty(), "lease still valid");
+    assert!(
+        f.q.reap(&cpu(), settings).await.unwrap().is_empty(),
+        "lease still valid"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let reaped = f.q.reap(&cpu(), settings).await.unwrap();
     assert_eq!(reaped, vec![(r.id, JobStatus::Retrying)]);
     let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
     assert_eq!(s.error_code.as_deref(), Some("worker_lost"));
     // the dead worker cannot finish it any more
-    assert_eq!(f.q.finish(&j, "w", &Outcome::Succeeded(json!(1)), settings).await.unwrap(), None);
+    assert_eq!(
+        f.q.finish(&j, "w", &Outcome::Succeeded(json!(1)), settings)
+            .await
+            .unwrap(),
+        None
+    );
     // attempt 2 dies too: cap reached
     let j2 = wait_claim(&f.q).await.unwrap();
     assert_eq!(j2.job.attempts, 2);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(f.q.reap(&cpu(), settings).await.unwrap(), vec![(r.id, JobStatus::Failed)]);
+    assert_eq!(
+        f.q.reap(&cpu(), settings).await.unwrap(),
+        vec![(r.id, JobStatus::Failed)]
+    );
     assert!(wait_claim(&f.q).await.is_none());
 }
 
@@ -247,12 +319,23 @@ async fn renewal_keeps_a_lease_and_reports_cancel_requests() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let (lost, cancel) = f.q.renew(&cpu(), "w", &[r.id]).await.unwrap();
         assert!(lost.is_empty() && cancel.is_empty());
-        assert!(f.q.reap(&cpu(), RetrySettings::default()).await.unwrap().is_empty());
+        assert!(
+            f.q.reap(&cpu(), RetrySettings::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
-    assert_eq!(f.q.cancel(&cpu(), &r.id).await.unwrap(), CancelOutcome::Cancelling);
+    assert_eq!(
+        f.q.cancel(&cpu(), &r.id).await.unwrap(),
+        CancelOutcome::Cancelling
+    );
     let (lost, cancel) = f.q.renew(&cpu(), "w", &[r.id]).await.unwrap();
     assert_eq!((lost, cancel), (vec![], vec![r.id]));
-    let s = f.q.finish(&j, "w", &Outcome::Cancelled, RetrySettings::default()).await.unwrap();
+    let s =
+        f.q.finish(&j, "w", &Outcome::Cancelled, RetrySettings::default())
+            .await
+            .unwrap();
     assert_eq!(s, Some(JobStatus::Cancelled));
     let (lost, _) = f.q.renew(&cpu(), "other", &[r.id]).await.unwrap();
     assert_eq!(lost, vec![r.id]);
@@ -264,7 +347,10 @@ async fn cancelling_a_queued_job_removes_it() {
     let a = req(Priority::Normal);
     let b = req(Priority::Normal);
     f.q.enqueue_many(&[a.clone(), b.clone()]).await.unwrap();
-    assert_eq!(f.q.cancel(&cpu(), &a.id).await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(
+        f.q.cancel(&cpu(), &a.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
     assert_eq!(f.q.stats(&cpu()).await.unwrap().queued, 1);
     assert_eq!(claim(&f.q, "w").await.unwrap().job.id, b.id);
     assert!(claim(&f.q, "w").await.is_none());
@@ -272,7 +358,10 @@ async fn cancelling_a_queued_job_removes_it() {
         f.q.cancel(&cpu(), &a.id).await.unwrap(),
         CancelOutcome::AlreadyFinished(JobStatus::Cancelled)
     );
-    assert_eq!(f.q.cancel(&cpu(), &JobId::new()).await.unwrap(), CancelOutcome::Missing);
+    assert_eq!(
+        f.q.cancel(&cpu(), &JobId::new()).await.unwrap(),
+        CancelOutcome::Missing
+    );
 }
 
 #[tokio::test]
@@ -281,7 +370,10 @@ async fn release_requeues_without_counting_an_attempt() {
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
     let j = claim(&f.q, "w").await.unwrap();
-    let s = f.q.finish(&j, "w", &Outcome::Release, RetrySettings::default()).await.unwrap();
+    let s =
+        f.q.finish(&j, "w", &Outcome::Release, RetrySettings::default())
+            .await
+            .unwrap();
     assert_eq!(s, Some(JobStatus::Queued));
     let again = claim(&f.q, "w2").await.unwrap();
     assert_eq!((again.job.id, again.job.attempts), (r.id, 1));
@@ -296,17 +388,39 @@ async fn finished_jobs_expire_from_redis_once_persisted() {
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
     let j = claim(&f.q, "w").await.unwrap();
-    f.q.finish(&j, "w", &Outcome::Succeeded(json!(null)), RetrySettings::default()).await.unwrap();
+    f.q.finish(
+        &j,
+        "w",
+        &Outcome::Succeeded(json!(null)),
+        RetrySettings::default(),
+    )
+    .await
+    .unwrap();
     let pending = f.q.awaiting_persist(&cpu(), None, 100).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].status, JobStatus::Succeeded);
     // a stale version is not acknowledged
-    assert_eq!(f.q.mark_persisted(&cpu(), &[(r.id, pending[0].version - 1)]).await.unwrap(), 0);
+    assert_eq!(
+        f.q.mark_persisted(&cpu(), &[(r.id, pending[0].version - 1)])
+            .await
+            .unwrap(),
+        0
+    );
     let mut c = f.q.connection();
     let ttl: i64 = c.ttl(f.q.keys().queue(&cpu()).job(&r.id)).await.unwrap();
     assert_eq!(ttl, -1, "no TTL before PostgreSQL has it");
-    assert_eq!(f.q.mark_persisted(&cpu(), &[(r.id, pending[0].version)]).await.unwrap(), 1);
-    assert!(f.q.awaiting_persist(&cpu(), None, 100).await.unwrap().is_empty());
+    assert_eq!(
+        f.q.mark_persisted(&cpu(), &[(r.id, pending[0].version)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        f.q.awaiting_persist(&cpu(), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(f.q.get(&cpu(), &r.id).await.unwrap().is_none(), "expired");
 }
@@ -332,7 +446,15 @@ async fn a_backlog_of_100k_jobs_drains_completely() {
             let name = format!("w{w}");
             let mut n = 0usize;
             while let Some(j) = claim(&q, &name).await {
-                let s = q.finish(&j, &name, &Outcome::Succeeded(json!(null)), RetrySettings::default()).await.unwrap();
+                let s = q
+                    .finish(
+                        &j,
+                        &name,
+                        &Outcome::Succeeded(json!(null)),
+                        RetrySettings::default(),
+                    )
+                    .await
+                    .unwrap();
                 assert_eq!(s, Some(JobStatus::Succeeded));
                 n += 1;
             }
@@ -359,7 +481,10 @@ async fn an_idle_waiter_wakes_when_a_job_is_pushed() {
         q.enqueue(&req(Priority::Normal)).await.unwrap();
     });
     // blocks up to 5 s; returns true as soon as the push signals
-    let woke = f.q.wait_for_work(&mut blocking, &[cpu()], Duration::from_secs(5)).await.unwrap();
+    let woke =
+        f.q.wait_for_work(&mut blocking, &[cpu()], Duration::from_secs(5))
+            .await
+            .unwrap();
     assert!(woke);
     pusher.await.unwrap();
     assert!(claim(&f.q, "w").await.is_some());

@@ -22,7 +22,12 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+            Self::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+            )
         ) || matches!(self, Self::Db(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
     }
 }
@@ -46,21 +51,32 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
     Ok(pool)
 }
 
-async fn create_database_if_missing(opts: &PgConnectOptions, db_name: &str) -> Result<(), StoreError> {
+async fn create_database_if_missing(
+    opts: &PgConnectOptions,
+    db_name: &str,
+) -> Result<(), StoreError> {
     if !db_name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        return Err(StoreError::Url(format!("unsupported database name `{db_name}`")));
+        return Err(StoreError::Url(format!(
+            "unsupported database name `{db_name}`"
+        )));
     }
     let mut admin = opts.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(db_name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(db_name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         // Two processes may race here; "already exists" from the loser is fine.
-        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db_name}\""))).execute(&mut admin).await {
+        match sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{db_name}\""
+        )))
+        .execute(&mut admin)
+        .await
+        {
             Ok(_) => tracing::info!(database = db_name, "created database"),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
             Err(e) => return Err(e.into()),

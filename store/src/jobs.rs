@@ -45,12 +45,16 @@ struct JobRow {
 impl TryFrom<JobRow> for JobSnapshot {
     type Error = StoreError;
     fn try_from(r: JobRow) -> Result<Self, StoreError> {
-        let bad = |what: &str, v: &str| StoreError::Invalid(format!("job {}: bad {what} `{v}`", r.id));
+        let bad =
+            |what: &str, v: &str| StoreError::Invalid(format!("job {}: bad {what} `{v}`", r.id));
         Ok(JobSnapshot {
             id: JobId(r.id),
             kind: r.kind.parse().map_err(|_| bad("kind", &r.kind))?,
             queue: r.queue.parse().map_err(|_| bad("queue", &r.queue))?,
-            priority: r.priority.parse().map_err(|_| bad("priority", &r.priority))?,
+            priority: r
+                .priority
+                .parse()
+                .map_err(|_| bad("priority", &r.priority))?,
             status: r.status.parse().map_err(|_| bad("status", &r.status))?,
             input: r.input,
             owner: r.owner,
@@ -140,7 +144,10 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[JobSnapshot]) -> Result<Vec<Inse
             continue;
         }
         let (Some(owner), Some(key)) = (j.owner, j.idempotency_key.as_deref()) else {
-            return Err(StoreError::Invalid(format!("job {} was not inserted", j.id)));
+            return Err(StoreError::Invalid(format!(
+                "job {} was not inserted",
+                j.id
+            )));
         };
         let row: JobRow = sqlx::query_as(q!(
             "SELECT {COLUMNS} FROM jobs WHERE owner = $1 AND idempotency_key = $2"
@@ -186,7 +193,10 @@ pub async fn get_job(pool: &PgPool, id: JobId) -> Result<Option<JobSnapshot>, St
 
 /// Removes a job row (used when a submission could not be queued).
 pub async fn delete_job(pool: &PgPool, id: JobId) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id.0).execute(pool).await?;
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(id.0)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -202,13 +212,11 @@ pub struct ListFilter {
 
 pub async fn list_jobs(pool: &PgPool, f: &ListFilter) -> Result<Vec<JobSnapshot>, StoreError> {
     let (before_at, before_id) = f.before.unzip();
-    let rows: Vec<JobRow> = sqlx::query_as(q!(
-        "SELECT {COLUMNS} FROM jobs \
+    let rows: Vec<JobRow> = sqlx::query_as(q!("SELECT {COLUMNS} FROM jobs \
          WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) \
            AND ($3::uuid IS NULL OR owner = $3) \
            AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
-         ORDER BY created_at DESC, id DESC LIMIT $6"
-    ))
+         ORDER BY created_at DESC, id DESC LIMIT $6"))
     .bind(f.status.map(|s| s.as_str()))
     .bind(f.kind.as_deref())
     .bind(f.owner)
@@ -222,9 +230,11 @@ pub async fn list_jobs(pool: &PgPool, f: &ListFilter) -> Result<Vec<JobSnapshot>
 
 /// Failed (dead-letter) jobs per queue.
 pub async fn failed_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as("SELECT queue, count(*) FROM jobs WHERE status = 'failed' GROUP BY queue")
-        .fetch_all(pool)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT queue, count(*) FROM jobs WHERE status = 'failed' GROUP BY queue")
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 /// Resets a failed or cancelled job for a fresh run: queued, no attempts, no error, version
@@ -271,7 +281,8 @@ pub fn new_snapshot(
         worker: None,
         version: 0,
         // millisecond precision, as Redis keeps it, so live and stored views agree
-        created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default(),
+        created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+            .unwrap_or_default(),
         started_at: None,
         finished_at: None,
     }

@@ -13,17 +13,22 @@ use crate::db::StoreError;
 const RETRY_KEY: &str = "retry";
 
 pub async fn get_retry(pool: &PgPool) -> Result<RetrySettings, StoreError> {
-    let v: Option<serde_json::Value> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(RETRY_KEY)
-        .fetch_optional(pool)
-        .await?;
+    let v: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(RETRY_KEY)
+            .fetch_optional(pool)
+            .await?;
     match v {
         Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Invalid(e.to_string())),
         None => Ok(RetrySettings::default()),
     }
 }
 
-pub async fn put_retry(pool: &PgPool, s: RetrySettings, by: Option<Uuid>) -> Result<(), StoreError> {
+pub async fn put_retry(
+    pool: &PgPool,
+    s: RetrySettings,
+    by: Option<Uuid>,
+) -> Result<(), StoreError> {
     s.validate().map_err(StoreError::Invalid)?;
     sqlx::query(
         "INSERT INTO settings (key, value, updated_by) VALUES ($1, $2, $3) \

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use crate::db::StoreError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -67,7 +69,11 @@ pub fn generate_token() -> String {
 }
 
 /// Mints a token and returns its plaintext (shown once; only the hash is kept).
-pub async fn create_token(pool: &PgPool, name: &str, role: Role) -> Result<(TokenInfo, String), StoreError> {
+pub async fn create_token(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+) -> Result<(TokenInfo, String), StoreError> {
     let plain = generate_token();
     let id = Uuid::now_v7();
     let created_at: DateTime<Utc> = sqlx::query_scalar(
@@ -79,8 +85,23 @@ pub async fn create_token(pool: &PgPool, name: &str, role: Role) -> Result<(Toke
     .bind(hash_token(&plain))
     .fetch_one(pool)
     .await?;
-    crate::audit::record(pool, None, "token.create", Some(&id.to_string()), serde_json::json!({"name": name, "role": role})).await?;
-    Ok((TokenInfo { id, name: name.into(), role, created_at }, plain))
+    crate::audit::record(
+        pool,
+        None,
+        "token.create",
+        Some(&id.to_string()),
+        serde_json::json!({"name": name, "role": role}),
+    )
+    .await?;
+    Ok((
+        TokenInfo {
+            id,
+            name: name.into(),
+            role,
+            created_at,
+        },
+        plain,
+    ))
 }
 
 /// Makes `plain` a valid super_admin token (the VOXFLEET_ADMIN_TOKEN bootstrap).

@@ -42,7 +42,11 @@ impl Backend for RedisBackend {
     type Task = Task<ClaimedTask>;
     type Error = BackendClosed;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>, _w: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _w: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -60,7 +64,11 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn poll_close(&mut self, _cx: &mut Context<'_>, _w: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_close(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _w: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         self.rx.close();
         Poll::Ready(Ok(()))
     }

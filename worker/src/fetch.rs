@@ -17,7 +17,12 @@ const MAX_BLOCK: Duration = Duration::from_secs(2);
 /// Most jobs claimed in one round trip.
 const MAX_BATCH: usize = 16;
 
-pub async fn run(rt: Arc<Runtime>, slots: Arc<Semaphore>, tx: mpsc::Sender<ClaimedTask>, stop: CancellationToken) {
+pub async fn run(
+    rt: Arc<Runtime>,
+    slots: Arc<Semaphore>,
+    tx: mpsc::Sender<ClaimedTask>,
+    stop: CancellationToken,
+) {
     let mut blocking = match rt.queue.blocking_connection(MAX_BLOCK) {
         Ok(c) => c,
         Err(e) => {
@@ -55,9 +60,23 @@ pub async fn run(rt: Arc<Runtime>, slots: Arc<Semaphore>, tx: mpsc::Sender<Claim
                         claimed_any = true;
                         let Some(permit) = permits.pop() else { break };
                         rt.register(&job);
-                        if let Err(mpsc::error::SendError(task)) = tx.send(ClaimedTask { claimed: job, permit }).await {
+                        if let Err(mpsc::error::SendError(task)) = tx
+                            .send(ClaimedTask {
+                                claimed: job,
+                                permit,
+                            })
+                            .await
+                        {
                             // apalis has stopped taking work: give the job back untouched
-                            let _ = rt.queue.finish(&task.claimed, &rt.name, &Outcome::Release, Default::default()).await;
+                            let _ = rt
+                                .queue
+                                .finish(
+                                    &task.claimed,
+                                    &rt.name,
+                                    &Outcome::Release,
+                                    Default::default(),
+                                )
+                                .await;
                             break 'outer;
                         }
                     }

@@ -29,7 +29,9 @@ impl Gpus {
     }
 
     pub fn available(&self) -> bool {
-        self.nvml.as_ref().is_some_and(|n| n.device_count().unwrap_or(0) > 0)
+        self.nvml
+            .as_ref()
+            .is_some_and(|n| n.device_count().unwrap_or(0) > 0)
     }
 
     /// Reads every GPU; a device that cannot be read is reported unhealthy, not skipped.

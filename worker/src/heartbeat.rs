@@ -30,7 +30,12 @@ impl Heartbeat {
             version: env!("CARGO_PKG_VERSION").into(),
             queues: self.rt.queues.iter().map(|q| q.to_string()).collect(),
             concurrency: self.concurrency,
-            running: self.rt.running_ids().into_iter().map(|(_, id)| id).collect(),
+            running: self
+                .rt
+                .running_ids()
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect(),
             device: self.device.clone(),
             gpus: self.gpus.stats(),
             state,

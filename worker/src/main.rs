@@ -39,10 +39,19 @@ use crate::heartbeat::Heartbeat;
 use crate::runtime::{Runtime, StopReason};
 
 #[derive(Debug, Parser)]
-#[command(name = "voxfleet-worker", version, about = "voxfleet worker: pulls jobs from Redis queues and runs them")]
+#[command(
+    name = "voxfleet-worker",
+    version,
+    about = "voxfleet worker: pulls jobs from Redis queues and runs them"
+)]
 struct Cli {
     /// Queues to serve, in order of preference.
-    #[arg(long, env = "VOXFLEET_QUEUES", value_delimiter = ',', default_value = "gpu,cpu")]
+    #[arg(
+        long,
+        env = "VOXFLEET_QUEUES",
+        value_delimiter = ',',
+        default_value = "gpu,cpu"
+    )]
     queues: Vec<String>,
     /// Jobs run at once.
     #[arg(long, env = "VOXFLEET_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -56,9 +65,17 @@ struct Cli {
     /// Honour `diagnostic` jobs' `crash` (abort the process). For failure tests only.
     #[arg(long)]
     allow_crash: bool,
-    #[arg(long, env = "VOXFLEET_REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    #[arg(
+        long,
+        env = "VOXFLEET_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0"
+    )]
     redis_url: String,
-    #[arg(long, env = "VOXFLEET_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/voxfleet")]
+    #[arg(
+        long,
+        env = "VOXFLEET_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/voxfleet"
+    )]
     database_url: String,
     #[arg(long, env = "VOXFLEET_KEY_PREFIX", default_value = "voxfleet")]
     key_prefix: String,
@@ -82,9 +99,12 @@ struct Cli {
 }
 
 fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,apalis=warn,apalis_core=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,apalis=warn,apalis_core=warn")
+    });
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
     } else {
@@ -166,7 +186,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         backoff_base: Duration::from_millis(cli.retry_backoff_ms.max(1)),
         ..Default::default()
     };
-    let queue = QueueClient::new(&cli.redis_url, Keys::new(&cli.key_prefix), opts).context("Redis URL")?;
+    let queue =
+        QueueClient::new(&cli.redis_url, Keys::new(&cli.key_prefix), opts).context("Redis URL")?;
 
     let early_stop = CancellationToken::new();
     let s = early_stop.clone();
@@ -211,7 +232,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         interval: Duration::from_secs(cli.heartbeat_seconds.max(1)),
         started_at: chrono::Utc::now(),
     };
-    hb.beat(WorkerState::Running, &mut Outage::new("redis")).await;
+    hb.beat(WorkerState::Running, &mut Outage::new("redis"))
+        .await;
     let hb_task = tokio::spawn(hb.run(state_rx));
 
     let stop_fetch = CancellationToken::new();
@@ -235,13 +257,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(cli.drain_timeout_seconds);
     let drained = async move {
         early_stop.cancelled().await;
-        tracing::info!(running = drain_rt.running_count(), "SIGTERM: draining (no new claims)");
+        tracing::info!(
+            running = drain_rt.running_count(),
+            "SIGTERM: draining (no new claims)"
+        );
         let _ = state_tx.send(WorkerState::Draining);
         drain_rt.draining.cancel();
         stop_fetch.cancel();
         let _ = fetch_task.await;
         if !wait_idle(&drain_rt, drain_timeout).await {
-            tracing::warn!(running = drain_rt.running_count(), "drain timeout: releasing running jobs to the queue");
+            tracing::warn!(
+                running = drain_rt.running_count(),
+                "drain timeout: releasing running jobs to the queue"
+            );
             drain_rt.stop_all(StopReason::Release);
             wait_idle(&drain_rt, Duration::from_secs(10)).await;
         }

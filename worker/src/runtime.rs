@@ -77,13 +77,23 @@ impl Runtime {
     }
 
     pub fn stop_job(&self, id: &JobId, why: StopReason) {
-        if let Some(r) = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(r) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
             r.stop(why);
         }
     }
 
     pub fn stop_all(&self, why: StopReason) {
-        for r in self.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for r in self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             r.stop(why);
         }
     }
@@ -93,14 +103,17 @@ impl Runtime {
     pub fn register(&self, job: &ClaimedJob) -> (CancellationToken, Arc<AtomicU8>) {
         let cancel = CancellationToken::new();
         let reason = Arc::new(AtomicU8::new(0));
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            job.job.id,
-            RunningJob {
-                queue: job.job.queue.clone(),
-                cancel: cancel.clone(),
-                reason: reason.clone(),
-            },
-        );
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                job.job.id,
+                RunningJob {
+                    queue: job.job.queue.clone(),
+                    cancel: cancel.clone(),
+                    reason: reason.clone(),
+                },
+            );
         (cancel, reason)
     }
 
@@ -219,13 +232,24 @@ async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob, permit: OwnedSemapho
     let res = match rt.job_timeout {
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(r) => r,
-            Err(_) => Err(HandlerError::retryable("timeout", format!("attempt exceeded {} s", t.as_secs()))),
+            Err(_) => Err(HandlerError::retryable(
+                "timeout",
+                format!("attempt exceeded {} s", t.as_secs()),
+            )),
         },
         None => fut.await,
     };
     let outcome = match res {
         Ok(v) => Outcome::Succeeded(v),
-        Err(HandlerError::Failed { class, code, message }) => Outcome::Error { class, code, message },
+        Err(HandlerError::Failed {
+            class,
+            code,
+            message,
+        }) => Outcome::Error {
+            class,
+            code,
+            message,
+        },
         Err(HandlerError::Released) => Outcome::Release,
         Err(HandlerError::Cancelled) => match reason.load(Ordering::SeqCst) {
             x if x == StopReason::Release as u8 => Outcome::Release,
@@ -239,15 +263,26 @@ async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob, permit: OwnedSemapho
     };
     // the freed slot claims its next job in the same round trip, when the job came from the
     // worker's first-choice queue (so queue preference is kept) and the worker is not draining
-    let claim_next = usize::from(!rt.draining.is_cancelled() && rt.queues.first() == Some(&claimed.job.queue));
+    let claim_next =
+        usize::from(!rt.draining.is_cancelled() && rt.queues.first() == Some(&claimed.job.queue));
     let (status, next) = rt.record(&claimed, &outcome, claim_next).await;
     rt.unregister(&id);
     rt.persist_wake.notify_one();
     hand_off(&rt, next, permit).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match (&outcome, status) {
-        (_, None) => tracing::warn!(elapsed_ms, "outcome not recorded: this worker no longer held the job"),
-        (Outcome::Error { class, code, message }, Some(s)) => {
+        (_, None) => tracing::warn!(
+            elapsed_ms,
+            "outcome not recorded: this worker no longer held the job"
+        ),
+        (
+            Outcome::Error {
+                class,
+                code,
+                message,
+            },
+            Some(s),
+        ) => {
             let retry = *class == ErrorClass::Retryable;
             tracing::warn!(elapsed_ms, code, message, retryable = retry, status = %s, "attempt failed")
         }
@@ -261,13 +296,26 @@ async fn hand_off(rt: &Arc<Runtime>, next: Vec<ClaimedJob>, permit: OwnedSemapho
     let mut permit = Some(permit);
     for job in next {
         let Some(p) = permit.take() else {
-            let _ = rt.queue.finish(&job, &rt.name, &Outcome::Release, Default::default()).await;
+            let _ = rt
+                .queue
+                .finish(&job, &rt.name, &Outcome::Release, Default::default())
+                .await;
             continue;
         };
         rt.register(&job);
-        if let Err(mpsc::error::SendError(t)) = rt.tasks.send(ClaimedTask { claimed: job, permit: p }).await {
+        if let Err(mpsc::error::SendError(t)) = rt
+            .tasks
+            .send(ClaimedTask {
+                claimed: job,
+                permit: p,
+            })
+            .await
+        {
             rt.unregister(&t.claimed.job.id);
-            let _ = rt.queue.finish(&t.claimed, &rt.name, &Outcome::Release, Default::default()).await;
+            let _ = rt
+                .queue
+                .finish(&t.claimed, &rt.name, &Outcome::Release, Default::default())
+                .await;
         }
     }
 }

@@ -29,16 +29,25 @@ pub struct EventView {
 }
 
 fn to_sse(ev: &JobEvent) -> Event {
-    let started = ev.started_at.and_then(chrono::DateTime::from_timestamp_millis);
+    let started = ev
+        .started_at
+        .and_then(chrono::DateTime::from_timestamp_millis);
     let view = EventView {
         id: ev.id.to_string(),
         status: ev.status,
         kind: ev.kind.clone(),
         queue: ev.queue.clone(),
         attempts: ev.attempts,
-        progress: progress_view(ev.progress_done, ev.progress_total, started, ev.status == JobStatus::Running),
+        progress: progress_view(
+            ev.progress_done,
+            ev.progress_total,
+            started,
+            ev.status == JobStatus::Running,
+        ),
         error_code: ev.error_code.clone(),
-        at: chrono::DateTime::from_timestamp_millis(ev.at).unwrap_or_default().to_rfc3339(),
+        at: chrono::DateTime::from_timestamp_millis(ev.at)
+            .unwrap_or_default()
+            .to_rfc3339(),
     };
     Event::default()
         .event(ev.event_type.clone())
@@ -116,7 +125,10 @@ pub async fn job_events(
 #[utoipa::path(get, path = "/v1/events", tag = "jobs",
     responses((status = 200, description = "text/event-stream of EventView", content_type = "text/event-stream", body = EventView)),
     security(("bearer" = [])))]
-pub async fn all_events(State(st): State<AppState>, auth: Auth) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn all_events(
+    State(st): State<AppState>,
+    auth: Auth,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = st.events.subscribe();
     let stop = st.shutdown.clone();
     let stream = async_stream::stream! {

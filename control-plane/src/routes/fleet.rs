@@ -46,7 +46,10 @@ pub async fn queue_views(st: &AppState) -> ApiResult<Vec<QueueView>> {
     for q in st.queue.known_queues().await? {
         let s = st.queue.stats(&q).await?;
         out.push(QueueView {
-            failed: failed.iter().find(|(n, _)| n == q.as_str()).map_or(0, |(_, c)| *c as u64),
+            failed: failed
+                .iter()
+                .find(|(n, _)| n == q.as_str())
+                .map_or(0, |(_, c)| *c as u64),
             queue: q.to_string(),
             queued: s.queued,
             queued_by_priority: PriorityCounts {
@@ -56,7 +59,9 @@ pub async fn queue_views(st: &AppState) -> ApiResult<Vec<QueueView>> {
             },
             running: s.running,
             retrying: s.retrying,
-            oldest_age_seconds: s.oldest_queued_at_ms.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
+            oldest_age_seconds: s
+                .oldest_queued_at_ms
+                .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
         });
     }
     Ok(out)
@@ -67,7 +72,9 @@ pub async fn queue_views(st: &AppState) -> ApiResult<Vec<QueueView>> {
     responses((status = 200, body = QueueList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn queues(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<QueueList>> {
     auth.require(Role::Admin)?;
-    Ok(Json(QueueList { queues: queue_views(&st).await? }))
+    Ok(Json(QueueList {
+        queues: queue_views(&st).await?,
+    }))
 }
 
 /// `running`, `draining`, `stopped`, or `lost` (no heartbeat for three intervals).
@@ -202,5 +209,7 @@ pub async fn gpu_views(st: &AppState) -> ApiResult<Vec<GpuView>> {
     responses((status = 200, body = GpuList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn gpus(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<GpuList>> {
     auth.require(Role::Admin)?;
-    Ok(Json(GpuList { gpus: gpu_views(&st).await? }))
+    Ok(Json(GpuList {
+        gpus: gpu_views(&st).await?,
+    }))
 }

@@ -19,7 +19,9 @@ pub struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,12 +47,25 @@ pub async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Readiness>)
         Err(_) => "timeout".into(),
     };
     let ok = redis == "ok" && pg == "ok";
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(Readiness { status: if ok { "ready" } else { "not_ready" }.into(), redis, postgres: pg }))
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Readiness {
+            status: if ok { "ready" } else { "not_ready" }.into(),
+            redis,
+            postgres: pg,
+        }),
+    )
 }
 
 async fn sqlx_ping(st: &AppState) -> Result<(), voxfleet_store::StoreError> {
-    voxfleet_store::settings::get_retry(&st.pool).await.map(|_| ())
+    voxfleet_store::settings::get_retry(&st.pool)
+        .await
+        .map(|_| ())
 }
 
 /// Prometheus text: job counters and durations, queue depths, workers, GPU gauges named as
@@ -59,24 +74,45 @@ async fn sqlx_ping(st: &AppState) -> Result<(), voxfleet_store::StoreError> {
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(queues) = queue_views(&st).await {
         for q in queues {
-            for (status, v) in [("queued", q.queued), ("running", q.running), ("retrying", q.retrying), ("failed", q.failed)] {
+            for (status, v) in [
+                ("queued", q.queued),
+                ("running", q.running),
+                ("retrying", q.retrying),
+                ("failed", q.failed),
+            ] {
                 metrics::gauge!("voxfleet_queue_depth", "queue" => q.queue.clone(), "status" => status).set(v as f64);
             }
-            metrics::gauge!("voxfleet_queue_oldest_age_seconds", "queue" => q.queue.clone()).set(q.oldest_age_seconds);
+            metrics::gauge!("voxfleet_queue_oldest_age_seconds", "queue" => q.queue.clone())
+                .set(q.oldest_age_seconds);
         }
     }
     if let Ok(ws) = live_workers(&st).await {
-        for state in [WorkerHealth::Running, WorkerHealth::Draining, WorkerHealth::Stopped, WorkerHealth::Lost] {
+        for state in [
+            WorkerHealth::Running,
+            WorkerHealth::Draining,
+            WorkerHealth::Stopped,
+            WorkerHealth::Lost,
+        ] {
             let n = ws.iter().filter(|(_, h)| *h == state).count();
-            let label = serde_json::to_value(state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let label = serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             metrics::gauge!("voxfleet_workers", "state" => label).set(n as f64);
         }
     }
     if let Ok(gpus) = gpu_views(&st).await {
         for g in gpus {
-            let labels = [("gpu", g.index.to_string()), ("UUID", g.uuid.clone()), ("Hostname", g.worker.clone()), ("modelName", g.name.clone())];
-            metrics::gauge!("DCGM_FI_DEV_FB_USED", &labels).set((g.memory_used_bytes / (1 << 20)) as f64);
-            metrics::gauge!("DCGM_FI_DEV_FB_FREE", &labels).set((g.memory_free_bytes / (1 << 20)) as f64);
+            let labels = [
+                ("gpu", g.index.to_string()),
+                ("UUID", g.uuid.clone()),
+                ("Hostname", g.worker.clone()),
+                ("modelName", g.name.clone()),
+            ];
+            metrics::gauge!("DCGM_FI_DEV_FB_USED", &labels)
+                .set((g.memory_used_bytes / (1 << 20)) as f64);
+            metrics::gauge!("DCGM_FI_DEV_FB_FREE", &labels)
+                .set((g.memory_free_bytes / (1 << 20)) as f64);
             if let Some(u) = g.utilization_percent {
                 metrics::gauge!("DCGM_FI_DEV_GPU_UTIL", &labels).set(f64::from(u));
             }
@@ -88,5 +124,11 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             }
         }
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        st.metrics.render(),
+    )
 }

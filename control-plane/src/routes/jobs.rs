@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use voxfleet_jobs::{CancelOutcome, EnqueueRequest, JobId, JobKind, JobSnapshot, JobStatus, Priority, QueueName, RetrySettings};
+use voxfleet_jobs::{
+    CancelOutcome, EnqueueRequest, JobId, JobKind, JobSnapshot, JobStatus, Priority, QueueName,
+    RetrySettings,
+};
 use voxfleet_store::jobs::{Inserted, ListFilter};
 use voxfleet_store::tokens::Role;
 
@@ -82,9 +85,18 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-pub fn progress_view(done: Option<u64>, total: Option<u64>, started_at: Option<DateTime<Utc>>, running: bool) -> Option<ProgressView> {
+pub fn progress_view(
+    done: Option<u64>,
+    total: Option<u64>,
+    started_at: Option<DateTime<Utc>>,
+    running: bool,
+) -> Option<ProgressView> {
     let (done, total) = (done?, total?);
-    let percent = if total == 0 { 100.0 } else { (done as f64 * 100.0 / total as f64).min(100.0) };
+    let percent = if total == 0 {
+        100.0
+    } else {
+        (done as f64 * 100.0 / total as f64).min(100.0)
+    };
     let eta_seconds = match started_at {
         Some(s) if running && done > 0 && total > done => {
             let elapsed = (Utc::now() - s).num_milliseconds().max(1) as f64 / 1000.0;
@@ -93,7 +105,12 @@ pub fn progress_view(done: Option<u64>, total: Option<u64>, started_at: Option<D
         _ if done >= total => Some(0.0),
         _ => None,
     };
-    Some(ProgressView { done, total, percent, eta_seconds })
+    Some(ProgressView {
+        done,
+        total,
+        percent,
+        eta_seconds,
+    })
 }
 
 pub fn view(j: JobSnapshot, settings: &RetrySettings) -> JobView {
@@ -105,7 +122,12 @@ pub fn view(j: JobSnapshot, settings: &RetrySettings) -> JobView {
         _ => None,
     };
     JobView {
-        progress: progress_view(j.progress_done, j.progress_total, j.started_at, j.status == JobStatus::Running),
+        progress: progress_view(
+            j.progress_done,
+            j.progress_total,
+            j.started_at,
+            j.status == JobStatus::Running,
+        ),
         max_retries: settings.effective_cap(j.max_retries),
         id: j.id,
         kind: j.kind,
@@ -128,7 +150,10 @@ pub fn view(j: JobSnapshot, settings: &RetrySettings) -> JobView {
 fn validate(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
     let kind: JobKind = sub.kind.parse().map_err(|e: String| {
         let all: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
-        ApiError::new(Code::UnknownKind, format!("{e}; known kinds: {}", all.join(", ")))
+        ApiError::new(
+            Code::UnknownKind,
+            format!("{e}; known kinds: {}", all.join(", ")),
+        )
     })?;
     if !kind.is_implemented() {
         return Err(ApiError::new(
@@ -137,24 +162,39 @@ fn validate(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
         ));
     }
     if kind.admin_only() && !auth.is_admin() {
-        return Err(ApiError::new(Code::Forbidden, format!("only admins may submit `{kind}` jobs")));
+        return Err(ApiError::new(
+            Code::Forbidden,
+            format!("only admins may submit `{kind}` jobs"),
+        ));
     }
-    let input = if sub.input.is_null() { Value::Object(Default::default()) } else { sub.input };
+    let input = if sub.input.is_null() {
+        Value::Object(Default::default())
+    } else {
+        sub.input
+    };
     kind.parse_input(&input)
         .map_err(|e| ApiError::new(Code::InvalidInput, format!("{kind}: {e}")))?;
     let queue = match sub.queue {
-        Some(q) => q.parse::<QueueName>().map_err(|e| ApiError::new(Code::InvalidQueue, e))?,
+        Some(q) => q
+            .parse::<QueueName>()
+            .map_err(|e| ApiError::new(Code::InvalidQueue, e))?,
         None => kind.default_queue(),
     };
     if let Some(m) = sub.max_retries
         && m > RetrySettings::MAX
     {
-        return Err(ApiError::new(Code::InvalidInput, format!("max_retries must be between 0 and {}", RetrySettings::MAX)));
+        return Err(ApiError::new(
+            Code::InvalidInput,
+            format!("max_retries must be between 0 and {}", RetrySettings::MAX),
+        ));
     }
     if let Some(k) = &sub.idempotency_key
         && (k.is_empty() || k.len() > 200)
     {
-        return Err(ApiError::new(Code::InvalidInput, "idempotency_key must be 1-200 characters"));
+        return Err(ApiError::new(
+            Code::InvalidInput,
+            "idempotency_key must be 1-200 characters",
+        ));
     }
     Ok(voxfleet_store::jobs::new_snapshot(
         kind,
@@ -212,14 +252,21 @@ async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec<Ins
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 501, description = "kind declared but not implemented yet", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn submit(State(st): State<AppState>, auth: Auth, ApiJson(sub): ApiJson<SubmitJob>) -> ApiResult<(StatusCode, Json<JobView>)> {
+pub async fn submit(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(sub): ApiJson<SubmitJob>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
     let job = validate(sub, &auth)?;
     let mut out = submit_many(&st, vec![job]).await?;
     let settings = st.settings.current().await;
     match out.pop() {
         Some(Inserted::Created(j)) => Ok((StatusCode::ACCEPTED, Json(view(j, &settings)))),
         Some(Inserted::Existing(j)) => {
-            let j = overlay(&st, vec![j]).await.pop().ok_or_else(|| ApiError::not_found("job"))?;
+            let j = overlay(&st, vec![j])
+                .await
+                .pop()
+                .ok_or_else(|| ApiError::not_found("job"))?;
             Ok((StatusCode::OK, Json(view(j, &settings))))
         }
         None => Err(ApiError::new(Code::Internal, "internal error")),
@@ -235,16 +282,30 @@ pub struct BatchView {
 #[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = SubmitBatch,
     responses((status = 202, body = BatchView), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn submit_batch(State(st): State<AppState>, auth: Auth, ApiJson(b): ApiJson<SubmitBatch>) -> ApiResult<(StatusCode, Json<BatchView>)> {
+pub async fn submit_batch(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(b): ApiJson<SubmitBatch>,
+) -> ApiResult<(StatusCode, Json<BatchView>)> {
     if b.jobs.len() > st.limits.max_batch {
-        return Err(ApiError::new(Code::TooManyJobs, format!("at most {} jobs per batch, got {}", st.limits.max_batch, b.jobs.len())));
+        return Err(ApiError::new(
+            Code::TooManyJobs,
+            format!(
+                "at most {} jobs per batch, got {}",
+                st.limits.max_batch,
+                b.jobs.len()
+            ),
+        ));
     }
     if b.jobs.is_empty() {
         return Err(ApiError::new(Code::InvalidInput, "`jobs` is empty"));
     }
     let mut jobs = Vec::with_capacity(b.jobs.len());
     for (i, s) in b.jobs.into_iter().enumerate() {
-        jobs.push(validate(s, &auth).map_err(|e| ApiError::new(e.code, format!("jobs[{i}]: {}", e.message)))?);
+        jobs.push(
+            validate(s, &auth)
+                .map_err(|e| ApiError::new(e.code, format!("jobs[{i}]: {}", e.message)))?,
+        );
     }
     let out = submit_many(&st, jobs).await?;
     let settings = st.settings.current().await;
@@ -259,11 +320,16 @@ pub async fn submit_batch(State(st): State<AppState>, auth: Auth, ApiJson(b): Ap
 
 /// Replaces records with their live Redis state where Redis has a newer version.
 pub async fn overlay(st: &AppState, mut rows: Vec<JobSnapshot>) -> Vec<JobSnapshot> {
-    let idx: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].status.is_terminal()).collect();
+    let idx: Vec<usize> = (0..rows.len())
+        .filter(|&i| !rows[i].status.is_terminal())
+        .collect();
     if idx.is_empty() {
         return rows;
     }
-    let items: Vec<(QueueName, JobId)> = idx.iter().map(|&i| (rows[i].queue.clone(), rows[i].id)).collect();
+    let items: Vec<(QueueName, JobId)> = idx
+        .iter()
+        .map(|&i| (rows[i].queue.clone(), rows[i].id))
+        .collect();
     match st.queue.get_many(&items).await {
         Ok(live) => {
             for (&i, l) in idx.iter().zip(live) {
@@ -274,7 +340,9 @@ pub async fn overlay(st: &AppState, mut rows: Vec<JobSnapshot>) -> Vec<JobSnapsh
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "live job state unavailable; answering from PostgreSQL"),
+        Err(e) => {
+            tracing::warn!(error = %e, "live job state unavailable; answering from PostgreSQL")
+        }
     }
     rows
 }
@@ -286,13 +354,20 @@ pub async fn load(st: &AppState, auth: &Auth, id: &str) -> ApiResult<JobSnapshot
         .await?
         .filter(|j| auth.may_access(j.owner))
         .ok_or_else(|| ApiError::not_found("job"))?;
-    overlay(st, vec![row]).await.pop().ok_or_else(|| ApiError::not_found("job"))
+    overlay(st, vec![row])
+        .await
+        .pop()
+        .ok_or_else(|| ApiError::not_found("job"))
 }
 
 /// Get a job.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_job(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn get_job(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
     let j = load(&st, &auth, &id).await?;
     Ok(Json(view(j, &st.settings.current().await)))
 }
@@ -324,10 +399,17 @@ fn parse_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
 /// List jobs, newest first. Users see their own; admins see all.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_jobs(State(st): State<AppState>, auth: Auth, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<JobList>> {
+pub async fn list_jobs(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<JobList>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery, "limit must be between 1 and 500"));
+        return Err(ApiError::new(
+            Code::InvalidQuery,
+            "limit must be between 1 and 500",
+        ));
     }
     let filter = ListFilter {
         status: q.status,
@@ -338,7 +420,10 @@ pub async fn list_jobs(State(st): State<AppState>, auth: Auth, ApiQuery(q): ApiQ
     };
     let rows = voxfleet_store::jobs::list_jobs(&st.pool, &filter).await?;
     let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|j| format!("{}_{}", j.created_at.timestamp_micros(), j.id)))
+        .then(|| {
+            rows.last()
+                .map(|j| format!("{}_{}", j.created_at.timestamp_micros(), j.id))
+        })
         .flatten();
     let rows = overlay(&st, rows).await;
     let settings = st.settings.current().await;
@@ -352,29 +437,52 @@ pub async fn list_jobs(State(st): State<AppState>, auth: Auth, ApiQuery(q): ApiQ
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
     responses((status = 202, body = JobView), (status = 404, body = ErrorBody), (status = 409, description = "already finished", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel_job(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<JobView>)> {
+pub async fn cancel_job(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
     let j = load(&st, &auth, &id).await?;
     match st.queue.cancel(&j.queue, &j.id).await? {
         CancelOutcome::Cancelled | CancelOutcome::Cancelling => {}
         CancelOutcome::AlreadyFinished(s) => {
-            return Err(ApiError::new(Code::JobFinished, format!("the job has already {s}")));
+            return Err(ApiError::new(
+                Code::JobFinished,
+                format!("the job has already {s}"),
+            ));
         }
         CancelOutcome::Missing => {
-            return Err(ApiError::new(Code::JobFinished, format!("the job is {} and no longer in the queue", j.status)));
+            return Err(ApiError::new(
+                Code::JobFinished,
+                format!("the job is {} and no longer in the queue", j.status),
+            ));
         }
     }
     let j = load(&st, &auth, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(j, &st.settings.current().await))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(j, &st.settings.current().await)),
+    ))
 }
 
 /// Re-run a failed (or cancelled) job from its first attempt.
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)),
     responses((status = 202, body = JobView), (status = 404, body = ErrorBody), (status = 409, description = "not failed", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn retry_job(State(st): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<JobView>)> {
+pub async fn retry_job(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
     let j = load(&st, &auth, &id).await?;
     if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
-        return Err(ApiError::new(Code::NotRetryable, format!("only failed or cancelled jobs can be re-run; this one is {}", j.status)));
+        return Err(ApiError::new(
+            Code::NotRetryable,
+            format!(
+                "only failed or cancelled jobs can be re-run; this one is {}",
+                j.status
+            ),
+        ));
     }
     if j.kind.admin_only() {
         auth.require(Role::Admin)?;
@@ -384,11 +492,19 @@ pub async fn retry_job(State(st): State<AppState>, auth: Auth, Path(id): Path<St
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "persist before re-run failed");
-            ApiError::new(Code::Unavailable, "the job's state could not be saved; try again shortly")
+            ApiError::new(
+                Code::Unavailable,
+                "the job's state could not be saved; try again shortly",
+            )
         })?;
     let reset = voxfleet_store::jobs::reset_for_rerun(&st.pool, j.id)
         .await?
-        .ok_or_else(|| ApiError::new(Code::NotRetryable, "the job changed state; only failed or cancelled jobs can be re-run"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::NotRetryable,
+                "the job changed state; only failed or cancelled jobs can be re-run",
+            )
+        })?;
     if let Err(e) = st.queue.enqueue(&enqueue_request(&reset)).await {
         // put the record back as it was (with a newer version), so it can be re-run later
         let mut back = j.clone();
@@ -396,6 +512,16 @@ pub async fn retry_job(State(st): State<AppState>, auth: Auth, Path(id): Path<St
         let _ = voxfleet_store::jobs::upsert_snapshots(&st.pool, &[back]).await;
         return Err(e.into());
     }
-    voxfleet_store::audit::record(&st.pool, Some(auth.token_id), "job.retry", Some(&reset.id.to_string()), serde_json::json!({})).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(reset, &st.settings.current().await))))
+    voxfleet_store::audit::record(
+        &st.pool,
+        Some(auth.token_id),
+        "job.retry",
+        Some(&reset.id.to_string()),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(reset, &st.settings.current().await)),
+    ))
 }

@@ -21,10 +21,22 @@ pub async fn get_retry(State(st): State<AppState>, auth: Auth) -> ApiResult<Json
 #[utoipa::path(put, path = "/v1/settings/retry", tag = "settings", request_body = RetrySettings,
     responses((status = 200, body = RetrySettings), (status = 422, description = "max_retries outside 1-10", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn put_retry(State(st): State<AppState>, auth: Auth, ApiJson(s): ApiJson<RetrySettings>) -> ApiResult<Json<RetrySettings>> {
+pub async fn put_retry(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(s): ApiJson<RetrySettings>,
+) -> ApiResult<Json<RetrySettings>> {
     auth.require(Role::Admin)?;
-    s.validate().map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
+    s.validate()
+        .map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
     voxfleet_store::settings::put_retry(&st.pool, s, Some(auth.token_id)).await?;
-    voxfleet_store::audit::record(&st.pool, Some(auth.token_id), "settings.retry", None, serde_json::to_value(s).unwrap_or_default()).await?;
+    voxfleet_store::audit::record(
+        &st.pool,
+        Some(auth.token_id),
+        "settings.retry",
+        None,
+        serde_json::to_value(s).unwrap_or_default(),
+    )
+    .await?;
     Ok(Json(s))
 }

@@ -17,7 +17,8 @@ pub fn redis_url() -> String {
 }
 
 pub fn pg_base() -> String {
-    std::env::var("VOXFLEET_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("VOXFLEET_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn control_plane_bin() -> PathBuf {
@@ -27,12 +28,20 @@ pub fn control_plane_bin() -> PathBuf {
 /// The worker binary is built into the same directory (scripts/test.sh builds all binaries).
 pub fn worker_bin() -> PathBuf {
     let p = control_plane_bin().with_file_name("voxfleet-worker");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Env {
@@ -68,7 +77,10 @@ impl Env {
             db_url,
             redis_url: redis_url.to_string(),
             base: String::new(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             logs,
             cp: None,
             workers: vec![],
@@ -110,13 +122,19 @@ impl Env {
                 self.base = format!("http://{addr}");
                 break;
             }
-            assert!(Instant::now() < deadline, "control plane did not start: {}", self.log("control-plane.log"));
+            assert!(
+                Instant::now() < deadline,
+                "control plane did not start: {}",
+                self.log("control-plane.log")
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub fn control_plane_alive(&mut self) -> bool {
-        self.cp.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+        self.cp
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn log(&self, name: &str) -> String {
@@ -127,7 +145,14 @@ impl Env {
     pub fn worker(&mut self, name: &str, extra: &[&str]) -> usize {
         let child = self
             .command(worker_bin(), &format!("worker-{name}.log"))
-            .args(["--queues", "cpu", "--name", name, "--heartbeat-seconds", "1"])
+            .args([
+                "--queues",
+                "cpu",
+                "--name",
+                name,
+                "--heartbeat-seconds",
+                "1",
+            ])
             .args(extra)
             .spawn()
             .unwrap();
@@ -137,7 +162,11 @@ impl Env {
 
     pub fn signal(&self, i: usize, sig: &str) {
         let pid = self.workers[i].id().to_string();
-        let ok = Command::new("kill").args([sig, &pid]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig} {pid}");
     }
 
@@ -148,11 +177,21 @@ impl Env {
             .args(["tokens", "create", "--name", "test", "--role", role])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let url = format!("{}{}", self.base, path);
         let mut rb = self.http.request(method.parse().unwrap(), url);
         if let Some(t) = token {
@@ -164,7 +203,10 @@ impl Env {
         let res = rb.send().await.unwrap();
         let status = res.status();
         let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -176,7 +218,8 @@ impl Env {
     }
 
     pub async fn submit(&self, input: Value) -> String {
-        self.submit_with(json!({"kind": "diagnostic", "input": input})).await
+        self.submit_with(json!({"kind": "diagnostic", "input": input}))
+            .await
     }
 
     pub async fn submit_with(&self, body: Value) -> String {
@@ -192,7 +235,12 @@ impl Env {
     }
 
     /// Polls a job until `pred` holds (panics with the job and logs after `timeout`).
-    pub async fn wait_job(&self, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let j = self.job(id).await;
@@ -200,7 +248,10 @@ impl Env {
                 return j;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting on job {id}: {j}\nlogs in {}", self.logs.display());
+                panic!(
+                    "timed out waiting on job {id}: {j}\nlogs in {}",
+                    self.logs.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -212,13 +263,20 @@ impl Env {
 
     pub async fn set_retry(&self, limit: bool, max: u32) {
         let (s, v) = self
-            .call("PUT", "/v1/settings/retry", Some(ADMIN), Some(json!({"limit_retries": limit, "max_retries": max})))
+            .call(
+                "PUT",
+                "/v1/settings/retry",
+                Some(ADMIN),
+                Some(json!({"limit_retries": limit, "max_retries": max})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
 
     pub async fn pg(&self) -> sqlx::PgPool {
-        sqlx::PgPool::connect(&format!("{}/{}", pg_base(), self.db_name)).await.unwrap()
+        sqlx::PgPool::connect(&format!("{}/{}", pg_base(), self.db_name))
+            .await
+            .unwrap()
     }
 }
 
@@ -234,7 +292,10 @@ impl Drop for Env {
         }
         let _ = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -243,7 +304,10 @@ impl Drop for Env {
             && let Ok(mut con) = c.get_connection()
         {
             for pat in [format!("{{{}:*", self.prefix), format!("{}:*", self.prefix)] {
-                let keys: Vec<String> = redis::cmd("KEYS").arg(&pat).query(&mut con).unwrap_or_default();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&pat)
+                    .query(&mut con)
+                    .unwrap_or_default();
                 for chunk in keys.chunks(1000) {
                     let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
                 }
@@ -253,9 +317,20 @@ impl Drop for Env {
 }
 
 /// Reads a server-sent event stream until `stop` returns true for an event's data, or timeout.
-pub async fn read_events(env: &Env, path: &str, timeout: Duration, stop: impl Fn(&Value) -> bool) -> Vec<(String, Value)> {
+pub async fn read_events(
+    env: &Env,
+    path: &str,
+    timeout: Duration,
+    stop: impl Fn(&Value) -> bool,
+) -> Vec<(String, Value)> {
     use futures::StreamExt;
-    let res = env.http.get(format!("{}{}", env.base, path)).bearer_auth(ADMIN).send().await.unwrap();
+    let res = env
+        .http
+        .get(format!("{}{}", env.base, path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let mut stream = res.bytes_stream();
     let mut buf = String::new();

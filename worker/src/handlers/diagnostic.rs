@@ -34,7 +34,10 @@ pub async fn run(ctx: &JobContext, input: DiagnosticInput) -> Result<Value, Hand
     match input.fail {
         DiagnosticFail::Never => {}
         DiagnosticFail::Always => {
-            return Err(HandlerError::retryable("diagnostic_failure", "failed on request (fail=always)"));
+            return Err(HandlerError::retryable(
+                "diagnostic_failure",
+                "failed on request (fail=always)",
+            ));
         }
         DiagnosticFail::FirstAttempt if attempt <= 1 => {
             return Err(HandlerError::retryable(
@@ -44,7 +47,10 @@ pub async fn run(ctx: &JobContext, input: DiagnosticInput) -> Result<Value, Hand
         }
         DiagnosticFail::FirstAttempt => {}
         DiagnosticFail::Permanent => {
-            return Err(HandlerError::permanent("diagnostic_failure", "failed on request (fail=permanent)"));
+            return Err(HandlerError::permanent(
+                "diagnostic_failure",
+                "failed on request (fail=permanent)",
+            ));
         }
     }
     Ok(json!({

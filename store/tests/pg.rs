@@ -1,0 +1,209 @@
+//! PostgreSQL access against the real server, each test in a fresh database.
+use serde_json::json;
+use uuid::Uuid;
+use voxfleet_jobs::{JobKind, JobStatus, Priority, QueueName, RetrySettings};
+use voxfleet_store::jobs::{
+    Inserted, get_job, insert_jobs, new_snapshot, reset_for_rerun, upsert_snapshots,
+};
+use voxfleet_store::settings::{RetrySettingsSource, get_retry, put_retry};
+use voxfleet_store::tokens::{Role, create_token, ensure_bootstrap, find_token};
+
+struct Db {
+    name: String,
+    pool: sqlx::PgPool,
+}
+
+fn base() -> String {
+    std::env::var("VOXFLEET_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+impl Db {
+    async fn fresh() -> Self {
+        let name = format!("vf_store_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        // created by connect() itself, then migrated
+        let pool = voxfleet_store::connect(&format!("{}/{}", base(), name), 4)
+            .await
+            .unwrap();
+        Self { name, pool }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+fn job(owner: Option<Uuid>, key: Option<&str>) -> voxfleet_jobs::JobSnapshot {
+    new_snapshot(
+        JobKind::Diagnostic,
+        QueueName::cpu(),
+        Priority::Normal,
+        json!({}),
+        owner,
+        key.map(String::from),
+        None,
+    )
+}
+
+#[tokio::test]
+async fn connect_creates_and_migrates_and_is_idempotent() {
+    let db = Db::fresh().await;
+    // a second connect to the same database finds it migrated
+    let again = voxfleet_store::connect(&format!("{}/{}", base(), db.name), 2)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&again)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_per_owner() {
+    let db = Db::fresh().await;
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = insert_jobs(&db.pool, &[job(Some(alice), Some("k1"))])
+        .await
+        .unwrap();
+    let Inserted::Created(a) = &first[0] else {
+        panic!("created")
+    };
+    // same owner, same key: the existing job, also within one batch
+    let again = insert_jobs(
+        &db.pool,
+        &[job(Some(alice), Some("k1")), job(Some(alice), None)],
+    )
+    .await
+    .unwrap();
+    match &again[0] {
+        Inserted::Existing(e) => assert_eq!(e.id, a.id),
+        other => panic!("expected the existing job, got {other:?}"),
+    }
+    assert!(matches!(again[1], Inserted::Created(_)));
+    // another owner may use the same key
+    let other = insert_jobs(&db.pool, &[job(Some(bob), Some("k1"))])
+        .await
+        .unwrap();
+    assert!(matches!(other[0], Inserted::Created(_)));
+}
+
+#[tokio::test]
+async fn an_older_state_never_overwrites_a_newer_one() {
+    let db = Db::fresh().await;
+    let j = job(None, None);
+    insert_jobs(&db.pool, std::slice::from_ref(&j))
+        .await
+        .unwrap();
+    let mut done = j.clone();
+    done.status = JobStatus::Succeeded;
+    done.attempts = 1;
+    done.version = 3;
+    done.result = Some(json!({"ok": true}));
+    let mut stale = j.clone();
+    stale.status = JobStatus::Running;
+    stale.attempts = 1;
+    stale.version = 2;
+    assert_eq!(
+        upsert_snapshots(&db.pool, &[done.clone()]).await.unwrap(),
+        1
+    );
+    assert_eq!(upsert_snapshots(&db.pool, &[stale]).await.unwrap(), 0);
+    let got = get_job(&db.pool, j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.version, got.result),
+        (JobStatus::Succeeded, 3, Some(json!({"ok": true})))
+    );
+    // only failed or cancelled jobs can be reset for a re-run
+    assert!(reset_for_rerun(&db.pool, j.id).await.unwrap().is_none());
+    let mut failed = done.clone();
+    failed.status = JobStatus::Failed;
+    failed.version = 4;
+    failed.error_code = Some("boom".into());
+    upsert_snapshots(&db.pool, &[failed]).await.unwrap();
+    let reset = reset_for_rerun(&db.pool, j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            reset.status,
+            reset.attempts,
+            reset.version,
+            reset.error_code
+        ),
+        (JobStatus::Queued, 0, 5, None)
+    );
+}
+
+#[tokio::test]
+async fn the_retry_setting_round_trips_and_is_validated() {
+    let db = Db::fresh().await;
+    assert_eq!(get_retry(&db.pool).await.unwrap(), RetrySettings::default());
+    let s = RetrySettings {
+        limit_retries: false,
+        max_retries: 7,
+    };
+    put_retry(&db.pool, s, None).await.unwrap();
+    assert_eq!(get_retry(&db.pool).await.unwrap(), s);
+    assert!(
+        put_retry(
+            &db.pool,
+            RetrySettings {
+                limit_retries: true,
+                max_retries: 11
+            },
+            None
+        )
+        .await
+        .is_err()
+    );
+    let src = RetrySettingsSource::new(db.pool.clone());
+    assert_eq!(src.current().await, s);
+    // PostgreSQL gone: the last value read is used
+    db.pool.close().await;
+    assert_eq!(src.current().await, s);
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed_and_carry_roles() {
+    let db = Db::fresh().await;
+    let (info, plain) = create_token(&db.pool, "ops", Role::Admin).await.unwrap();
+    assert!(plain.starts_with("vf_"));
+    let stored: String = sqlx::query_scalar("SELECT token_sha256 FROM api_tokens WHERE id = $1")
+        .bind(info.id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, plain, "the plaintext is not stored");
+    assert_eq!(
+        find_token(&db.pool, &plain).await.unwrap().unwrap().role,
+        Role::Admin
+    );
+    assert!(find_token(&db.pool, "vf_wrong").await.unwrap().is_none());
+    let id = ensure_bootstrap(&db.pool, "bootstrap-token-0123456789")
+        .await
+        .unwrap();
+    assert_eq!(
+        ensure_bootstrap(&db.pool, "bootstrap-token-0123456789")
+            .await
+            .unwrap(),
+        id,
+        "idempotent"
+    );
+    assert_eq!(
+        find_token(&db.pool, "bootstrap-token-0123456789")
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::SuperAdmin
+    );
+    assert!(ensure_bootstrap(&db.pool, "short").await.is_err());
+    assert!(Role::SuperAdmin > Role::Admin && Role::Admin > Role::User);
+}
