@@ -347,70 +347,100 @@ impl QueueClient {
         settings: RetrySettings,
         claim_next: usize,
     ) -> Result<(Option<JobStatus>, Vec<ClaimedJob>), QueueError> {
-        let job = &claimed.job;
-        let qk = self.keys.queue(&job.queue);
+        let (mut statuses, next) = self
+            .finish_many(
+                &claimed.job.queue,
+                worker,
+                &[(claimed, outcome)],
+                settings,
+                claim_next,
+            )
+            .await?;
+        Ok((statuses.pop().flatten(), next))
+    }
+
+    /// Records the outcomes of several attempts of one queue in one script, and claims up to
+    /// `claim_next` jobs of that queue. Returns each job's new status (`None` where the worker
+    /// no longer held it) and the claimed jobs.
+    pub async fn finish_many(
+        &self,
+        queue: &QueueName,
+        worker: &str,
+        items: &[(&ClaimedJob, &Outcome)],
+        settings: RetrySettings,
+        claim_next: usize,
+    ) -> Result<(Vec<Option<JobStatus>>, Vec<ClaimedJob>), QueueError> {
+        let qk = self.keys.queue(queue);
         let (limit_on, global_max) = settings.lua_cap_args();
-        let delay = crate::retry::backoff(
-            job.attempts.max(1),
-            self.opts.backoff_base,
-            self.opts.backoff_max,
-            rand::random::<f64>(),
-        );
-        let (name, a7, a8, retryable) = match outcome {
-            Outcome::Succeeded(v) => ("succeeded", v.to_string(), String::new(), 0),
-            Outcome::Cancelled => ("cancelled", String::new(), String::new(), 0),
-            Outcome::Release => ("release", String::new(), String::new(), 0),
-            Outcome::Error {
-                class,
-                code,
-                message,
-            } => (
-                "error",
-                code.clone(),
-                message.clone(),
-                i64::from(*class == ErrorClass::Retryable),
-            ),
-        };
-        let mut c = self.conn.clone();
-        let out: Vec<Vec<String>> = SCRIPTS
-            .finish
-            .key(qk.leases())
+        let mut inv = SCRIPTS.finish.prepare_invoke();
+        inv.key(qk.leases())
             .key(qk.persist())
             .key(qk.delayed())
             .key(qk.pending(Priority::High))
             .key(qk.pending(Priority::Normal))
             .key(qk.pending(Priority::Low))
             .key(qk.wake())
-            .arg(job.id.to_string())
             .arg(worker)
             .arg(now_ms())
             .arg(qk.job_prefix())
             .arg(self.keys.events())
-            .arg(name)
-            .arg(a7)
-            .arg(a8)
-            .arg(retryable)
-            .arg(delay.as_millis() as u64)
             .arg(limit_on)
             .arg(global_max)
-            .arg(claim_next)
             .arg(self.opts.lease.as_millis() as u64)
-            .invoke_async(&mut c)
-            .await?;
-        let next = parse_jobs(out.get(1..).unwrap_or_default())?;
-        let status = out
-            .first()
-            .and_then(|h| h.first())
-            .map(String::as_str)
-            .unwrap_or("lost");
-        if status == "lost" {
-            return Ok((None, next));
+            .arg(claim_next);
+        for (claimed, outcome) in items {
+            let delay = crate::retry::backoff(
+                claimed.job.attempts.max(1),
+                self.opts.backoff_base,
+                self.opts.backoff_max,
+                rand::random::<f64>(),
+            );
+            let (name, a3, a4, retryable) = match outcome {
+                Outcome::Succeeded(v) => ("succeeded", v.to_string(), String::new(), 0),
+                Outcome::Cancelled => ("cancelled", String::new(), String::new(), 0),
+                Outcome::Release => ("release", String::new(), String::new(), 0),
+                Outcome::Error {
+                    class,
+                    code,
+                    message,
+                } => (
+                    "error",
+                    code.clone(),
+                    message.clone(),
+                    i64::from(*class == ErrorClass::Retryable),
+                ),
+            };
+            inv.arg(claimed.job.id.to_string())
+                .arg(name)
+                .arg(a3)
+                .arg(a4)
+                .arg(retryable)
+                .arg(delay.as_millis() as u64);
         }
-        let status = status.parse().map_err(|e: String| QueueError::Corrupt {
-            id: job.id.to_string(),
-            detail: e,
-        })?;
-        Ok((Some(status), next))
+        let mut c = self.conn.clone();
+        let out: Vec<Vec<String>> = inv.invoke_async(&mut c).await?;
+        let next = parse_jobs(out.get(1..).unwrap_or_default())?;
+        let statuses = out
+            .first()
+            .map(|v| v.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.parse::<JobStatus>().ok())
+            .collect::<Vec<_>>();
+        if statuses.len() != items.len() {
+            return Err(QueueError::Corrupt {
+                id: items
+                    .first()
+                    .map(|(c, _)| c.job.id.to_string())
+                    .unwrap_or_default(),
+                detail: format!(
+                    "finish returned {} statuses for {} jobs",
+                    statuses.len(),
+                    items.len()
+                ),
+            });
+        }
+        Ok((statuses, next))
     }
 
     /// Re-queues or fails jobs whose lease expired (their worker died). Safe to run from any

@@ -14,6 +14,7 @@
 //! released back to the queue (no attempt counted); exit 0.
 mod backend;
 mod fetch;
+mod finisher;
 mod gpu;
 mod handlers;
 mod heartbeat;
@@ -198,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = connect_pg(&cli.database_url, &early_stop).await?;
     let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
     let (tx, rx) = mpsc::channel(cli.concurrency as usize);
+    let (finish_tx, finish_rx) = mpsc::channel(cli.concurrency as usize * 2);
 
     let rt = Arc::new(Runtime {
         queue,
@@ -212,7 +214,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         idle: Notify::new(),
         draining: CancellationToken::new(),
         tasks: tx.clone(),
+        finisher: finish_tx,
     });
+    let finisher_task = tokio::spawn(finisher::run(rt.clone(), finish_rx));
 
     let gpus = gpu::Gpus::init();
     let mut device = cli.device.clone();
@@ -291,6 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = t.await;
     }
     let _ = hb_task.await;
+    finisher_task.abort();
     signal_task.abort();
     tracing::info!("worker stopped");
     Ok(())

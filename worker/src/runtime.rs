@@ -7,16 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data};
-use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use voxfleet_jobs::{
-    ClaimedJob, ErrorClass, HandlerError, JobId, JobStatus, Outage, Outcome, QueueClient, QueueName,
+    ClaimedJob, ErrorClass, HandlerError, JobId, JobStatus, Outcome, QueueClient, QueueName,
 };
 use voxfleet_store::PgPool;
 use voxfleet_store::settings::RetrySettingsSource;
 
 use crate::backend::ClaimedTask;
+use crate::finisher::FinishRequest;
 use crate::handlers;
 
 /// Why a running job's token was cancelled.
@@ -64,6 +65,8 @@ pub struct Runtime {
     pub draining: CancellationToken,
     /// Where claimed jobs go to be run (apalis's backend reads the other end).
     pub tasks: mpsc::Sender<ClaimedTask>,
+    /// Where outcomes go to be recorded (see `finisher`).
+    pub finisher: mpsc::Sender<FinishRequest>,
 }
 
 impl Runtime {
@@ -125,44 +128,25 @@ impl Runtime {
         }
     }
 
-    /// Records an attempt's outcome, retrying while Redis is unreachable (the lease keeps
-    /// the job ours meanwhile; if the outage outlasts it, the reaper counts the attempt).
-    /// With `claim_next`, the same script claims the freed slot's next job of that queue.
+    /// Records an attempt's outcome through the finisher; with `claim_next`, the same call
+    /// claims the freed slot's next job of that queue.
     async fn record(
         &self,
-        claimed: &ClaimedJob,
-        outcome: &Outcome,
-        mut claim_next: usize,
-    ) -> (Option<JobStatus>, Vec<ClaimedJob>) {
-        let settings = match outcome {
-            Outcome::Error { .. } => self.settings.current().await,
-            _ => Default::default(),
+        claimed: ClaimedJob,
+        outcome: Outcome,
+        claim_next: bool,
+    ) -> (Option<JobStatus>, Option<ClaimedJob>) {
+        let (reply, rx) = oneshot::channel();
+        let req = FinishRequest {
+            claimed,
+            outcome,
+            claim_next,
+            reply,
         };
-        let mut outage = Outage::new("redis");
-        let deadline = Instant::now() + self.queue.options().lease * 4;
-        loop {
-            match self
-                .queue
-                .finish_and_claim(claimed, &self.name, outcome, settings, claim_next)
-                .await
-            {
-                Ok(s) => {
-                    outage.ok();
-                    return s;
-                }
-                Err(e) if Instant::now() < deadline => {
-                    // the first call may have run before its reply was lost: claim nothing
-                    // more on retries (a job claimed then would only come back via its lease)
-                    claim_next = 0;
-                    let wait = outage.failed(&e);
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => {
-                    tracing::error!(job.id = %claimed.job.id, error = %e, "could not record the outcome; the lease will expire and the job be retried");
-                    return (None, vec![]);
-                }
-            }
+        if self.finisher.send(req).await.is_err() {
+            return (None, None);
         }
+        rx.await.unwrap_or((None, None))
     }
 }
 
@@ -263,59 +247,48 @@ async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob, permit: OwnedSemapho
     };
     // the freed slot claims its next job in the same round trip, when the job came from the
     // worker's first-choice queue (so queue preference is kept) and the worker is not draining
-    let claim_next =
-        usize::from(!rt.draining.is_cancelled() && rt.queues.first() == Some(&claimed.job.queue));
-    let (status, next) = rt.record(&claimed, &outcome, claim_next).await;
+    let claim_next = !rt.draining.is_cancelled() && rt.queues.first() == Some(&claimed.job.queue);
+    let failure = match &outcome {
+        Outcome::Error {
+            class,
+            code,
+            message,
+        } => Some((*class, code.clone(), message.clone())),
+        _ => None,
+    };
+    let (status, next) = rt.record(claimed, outcome, claim_next).await;
     rt.unregister(&id);
     rt.persist_wake.notify_one();
     hand_off(&rt, next, permit).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    match (&outcome, status) {
+    match (failure, status) {
         (_, None) => tracing::warn!(
             elapsed_ms,
             "outcome not recorded: this worker no longer held the job"
         ),
-        (
-            Outcome::Error {
-                class,
-                code,
-                message,
-            },
-            Some(s),
-        ) => {
-            let retry = *class == ErrorClass::Retryable;
+        (Some((class, code, message)), Some(s)) => {
+            let retry = class == ErrorClass::Retryable;
             tracing::warn!(elapsed_ms, code, message, retryable = retry, status = %s, "attempt failed")
         }
-        (_, Some(s)) => tracing::debug!(elapsed_ms, status = %s, "attempt finished"),
+        (None, Some(s)) => tracing::debug!(elapsed_ms, status = %s, "attempt finished"),
     }
 }
 
 /// Passes jobs claimed by a finishing slot to apalis, the first with the slot's permit. Jobs
 /// that cannot be run (the worker stopped taking work) go back to the queue untouched.
-async fn hand_off(rt: &Arc<Runtime>, next: Vec<ClaimedJob>, permit: OwnedSemaphorePermit) {
-    let mut permit = Some(permit);
-    for job in next {
-        let Some(p) = permit.take() else {
-            let _ = rt
-                .queue
-                .finish(&job, &rt.name, &Outcome::Release, Default::default())
-                .await;
-            continue;
-        };
-        rt.register(&job);
-        if let Err(mpsc::error::SendError(t)) = rt
-            .tasks
-            .send(ClaimedTask {
-                claimed: job,
-                permit: p,
-            })
-            .await
-        {
-            rt.unregister(&t.claimed.job.id);
-            let _ = rt
-                .queue
-                .finish(&t.claimed, &rt.name, &Outcome::Release, Default::default())
-                .await;
-        }
+async fn hand_off(rt: &Arc<Runtime>, next: Option<ClaimedJob>, permit: OwnedSemaphorePermit) {
+    let Some(job) = next else { return };
+    rt.register(&job);
+    let task = ClaimedTask {
+        claimed: job,
+        permit,
+    };
+    if let Err(mpsc::error::SendError(t)) = rt.tasks.send(task).await {
+        rt.unregister(&t.claimed.job.id);
+        let release = Outcome::Release;
+        let _ = rt
+            .queue
+            .finish(&t.claimed, &rt.name, &release, Default::default())
+            .await;
     }
 }
