@@ -106,19 +106,7 @@ async fn maintain(st: AppState, stop: CancellationToken) {
             }
         };
         for q in &queues {
-            if let Ok(n) = st.queue.expired_leases(q).await
-                && n > 0
-            {
-                let settings = st.settings.current().await;
-                match st.queue.reap(q, settings).await {
-                    Ok(done) => {
-                        for (id, status) in done {
-                            tracing::warn!(job.id = %id, queue = %q, status = %status, "reaped a job whose worker was lost");
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "reap failed"),
-                }
-            }
+            voxfleet_store::reaper::reap_expired(&st.queue, &st.settings, q).await;
             match voxfleet_store::persist::persist_all(
                 &st.queue,
                 &st.pool,

@@ -463,3 +463,91 @@ async fn cancel_removes_queued_jobs_and_stops_running_ones() {
         "never ran"
     );
 }
+
+/// No GPU can run here, so this test publishes the heartbeat a GPU worker would (its NVML
+/// reading is the mocked part) and checks what operators see: `/v1/gpus`, `/v1/workers` and the
+/// DCGM-named gauges; and that a silent worker turns `lost` with its GPU unhealthy.
+#[tokio::test]
+async fn gpu_readings_from_heartbeats_are_served_and_exported() {
+    use voxfleet_jobs::fleet::{GpuStats, WorkerInfo, WorkerState};
+    let env = Env::start().await;
+    let q = voxfleet_jobs::QueueClient::new(
+        &env.redis_url,
+        voxfleet_jobs::Keys::new(&env.prefix),
+        Default::default(),
+    )
+    .unwrap();
+    let gpu = GpuStats {
+        index: 0,
+        uuid: "GPU-8f3e0000-0000-0000-0000-000000000000".into(),
+        name: "NVIDIA H100 80GB HBM3".into(),
+        memory_total_bytes: 80 << 30,
+        memory_used_bytes: 20 << 30,
+        memory_free_bytes: 60 << 30,
+        utilization_percent: Some(87),
+        temperature_celsius: Some(61),
+        power_watts: Some(412.5),
+        healthy: true,
+    };
+    let mut info = WorkerInfo {
+        name: "gpu-box-1".into(),
+        host: "gpu-box".into(),
+        pid: 4242,
+        version: "0.1.0".into(),
+        queues: vec!["gpu".into()],
+        concurrency: 1,
+        running: vec![],
+        device: "cuda:0".into(),
+        gpus: vec![gpu],
+        state: WorkerState::Running,
+        started_at: chrono::Utc::now(),
+        last_heartbeat: chrono::Utc::now(),
+        heartbeat_interval_s: 5,
+    };
+    q.heartbeat(&info, Duration::from_secs(60)).await.unwrap();
+    let (s, g) = env.get("/v1/gpus").await;
+    assert_eq!(s, StatusCode::OK);
+    let g0 = &g["gpus"][0];
+    assert_eq!(g0["worker"], "gpu-box-1");
+    assert_eq!(g0["memory_used_bytes"], 20u64 << 30);
+    assert_eq!(
+        (g0["utilization_percent"].as_u64(), g0["healthy"].as_bool()),
+        (Some(87), Some(true))
+    );
+    let (_, w) = env.get("/v1/workers").await;
+    assert_eq!(
+        (
+            w["workers"][0]["device"].as_str(),
+            w["workers"][0]["gpu_count"].as_u64()
+        ),
+        (Some("cuda:0"), Some(1))
+    );
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("DCGM_FI_DEV_GPU_UTIL{") && l.ends_with(" 87")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("DCGM_FI_DEV_FB_USED{") && l.ends_with(" 20480")),
+        "{metrics}"
+    );
+    // a worker silent for more than three intervals is lost, and its GPU unhealthy
+    info.last_heartbeat = chrono::Utc::now() - chrono::Duration::seconds(60);
+    q.heartbeat(&info, Duration::from_secs(60)).await.unwrap();
+    let (_, w) = env.get("/v1/workers").await;
+    assert_eq!(w["workers"][0]["state"], "lost");
+    let (_, g) = env.get("/v1/gpus").await;
+    assert_eq!(g["gpus"][0]["healthy"], false);
+}

@@ -17,13 +17,14 @@ const T: Duration = Duration::from_secs(60);
 #[tokio::test]
 async fn a_worker_killed_mid_job_loses_its_lease_and_the_attempt_counts() {
     let mut env = Env::start().await;
-    let a = env.worker("a", &["--lease-seconds", "5"]);
+    // default lease (15 s): the 30 s promise must hold for the shipped configuration
+    let a = env.worker("a", &[]);
     let id = env.submit(json!({"sleep_ms": 4000, "steps": 40})).await;
     env.wait_job(&id, T, |j| j["status"] == "running" && j["worker"] == "a")
         .await;
     env.signal(a, "-KILL");
     let killed = Instant::now();
-    env.worker("b", &["--lease-seconds", "5"]);
+    env.worker("b", &[]);
     // watch the job: it must come back with the attempt counted and `worker_lost`
     let mut requeued_after = None;
     let mut saw_worker_lost = false;

@@ -5,12 +5,14 @@
 //!   (never overwriting a newer version), reads and listing.
 //! - [`persist`]: moves job states from Redis's persist set into PostgreSQL, retrying while
 //!   PostgreSQL is unreachable; nothing is dropped from Redis before PostgreSQL has it.
+//! - [`reaper`]: recovers dead workers' jobs (expired leases).
 //! - [`settings`]: the retry setting, read fresh at each decision with a last-known fallback.
 //! - [`tokens`]: hashed bearer tokens and roles; [`audit`]: the audit log.
 pub mod audit;
 pub mod db;
 pub mod jobs;
 pub mod persist;
+pub mod reaper;
 pub mod settings;
 pub mod tokens;
 

@@ -1,5 +1,6 @@
 //! The heartbeat: every few seconds the worker publishes its queues, running jobs, device and
-//! GPU statistics to Redis (with a TTL, so a dead worker drops out).
+//! GPU statistics to Redis. The control plane reports a worker `lost` when its last heartbeat is
+//! older than three intervals, and forgets it after an hour.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,11 +47,9 @@ impl Heartbeat {
     }
 
     pub async fn beat(&self, state: WorkerState, outage: &mut Outage) {
-        let ttl = if state == WorkerState::Stopped {
-            Duration::from_secs(60)
-        } else {
-            self.interval * 3
-        };
+        // kept for an hour: a worker that dies silently is then listed as `lost` (its last
+        // heartbeat too old) instead of vanishing from the fleet
+        let ttl = Duration::from_secs(3600);
         match self.rt.queue.heartbeat(&self.info(state), ttl).await {
             Ok(()) => outage.ok(),
             Err(e) => {

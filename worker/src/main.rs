@@ -151,19 +151,24 @@ async fn shutdown_signal() {
     }
 }
 
-async fn connect_pg(url: &str, stop: &CancellationToken) -> anyhow::Result<voxfleet_store::PgPool> {
+/// Connects to PostgreSQL, waiting (with backoff) while it is unreachable. `None` when a
+/// shutdown signal arrives first.
+async fn connect_pg(
+    url: &str,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<voxfleet_store::PgPool>> {
     let mut outage = Outage::new("postgres");
     loop {
         match voxfleet_store::connect(url, 4).await {
             Ok(p) => {
                 outage.ok();
-                return Ok(p);
+                return Ok(Some(p));
             }
             Err(e) if e.is_unavailable() => {
                 let wait = outage.failed(&e);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},
-                    _ = stop.cancelled() => bail!("stopped before PostgreSQL became reachable"),
+                    _ = stop.cancelled() => return Ok(None),
                 }
             }
             Err(e) => return Err(e).context("connecting to PostgreSQL"),
@@ -196,7 +201,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         shutdown_signal().await;
         s.cancel();
     });
-    let pool = connect_pg(&cli.database_url, &early_stop).await?;
+    let Some(pool) = connect_pg(&cli.database_url, &early_stop).await? else {
+        tracing::info!("stopped before PostgreSQL became reachable; nothing was claimed");
+        return Ok(());
+    };
     let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
     let (tx, rx) = mpsc::channel(cli.concurrency as usize);
     let (finish_tx, finish_rx) = mpsc::channel(cli.concurrency as usize * 2);

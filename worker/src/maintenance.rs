@@ -56,21 +56,8 @@ pub async fn reap(rt: Arc<Runtime>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         for q in &rt.queues {
-            match rt.queue.expired_leases(q).await {
-                Ok(0) | Err(_) => continue,
-                Ok(_) => {}
-            }
-            let settings = rt.settings.current().await;
-            match rt.queue.reap(q, settings).await {
-                Ok(done) => {
-                    for (id, status) in &done {
-                        tracing::warn!(job.id = %id, queue = %q, status = %status, "reaped a job whose worker was lost");
-                    }
-                    if !done.is_empty() {
-                        rt.persist_wake.notify_one();
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "reap failed"),
+            if voxfleet_store::reaper::reap_expired(&rt.queue, &rt.settings, q).await > 0 {
+                rt.persist_wake.notify_one();
             }
         }
     }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use voxfleet_jobs::fleet::{WorkerInfo, WorkerState};
+use voxfleet_jobs::fleet::{GpuStats, WorkerInfo, WorkerState};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
@@ -155,20 +155,13 @@ pub async fn workers(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<W
     Ok(Json(WorkerList { workers }))
 }
 
+/// One GPU: its worker, the NVML reading, and when it was taken.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GpuView {
     pub worker: String,
-    pub index: u32,
-    pub uuid: String,
-    pub name: String,
-    pub memory_total_bytes: u64,
-    pub memory_used_bytes: u64,
-    pub memory_free_bytes: u64,
-    pub utilization_percent: Option<u32>,
-    pub temperature_celsius: Option<u32>,
-    pub power_watts: Option<f64>,
-    /// NVML could read it and its worker is alive.
-    pub healthy: bool,
+    /// `healthy` here also requires the worker to be alive.
+    #[serde(flatten)]
+    pub stats: GpuStats,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -186,19 +179,13 @@ pub async fn gpu_views(st: &AppState) -> ApiResult<Vec<GpuView>> {
             let alive = h != WorkerHealth::Lost;
             let at = w.last_heartbeat;
             let name = w.name.clone();
-            w.gpus.into_iter().map(move |g| GpuView {
-                worker: name.clone(),
-                index: g.index,
-                uuid: g.uuid,
-                name: g.name,
-                memory_total_bytes: g.memory_total_bytes,
-                memory_used_bytes: g.memory_used_bytes,
-                memory_free_bytes: g.memory_free_bytes,
-                utilization_percent: g.utilization_percent,
-                temperature_celsius: g.temperature_celsius,
-                power_watts: g.power_watts,
-                healthy: g.healthy && alive,
-                updated_at: at,
+            w.gpus.into_iter().map(move |mut g| {
+                g.healthy &= alive;
+                GpuView {
+                    worker: name.clone(),
+                    stats: g,
+                    updated_at: at,
+                }
             })
         })
         .collect())

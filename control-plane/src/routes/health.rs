@@ -104,11 +104,12 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(gpus) = gpu_views(&st).await {
         for g in gpus {
             let labels = [
-                ("gpu", g.index.to_string()),
-                ("UUID", g.uuid.clone()),
+                ("gpu", g.stats.index.to_string()),
+                ("UUID", g.stats.uuid.clone()),
                 ("Hostname", g.worker.clone()),
-                ("modelName", g.name.clone()),
+                ("modelName", g.stats.name.clone()),
             ];
+            let g = g.stats;
             metrics::gauge!("DCGM_FI_DEV_FB_USED", &labels)
                 .set((g.memory_used_bytes / (1 << 20)) as f64);
             metrics::gauge!("DCGM_FI_DEV_FB_FREE", &labels)
