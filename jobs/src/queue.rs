@@ -214,6 +214,7 @@ impl QueueClient {
     }
 
     /// Queues many jobs in one round trip.
+    #[tracing::instrument(level = "debug", skip_all, fields(jobs = reqs.len()))]
     pub async fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<(), QueueError> {
         if reqs.is_empty() {
             return Ok(());
@@ -249,6 +250,7 @@ impl QueueClient {
 
     /// Atomically takes up to `count` jobs of `queue` (highest priority first) and leases them
     /// to `worker`, in one round trip. Also returns when the earliest retry is due, if any.
+    #[tracing::instrument(level = "debug", skip(self), fields(queue = %queue))]
     pub async fn claim_many(
         &self,
         queue: &QueueName,
@@ -362,6 +364,7 @@ impl QueueClient {
     /// Records the outcomes of several attempts of one queue in one script, and claims up to
     /// `claim_next` jobs of that queue. Returns each job's new status (`None` where the worker
     /// no longer held it) and the claimed jobs.
+    #[tracing::instrument(level = "debug", skip_all, fields(queue = %queue, jobs = items.len(), claim_next))]
     pub async fn finish_many(
         &self,
         queue: &QueueName,
@@ -445,6 +448,7 @@ impl QueueClient {
 
     /// Re-queues or fails jobs whose lease expired (their worker died). Safe to run from any
     /// number of processes at once. Returns what it did, at most 100 jobs per call.
+    #[tracing::instrument(level = "debug", skip(self, settings), fields(queue = %queue))]
     pub async fn reap(
         &self,
         queue: &QueueName,
@@ -475,6 +479,7 @@ impl QueueClient {
     }
 
     /// Cancels a job: removed if queued or waiting to retry; flagged if running.
+    #[tracing::instrument(level = "debug", skip(self), fields(queue = %queue, job.id = %id))]
     pub async fn cancel(&self, queue: &QueueName, id: &JobId) -> Result<CancelOutcome, QueueError> {
         let qk = self.keys.queue(queue);
         let mut c = self.conn.clone();
