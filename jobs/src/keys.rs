@@ -50,11 +50,6 @@ impl Keys {
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
     }
-
-    /// A lock held by one process for periodic work (`SET NX PX`).
-    pub fn lock(&self, name: &str) -> String {
-        format!("{}:lock:{}", self.prefix, name)
-    }
 }
 
 impl QueueKeys {
