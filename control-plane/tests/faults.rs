@@ -386,3 +386,24 @@ async fn results_written_while_postgres_is_unreachable_arrive_when_it_returns() 
         assert_eq!(env.job(id).await["status"], "succeeded");
     }
 }
+
+#[tokio::test]
+async fn an_attempt_past_the_job_timeout_fails_as_retryable_timeout() {
+    let mut env = Env::start().await;
+    env.worker(
+        "strict",
+        &["--job-timeout-seconds", "1", "--retry-backoff-ms", "20"],
+    );
+    let id = env
+        .submit_with(json!({"kind": "diagnostic", "input": {"sleep_ms": 30000, "steps": 300}, "max_retries": 1}))
+        .await;
+    let j = env.wait_status(&id, "failed", T).await;
+    assert_eq!(
+        (j["attempts"].as_u64(), j["error"]["code"].as_str()),
+        (Some(2), Some("timeout")),
+        "{j}"
+    );
+    // the worker is free again
+    let ok = env.submit(json!({})).await;
+    env.wait_status(&ok, "succeeded", T).await;
+}
