@@ -386,6 +386,14 @@ async fn retry_cap_comes_from_the_setting_and_changes_apply_without_restart() {
     // a transient error is retried and then succeeds
     let e = env.submit(json!({"fail": "first_attempt"})).await;
     assert_eq!(env.wait_status(&e, "succeeded", T).await["attempts"], 2);
+    // a panicking handler fails its job with a code; the worker carries on
+    let p = env.submit(json!({"fail": "panic"})).await;
+    let jp = env.wait_status(&p, "failed", T).await;
+    assert_eq!(
+        (jp["attempts"].as_u64(), jp["error"]["code"].as_str()),
+        (Some(1), Some("handler_panic")),
+        "{jp}"
+    );
     // crash is refused by a worker without --allow-crash: a bad request, not a crash
     let f = env.submit(json!({"crash": true})).await;
     let jf = env.wait_status(&f, "failed", T).await;

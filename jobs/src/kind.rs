@@ -236,6 +236,8 @@ pub enum DiagnosticFail {
     FirstAttempt,
     /// Fails at once with a permanent (bad input) error: no retry.
     Permanent,
+    /// The handler panics (a drill for handler bugs): the job fails with `handler_panic`.
+    Panic,
 }
 
 /// The `diagnostic` kind: operators' smoke test and benchmarkers' no-op job.

@@ -68,6 +68,7 @@ pub async fn run(
                             .await
                         {
                             // apalis has stopped taking work: give the job back untouched
+                            rt.unregister(&task.claimed.job.id);
                             let _ = rt
                                 .queue
                                 .finish(

@@ -2,9 +2,12 @@
 //! (so a panic or a dropped future cannot leave a job leased forever), then record the outcome
 //! in Redis, retrying until Redis answers.
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use apalis::prelude::{BoxDynError, Data};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
@@ -120,7 +123,7 @@ impl Runtime {
         (cancel, reason)
     }
 
-    fn unregister(&self, id: &JobId) {
+    pub fn unregister(&self, id: &JobId) {
         let mut map = self.running.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(id);
         if map.is_empty() {
@@ -212,7 +215,26 @@ async fn run_attempt(rt: Arc<Runtime>, claimed: ClaimedJob, permit: OwnedSemapho
         cancel: cancel.clone(),
     };
     let started = Instant::now();
-    let fut = handlers::run(&ctx);
+    // A panicking handler must not take the attempt down with it: the job would stay
+    // registered, its lease renewed forever, "running" for good. It fails with a code instead
+    // (permanent: a bug does not go away on retry).
+    let fut = async {
+        match AssertUnwindSafe(handlers::run(&ctx)).catch_unwind().await {
+            Ok(r) => r,
+            Err(p) => {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                tracing::error!(panic = %what, "job handler panicked");
+                Err(HandlerError::permanent(
+                    "handler_panic",
+                    format!("the handler panicked: {what}"),
+                ))
+            }
+        }
+    };
     let res = match rt.job_timeout {
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(r) => r,

@@ -46,6 +46,7 @@ pub async fn run(ctx: &JobContext, input: DiagnosticInput) -> Result<Value, Hand
             ));
         }
         DiagnosticFail::FirstAttempt => {}
+        DiagnosticFail::Panic => panic!("diagnostic job asked its handler to panic"),
         DiagnosticFail::Permanent => {
             return Err(HandlerError::permanent(
                 "diagnostic_failure",
