@@ -15,10 +15,11 @@ apt_install() {
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 ensure_redis() {
   command -v redis-cli >/dev/null && redis_up && return 0
-  if ! command -v redis-server >/dev/null; then
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
     log "installing redis-server"
     apt_install redis-server redis-tools
   fi
+  redis_up && return 0
   log "starting redis-server on 127.0.0.1:6379"
   mkdir -p /tmp/voxfleet-redis
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
@@ -34,6 +35,7 @@ ensure_postgres() {
     log "installing postgresql"
     apt_install postgresql
   fi
+  pg_up && return 0
   local ver; ver=$(ls /etc/postgresql | sort -V | tail -n1)
   local hba="/etc/postgresql/$ver/main/pg_hba.conf"
   # trust on loopback, as the tests and the README's commands expect (development machines only)
