@@ -209,6 +209,17 @@ impl Env {
         )
     }
 
+    /// A plain-text route without auth (e.g. `/metrics`).
+    pub async fn text(&self, path: &str) -> String {
+        let res = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap();
+        res.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call("GET", path, Some(ADMIN), None).await
     }

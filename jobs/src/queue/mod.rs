@@ -335,32 +335,16 @@ impl QueueClient {
         outcome: &Outcome,
         settings: RetrySettings,
     ) -> Result<Option<JobStatus>, QueueError> {
-        Ok(self
-            .finish_and_claim(claimed, worker, outcome, settings, 0)
-            .await?
-            .0)
-    }
-
-    /// As [`Self::finish`], and in the same script claims up to `claim_next` jobs of the same
-    /// queue for the slot that just freed up (one round trip per job under load).
-    pub async fn finish_and_claim(
-        &self,
-        claimed: &ClaimedJob,
-        worker: &str,
-        outcome: &Outcome,
-        settings: RetrySettings,
-        claim_next: usize,
-    ) -> Result<(Option<JobStatus>, Vec<ClaimedJob>), QueueError> {
-        let (mut statuses, next) = self
+        let (mut statuses, _) = self
             .finish_many(
                 &claimed.job.queue,
                 worker,
                 &[(claimed, outcome)],
                 settings,
-                claim_next,
+                0,
             )
             .await?;
-        Ok((statuses.pop().flatten(), next))
+        Ok(statuses.pop().flatten())
     }
 
     /// Records the outcomes of several attempts of one queue in one script, and claims up to
