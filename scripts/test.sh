@@ -7,6 +7,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/services.sh
+scripts/tools.sh
+export VOXFLEET_MODELS_DIR="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -14,6 +16,8 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (binaries used by the end-to-end tests)"
 cargo build --workspace --bins --locked
+echo "== model files (fetched once into $VOXFLEET_MODELS_DIR, verified every time)"
+"$CARGO_TARGET_DIR/debug/voxfleet-worker" models fetch
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads "${VOXFLEET_TEST_THREADS:-4}"
 echo "== all checks passed"

@@ -15,6 +15,8 @@ pub enum Code {
     InvalidBody,
     UnsupportedMediaType,
     PayloadTooLarge,
+    FileTooLarge,
+    NotReady,
     UnknownKind,
     InvalidInput,
     InvalidQueue,
@@ -38,6 +40,8 @@ impl Code {
             Self::InvalidBody => "invalid_body",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::FileTooLarge => "file_too_large",
+            Self::NotReady => "not_ready",
             Self::UnknownKind => "unknown_kind",
             Self::InvalidInput => "invalid_input",
             Self::InvalidQueue => "invalid_queue",
@@ -59,14 +63,16 @@ impl Code {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MalformedJson | Self::InvalidQuery => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge | Self::TooManyJobs => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::FileTooLarge | Self::TooManyJobs => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::InvalidBody
             | Self::UnknownKind
             | Self::InvalidInput
             | Self::InvalidQueue
             | Self::InvalidSetting => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            Self::JobFinished | Self::NotRetryable => StatusCode::CONFLICT,
+            Self::JobFinished | Self::NotRetryable | Self::NotReady => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

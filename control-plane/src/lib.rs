@@ -13,6 +13,8 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod transcript;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::broadcast;
 use voxfleet_jobs::{JobEvent, QueueClient};
 use voxfleet_store::PgPool;
+use voxfleet_store::media::MediaStore;
 use voxfleet_store::settings::RetrySettingsSource;
 
 /// Everything a request handler needs. Cheap to clone.
@@ -35,6 +38,8 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     pub metrics: PrometheusHandle,
     pub limits: Limits,
+    /// Where media objects live.
+    pub media: MediaStore,
     /// Cancelled at shutdown: ends open event streams so the server can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -47,6 +52,12 @@ pub struct Limits {
     pub max_batch: usize,
     /// Heartbeats older than this many intervals mark a worker `lost` (3).
     pub lost_after_beats: u32,
+    /// Largest media file accepted by upload (2 GiB).
+    pub max_upload_bytes: u64,
+    /// Where uploads are spooled while they are hashed and probed (the system temp folder).
+    pub spool_dir: std::path::PathBuf,
+    /// How long `POST /v1/audio/transcriptions` waits for its job (10 minutes).
+    pub openai_wait: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +66,9 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_batch: 1000,
             lost_after_beats: 3,
+            max_upload_bytes: 2 << 30,
+            spool_dir: std::env::temp_dir(),
+            openai_wait: Duration::from_secs(600),
         }
     }
 }
@@ -65,6 +79,7 @@ impl AppState {
         pool: PgPool,
         metrics: PrometheusHandle,
         limits: Limits,
+        media: MediaStore,
     ) -> Self {
         let (events, _) = broadcast::channel(4096);
         Self {
@@ -75,6 +90,7 @@ impl AppState {
             tokens: Arc::new(auth::TokenCache::default()),
             metrics,
             limits,
+            media,
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -82,7 +98,11 @@ impl AppState {
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = openapi::router().split_for_parts();
+    // Multipart framing on top of the file itself.
+    let max_upload = usize::try_from(state.limits.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10);
+    let (router, api) = openapi::router(max_upload).split_for_parts();
     let api = Arc::new(api);
     router
         .route(

@@ -65,6 +65,23 @@ struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "VOXFLEET_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Media storage: `file://DIR` (relative to the working directory) or `s3://BUCKET/PREFIX`
+    /// (credentials and endpoint from AWS_* variables).
+    #[arg(
+        long,
+        env = "VOXFLEET_STORAGE_URL",
+        default_value = "file://./data/media"
+    )]
+    storage_url: String,
+    /// Largest media upload in bytes (413 beyond it).
+    #[arg(long, env = "VOXFLEET_MAX_UPLOAD_BYTES", default_value_t = 2 << 30)]
+    max_upload_bytes: u64,
+    /// Where uploads are spooled while hashed and probed (default: the system temp folder).
+    #[arg(long, env = "VOXFLEET_SPOOL_DIR")]
+    spool_dir: Option<std::path::PathBuf>,
+    /// How long `POST /v1/audio/transcriptions` waits for its transcription.
+    #[arg(long, env = "VOXFLEET_OPENAI_WAIT_SECONDS", default_value_t = 600)]
+    openai_wait_seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,11 +159,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 QueueOptions::default(),
             )
             .context("Redis URL")?;
+            let defaults = Limits::default();
             let limits = Limits {
                 max_body_bytes: args.max_body_bytes,
-                ..Default::default()
+                max_upload_bytes: args.max_upload_bytes,
+                spool_dir: args.spool_dir.unwrap_or(defaults.spool_dir.clone()),
+                openai_wait: std::time::Duration::from_secs(args.openai_wait_seconds),
+                ..defaults
             };
-            let state = AppState::new(queue, pool, metrics_handle(), limits);
+            let media = voxfleet_store::media::MediaStore::from_url(&args.storage_url)
+                .context("media storage (--storage-url)")?;
+            let state = AppState::new(queue, pool, metrics_handle(), limits, media);
             let listener = tokio::net::TcpListener::bind(&args.bind)
                 .await
                 .with_context(|| format!("binding {}", args.bind))?;

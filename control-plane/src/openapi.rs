@@ -5,13 +5,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::{events, fleet, health, jobs, settings};
+use crate::routes::{events, files, fleet, health, jobs, openai, settings};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "voxfleet control plane", description = "Jobs, queues, workers and GPUs of a voxfleet fleet."),
     modifiers(&Bearer),
-    tags((name = "jobs"), (name = "fleet"), (name = "settings"), (name = "health"))
+    tags((name = "jobs"), (name = "files"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -27,8 +27,18 @@ impl Modify for Bearer {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// `max_upload` is the body limit of the routes that take media; the others keep the
+/// general limit set around the whole router.
+pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
+    let media = OpenApiRouter::new()
+        .routes(routes!(files::upload_file, files::list_files))
+        .routes(routes!(openai::transcriptions))
+        .layer(axum::extract::DefaultBodyLimit::max(max_upload));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(media)
+        .routes(routes!(files::get_file, files::delete_file))
+        .routes(routes!(files::get_transcript))
+        .routes(routes!(files::usage))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -78,12 +78,29 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
     let (s, v) = env
         .post(
             "/v1/jobs",
-            json!({"kind": "transcribe", "input": {"file_id": uuid::Uuid::nil()}}),
+            json!({"kind": "diarize", "input": {"file_id": uuid::Uuid::nil()}}),
         )
         .await;
     assert_eq!(
         (s, code(&v)),
         (StatusCode::NOT_IMPLEMENTED, "not_implemented")
+    );
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "transcribe", "input": {"file_id": uuid::Uuid::nil()}}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "transcribe", "input": {"file_id": uuid::Uuid::nil(), "beam_size": 50}}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
     );
     let (s, v) = env
         .post(
@@ -503,6 +520,7 @@ async fn gpu_readings_from_heartbeats_are_served_and_exported() {
         started_at: chrono::Utc::now(),
         last_heartbeat: chrono::Utc::now(),
         heartbeat_interval_s: 5,
+        models: vec![],
     };
     q.heartbeat(&info, Duration::from_secs(60)).await.unwrap();
     let (s, g) = env.get("/v1/gpus").await;

@@ -51,6 +51,18 @@ pub struct WorkerInfo {
     pub last_heartbeat: DateTime<Utc>,
     /// Seconds between heartbeats; a worker silent for 3 of them is reported `lost`.
     pub heartbeat_interval_s: u64,
+    /// Models loaded in this worker's cache (each once per device) and their memory.
+    #[serde(default)]
+    pub models: Vec<LoadedModel>,
+}
+
+/// A model held in a worker's cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoadedModel {
+    pub name: String,
+    pub device: String,
+    /// Bytes of weights held (host or device memory).
+    pub bytes: u64,
 }
 
 impl QueueClient {

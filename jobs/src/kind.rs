@@ -73,7 +73,7 @@ impl JobKind {
     /// Whether workers of this version can run the kind. The API rejects the others with
     /// `not_implemented` until their issue lands.
     pub fn is_implemented(self) -> bool {
-        matches!(self, Self::Diagnostic)
+        matches!(self, Self::Diagnostic | Self::Transcribe)
     }
 
     /// Kinds only admins may submit.
@@ -96,7 +96,11 @@ impl JobKind {
             T::deserialize(v).map_err(|e| InputError(e.to_string()))
         }
         let parsed = match self {
-            Self::Transcribe => JobInput::Transcribe(de(input)?),
+            Self::Transcribe => {
+                let t: TranscribeInput = de(input)?;
+                t.validate()?;
+                JobInput::Transcribe(t)
+            }
             Self::Diarize => JobInput::Diarize(de(input)?),
             Self::ExtractEmbeddings => JobInput::ExtractEmbeddings(de(input)?),
             Self::Reindex => JobInput::Reindex(de(input)?),
@@ -151,16 +155,61 @@ pub enum JobInput {
     Diagnostic(DiagnosticInput),
 }
 
+/// Transcribe a stored file with Whisper. Everything but `file_id` is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TranscribeInput {
     pub file_id: Uuid,
+    /// `tiny.en` or `base`; the worker's default model when absent.
     #[serde(default)]
     pub model: Option<String>,
+    /// ISO 639-1 code (`en`, `de`, …); detected when absent (multilingual models).
     #[serde(default)]
     pub language: Option<String>,
+    /// 1 = greedy (default); 2–10 = beam search.
     #[serde(default)]
     pub beam_size: Option<u32>,
+    /// A fixed sampling temperature (0–1); absent = 0 with fallback to higher ones on
+    /// repetitive or low-confidence windows.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Text that conditions the first window (names, spelling, style).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Skip non-speech with Silero VAD (default true).
+    #[serde(default)]
+    pub vad: Option<bool>,
+}
+
+impl TranscribeInput {
+    pub const MAX_BEAM: u32 = 10;
+
+    fn validate(&self) -> Result<(), InputError> {
+        if let Some(b) = self.beam_size
+            && !(1..=Self::MAX_BEAM).contains(&b)
+        {
+            return Err(InputError(format!(
+                "beam_size must be between 1 and {}",
+                Self::MAX_BEAM
+            )));
+        }
+        if let Some(t) = self.temperature
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(InputError("temperature must be between 0 and 1".into()));
+        }
+        if let Some(l) = &self.language
+            && (l.len() < 2 || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return Err(InputError(format!(
+                "language `{l}`: expected an ISO 639-1 code such as `en`"
+            )));
+        }
+        if self.prompt.as_ref().is_some_and(|p| p.len() > 2000) {
+            return Err(InputError("prompt is longer than 2,000 bytes".into()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -23,7 +23,7 @@ mod scripts;
 pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;
-pub use kind::{DiagnosticFail, DiagnosticInput, InputError, JobInput, JobKind};
+pub use kind::{DiagnosticFail, DiagnosticInput, InputError, JobInput, JobKind, TranscribeInput};
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
 pub use outage::Outage;
 pub use queue::{

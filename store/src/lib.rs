@@ -1,6 +1,8 @@
 //! voxfleet-store: PostgreSQL, the source of truth, as both binaries use it.
 //!
 //! - [`db`]: connect (creating the database if missing) and run the migrations.
+//! - [`files`]: media file records, transcript segments and usage; [`media`]: the objects
+//!   themselves through `object_store` (local folder or S3).
 //! - [`jobs`]: job records: insert with idempotency, batched upserts of Redis snapshots
 //!   (never overwriting a newer version), reads and listing.
 //! - [`persist`]: moves job states from Redis's persist set into PostgreSQL, retrying while
@@ -10,7 +12,9 @@
 //! - [`tokens`]: hashed bearer tokens and roles; [`audit`]: the audit log.
 pub mod audit;
 pub mod db;
+pub mod files;
 pub mod jobs;
+pub mod media;
 pub mod persist;
 pub mod reaper;
 pub mod settings;

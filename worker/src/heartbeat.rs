@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use voxfleet_jobs::Outage;
-use voxfleet_jobs::fleet::{WorkerInfo, WorkerState};
+use voxfleet_jobs::fleet::{LoadedModel, WorkerInfo, WorkerState};
 
 use crate::gpu::Gpus;
 use crate::runtime::Runtime;
@@ -43,6 +43,18 @@ impl Heartbeat {
             started_at: self.started_at,
             last_heartbeat: Utc::now(),
             heartbeat_interval_s: self.interval.as_secs().max(1),
+            models: self
+                .rt
+                .speech
+                .models
+                .loaded()
+                .into_iter()
+                .map(|m| LoadedModel {
+                    name: m.name,
+                    device: m.device,
+                    bytes: m.bytes,
+                })
+                .collect(),
         }
     }
 

@@ -19,6 +19,7 @@ mod gpu;
 mod handlers;
 mod heartbeat;
 mod maintenance;
+mod models_cmd;
 mod runtime;
 
 use std::collections::HashMap;
@@ -97,6 +98,37 @@ struct Cli {
     /// `text` or `json`.
     #[arg(long, env = "VOXFLEET_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Media storage, as the control plane's: `file://DIR` or `s3://BUCKET/PREFIX`.
+    #[arg(
+        long,
+        env = "VOXFLEET_STORAGE_URL",
+        default_value = "file://./data/media"
+    )]
+    storage_url: String,
+    /// Where `models fetch` put the model files (default ~/.cache/voxfleet/models).
+    #[arg(long, env = "VOXFLEET_MODELS_DIR")]
+    models_dir: Option<std::path::PathBuf>,
+    /// Whisper model for jobs that name none: `tiny.en` or `base`.
+    #[arg(long, env = "VOXFLEET_WHISPER_MODEL", default_value = "tiny.en")]
+    whisper_model: String,
+    /// Load the default Whisper model and the VAD at start-up instead of at the first job.
+    #[arg(long, env = "VOXFLEET_PRELOAD")]
+    preload: bool,
+    /// Longest audio accepted, in seconds (longer files fail with `too_long`).
+    #[arg(long, env = "VOXFLEET_MAX_AUDIO_SECONDS", default_value_t = 4 * 3600)]
+    max_audio_seconds: u64,
+    /// Where fetched media is kept while it is decoded (default: the system temp folder).
+    #[arg(long, env = "VOXFLEET_SPOOL_DIR")]
+    spool_dir: Option<std::path::PathBuf>,
+    /// Without a subcommand the worker runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Install, verify or list model files (`models fetch`, `models verify`, `models list`).
+    Models(models_cmd::ModelsArgs),
 }
 
 fn init_tracing(format: &str) {
@@ -115,8 +147,14 @@ fn init_tracing(format: &str) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_tracing(&cli.log_format);
+    if let Some(Command::Models(args)) = cli.command.take() {
+        return models_cmd::run(args).unwrap_or_else(|e| {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        });
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -205,6 +243,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::info!("stopped before PostgreSQL became reachable; nothing was claimed");
         return Ok(());
     };
+    let gpus = gpu::Gpus::init();
+    let mut device = cli.device.clone();
+    if device != "cpu" && !gpus.available() {
+        tracing::info!(requested = %device, "no NVIDIA GPU available; device is cpu");
+        device = "cpu".into();
+    }
+    let speech = Arc::new(speech(&cli, &device)?);
     let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
     let (tx, rx) = mpsc::channel(cli.concurrency as usize);
     let (finish_tx, finish_rx) = mpsc::channel(cli.concurrency as usize * 2);
@@ -223,14 +268,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         draining: CancellationToken::new(),
         tasks: tx.clone(),
         finisher: finish_tx,
+        speech,
     });
     let finisher_task = tokio::spawn(finisher::run(rt.clone(), finish_rx));
-
-    let gpus = gpu::Gpus::init();
-    let mut device = cli.device.clone();
-    if device != "cpu" && !gpus.available() {
-        tracing::info!(requested = %device, "no NVIDIA GPU available; device is cpu");
-        device = "cpu".into();
+    if cli.preload {
+        preload(&rt.speech).await;
     }
     tracing::info!(worker = %name, queues = ?cli.queues, concurrency = cli.concurrency, device = %device, "worker starting");
 
@@ -307,6 +349,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     signal_task.abort();
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Media storage and the model cache (models load on first use, or at start with --preload).
+fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speech> {
+    let media = voxfleet_store::media::MediaStore::from_url(&cli.storage_url)
+        .context("media storage (--storage-url)")?;
+    let models_dir = cli
+        .models_dir
+        .clone()
+        .unwrap_or_else(voxfleet_models::default_models_dir);
+    let device: voxfleet_asr::DeviceSpec = device.parse().context("--device")?;
+    let models = voxfleet_asr::ModelCache::new(voxfleet_models::ModelsDir::new(models_dir), device)
+        .context("model cache")?;
+    Ok(handlers::transcribe::Speech {
+        media,
+        models: Arc::new(models),
+        default_model: cli.whisper_model.clone(),
+        max_audio: Duration::from_secs(cli.max_audio_seconds),
+        spool_dir: cli.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
+    })
+}
+
+/// Loads the default model and the VAD now; a failure is logged (jobs will report it).
+async fn preload(speech: &handlers::transcribe::Speech) {
+    let models = speech.models.clone();
+    let name = speech.default_model.clone();
+    let t0 = std::time::Instant::now();
+    let res = tokio::task::spawn_blocking(move || {
+        models.whisper(&name)?;
+        models.vad().map(|_| ())
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => {
+            tracing::info!(model = %speech.default_model, seconds = t0.elapsed().as_secs_f64(), "models preloaded")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, code = e.code(), "preloading models failed; transcription jobs will fail until this is fixed")
+        }
+        Err(e) => tracing::warn!(error = %e, "preloading models failed"),
+    }
 }
 
 /// Waits until no job is running, up to `timeout`. Returns whether it became idle.

@@ -70,6 +70,8 @@ pub struct Runtime {
     pub tasks: mpsc::Sender<ClaimedTask>,
     /// Where outcomes go to be recorded (see `finisher`).
     pub finisher: mpsc::Sender<FinishRequest>,
+    /// Media storage and the model cache, for model work.
+    pub speech: Arc<crate::handlers::transcribe::Speech>,
 }
 
 impl Runtime {

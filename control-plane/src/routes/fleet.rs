@@ -99,6 +99,8 @@ pub struct WorkerView {
     pub running: Vec<String>,
     pub device: String,
     pub gpu_count: usize,
+    /// Models loaded in the worker's cache (once per device) and their memory.
+    pub models: Vec<voxfleet_jobs::fleet::LoadedModel>,
     pub state: WorkerHealth,
     pub started_at: DateTime<Utc>,
     pub last_heartbeat: DateTime<Utc>,
@@ -139,6 +141,7 @@ pub async fn workers(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<W
         .into_iter()
         .map(|(w, state)| WorkerView {
             gpu_count: w.gpus.len(),
+            models: w.models,
             running: w.running.iter().map(|i| i.to_string()).collect(),
             name: w.name,
             host: w.host,

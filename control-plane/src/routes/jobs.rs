@@ -222,10 +222,60 @@ fn enqueue_request(j: &JobSnapshot) -> EnqueueRequest {
     }
 }
 
+/// The file a job works on, if its kind takes one.
+fn file_of(j: &JobSnapshot) -> Option<Uuid> {
+    match j.kind.parse_input(&j.input) {
+        Ok(voxfleet_jobs::JobInput::Transcribe(t)) => Some(t.file_id),
+        _ => None,
+    }
+}
+
+/// Jobs that name a file must name one the caller may see (404 otherwise).
+async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiResult<()> {
+    for (i, j) in jobs.iter().enumerate() {
+        if let Some(file) = file_of(j) {
+            voxfleet_store::files::get_file(&st.pool, file)
+                .await?
+                .filter(|f| auth.may_access(f.owner))
+                .ok_or_else(|| {
+                    let at = if jobs.len() > 1 {
+                        format!("jobs[{i}]: ")
+                    } else {
+                        String::new()
+                    };
+                    ApiError::new(Code::NotFound, format!("{at}file {file} not found"))
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// Points each file at its newest transcription job (before the job is queued, so a worker
+/// that finishes at once finds its file waiting for it).
+async fn link_files(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> {
+    for j in jobs {
+        if j.kind == JobKind::Transcribe
+            && let Some(file) = file_of(j)
+        {
+            voxfleet_store::files::set_transcription_job(&st.pool, file, j.id.0).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Records then queues jobs; if queueing fails, the new records are removed again, so a
 /// client that sees an error can simply resubmit.
-async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec<Inserted>> {
+pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec<Inserted>> {
     let inserted = voxfleet_store::jobs::insert_jobs(&st.pool, &jobs).await?;
+    // An idempotent repeat returns the job of the first submission: files point back at it.
+    let existing: Vec<JobSnapshot> = inserted
+        .iter()
+        .filter_map(|i| match i {
+            Inserted::Existing(j) => Some(j.clone()),
+            Inserted::Created(_) => None,
+        })
+        .collect();
+    link_files(st, &existing).await?;
     let new: Vec<EnqueueRequest> = inserted
         .iter()
         .filter_map(|i| match i {
@@ -258,6 +308,8 @@ pub async fn submit(
     ApiJson(sub): ApiJson<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let job = validate(sub, &auth)?;
+    check_files(&st, &auth, std::slice::from_ref(&job)).await?;
+    link_files(&st, std::slice::from_ref(&job)).await?;
     let mut out = submit_many(&st, vec![job]).await?;
     let settings = st.settings.current().await;
     match out.pop() {
@@ -307,6 +359,8 @@ pub async fn submit_batch(
                 .map_err(|e| ApiError::new(e.code, format!("jobs[{i}]: {}", e.message)))?,
         );
     }
+    check_files(&st, &auth, &jobs).await?;
+    link_files(&st, &jobs).await?;
     let out = submit_many(&st, jobs).await?;
     let settings = st.settings.current().await;
     let jobs = out
@@ -389,7 +443,7 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
+pub fn parse_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::new(Code::InvalidQuery, "invalid cursor");
     let (ms, id) = c.split_once('_').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(ms.parse().map_err(|_| bad())?).ok_or_else(bad)?;

@@ -1,8 +1,10 @@
 //! The API's routes, one module per resource.
 pub mod events;
+pub mod files;
 pub mod fleet;
 pub mod health;
 pub mod jobs;
+pub mod openai;
 pub mod settings;
 
 use crate::error::{ApiError, Code};

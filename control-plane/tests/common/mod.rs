@@ -55,6 +55,8 @@ pub struct Env {
     cp: Option<Child>,
     pub workers: Vec<Child>,
     cleanup_redis: bool,
+    /// Extra environment for the control plane (e.g. a small upload limit).
+    pub cp_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -85,6 +87,7 @@ impl Env {
             cp: None,
             workers: vec![],
             cleanup_redis: redis_url == self::redis_url(),
+            cp_env: vec![],
         };
         env.start_control_plane().await;
         env
@@ -97,10 +100,19 @@ impl Env {
             .env("VOXFLEET_DATABASE_URL", &self.db_url)
             .env("VOXFLEET_KEY_PREFIX", &self.prefix)
             .env("VOXFLEET_LOG", "info,sqlx=warn")
+            .env(
+                "VOXFLEET_STORAGE_URL",
+                format!("file://{}", self.media_dir().display()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         c
+    }
+
+    /// The media storage folder shared by this environment's control plane and workers.
+    pub fn media_dir(&self) -> PathBuf {
+        self.logs.join("media")
     }
 
     pub async fn start_control_plane(&mut self) {
@@ -108,6 +120,7 @@ impl Env {
         let _ = std::fs::remove_file(&port_file);
         let child = self
             .command(control_plane_bin(), "control-plane.log")
+            .envs(self.cp_env.iter().map(|(k, v)| (k, v)))
             .env("VOXFLEET_ADMIN_TOKEN", ADMIN)
             .args(["--bind", "127.0.0.1:0", "--port-file"])
             .arg(&port_file)
@@ -218,6 +231,28 @@ impl Env {
             .await
             .unwrap();
         res.text().await.unwrap()
+    }
+
+    /// A route's body as text, with the admin token (e.g. a transcript in SRT).
+    pub async fn text_auth(&self, path: &str) -> String {
+        let res = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.text().await.unwrap()
+    }
+
+    /// Stops the control plane and starts it again (picking up `cp_env`).
+    pub async fn restart_control_plane(&mut self) {
+        if let Some(mut c) = self.cp.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.start_control_plane().await;
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

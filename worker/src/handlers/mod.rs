@@ -5,6 +5,7 @@ use voxfleet_jobs::{HandlerError, JobInput};
 use crate::runtime::JobContext;
 
 mod diagnostic;
+pub mod transcribe;
 
 /// Runs one attempt of the job in `ctx`.
 pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
@@ -15,6 +16,7 @@ pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
         .map_err(|e| HandlerError::permanent("invalid_input", e.to_string()))?;
     match input {
         JobInput::Diagnostic(d) => diagnostic::run(ctx, d).await,
+        JobInput::Transcribe(t) => transcribe::run(ctx, t).await,
         // The API refuses these kinds until their handlers land; a job that reaches a worker
         // anyway (an older control plane, a hand-written Redis entry) fails with a clear code.
         _ => Err(HandlerError::permanent(

@@ -1,0 +1,161 @@
+//! [`ModelCache`]: one per worker process; loads each model once per device and hands out `Arc`s.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use voxfleet_models::{ModelsDir, WhisperFiles};
+
+use crate::vad::{SileroVad, init_onnxruntime};
+use crate::{AsrError, DeviceSpec, WhisperEngine, WhisperSource};
+
+impl From<&WhisperFiles> for WhisperSource {
+    fn from(f: &WhisperFiles) -> Self {
+        Self {
+            name: f.name.clone(),
+            config: f.config.clone(),
+            weights: f.weights.clone(),
+            tokenizer: f.tokenizer.clone(),
+            mel_filters: f.mel_filters.clone(),
+            multilingual: f.multilingual,
+            suppress_ids: f.suppress_ids.clone(),
+            suppress_ids_begin: f.suppress_ids_begin.clone(),
+        }
+    }
+}
+
+/// A model held in memory, for the worker's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoadedModel {
+    pub name: String,
+    pub device: String,
+    /// Bytes of weights (device memory for Whisper; the ONNX file size for the VAD).
+    pub bytes: u64,
+}
+
+/// Where ONNX Runtime comes from: `ORT_DYLIB_PATH` when set, else the models directory's copy.
+pub fn onnxruntime_path(models: &ModelsDir) -> Result<(PathBuf, &'static str), AsrError> {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) if !p.is_empty() => Ok((PathBuf::from(p), "ORT_DYLIB_PATH")),
+        _ => Ok((models.onnxruntime()?, "models directory")),
+    }
+}
+
+/// One model's slot: locked while it loads, so concurrent first users load it once.
+type Slot = Arc<Mutex<Option<Arc<WhisperEngine>>>>;
+
+/// Loaded models of one worker process. `Send + Sync`: share it (in an `Arc`) between job
+/// handlers. A model is loaded on first use, under a per-name lock so that two jobs asking at
+/// once load it once; loading failures are not cached (a later `models fetch` fixes them).
+pub struct ModelCache {
+    models: ModelsDir,
+    device: DeviceSpec,
+    whisper: Mutex<HashMap<String, Slot>>,
+    vad: Mutex<Option<Arc<SileroVad>>>,
+}
+
+impl ModelCache {
+    /// Checks that `device` can be opened; loads nothing yet.
+    pub fn new(models: ModelsDir, device: DeviceSpec) -> Result<Self, AsrError> {
+        device.open()?;
+        Ok(Self {
+            models,
+            device,
+            whisper: Mutex::new(HashMap::new()),
+            vad: Mutex::new(None),
+        })
+    }
+
+    pub fn device(&self) -> DeviceSpec {
+        self.device
+    }
+
+    pub fn models_dir(&self) -> &ModelsDir {
+        &self.models
+    }
+
+    /// The Whisper model `name` (`tiny.en`, `base`, or `whisper-tiny.en`…), loaded once.
+    pub fn whisper(&self, name: &str) -> Result<Arc<WhisperEngine>, AsrError> {
+        let slot = {
+            let mut map = self.whisper.lock().unwrap_or_else(|p| p.into_inner());
+            let key = name.strip_prefix("whisper-").unwrap_or(name).to_string();
+            map.entry(key).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(engine) = slot.as_ref() {
+            return Ok(engine.clone());
+        }
+        let files = self.models.whisper(name)?;
+        let engine = Arc::new(WhisperEngine::load(
+            &WhisperSource::from(&files),
+            self.device,
+        )?);
+        *slot = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// Silero VAD (and ONNX Runtime, on first use), loaded once.
+    pub fn vad(&self) -> Result<Arc<SileroVad>, AsrError> {
+        let mut slot = self.vad.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let (lib, origin) = onnxruntime_path(&self.models)?;
+        init_onnxruntime(&lib, origin)?;
+        let v = Arc::new(SileroVad::load(&self.models.silero_vad()?)?);
+        *slot = Some(v.clone());
+        Ok(v)
+    }
+
+    /// What is loaded, with its memory.
+    pub fn loaded(&self) -> Vec<LoadedModel> {
+        let slots: Vec<Slot> = {
+            let map = self.whisper.lock().unwrap_or_else(|p| p.into_inner());
+            map.values().cloned().collect()
+        };
+        let mut out: Vec<LoadedModel> = slots
+            .iter()
+            .filter_map(|s| s.try_lock().ok().and_then(|g| g.clone()))
+            .map(|e| LoadedModel {
+                name: e.name().to_string(),
+                device: self.device.to_string(),
+                bytes: e.bytes(),
+            })
+            .collect();
+        if let Some(v) = self.vad.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            out.push(LoadedModel {
+                name: "silero-vad".into(),
+                device: "cpu".into(),
+                bytes: v.bytes(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_models_say_how_to_fetch() {
+        let dir = std::env::temp_dir().join(format!("voxfleet-asr-empty-{}", std::process::id()));
+        let cache = ModelCache::new(ModelsDir::new(&dir), DeviceSpec::Cpu).unwrap();
+        let e = match cache.whisper("tiny.en") {
+            Err(e) => e,
+            Ok(_) => panic!("loaded a model from an empty directory"),
+        };
+        assert!(e.is_permanent());
+        assert!(e.to_string().contains("models fetch"), "{e}");
+        assert!(cache.loaded().is_empty());
+    }
+
+    #[test]
+    fn cache_is_send_sync() {
+        fn f<T: Send + Sync>() {}
+        f::<ModelCache>();
+        f::<WhisperEngine>();
+        f::<SileroVad>();
+    }
+}

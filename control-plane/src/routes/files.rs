@@ -1,0 +1,509 @@
+//! Media files: upload (multipart, streamed) or register an object already in storage; get,
+//! list, delete; the transcript in four formats; transcription usage.
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use voxfleet_jobs::{JobId, Priority, QueueName, TranscribeInput};
+use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, Code, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::transcript::{Format, render};
+use crate::upload::{self, Spooled};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    pub id: Uuid,
+    pub owner: Option<Uuid>,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size_bytes: i64,
+    pub sha256: String,
+    /// Seconds, probed at upload (`null` if the file could not be probed).
+    pub duration_s: Option<f64>,
+    /// Container, codec, sample rate, channels.
+    pub audio: Option<Value>,
+    /// The decoder's code when probing failed (`unsupported_format`, `corrupt_audio`, …).
+    pub probe_error: Option<String>,
+    pub status: FileStatus,
+    /// Why the last transcription failed.
+    pub error: Option<FileError>,
+    /// The latest transcription job.
+    pub transcription_job_id: Option<Uuid>,
+    pub transcript_model: Option<String>,
+    pub language: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub transcribed_at: Option<DateTime<Utc>>,
+}
+
+pub fn view(f: FileRecord) -> FileView {
+    let status = f.status.0;
+    let error = match (status, f.job_error_code) {
+        (FileStatus::Failed | FileStatus::Cancelled, Some(code)) => Some(FileError {
+            code,
+            message: f.job_error_message.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    FileView {
+        id: f.id,
+        owner: f.owner,
+        filename: f.filename,
+        content_type: f.content_type,
+        size_bytes: f.size_bytes,
+        sha256: f.sha256,
+        duration_s: f.duration_s,
+        audio: f.audio,
+        probe_error: f.probe_error,
+        status,
+        error,
+        transcription_job_id: f.transcription_job,
+        transcript_model: f.transcript_model,
+        language: f.language,
+        created_at: f.created_at,
+        transcribed_at: f.transcribed_at,
+    }
+}
+
+/// Brings files whose job is still in flight in PostgreSQL up to date with Redis, where the
+/// live job state is (PostgreSQL learns of claims and progress later, in batches).
+pub async fn live(st: &AppState, mut rows: Vec<FileRecord>) -> Vec<FileRecord> {
+    let idx: Vec<usize> = (0..rows.len())
+        .filter(|&i| {
+            matches!(
+                rows[i].status.0,
+                FileStatus::Queued | FileStatus::Processing
+            )
+        })
+        .collect();
+    let mut items = Vec::new();
+    for &i in &idx {
+        let (Some(q), Some(j)) = (&rows[i].job_queue, rows[i].transcription_job) else {
+            continue;
+        };
+        if let Ok(q) = q.parse::<QueueName>() {
+            items.push((i, q, JobId(j)));
+        }
+    }
+    if items.is_empty() {
+        return rows;
+    }
+    let keys: Vec<(QueueName, JobId)> = items.iter().map(|(_, q, j)| (q.clone(), *j)).collect();
+    match st.queue.get_many(&keys).await {
+        Ok(live) => {
+            for ((i, _, _), l) in items.iter().zip(live) {
+                if let Some(l) = l {
+                    let r = &mut rows[*i];
+                    r.status.0 = FileStatus::derive(Some(l.status), r.transcribed_at.is_some());
+                    r.job_error_code = l.error_code;
+                    r.job_error_message = l.error_message;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "live job state unavailable; file status from PostgreSQL")
+        }
+    }
+    rows
+}
+
+/// Registers an object already in the media store.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFile {
+    /// `file://…` or `s3://…`, inside the configured storage.
+    pub uri: String,
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Jobs to queue at once: `["transcribe"]`.
+    #[serde(default)]
+    pub process: Vec<String>,
+    /// Options of the transcription (`model`, `language`, `beam_size`, …).
+    #[serde(default)]
+    pub transcribe: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadView {
+    #[serde(flatten)]
+    pub file: FileView,
+    /// Jobs queued by `process`.
+    pub jobs: Vec<Uuid>,
+}
+
+/// What to run after storing, from `process` and the transcription options.
+struct Processing {
+    transcribe: Option<Value>,
+}
+
+fn processing(process: &[String], options: Option<Value>) -> ApiResult<Processing> {
+    let mut transcribe = None;
+    for p in process.iter().flat_map(|p| p.split(',')).map(str::trim) {
+        match p {
+            "" => {}
+            "transcribe" => {
+                transcribe = Some(options.clone().unwrap_or(Value::Object(Default::default())))
+            }
+            other => {
+                return Err(ApiError::new(
+                    Code::InvalidInput,
+                    format!("process: `{other}` is not available on upload (known: transcribe)"),
+                ));
+            }
+        }
+    }
+    if transcribe.is_none() && options.is_some() {
+        return Err(ApiError::new(
+            Code::InvalidInput,
+            "transcription options given without `process: [\"transcribe\"]`",
+        ));
+    }
+    Ok(Processing { transcribe })
+}
+
+/// Parses transcription options for `file` (the payload type of `transcribe` jobs).
+fn transcribe_input(file: Uuid, options: Value) -> ApiResult<TranscribeInput> {
+    let mut obj = match options {
+        Value::Object(m) => m,
+        _ => {
+            return Err(ApiError::new(
+                Code::InvalidInput,
+                "transcription options must be an object",
+            ));
+        }
+    };
+    obj.insert("file_id".into(), Value::String(file.to_string()));
+    serde_json::from_value(Value::Object(obj))
+        .map_err(|e| ApiError::new(Code::InvalidInput, format!("transcribe: {e}")))
+}
+
+async fn finish_upload(
+    st: &AppState,
+    auth: &Auth,
+    sp: Spooled,
+    existing_key: Option<String>,
+    p: Processing,
+) -> ApiResult<(StatusCode, Json<UploadView>)> {
+    // Options are checked before anything is stored.
+    let pre = match &p.transcribe {
+        Some(o) => Some(transcribe_input(Uuid::nil(), o.clone())?),
+        None => None,
+    };
+    let rec = upload::store(st, auth.token_id, &sp, existing_key).await?;
+    let mut jobs = Vec::new();
+    if let Some(mut input) = pre {
+        input.file_id = rec.id;
+        let job = upload::enqueue_transcribe(st, auth.token_id, input, Priority::Normal).await?;
+        jobs.push(job.id.0);
+    }
+    let rec = voxfleet_store::files::get_file(&st.pool, rec.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadView {
+            file: view(rec),
+            jobs,
+        }),
+    ))
+}
+
+/// Upload a file (multipart: a `file` part; optional `process` = `transcribe` and an
+/// `options` part holding the transcription options as JSON), or register one already in
+/// storage (JSON body `RegisterFile`). Uploads stream to storage; the size limit gives 413.
+#[utoipa::path(post, path = "/v1/files", tag = "files", request_body(content = RegisterFile,
+        description = "multipart/form-data with a `file` part, or JSON"),
+    responses((status = 201, body = UploadView), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn upload_file(
+    State(st): State<AppState>,
+    auth: Auth,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<UploadView>)> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ctype.starts_with("application/json") {
+        let ApiJson(r) = ApiJson::<RegisterFile>::from_request(req, &st).await?;
+        let p = processing(&r.process, r.transcribe)?;
+        let key = st.media.key_for_uri(&r.uri).map_err(upload::media_error)?;
+        let name = r
+            .filename
+            .unwrap_or_else(|| key.rsplit('/').next().unwrap_or("upload").to_owned());
+        let sp = upload::spool_object(&st, &key, name).await?;
+        return finish_upload(&st, &auth, sp, Some(key), p).await;
+    }
+    if !ctype.starts_with("multipart/form-data") {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "expected multipart/form-data (a `file` part) or application/json (`uri`)",
+        ));
+    }
+    let max = st.limits.max_upload_bytes;
+    let mut mp = Multipart::from_request(req, &st)
+        .await
+        .map_err(|e| ApiError::new(Code::InvalidBody, e.body_text()))?;
+    let (mut file, mut process, mut options) = (None, Vec::new(), None);
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| upload::multipart_error(e, max))?
+    {
+        match field.name().unwrap_or("") {
+            "file" if file.is_none() => file = Some(upload::spool_field(&st, field).await?),
+            "file" => {
+                return Err(ApiError::new(
+                    Code::InvalidBody,
+                    "one `file` part per upload",
+                ));
+            }
+            "process" | "process[]" => process.push(small_text(field).await?),
+            "options" => {
+                let text = small_text(field).await?;
+                options = Some(serde_json::from_str(&text).map_err(|e| {
+                    ApiError::new(Code::InvalidInput, format!("options: not JSON: {e}"))
+                })?);
+            }
+            other => {
+                return Err(ApiError::new(
+                    Code::InvalidBody,
+                    format!("unknown part `{other}` (expected file, process, options)"),
+                ));
+            }
+        }
+    }
+    let sp = file.ok_or_else(|| ApiError::new(Code::InvalidBody, "no `file` part"))?;
+    let p = processing(&process, options)?;
+    finish_upload(&st, &auth, sp, None, p).await
+}
+
+/// A short text part (≤ 64 KiB).
+pub async fn small_text(field: axum::extract::multipart::Field<'_>) -> ApiResult<String> {
+    let name = field.name().unwrap_or("").to_owned();
+    let bytes = field
+        .bytes()
+        .await
+        .map_err(|e| ApiError::new(Code::InvalidBody, format!("{name}: {}", e.body_text())))?;
+    if bytes.len() > 64 << 10 {
+        return Err(ApiError::new(
+            Code::InvalidBody,
+            format!("{name}: too long"),
+        ));
+    }
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::new(Code::InvalidBody, format!("{name}: not UTF-8")))
+}
+
+/// Loads a file the caller may see (404 otherwise).
+pub async fn load(st: &AppState, auth: &Auth, id: &str) -> ApiResult<FileRecord> {
+    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("file"))?;
+    voxfleet_store::files::get_file(&st.pool, id)
+        .await?
+        .filter(|f| auth.may_access(f.owner))
+        .ok_or_else(|| ApiError::not_found("file"))
+}
+
+/// Get a file.
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path)),
+    responses((status = 200, body = FileView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_file(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FileView>> {
+    let f = load(&st, &auth, &id).await?;
+    let f = live(&st, vec![f])
+        .await
+        .pop()
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    Ok(Json(view(f)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FileQuery {
+    /// Admins: only this owner's files. Users always see their own.
+    pub owner: Option<Uuid>,
+    pub status: Option<FileStatus>,
+    /// 1–500, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileList {
+    pub files: Vec<FileView>,
+    pub next_cursor: Option<String>,
+}
+
+/// List files, newest first.
+#[utoipa::path(get, path = "/v1/files", tag = "files", params(FileQuery),
+    responses((status = 200, body = FileList), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_files(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<FileQuery>,
+) -> ApiResult<Json<FileList>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery, "limit must be 1-500"));
+    }
+    let owner = if auth.is_admin() {
+        q.owner
+    } else {
+        Some(auth.token_id)
+    };
+    let before = q
+        .cursor
+        .as_deref()
+        .map(crate::routes::jobs::parse_cursor)
+        .transpose()?;
+    let rows = voxfleet_store::files::list_files(
+        &st.pool,
+        &FileFilter {
+            owner,
+            status: q.status,
+            before,
+            limit,
+        },
+    )
+    .await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last())
+        .flatten()
+        .map(|f| format!("{}_{}", f.created_at.timestamp_micros(), f.id));
+    let rows = live(&st, rows).await;
+    Ok(Json(FileList {
+        files: rows.into_iter().map(view).collect(),
+        next_cursor,
+    }))
+}
+
+/// Delete a file: its transcription is cancelled if in flight, then its rows and its
+/// storage object are removed (usage records stay).
+#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_file(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let f = load(&st, &auth, &id).await?;
+    let f = live(&st, vec![f])
+        .await
+        .pop()
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    if let Some(job) = f.transcription_job
+        && matches!(f.status.0, FileStatus::Queued | FileStatus::Processing)
+        && let Some(j) = voxfleet_store::jobs::get_job(&st.pool, voxfleet_jobs::JobId(job)).await?
+    {
+        st.queue.cancel(&j.queue, &j.id).await?;
+    }
+    // Rows first: the record is the truth; an object left behind by a failed delete is
+    // logged (and is what an integrity check finds), never a record without its object.
+    if let Some(key) = voxfleet_store::files::delete_file(&st.pool, f.id).await?
+        && let Err(e) = st.media.delete(&key).await
+    {
+        tracing::warn!(file.id = %f.id, key, error = %e, "file deleted but its object was not");
+    }
+    let detail = serde_json::json!({"filename": f.filename, "owner": f.owner});
+    let target = f.id.to_string();
+    if let Err(e) = voxfleet_store::audit::record(
+        &st.pool,
+        Some(auth.token_id),
+        "file.delete",
+        Some(&target),
+        detail,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "audit record of a file deletion failed");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptQuery {
+    /// `json` (default), `txt`, `srt` or `vtt`.
+    pub format: Option<Format>,
+}
+
+/// A file's transcript.
+#[utoipa::path(get, path = "/v1/files/{id}/transcript", tag = "files",
+    params(("id" = String, Path), TranscriptQuery),
+    responses((status = 200, description = "the transcript in the requested format"),
+              (status = 404, body = ErrorBody), (status = 409, description = "not transcribed yet", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_transcript(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<TranscriptQuery>,
+) -> ApiResult<Response> {
+    let f = load(&st, &auth, &id).await?;
+    if f.transcribed_at.is_none() {
+        return Err(ApiError::new(
+            Code::NotReady,
+            format!(
+                "file {} has no transcript (status: {})",
+                f.id,
+                f.status.0.as_str()
+            ),
+        ));
+    }
+    let segments = voxfleet_store::files::segments(&st.pool, f.id).await?;
+    let format = q.format.unwrap_or(Format::Json);
+    let body = render(format, &f, &segments);
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from(body),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// Admins: this owner (all owners when absent). Users always get their own.
+    pub owner: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Transcription usage: jobs, audio minutes, processing seconds.
+#[utoipa::path(get, path = "/v1/usage", tag = "files", params(UsageQuery),
+    responses((status = 200, body = Usage)), security(("bearer" = [])))]
+pub async fn usage(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> ApiResult<Json<Usage>> {
+    let owner = if auth.is_admin() {
+        q.owner
+    } else {
+        Some(auth.token_id)
+    };
+    Ok(Json(
+        voxfleet_store::files::usage(&st.pool, owner, q.since).await?,
+    ))
+}

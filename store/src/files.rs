@@ -1,0 +1,338 @@
+//! Media file records, their transcripts and the usage they consumed.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::StoreError;
+
+/// A file's state, derived from its latest transcription job and transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Stored; nothing asked of it yet.
+    Uploaded,
+    Queued,
+    Processing,
+    Transcribed,
+    Failed,
+    Cancelled,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploaded => "uploaded",
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Transcribed => "transcribed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status from the latest job's status and whether a transcript exists (the same
+    /// rules as the SQL below, for callers that hold a fresher job status).
+    pub fn derive(job: Option<voxfleet_jobs::JobStatus>, transcribed: bool) -> Self {
+        use voxfleet_jobs::JobStatus as J;
+        match job {
+            Some(J::Queued) => Self::Queued,
+            Some(J::Running | J::Retrying) => Self::Processing,
+            _ if transcribed => Self::Transcribed,
+            Some(J::Failed) => Self::Failed,
+            Some(J::Cancelled) => Self::Cancelled,
+            _ => Self::Uploaded,
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => Self::Queued,
+            "processing" => Self::Processing,
+            "transcribed" => Self::Transcribed,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Uploaded,
+        }
+    }
+}
+
+/// The status as SQL over `files f LEFT JOIN jobs j ON j.id = f.transcription_job`: a job in
+/// flight wins, then a transcript, then how the last job ended.
+const STATUS_SQL: &str = "CASE \
+    WHEN j.status = 'queued' THEN 'queued' \
+    WHEN j.status IN ('running', 'retrying') THEN 'processing' \
+    WHEN f.transcribed_at IS NOT NULL THEN 'transcribed' \
+    WHEN j.status = 'failed' THEN 'failed' \
+    WHEN j.status = 'cancelled' THEN 'cancelled' \
+    ELSE 'uploaded' END";
+
+const COLUMNS: &str = "f.id, f.owner, f.filename, f.content_type, f.size_bytes, f.sha256, \
+    f.storage_key, f.duration_s, f.audio, f.probe_error, f.transcription_job, f.transcript_model, \
+    f.language, f.transcribed_at, f.created_at, j.queue AS job_queue, j.status AS job_status, \
+    j.error_code AS job_error_code, j.error_message AS job_error_message";
+
+/// Builds SQL from the constant fragments above (never from input), hence "safe".
+macro_rules! q {
+    ($($t:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($t)*))
+    };
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FileRecord {
+    pub id: Uuid,
+    pub owner: Option<Uuid>,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub duration_s: Option<f64>,
+    pub audio: Option<Value>,
+    pub probe_error: Option<String>,
+    pub transcription_job: Option<Uuid>,
+    pub transcript_model: Option<String>,
+    pub language: Option<String>,
+    pub transcribed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "String")]
+    pub status: StatusColumn,
+    /// The latest job's queue and status as PostgreSQL has them (Redis may be ahead).
+    pub job_queue: Option<String>,
+    pub job_status: Option<String>,
+    pub job_error_code: Option<String>,
+    pub job_error_message: Option<String>,
+}
+
+/// The derived status column (a newtype so sqlx can decode it from text).
+#[derive(Debug, Clone, Copy)]
+pub struct StatusColumn(pub FileStatus);
+
+impl From<String> for StatusColumn {
+    fn from(s: String) -> Self {
+        StatusColumn(FileStatus::parse(&s))
+    }
+}
+
+/// A new file, as the control plane stored it.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub id: Uuid,
+    pub owner: Option<Uuid>,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub duration_s: Option<f64>,
+    pub audio: Option<Value>,
+    pub probe_error: Option<String>,
+}
+
+pub async fn insert_file(pool: &PgPool, f: &NewFile) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO files (id, owner, filename, content_type, size_bytes, sha256, storage_key, \
+         duration_s, audio, probe_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(f.id)
+    .bind(f.owner)
+    .bind(&f.filename)
+    .bind(&f.content_type)
+    .bind(f.size_bytes)
+    .bind(&f.sha256)
+    .bind(&f.storage_key)
+    .bind(f.duration_s)
+    .bind(&f.audio)
+    .bind(&f.probe_error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_file(pool: &PgPool, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
+    Ok(
+        sqlx::query_as(q!("SELECT {COLUMNS}, {STATUS_SQL} AS status FROM files f \
+         LEFT JOIN jobs j ON j.id = f.transcription_job WHERE f.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?,
+    )
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct FileFilter {
+    pub owner: Option<Uuid>,
+    pub status: Option<FileStatus>,
+    /// Files created strictly before this (created_at, id): keyset pagination.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// Files, newest first.
+pub async fn list_files(pool: &PgPool, f: &FileFilter) -> Result<Vec<FileRecord>, StoreError> {
+    let (at, id) = f.before.unzip();
+    Ok(sqlx::query_as(q!(
+        "SELECT * FROM (SELECT {COLUMNS}, {STATUS_SQL} AS status FROM files f \
+         LEFT JOIN jobs j ON j.id = f.transcription_job \
+         WHERE ($1::uuid IS NULL OR f.owner = $1) \
+           AND ($3::timestamptz IS NULL OR (f.created_at, f.id) < ($3, $4))) s \
+         WHERE ($2::text IS NULL OR s.status = $2) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
+    ))
+    .bind(f.owner)
+    .bind(f.status.map(FileStatus::as_str))
+    .bind(at)
+    .bind(id)
+    .bind(f.limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Links a file to its (new) transcription job.
+pub async fn set_transcription_job(pool: &PgPool, file: Uuid, job: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE files SET transcription_job = $2, updated_at = now() WHERE id = $1")
+        .bind(file)
+        .bind(job)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a file's rows (segments go with it); returns its storage key if it existed.
+/// Usage records stay: the minutes were spent.
+pub async fn delete_file(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING storage_key")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// One transcript segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct SegmentRow {
+    pub idx: i32,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub text: String,
+    pub avg_logprob: f32,
+    pub no_speech_prob: f32,
+    pub temperature: f32,
+    pub compression_ratio: f32,
+    pub language: String,
+}
+
+/// A finished transcription, as a worker records it.
+#[derive(Debug, Clone)]
+pub struct TranscriptWrite<'a> {
+    pub file: Uuid,
+    pub job: Uuid,
+    pub owner: Option<Uuid>,
+    pub model: &'a str,
+    pub language: &'a str,
+    pub duration_s: f64,
+    pub processing_s: f64,
+    pub segments: &'a [SegmentRow],
+}
+
+/// Replaces the file's transcript and records the usage, in one transaction. Idempotent per
+/// job: a retried attempt overwrites the same rows. Returns false when the file is gone or
+/// has a newer transcription job (this job's result is then not written).
+pub async fn save_transcript(pool: &PgPool, t: &TranscriptWrite<'_>) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE files SET language = $3, transcript_model = $4, transcribed_at = now(), \
+         duration_s = COALESCE(duration_s, $5), updated_at = now() \
+         WHERE id = $1 AND (transcription_job IS NULL OR transcription_job = $2)",
+    )
+    .bind(t.file)
+    .bind(t.job)
+    .bind(t.language)
+    .bind(t.model)
+    .bind(t.duration_s)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM transcript_segments WHERE file_id = $1")
+        .bind(t.file)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO transcript_segments \
+         (file_id, idx, start_s, end_s, text, avg_logprob, no_speech_prob, temperature, \
+         compression_ratio, language) \
+         SELECT $1, s.idx, s.start_s, s.end_s, s.text, s.avg_logprob, s.no_speech_prob, \
+         s.temperature, s.compression_ratio, s.language \
+         FROM jsonb_to_recordset($2) AS s(idx int, start_s float8, end_s float8, text text, \
+              avg_logprob real, no_speech_prob real, temperature real, compression_ratio real, \
+              language text)",
+    )
+    .bind(t.file)
+    .bind(serde_json::to_value(t.segments).map_err(|e| StoreError::Invalid(e.to_string()))?)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
+         processing_seconds) VALUES ($1, $2, $3, 'transcribe', $4, $5, $6) \
+         ON CONFLICT (job_id) DO UPDATE SET audio_seconds = EXCLUDED.audio_seconds, \
+         processing_seconds = EXCLUDED.processing_seconds, at = now()",
+    )
+    .bind(t.job)
+    .bind(t.owner)
+    .bind(t.file)
+    .bind(t.model)
+    .bind(t.duration_s)
+    .bind(t.processing_s)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn segments(pool: &PgPool, file: Uuid) -> Result<Vec<SegmentRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT idx, start_s, end_s, text, avg_logprob, no_speech_prob, temperature, \
+         compression_ratio, language \
+         FROM transcript_segments WHERE file_id = $1 ORDER BY idx",
+    )
+    .bind(file)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Transcription usage of one owner (or of everyone).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Usage {
+    pub jobs: i64,
+    pub audio_seconds: f64,
+    pub audio_minutes: f64,
+    pub processing_seconds: f64,
+}
+
+pub async fn usage(
+    pool: &PgPool,
+    owner: Option<Uuid>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Usage, StoreError> {
+    let (jobs, audio, processing): (i64, f64, f64) = sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(audio_seconds), 0), COALESCE(sum(processing_seconds), 0) \
+         FROM usage_records WHERE ($1::uuid IS NULL OR owner = $1) \
+         AND ($2::timestamptz IS NULL OR at >= $2)",
+    )
+    .bind(owner)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(Usage {
+        jobs,
+        audio_seconds: audio,
+        audio_minutes: audio / 60.0,
+        processing_seconds: processing,
+    })
+}

@@ -1,0 +1,237 @@
+//! `transcribe`: fetch the file from media storage, decode it to 16 kHz mono (off the async
+//! runtime), run Whisper from the process's model cache (loaded once, reused by every job),
+//! and write the segments and the usage to PostgreSQL in one transaction.
+//!
+//! Progress is audio milliseconds done of the total, reported after each 30 s window (the
+//! API turns it into an ETA). Cancellation, a job timeout or a drain stop the decoder between
+//! windows: the flag is set by a guard, so even a dropped handler future stops its thread.
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use voxfleet_asr::{AsrError, ModelCache, Progress, TranscribeOptions};
+use voxfleet_audio::{AudioError, DecodeOptions};
+use voxfleet_jobs::{HandlerError, TranscribeInput};
+use voxfleet_store::files::{SegmentRow, TranscriptWrite};
+use voxfleet_store::media::{MediaError, MediaStore};
+
+use crate::runtime::JobContext;
+
+/// What model work needs, built once per worker process.
+pub struct Speech {
+    pub media: MediaStore,
+    pub models: Arc<ModelCache>,
+    /// Used when a job names no model (`tiny.en` unless configured).
+    pub default_model: String,
+    /// Longer audio fails with `too_long`.
+    pub max_audio: Duration,
+    /// Where fetched media is kept while decoding.
+    pub spool_dir: PathBuf,
+}
+
+fn asr_error(e: AsrError) -> HandlerError {
+    match e {
+        AsrError::Cancelled => HandlerError::Cancelled,
+        e if e.is_permanent() => HandlerError::permanent(e.code(), e.to_string()),
+        e => HandlerError::retryable(e.code(), e.to_string()),
+    }
+}
+
+fn audio_error(e: AudioError) -> HandlerError {
+    if e.is_permanent() {
+        HandlerError::permanent(e.code(), e.to_string())
+    } else {
+        HandlerError::retryable(e.code(), e.to_string())
+    }
+}
+
+fn store_error(e: voxfleet_store::StoreError) -> HandlerError {
+    HandlerError::retryable("database_unavailable", e.to_string())
+}
+
+fn join_error(e: tokio::task::JoinError) -> HandlerError {
+    if e.is_panic() {
+        HandlerError::permanent("handler_panic", "the transcription thread panicked")
+    } else {
+        HandlerError::retryable("internal", e.to_string())
+    }
+}
+
+/// Sets the stop flag when dropped: the blocking decoder sees it between windows.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, HandlerError> {
+    let sp = &ctx.rt.speech;
+    let started = Instant::now();
+    let file = voxfleet_store::files::get_file(&ctx.rt.pool, input.file_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            HandlerError::permanent(
+                "file_not_found",
+                format!("file {} does not exist", input.file_id),
+            )
+        })?;
+    ctx.checkpoint()?;
+
+    // Fetch to a local spool file (removed when `local` drops).
+    let local = tempfile::NamedTempFile::new_in(&sp.spool_dir)
+        .map_err(|e| HandlerError::retryable("spool_failed", e.to_string()))?
+        .into_temp_path();
+    match sp.media.download_to(&file.storage_key, &local).await {
+        Ok(_) => {}
+        Err(MediaError::NotFound(k)) => {
+            return Err(HandlerError::permanent(
+                "file_missing",
+                format!("the object `{k}` of file {} is gone from storage", file.id),
+            ));
+        }
+        Err(e) => {
+            return Err(HandlerError::retryable(
+                "storage_unavailable",
+                e.to_string(),
+            ));
+        }
+    }
+    ctx.checkpoint()?;
+
+    let opts = DecodeOptions {
+        max_duration: Some(sp.max_audio),
+    };
+    let path = local.to_path_buf();
+    let audio = tokio::task::spawn_blocking(move || voxfleet_audio::decode_file(&path, &opts))
+        .await
+        .map_err(join_error)?
+        .map_err(audio_error)?;
+    drop(local);
+    ctx.checkpoint()?;
+
+    let model_name = input
+        .model
+        .clone()
+        .unwrap_or_else(|| sp.default_model.clone());
+    let use_vad = input.vad.unwrap_or(true);
+    let models = sp.models.clone();
+    let name = model_name.clone();
+    let (engine, vad) = tokio::task::spawn_blocking(move || {
+        let engine = models.whisper(&name)?;
+        let vad = if use_vad { Some(models.vad()?) } else { None };
+        Ok::<_, AsrError>((engine, vad))
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(asr_error)?;
+
+    let opts = TranscribeOptions {
+        language: input.language.clone(),
+        beam_size: input.beam_size.unwrap_or(1) as usize,
+        temperature: input.temperature,
+        initial_prompt: input.prompt.clone(),
+        vad: use_vad,
+        ..TranscribeOptions::default()
+    };
+    let total_ms = (audio.duration_s * 1000.0).round() as u64;
+    ctx.progress(0, total_ms).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let _guard = StopOnDrop(stop.clone());
+    let (ptx, mut prx) = watch::channel::<Option<Progress>>(None);
+    let samples = audio.samples;
+    let flag = stop.clone();
+    let mut task = tokio::task::spawn_blocking(move || {
+        let mut on_progress = |p: &Progress| {
+            let _ = ptx.send(Some(p.clone()));
+            if flag.load(Ordering::Relaxed) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        engine.transcribe(&samples, &opts, vad.as_deref(), &mut on_progress)
+    });
+    let transcript = loop {
+        tokio::select! {
+            res = &mut task => break res.map_err(join_error)?.map_err(asr_error)?,
+            changed = prx.changed() => {
+                if changed.is_ok() {
+                    let p = prx.borrow_and_update().clone();
+                    if let Some(p) = p {
+                        let done = ((p.processed_s * 1000.0).round() as u64).min(total_ms);
+                        ctx.progress(done, total_ms).await;
+                    }
+                }
+            }
+            _ = ctx.cancel.cancelled(), if !stop.load(Ordering::Relaxed) => {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let processing_s = started.elapsed().as_secs_f64();
+
+    let rows: Vec<SegmentRow> = transcript
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SegmentRow {
+            idx: i as i32,
+            start_s: s.start,
+            end_s: s.end,
+            text: s.text.trim().to_owned(),
+            avg_logprob: s.avg_logprob,
+            no_speech_prob: s.no_speech_prob,
+            temperature: s.temperature,
+            compression_ratio: s.compression_ratio,
+            language: transcript.language.clone(),
+        })
+        .collect();
+    let saved = voxfleet_store::files::save_transcript(
+        &ctx.rt.pool,
+        &TranscriptWrite {
+            file: file.id,
+            job: ctx.job.job.id.0,
+            owner: file.owner,
+            model: &model_name,
+            language: &transcript.language,
+            duration_s: transcript.duration_s,
+            processing_s,
+            segments: &rows,
+        },
+    )
+    .await
+    .map_err(store_error)?;
+    if !saved {
+        return Err(HandlerError::permanent(
+            "superseded",
+            format!(
+                "file {} was deleted or re-transcribed by a newer job meanwhile",
+                file.id
+            ),
+        ));
+    }
+    ctx.progress(total_ms, total_ms).await;
+    let text = transcript.text();
+    let preview: String = text.chars().take(200).collect();
+    tracing::info!(job.id = %ctx.job.job.id, file.id = %file.id, model = %model_name,
+        audio_s = transcript.duration_s, segments = rows.len(),
+        rtf = processing_s / transcript.duration_s.max(0.001), "transcribed");
+    Ok(json!({
+        "file_id": file.id,
+        "model": model_name,
+        "language": transcript.language,
+        "duration_s": transcript.duration_s,
+        "segments": rows.len(),
+        "processing_s": processing_s,
+        "real_time_factor": processing_s / transcript.duration_s.max(0.001),
+        "text_preview": preview,
+    }))
+}
