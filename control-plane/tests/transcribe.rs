@@ -576,3 +576,58 @@ async fn the_official_openai_sdk_transcribes_through_voxfleet() {
     assert_eq!(v["error"]["status"], 400, "{v}");
     assert_eq!(v["error"]["code"], "model_not_found", "{v}");
 }
+
+/// A long recording reports progress per window with an ETA, and a cancel stops it between
+/// windows: the job ends `cancelled`, the file says so, and the worker takes new work.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_transcriptions_report_progress_and_stop_when_cancelled() {
+    let mut env = Env::start().await;
+    transcribe_worker(&mut env, "asr", &[]);
+    let dir = env.logs.join("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = speech_wav(&dir, SPOKEN);
+    let long = dir.join("lecture.flac");
+    run(Command::new("sox")
+        .arg(&wav)
+        .arg(&long)
+        .args(["pad", "0", "1", "repeat", "50"]));
+    let (s, v) = upload(&env, ADMIN, &long, true).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let job = v["jobs"][0].as_str().unwrap().to_string();
+    let running = env
+        .wait_job(&job, Duration::from_secs(120), |j| {
+            j["progress"]["done"].as_u64().unwrap_or(0) > 0
+                || j["status"] != "queued" && j["status"] != "running"
+        })
+        .await;
+    assert_eq!(
+        running["status"], "running",
+        "still running after its first window: {running}"
+    );
+    let total = running["progress"]["total"].as_u64().unwrap();
+    assert!(
+        total > 300_000,
+        "progress counts audio milliseconds: {running}"
+    );
+    assert!(
+        running["progress"]["eta_seconds"].as_f64().is_some(),
+        "{running}"
+    );
+    let (s, c) = env.post(&format!("/v1/jobs/{job}/cancel"), json!({})).await;
+    assert!(s.is_success(), "{c}");
+    let t0 = std::time::Instant::now();
+    let done = env
+        .wait_status(&job, "cancelled", Duration::from_secs(30))
+        .await;
+    println!(
+        "cancelled {:?} after the request, at {} of {total} ms",
+        t0.elapsed(),
+        done["progress"]["done"]
+    );
+    assert!(done["progress"]["done"].as_u64().unwrap() < total, "{done}");
+    let id = v["id"].as_str().unwrap();
+    let (_, f) = env.get(&format!("/v1/files/{id}")).await;
+    assert_eq!(f["status"], "cancelled", "{f}");
+    let (_, v) = upload(&env, ADMIN, &wav, true).await;
+    assert_eq!(wait_file_job(&env, &v).await["status"], "succeeded");
+}
