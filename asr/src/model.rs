@@ -14,6 +14,9 @@ use candle_transformers::models::whisper::Config;
 
 type Result<T> = candle_core::Result<T>;
 
+/// Largest attention-score block computed at once (see [`Attention::attend`]).
+const CHUNK_BYTES: usize = 8 << 20;
+
 fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
         vb.get(size, "weight")?,
@@ -69,12 +72,29 @@ impl Attention {
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, h, tq, hd) = q.dims4()?;
         let q = (q * (1.0 / (hd as f64).sqrt()))?;
-        let mut w = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            w = w.broadcast_add(mask)?;
-        }
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
-        let o = w.matmul(v)?.transpose(1, 2)?.reshape((b, tq, h * hd))?;
+        let scores = |q: &Tensor| -> Result<Tensor> {
+            let w = q.matmul(&k.t()?)?;
+            let w = match mask {
+                Some(mask) => w.broadcast_add(mask)?,
+                None => w,
+            };
+            crate::kernels::softmax_last_dim(&w)?.matmul(v)
+        };
+        // The encoder's scores are [1, 6, 1500, 1500] (54 MB for tiny): above glibc's largest
+        // mmap threshold (32 MB), so each one was a fresh mapping and page faults took ~17% of
+        // the CPU time. Query blocks of ≤ 8 MB of scores are reused from the heap instead.
+        let tk = k.dim(2)?;
+        let rows = (CHUNK_BYTES / (b * h * tk * 4).max(1)).max(1);
+        let o = if mask.is_none() && tq > rows {
+            let mut parts = Vec::with_capacity(tq.div_ceil(rows));
+            for start in (0..tq).step_by(rows) {
+                parts.push(scores(&q.narrow(2, start, rows.min(tq - start))?)?);
+            }
+            Tensor::cat(&parts, 2)?
+        } else {
+            scores(&q)?
+        };
+        let o = o.transpose(1, 2)?.reshape((b, tq, h * hd))?;
         self.out.forward(&o)
     }
 }
@@ -96,7 +116,7 @@ impl Mlp {
     }
 
     fn residual(&self, x: &Tensor) -> Result<Tensor> {
-        let h = crate::gelu::gelu_erf(&self.fc1.forward(&self.ln.forward(x)?)?)?;
+        let h = crate::kernels::gelu_erf(&self.fc1.forward(&self.ln.forward(x)?)?)?;
         x + self.fc2.forward(&h)?
     }
 }
@@ -272,8 +292,8 @@ impl WhisperNet {
 
     /// mel [1, n_mels, 3000] → audio features [1, 1500, D].
     pub(crate) fn encode(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = crate::gelu::gelu_erf(&self.conv1.forward(mel)?)?;
-        let x = crate::gelu::gelu_erf(&self.conv2.forward(&x)?)?;
+        let x = crate::kernels::gelu_erf(&self.conv1.forward(mel)?)?;
+        let x = crate::kernels::gelu_erf(&self.conv2.forward(&x)?)?;
         let x = x.transpose(1, 2)?;
         let t = x.dim(1)?;
         let mut x = x.broadcast_add(&self.enc_pos.narrow(0, 0, t)?)?;

@@ -53,7 +53,7 @@ impl From<ApiError> for OpenAiError {
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
-            413 | 400..=499 => "invalid_request_error",
+            400..=499 => "invalid_request_error",
             _ => "server_error",
         };
         Self {
