@@ -271,8 +271,24 @@ impl WhisperEngine {
                     sp.transcribe
                 });
             }
-            let (result, text) =
-                self.decode_with_fallback(&audio, &rules, &prompt, sot_index, opts, windows_done)?;
+            // Asked again before each fallback attempt, so a cancel does not wait out a window
+            // that needs several temperatures.
+            let at = Progress {
+                processed_s: (seek as f64 / FRAMES_PER_S).min(total_s),
+                total_s,
+                windows_done,
+                segments_so_far: out.segments.len(),
+            };
+            let mut proceed = || on_progress(&at).is_continue();
+            let (result, text) = self.decode_with_fallback(
+                &audio,
+                &rules,
+                &prompt,
+                sot_index,
+                opts,
+                windows_done,
+                &mut proceed,
+            )?;
             windows_done += 1;
             let dec_s = t_dec.elapsed().as_secs_f64();
             tracing::debug!(enc_s, dec_s, tokens = result.tokens.len(), "window timing");
@@ -370,6 +386,8 @@ impl WhisperEngine {
     }
 
     /// Decodes at increasing temperatures until the text is neither repetitive nor improbable.
+    /// `proceed` is asked before every attempt after the first; false means cancelled.
+    #[allow(clippy::too_many_arguments)]
     fn decode_with_fallback(
         &self,
         audio: &Tensor,
@@ -378,6 +396,7 @@ impl WhisperEngine {
         sot_index: usize,
         opts: &TranscribeOptions,
         window: usize,
+        proceed: &mut dyn FnMut() -> bool,
     ) -> Result<(WindowResult, String), AsrError> {
         let schedule: Vec<f32> = match opts.temperature {
             Some(t) => vec![t.max(0.0)],
@@ -385,6 +404,9 @@ impl WhisperEngine {
         };
         let mut last = None;
         for (i, &temperature) in schedule.iter().enumerate() {
+            if i > 0 && !proceed() {
+                return Err(AsrError::Cancelled);
+            }
             let req = WindowRequest {
                 prompt,
                 sot_index,
