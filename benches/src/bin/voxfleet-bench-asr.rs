@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use voxfleet_asr::wer::word_error_rate;
 use voxfleet_asr::{DeviceSpec, ModelCache, TranscribeOptions};
 
@@ -89,13 +89,39 @@ for beam in [int(b) for b in beams.split(",")]:
 print(json.dumps(out))
 "#;
 
+/// Real-time factor of voxfleet's Whisper against faster-whisper on the same audio, weights
+/// and thread count.
+#[derive(Debug, clap::Parser)]
 struct Args {
+    /// CPU threads for both engines.
+    #[arg(long, default_value_t = 2, value_parser = parse_positive)]
     threads: usize,
+    /// Timed runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 1, value_parser = parse_positive)]
     reps: usize,
+    /// Silero VAD on in both engines.
+    #[arg(long)]
     vad: bool,
+    /// Also run faster-whisper with compute_type=int8.
+    #[arg(long)]
     int8: bool,
+    /// Also run faster-whisper with MKL forced.
+    #[arg(long)]
     mkl: bool,
+    /// Where audio, the venv script and the unpacked CTranslate2 model live.
+    #[arg(long, default_value_os_t = default_dir())]
     dir: PathBuf,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+fn default_dir() -> PathBuf {
+    home().unwrap_or_default().join(".cache/voxfleet/bench-asr")
 }
 
 fn home() -> Result<PathBuf> {
@@ -103,31 +129,7 @@ fn home() -> Result<PathBuf> {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        threads: 2,
-        reps: 1,
-        vad: false,
-        int8: false,
-        mkl: false,
-        dir: home()?.join(".cache/voxfleet/bench-asr"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--threads" => a.threads = it.next().context("--threads N")?.parse()?,
-            "--reps" => a.reps = it.next().context("--reps N")?.parse()?,
-            "--vad" => a.vad = true,
-            "--int8" => a.int8 = true,
-            "--mkl" => a.mkl = true,
-            "--dir" => a.dir = it.next().context("--dir PATH")?.into(),
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    ensure!(
-        a.threads > 0 && a.reps > 0,
-        "--threads and --reps must be positive"
-    );
-    Ok(a)
+    Ok(<Args as clap::Parser>::parse())
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -189,7 +191,7 @@ fn venv_python() -> Result<PathBuf> {
     if !ok(&py) {
         eprintln!("installing faster-whisper into {}", venv.display());
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(&py).args(["-m", "pip", "install", "-q", "faster-whisper"]))?;
+        run(Command::new(&py).args(["-m", "pip", "install", "-q", "faster-whisper==1.2.1"]))?;
         ensure!(ok(&py), "faster-whisper did not install");
     }
     Ok(py)

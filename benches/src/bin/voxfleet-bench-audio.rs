@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use voxfleet_audio::{DecodeOptions, decode_file, probe_file};
 
 const TEXT: &str = "Speech recognition turns spoken language into text. A worker fleet takes \
@@ -29,19 +29,25 @@ const TEXT: &str = "Speech recognition turns spoken language into text. A worker
     many formats, from plain wave files to compressed music formats.";
 const MIN_SECONDS: f64 = 120.0;
 
+/// Decode + downmix + resample speed of voxfleet-audio against the ffmpeg CLI.
+#[derive(Debug, clap::Parser)]
+struct Cli {
+    /// Timed runs per format (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
+    /// Where the generated recordings are kept (default ~/.cache/voxfleet/bench-audio).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
 fn main() -> Result<()> {
-    let mut reps = 5usize;
-    let mut dir =
-        PathBuf::from(std::env::var("HOME").context("HOME")?).join(".cache/voxfleet/bench-audio");
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--reps" => reps = args.next().context("--reps N")?.parse()?,
-            "--dir" => dir = args.next().context("--dir PATH")?.into(),
-            other => bail!("unknown argument {other} (use --reps N, --dir PATH)"),
-        }
-    }
-    ensure!(reps > 0, "--reps must be at least 1");
+    let cli = <Cli as clap::Parser>::parse();
+    let reps = cli.reps as usize;
+    let dir = match cli.dir {
+        Some(d) => d,
+        None => PathBuf::from(std::env::var("HOME").context("HOME")?)
+            .join(".cache/voxfleet/bench-audio"),
+    };
     std::fs::create_dir_all(&dir)?;
     let files = generate(&dir)?;
 
