@@ -27,10 +27,10 @@ impl Format {
 pub fn render(format: Format, file: &FileRecord, segments: &[SegmentRow]) -> String {
     match format {
         Format::Json => json!({
-            "file_id": file.id,
+            "file_id": file.file.id,
             "language": file.language,
             "model": file.transcript_model,
-            "duration_s": file.duration_s,
+            "duration_s": file.file.duration_s,
             "text": text(segments),
             "segments": segments.iter().map(|s| json!({
                 "id": s.idx, "start": s.start_s, "end": s.end_s, "text": s.text.trim(),

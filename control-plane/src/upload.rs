@@ -12,7 +12,7 @@ use tempfile::TempPath;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 use voxfleet_jobs::{JobKind, JobSnapshot, Priority, TranscribeInput};
-use voxfleet_store::files::{FileRecord, NewFile};
+use voxfleet_store::files::{FileRecord, StoredFile};
 use voxfleet_store::jobs::Inserted;
 use voxfleet_store::media::MediaError;
 
@@ -185,7 +185,7 @@ pub async fn store(
             k
         }
     };
-    let new = NewFile {
+    let new = StoredFile {
         id,
         owner: Some(owner),
         filename: sp.filename.clone(),

@@ -80,8 +80,9 @@ macro_rules! q {
     };
 }
 
+/// What is known of a file from its upload: identity, storage and probe.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct FileRecord {
+pub struct StoredFile {
     pub id: Uuid,
     pub owner: Option<Uuid>,
     pub filename: String,
@@ -92,6 +93,13 @@ pub struct FileRecord {
     pub duration_s: Option<f64>,
     pub audio: Option<Value>,
     pub probe_error: Option<String>,
+}
+
+/// A file with its transcription state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FileRecord {
+    #[sqlx(flatten)]
+    pub file: StoredFile,
     pub transcription_job: Option<Uuid>,
     pub transcript_model: Option<String>,
     pub language: Option<String>,
@@ -116,22 +124,7 @@ impl From<String> for StatusColumn {
     }
 }
 
-/// A new file, as the control plane stored it.
-#[derive(Debug, Clone)]
-pub struct NewFile {
-    pub id: Uuid,
-    pub owner: Option<Uuid>,
-    pub filename: String,
-    pub content_type: Option<String>,
-    pub size_bytes: i64,
-    pub sha256: String,
-    pub storage_key: String,
-    pub duration_s: Option<f64>,
-    pub audio: Option<Value>,
-    pub probe_error: Option<String>,
-}
-
-pub async fn insert_file(pool: &PgPool, f: &NewFile) -> Result<(), StoreError> {
+pub async fn insert_file(pool: &PgPool, f: &StoredFile) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO files (id, owner, filename, content_type, size_bytes, sha256, storage_key, \
          duration_s, audio, probe_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -61,15 +61,15 @@ pub fn view(f: FileRecord) -> FileView {
         _ => None,
     };
     FileView {
-        id: f.id,
-        owner: f.owner,
-        filename: f.filename,
-        content_type: f.content_type,
-        size_bytes: f.size_bytes,
-        sha256: f.sha256,
-        duration_s: f.duration_s,
-        audio: f.audio,
-        probe_error: f.probe_error,
+        id: f.file.id,
+        owner: f.file.owner,
+        filename: f.file.filename,
+        content_type: f.file.content_type,
+        size_bytes: f.file.size_bytes,
+        sha256: f.file.sha256,
+        duration_s: f.file.duration_s,
+        audio: f.file.audio,
+        probe_error: f.file.probe_error,
         status,
         error,
         transcription_job_id: f.transcription_job,
@@ -207,11 +207,11 @@ async fn finish_upload(
     let rec = upload::store(st, auth.token_id, &sp, existing_key).await?;
     let mut jobs = Vec::new();
     if let Some(mut input) = pre {
-        input.file_id = rec.id;
+        input.file_id = rec.file.id;
         let job = upload::enqueue_transcribe(st, auth.token_id, input, Priority::Normal).await?;
         jobs.push(job.id.0);
     }
-    let rec = voxfleet_store::files::get_file(&st.pool, rec.id)
+    let rec = voxfleet_store::files::get_file(&st.pool, rec.file.id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
     Ok((
@@ -318,7 +318,7 @@ pub async fn load(st: &AppState, auth: &Auth, id: &str) -> ApiResult<FileRecord>
     let id: Uuid = id.parse().map_err(|_| ApiError::not_found("file"))?;
     voxfleet_store::files::get_file(&st.pool, id)
         .await?
-        .filter(|f| auth.may_access(f.owner))
+        .filter(|f| auth.may_access(f.file.owner))
         .ok_or_else(|| ApiError::not_found("file"))
 }
 
@@ -391,7 +391,7 @@ pub async fn list_files(
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last())
         .flatten()
-        .map(|f| format!("{}_{}", f.created_at.timestamp_micros(), f.id));
+        .map(|f| format!("{}_{}", f.created_at.timestamp_micros(), f.file.id));
     let rows = live(&st, rows).await;
     Ok(Json(FileList {
         files: rows.into_iter().map(view).collect(),
@@ -421,13 +421,13 @@ pub async fn delete_file(
     }
     // Rows first: the record is the truth; an object left behind by a failed delete is
     // logged (and is what an integrity check finds), never a record without its object.
-    if let Some(key) = voxfleet_store::files::delete_file(&st.pool, f.id).await?
+    if let Some(key) = voxfleet_store::files::delete_file(&st.pool, f.file.id).await?
         && let Err(e) = st.media.delete(&key).await
     {
-        tracing::warn!(file.id = %f.id, key, error = %e, "file deleted but its object was not");
+        tracing::warn!(file.id = %f.file.id, key, error = %e, "file deleted but its object was not");
     }
-    let detail = serde_json::json!({"filename": f.filename, "owner": f.owner});
-    let target = f.id.to_string();
+    let detail = serde_json::json!({"filename": f.file.filename, "owner": f.file.owner});
+    let target = f.file.id.to_string();
     if let Err(e) = voxfleet_store::audit::record(
         &st.pool,
         Some(auth.token_id),
@@ -467,12 +467,12 @@ pub async fn get_transcript(
             Code::NotReady,
             format!(
                 "file {} has no transcript (status: {})",
-                f.id,
+                f.file.id,
                 f.status.0.as_str()
             ),
         ));
     }
-    let segments = voxfleet_store::files::segments(&st.pool, f.id).await?;
+    let segments = voxfleet_store::files::segments(&st.pool, f.file.id).await?;
     let format = q.format.unwrap_or(Format::Json);
     let body = render(format, &f, &segments);
     Ok((

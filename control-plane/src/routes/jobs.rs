@@ -236,7 +236,7 @@ async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiRes
         if let Some(file) = file_of(j) {
             voxfleet_store::files::get_file(&st.pool, file)
                 .await?
-                .filter(|f| auth.may_access(f.owner))
+                .filter(|f| auth.may_access(f.file.owner))
                 .ok_or_else(|| {
                     let at = if jobs.len() > 1 {
                         format!("jobs[{i}]: ")

@@ -272,7 +272,7 @@ pub async fn transcriptions(
     let file = upload::store(&st, auth.token_id, &sp, None).await?;
     drop(sp);
     let input = TranscribeInput {
-        file_id: file.id,
+        file_id: file.file.id,
         model: r.model,
         language: r.language,
         beam_size: None,
@@ -295,7 +295,7 @@ pub async fn transcriptions(
                 "the transcription is still running after {} s; it continues as job {} (file {})",
                 st.limits.openai_wait.as_secs(),
                 job.id,
-                file.id
+                file.file.id
             ),
             param: None,
             code: Some("timeout".into()),
@@ -330,11 +330,12 @@ pub async fn transcriptions(
             code: Some(code),
         });
     }
-    let file = voxfleet_store::files::get_file(&st.pool, file.id)
+    let file = voxfleet_store::files::get_file(&st.pool, file.file.id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    let segments = voxfleet_store::files::segments(&st.pool, file.id).await?;
+    let segments = voxfleet_store::files::segments(&st.pool, file.file.id).await?;
     let duration = file
+        .file
         .duration_s
         .unwrap_or_else(|| segments.last().map_or(0.0, |s| s.end_s));
     let language = file.language.clone().unwrap_or_default();

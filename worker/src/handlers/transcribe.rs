@@ -88,12 +88,15 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
     let local = tempfile::NamedTempFile::new_in(&sp.spool_dir)
         .map_err(|e| HandlerError::retryable("spool_failed", e.to_string()))?
         .into_temp_path();
-    match sp.media.download_to(&file.storage_key, &local).await {
+    match sp.media.download_to(&file.file.storage_key, &local).await {
         Ok(_) => {}
         Err(MediaError::NotFound(k)) => {
             return Err(HandlerError::permanent(
                 "file_missing",
-                format!("the object `{k}` of file {} is gone from storage", file.id),
+                format!(
+                    "the object `{k}` of file {} is gone from storage",
+                    file.file.id
+                ),
             ));
         }
         Err(e) => {
@@ -197,9 +200,9 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
     let saved = voxfleet_store::files::save_transcript(
         &ctx.rt.pool,
         &TranscriptWrite {
-            file: file.id,
+            file: file.file.id,
             job: ctx.job.job.id.0,
-            owner: file.owner,
+            owner: file.file.owner,
             model: &model_name,
             language: &transcript.language,
             duration_s: transcript.duration_s,
@@ -214,18 +217,18 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
             "superseded",
             format!(
                 "file {} was deleted or re-transcribed by a newer job meanwhile",
-                file.id
+                file.file.id
             ),
         ));
     }
     ctx.progress(total_ms, total_ms).await;
     let text = transcript.text();
     let preview: String = text.chars().take(200).collect();
-    tracing::info!(job.id = %ctx.job.job.id, file.id = %file.id, model = %model_name,
+    tracing::info!(job.id = %ctx.job.job.id, file.file.id = %file.file.id, model = %model_name,
         audio_s = transcript.duration_s, segments = rows.len(),
         rtf = processing_s / transcript.duration_s.max(0.001), "transcribed");
     Ok(json!({
-        "file_id": file.id,
+        "file_id": file.file.id,
         "model": model_name,
         "language": transcript.language,
         "duration_s": transcript.duration_s,
