@@ -20,3 +20,8 @@ if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "openai==3.52.0"
 fi
+# An S3-protocol server over a local folder, for the S3 storage test (no MinIO package here).
+if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "== installing s3s-fs 0.14.1 (cargo install)"
+  cargo install --quiet s3s-fs@0.14.1 --locked --features binary
+fi

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{ADMIN, Env};
+use common::{ADMIN, Env, files_under};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -329,12 +329,12 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
         .arg(&wav)
         .arg(&big)
         .args(["repeat", "5"]));
-    let before = count_files(&env.media_dir());
+    let before = files_under(&env.media_dir()).len();
     let (s, v) = upload(&env, &user, &big, false).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert_eq!(v["error"]["code"], "file_too_large");
     assert_eq!(
-        count_files(&env.media_dir()),
+        files_under(&env.media_dir()).len(),
         before,
         "nothing kept of a refused upload"
     );
@@ -369,12 +369,12 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
     );
 
     // Delete: rows and the stored object go; a second delete is a 404.
-    let stored = count_files(&env.media_dir());
+    let stored = files_under(&env.media_dir()).len();
     let (s, _) = env
         .call("DELETE", &format!("/v1/files/{id}"), Some(&user), None)
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(count_files(&env.media_dir()), stored - 1);
+    assert_eq!(files_under(&env.media_dir()).len(), stored - 1);
     let (s, _) = env
         .call("GET", &format!("/v1/files/{id}"), Some(&user), None)
         .await;
@@ -383,21 +383,6 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
         .call("DELETE", &format!("/v1/files/{id}"), Some(&user), None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-}
-
-fn count_files(dir: &Path) -> usize {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                n += count_files(&p);
-            } else {
-                n += 1;
-            }
-        }
-    }
-    n
 }
 
 fn sha256_hex(path: &Path) -> String {

@@ -3,7 +3,7 @@
 //! fresh database, and cleans both up afterwards.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,22 @@ pub fn worker_bin() -> PathBuf {
     p
 }
 
+/// Every file below `dir` (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -57,6 +73,8 @@ pub struct Env {
     cleanup_redis: bool,
     /// Extra environment for the control plane (e.g. a small upload limit).
     pub cp_env: Vec<(String, String)>,
+    /// Extra environment for every process started (overrides the defaults, e.g. storage).
+    pub child_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -88,6 +106,7 @@ impl Env {
             workers: vec![],
             cleanup_redis: redis_url == self::redis_url(),
             cp_env: vec![],
+            child_env: vec![],
         };
         env.start_control_plane().await;
         env
@@ -104,6 +123,7 @@ impl Env {
                 "VOXFLEET_STORAGE_URL",
                 format!("file://{}", self.media_dir().display()),
             )
+            .envs(self.child_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
