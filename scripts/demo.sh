@@ -42,7 +42,7 @@ api="http://$(cat "$work/port")"
 auth=(-H "Authorization: Bearer $VOXFLEET_ADMIN_TOKEN")
 
 echo "== starting a worker (queues gpu,cpu; device cpu)"
-"$bin/voxfleet-worker" --queues gpu,cpu --concurrency 2 --name demo-worker >"$work/worker.log" 2>&1 &
+"$bin/voxfleet-worker" --queues gpu,cpu --concurrency 2 --name demo-worker --preload >"$work/worker.log" 2>&1 &
 w_pid=$!
 for _ in $(seq 1 100); do
   curl -fs "$api/readyz" >/dev/null && curl -fs "${auth[@]}" "$api/v1/workers" | grep -q demo-worker && break
