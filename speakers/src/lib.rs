@@ -1,8 +1,10 @@
 //! Speaker processing for voxfleet.
 //!
-//! Today this crate holds the front end of WeSpeaker-format speaker-embedding models
-//! (WeSpeaker ResNet, 3D-Speaker CAM++): a Kaldi-compatible log-mel filterbank.
-//! Diarization will live here later.
+//! It holds the front end of WeSpeaker-format speaker-embedding models (WeSpeaker ResNet,
+//! 3D-Speaker CAM++), a Kaldi-compatible log-mel filterbank, and the model-free logic of speaker
+//! diarization: segmentation outputs go through `powerset` → `aggregate` → `binarize` into
+//! speaker turns, embeddings are grouped by `cluster`, turns are attached to transcript segments
+//! by `assign`, and `der` scores the result.
 //!
 //! Modules:
 //! - [`fbank`]: [`FbankOptions`] (defaults = CAM++ settings; `FbankOptions::wespeaker()` for
@@ -10,8 +12,31 @@
 //!   window, mel banks and FFT plan; `compute` turns 16 kHz f32 PCM into [`Features`]) and
 //!   [`mean_normalize`] (per-utterance cepstral mean normalisation, which those models expect).
 //! - `mel` (private): Kaldi's mel scale and triangular mel filter banks.
+//! - [`powerset`]: decoding of pyannote segmentation-3.0's 7-class powerset output into
+//!   per-frame activations of 3 local speakers (hard argmax or soft probability mass).
+//! - [`aggregate`]: averages overlapping chunks, with local speakers mapped to global clusters,
+//!   into a global frame [`Timeline`] plus a per-frame speaker count; `Timeline::discrete` keeps
+//!   the top-`count` speakers per frame (overlap kept).
+//! - [`binarize`]: hysteresis (onset/offset), padding and minimum on/off durations turning score
+//!   curves into sorted [`Turn`]s.
+//! - [`cluster`]: deterministic agglomerative clustering of embeddings on cosine distance
+//!   (centroid or average linkage, threshold with `num_speakers`/`min_speakers`/`max_speakers`
+//!   hints) and `cluster::assign` of an embedding to its nearest centroid.
+//! - [`assign`]: [`label_segments`] gives each transcript segment the speaker it overlaps most.
+//! - [`der`]: diarization error rate with a collar and optimal (Hungarian) speaker mapping.
 
+pub mod aggregate;
+pub mod assign;
+pub mod binarize;
+pub mod cluster;
+pub mod der;
 pub mod fbank;
 mod mel;
+pub mod powerset;
 
+pub use aggregate::{AggregateOptions, Chunk, Timeline};
+pub use assign::label_segments;
+pub use binarize::{BinarizeOptions, Turn};
+pub use cluster::{ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings};
+pub use der::{DerReport, diarization_error_rate};
 pub use fbank::{Fbank, FbankError, FbankOptions, Features, WindowType, mean_normalize};
