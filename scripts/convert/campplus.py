@@ -27,18 +27,17 @@ window is divided by its true length), broadcast back to every frame.
 """
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pyannote_segmentation import load_state_dict  # noqa: E402
+from torchless import finish_model, save_model  # noqa: E402
+from torchless import state_dict as load_state_dict  # noqa: E402
 
 BN_EPS = 1e-5
 SEG_LEN = 100
@@ -191,11 +190,7 @@ def build_onnx(sd):
         [helper.make_tensor_value_info("embs", TensorProto.FLOAT, ["B", EMB_DIM])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="voxfleet-campplus-converter")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, "voxfleet-campplus-converter")
 
 
 # ---------------------------------------------------------------------------
@@ -409,9 +404,7 @@ def main():
     print(f"state dict: {len(sd)} tensors, {nparams} values (incl. BN running stats)")
 
     model = build_onnx(sd)
-    onnx.save(model, args.output)
-    data = open(args.output, "rb").read()
-    print(f"wrote {args.output}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
+    save_model(model, args.output)
 
     if args.check and not self_check(sd, args.output):
         sys.exit(1)

@@ -16,15 +16,14 @@ Graph (opset 17):
 """
 
 import argparse
-import hashlib
-import math
-import pickle
+import os
 import sys
-import zipfile
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torchless import finish_model, save_model, state_dict, torch_to_onnx_gates  # noqa: E402
 
 SAMPLE_RATE = 16000
 SINC_FILTERS = 80
@@ -37,117 +36,9 @@ LEAKY = 0.01  # F.leaky_relu default negative_slope
 LSTM_LAYERS = 4
 LSTM_HIDDEN = 128
 
-# ---------------------------------------------------------------------------
-# 1. Checkpoint reading without torch
-# ---------------------------------------------------------------------------
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-
-
-class _DType:
-    """Marker standing in for a torch.*Storage class."""
-
-    def __init__(self, name):
-        self.name = name
-        self.dtype = np.dtype(_STORAGE_DTYPES[name])
-
-
-class _Stub:
-    """Harmless stand-in for any class we do not know (Lightning hparams, etc.)."""
-
-    def __init__(self, *args, **kwargs):
-        self.args = args
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __call__(self, *args, **kwargs):
-        return _Stub(*args)
-
-
-def _stub_factory(module, name):
-    return type(name, (_Stub,), {"__module__": "stub." + module})
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-    """torch._utils._rebuild_tensor_v2 -> numpy strided view (copied to be contiguous)."""
-    size = tuple(int(s) for s in size)
-    stride = tuple(int(s) for s in stride)
-    item = storage.itemsize
-    if len(size) == 0:
-        return np.array(storage[storage_offset])
-    view = np.lib.stride_tricks.as_strided(
-        storage[storage_offset:],
-        shape=size,
-        strides=tuple(s * item for s in stride),
-        writeable=False,
-    )
-    return np.ascontiguousarray(view)
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
-    return data
-
-
-class _CheckpointUnpickler(pickle.Unpickler):
-    def __init__(self, fobj, zf, prefix):
-        super().__init__(fobj)
-        self._zf = zf
-        self._prefix = prefix
-        self._cache = {}
-
-    def find_class(self, module, name):
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor_v2
-        if module == "torch._utils" and name == "_rebuild_parameter":
-            return _rebuild_parameter
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _DType(name)
-        if module == "collections" and name == "OrderedDict":
-            import collections
-            return collections.OrderedDict
-        if module in ("builtins", "__builtin__") and name in (
-                "dict", "list", "set", "tuple", "frozenset", "int", "float", "str",
-                "bool", "bytes", "slice", "complex", "object"):
-            return getattr(__import__("builtins"), name)
-        return _stub_factory(module, name)
-
-    def persistent_load(self, pid):
-        # ('storage', storage_type, key, location, numel)
-        assert pid[0] == "storage", pid
-        stype, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
-        dtype = stype.dtype if isinstance(stype, _DType) else np.dtype(np.float32)
-        if key not in self._cache:
-            raw = self._zf.read(f"{self._prefix}data/{key}")
-            arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))[:numel]
-            self._cache[key] = arr.astype(dtype, copy=False)
-        return self._cache[key]
-
-
 def load_state_dict(path):
-    with zipfile.ZipFile(path) as zf:
-        pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
-        assert len(pkl) == 1, pkl
-        prefix = pkl[0][: -len("data.pkl")]
-        with zf.open(pkl[0]) as f:
-            obj = _CheckpointUnpickler(f, zf, prefix).load()
-    sd = obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
-    out = {}
-    for k, v in sd.items():
-        if isinstance(v, np.ndarray):
-            out[k] = v
-    return out
+    """The checkpoint's tensors (under its `state_dict`), read without torch."""
+    return state_dict(path)
 
 
 # ---------------------------------------------------------------------------
@@ -221,12 +112,6 @@ def _lstm_layer_names(sd):
 # ---------------------------------------------------------------------------
 
 
-def _torch_to_onnx_gates(m, H):
-    """torch gate blocks i,f,g,o -> ONNX i,o,f,c along axis 0."""
-    i, f, g, o = m[0:H], m[H:2 * H], m[2 * H:3 * H], m[3 * H:4 * H]
-    return np.concatenate([i, o, f, g], axis=0)
-
-
 def build_onnx(sd):
     inits = []
     nodes = []
@@ -275,9 +160,9 @@ def build_onnx(sd):
             whh = sd[f"lstm.weight_hh_l{k}{suf}"].astype(np.float32)
             bih = sd[f"lstm.bias_ih_l{k}{suf}"].astype(np.float32)
             bhh = sd[f"lstm.bias_hh_l{k}{suf}"].astype(np.float32)
-            Ws.append(_torch_to_onnx_gates(wih, H))
-            Rs.append(_torch_to_onnx_gates(whh, H))
-            Bs.append(np.concatenate([_torch_to_onnx_gates(bih, H), _torch_to_onnx_gates(bhh, H)]))
+            Ws.append(torch_to_onnx_gates(wih, H))
+            Rs.append(torch_to_onnx_gates(whh, H))
+            Bs.append(np.concatenate([torch_to_onnx_gates(bih, H), torch_to_onnx_gates(bhh, H)]))
         y = node("LSTM", [x, const(f"lstm{k}.W", np.stack(Ws)), const(f"lstm{k}.R", np.stack(Rs)),
                           const(f"lstm{k}.B", np.stack(Bs))],
                  f"lstm{k}", hidden_size=H, direction="bidirectional")
@@ -304,11 +189,7 @@ def build_onnx(sd):
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "frames", Wc.shape[0]])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="voxfleet-pyannote-segmentation-converter")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, "voxfleet-pyannote-segmentation-converter")
 
 
 # ---------------------------------------------------------------------------
@@ -440,9 +321,7 @@ def main():
         print(f"  {k:45s} {str(v.dtype):8s} {tuple(v.shape)}")
 
     model = build_onnx(sd)
-    onnx.save(model, args.output)
-    data = open(args.output, "rb").read()
-    print(f"wrote {args.output}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
+    save_model(model, args.output)
 
     if args.check:
         if not self_check(sd, args.output):

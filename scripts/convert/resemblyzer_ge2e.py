@@ -46,20 +46,17 @@ Front end expected on `mels` (resemblyzer/audio.py wav_to_mel_spectrogram + hpar
 """
 
 import argparse
-import collections
-import hashlib
-import io
-import pickle
-import struct
+import os
 import subprocess
 import sys
 import tempfile
 import wave
-import zipfile
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torchless import finish_model, save_model, state_dict, torch_to_onnx_gates  # noqa: E402
 
 N_MELS = 40
 HIDDEN = 256
@@ -70,163 +67,8 @@ N_FFT = 400
 HOP = 160
 PARTIAL_FRAMES = 160
 
-# ---------------------------------------------------------------------------
-# 1. Checkpoint reading without torch (legacy and zip serialization)
-# ---------------------------------------------------------------------------
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-
-
-class _DType:
-    def __init__(self, name):
-        self.name = name
-        self.dtype = np.dtype(_STORAGE_DTYPES[name])
-
-
-class _Stub:
-    def __init__(self, *args, **kwargs):
-        self.args = args
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __call__(self, *args, **kwargs):
-        return _Stub(*args)
-
-
-class _Storage:
-    """A storage whose bytes may arrive after unpickling (legacy format)."""
-
-    def __init__(self, dtype, numel):
-        self.dtype = dtype
-        self.numel = numel
-        self.data = None
-
-
-class _LazyTensor:
-    def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset = storage, int(offset)
-        self.size = tuple(int(s) for s in size)
-        self.stride = tuple(int(s) for s in stride)
-
-    def materialize(self):
-        arr = self.storage.data
-        if len(self.size) == 0:
-            return np.array(arr[self.offset])
-        view = np.lib.stride_tricks.as_strided(
-            arr[self.offset:], shape=self.size,
-            strides=tuple(s * arr.itemsize for s in self.stride), writeable=False)
-        return np.ascontiguousarray(view)
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, *args, **kwargs):
-    return _LazyTensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, *args, **kwargs):
-    return data
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, fobj, read_storage=None):
-        super().__init__(fobj)
-        self._read_storage = read_storage  # zip: key -> raw bytes; legacy: None
-        self.storages = {}
-
-    def find_class(self, module, name):
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor_v2
-        if module == "torch._utils" and name == "_rebuild_parameter":
-            return _rebuild_parameter
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _DType(name)
-        if module == "collections" and name == "OrderedDict":
-            return collections.OrderedDict
-        if module in ("builtins", "__builtin__") and name in (
-                "dict", "list", "set", "tuple", "frozenset", "int", "float", "str",
-                "bool", "bytes", "slice", "complex", "object"):
-            return getattr(__import__("builtins"), name)
-        return type(name, (_Stub,), {"__module__": "stub." + module})
-
-    def persistent_load(self, pid):
-        assert pid[0] == "storage", pid
-        stype, key = pid[1], str(pid[2])
-        dtype = stype.dtype if isinstance(stype, _DType) else np.dtype(np.float32)
-        if self._read_storage is not None:  # zip: ('storage', type, key, location, numel)
-            numel = int(pid[4])
-            if key not in self.storages:
-                st = _Storage(dtype, numel)
-                st.data = np.frombuffer(self._read_storage(key), dtype=dtype.newbyteorder("<"))[:numel]
-                self.storages[key] = st
-            return self.storages[key]
-        # legacy: ('storage', type, root_key, location, numel, view_metadata)
-        numel, view = int(pid[4]), pid[5]
-        if key not in self.storages:
-            self.storages[key] = _Storage(dtype, numel)
-        if view is not None:
-            raise NotImplementedError("legacy storage views are not supported")
-        return self.storages[key]
-
-
-def _materialize(obj):
-    if isinstance(obj, _LazyTensor):
-        return obj.materialize()
-    if isinstance(obj, dict):
-        return type(obj)((k, _materialize(v)) for k, v in obj.items()) \
-            if isinstance(obj, collections.OrderedDict) else {k: _materialize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v) for v in obj)
-    return obj
-
-
-def load_checkpoint(path):
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
-            assert len(pkl) == 1, pkl
-            prefix = pkl[0][: -len("data.pkl")]
-            with zf.open(pkl[0]) as f:
-                obj = _Unpickler(f, lambda k: zf.read(f"{prefix}data/{k}")).load()
-        return _materialize(obj)
-    with open(path, "rb") as f:
-        magic = pickle.load(f)
-        assert magic == 0x1950A86A20F9469CFC6C, f"not a torch checkpoint (magic {magic!r})"
-        protocol = pickle.load(f)
-        assert protocol == 1001, protocol
-        pickle.load(f)  # sys_info
-        up = _Unpickler(f)
-        obj = up.load()
-        keys = pickle.load(f)
-        for key in keys:
-            st = up.storages[str(key)]
-            (n,) = struct.unpack("<q", f.read(8))
-            assert n == st.numel, (key, n, st.numel)
-            raw = f.read(n * st.dtype.itemsize)
-            assert len(raw) == n * st.dtype.itemsize, "truncated checkpoint"
-            st.data = np.frombuffer(raw, dtype=st.dtype.newbyteorder("<"))
-    return _materialize(obj)
-
-
 def load_state_dict(path, verbose=True):
-    obj = load_checkpoint(path)
-    if isinstance(obj, dict):
-        if verbose:
-            print("checkpoint top-level keys:", list(obj.keys()))
-        for wrap in ("model_state", "state_dict"):
-            if wrap in obj and isinstance(obj[wrap], dict):
-                obj = obj[wrap]
-                break
-    sd = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
+    sd = state_dict(path)
     if verbose:
         print(f"state dict: {len(sd)} tensors")
         for k, v in sd.items():
@@ -242,12 +84,6 @@ def load_state_dict(path, verbose=True):
 # ---------------------------------------------------------------------------
 # 2. ONNX graph
 # ---------------------------------------------------------------------------
-
-
-def _torch_to_onnx_gates(m, H):
-    """torch gate blocks i,f,g,o -> ONNX i,o,f,c along axis 0."""
-    i, f, g, o = m[0:H], m[H:2 * H], m[2 * H:3 * H], m[3 * H:4 * H]
-    return np.concatenate([i, o, f, g], axis=0)
 
 
 def build_onnx(sd):
@@ -269,9 +105,9 @@ def build_onnx(sd):
         whh = sd[f"lstm.weight_hh_l{k}"].astype(np.float32)
         bih = sd[f"lstm.bias_ih_l{k}"].astype(np.float32)
         bhh = sd[f"lstm.bias_hh_l{k}"].astype(np.float32)
-        W = _torch_to_onnx_gates(wih, H)[None]
-        R = _torch_to_onnx_gates(whh, H)[None]
-        B = np.concatenate([_torch_to_onnx_gates(bih, H), _torch_to_onnx_gates(bhh, H)])[None]
+        W = torch_to_onnx_gates(wih, H)[None]
+        R = torch_to_onnx_gates(whh, H)[None]
+        B = np.concatenate([torch_to_onnx_gates(bih, H), torch_to_onnx_gates(bhh, H)])[None]
         y, y_h = node("LSTM", [x, const(f"lstm{k}.W", W), const(f"lstm{k}.R", R),
                                const(f"lstm{k}.B", B)],
                       f"lstm{k}", n_out=2, hidden_size=H, direction="forward")
@@ -292,11 +128,7 @@ def build_onnx(sd):
         [helper.make_tensor_value_info("embs", TensorProto.FLOAT, ["batch", EMB])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="voxfleet-resemblyzer-ge2e-converter")
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return finish_model(graph, "voxfleet-resemblyzer-ge2e-converter", full_check=True)
 
 
 # ---------------------------------------------------------------------------
@@ -472,9 +304,7 @@ def main():
 
     sd = load_state_dict(args.checkpoint)
     model = build_onnx(sd)
-    onnx.save(model, args.output)
-    data = open(args.output, "rb").read()
-    print(f"wrote {args.output}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
+    save_model(model, args.output)
 
     if args.check and not self_check(sd, args.output):
         sys.exit(1)
