@@ -4,25 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use voxfleet_models::{ModelsDir, WhisperFiles};
+use voxfleet_models::ModelsDir;
 
 use crate::vad::{SileroVad, init_onnxruntime};
-use crate::{AsrError, DeviceSpec, WhisperEngine, WhisperSource};
-
-impl From<&WhisperFiles> for WhisperSource {
-    fn from(f: &WhisperFiles) -> Self {
-        Self {
-            name: f.name.clone(),
-            config: f.config.clone(),
-            weights: f.weights.clone(),
-            tokenizer: f.tokenizer.clone(),
-            mel_filters: f.mel_filters.clone(),
-            multilingual: f.multilingual,
-            suppress_ids: f.suppress_ids.clone(),
-            suppress_ids_begin: f.suppress_ids_begin.clone(),
-        }
-    }
-}
+use crate::{AsrError, DeviceSpec, WhisperEngine};
 
 /// A model held in memory, for the worker's heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -86,10 +71,7 @@ impl ModelCache {
             return Ok(engine.clone());
         }
         let files = self.models.whisper(name)?;
-        let engine = Arc::new(WhisperEngine::load(
-            &WhisperSource::from(&files),
-            self.device,
-        )?);
+        let engine = Arc::new(WhisperEngine::load(&files, self.device)?);
         *slot = Some(engine.clone());
         Ok(engine)
     }

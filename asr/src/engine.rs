@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -14,6 +13,7 @@ use crate::model::{WhisperNet, tensor_bytes};
 use crate::tokens::TextTokenizer;
 use crate::vad::SileroVad;
 use crate::{AsrError, DeviceSpec, Progress, Segment, TranscribeOptions, Transcript};
+use voxfleet_models::WhisperFiles;
 
 const SAMPLE_RATE: f64 = cw::SAMPLE_RATE as f64;
 /// Mel frames per second (hop of 160 samples).
@@ -25,25 +25,21 @@ const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 /// (Whisper tends to hallucinate "you" on them even with VAD off).
 const SILENCE_RMS: f32 = 3.2e-4;
 
+/// Progress once the first `seek` mel frames are done.
+fn progress_at(seek: usize, total_s: f64, windows_done: usize, segments: usize) -> Progress {
+    Progress {
+        processed_s: (seek as f64 / FRAMES_PER_S).min(total_s),
+        total_s,
+        windows_done,
+        segments_so_far: segments,
+    }
+}
+
 fn rms(x: &[f32]) -> f32 {
     if x.is_empty() {
         return 0.0;
     }
     (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
-}
-
-/// The files one Whisper model is made of (what `voxfleet_models::WhisperFiles` describes).
-#[derive(Debug, Clone)]
-pub struct WhisperSource {
-    pub name: String,
-    pub config: PathBuf,
-    pub weights: PathBuf,
-    pub tokenizer: PathBuf,
-    /// n_mels × 201 mel filterbank.
-    pub mel_filters: Vec<f32>,
-    pub multilingual: bool,
-    pub suppress_ids: Vec<u32>,
-    pub suppress_ids_begin: Vec<u32>,
 }
 
 /// A loaded Whisper model. Immutable: share it in an `Arc` and call [`WhisperEngine::transcribe`]
@@ -84,7 +80,7 @@ pub(crate) fn compression_ratio(text: &str) -> f32 {
 
 impl WhisperEngine {
     /// Loads weights (converted to f32 on CPU, f16 on CUDA), tokenizer and config.
-    pub fn load(src: &WhisperSource, device: DeviceSpec) -> Result<Self, AsrError> {
+    pub fn load(src: &WhisperFiles, device: DeviceSpec) -> Result<Self, AsrError> {
         let dev = device.open()?;
         let config: Config = std::fs::read(&src.config)
             .map_err(|e| load_err("config", &src.config, e))
@@ -225,12 +221,7 @@ impl WhisperEngine {
             if rms(samples) < SILENCE_RMS {
                 seek += segment_size;
                 windows_done += 1;
-                let progress = Progress {
-                    processed_s: (seek as f64 / FRAMES_PER_S).min(total_s),
-                    total_s,
-                    windows_done,
-                    segments_so_far: out.segments.len(),
-                };
+                let progress = progress_at(seek, total_s, windows_done, out.segments.len());
                 if on_progress(&progress).is_break() {
                     return Err(AsrError::Cancelled);
                 }
@@ -273,12 +264,7 @@ impl WhisperEngine {
             }
             // Asked again before each fallback attempt, so a cancel does not wait out a window
             // that needs several temperatures.
-            let at = Progress {
-                processed_s: (seek as f64 / FRAMES_PER_S).min(total_s),
-                total_s,
-                windows_done,
-                segments_so_far: out.segments.len(),
-            };
+            let at = progress_at(seek, total_s, windows_done, out.segments.len());
             let mut proceed = || on_progress(&at).is_continue();
             let (result, text) = self.decode_with_fallback(
                 &audio,
@@ -318,12 +304,7 @@ impl WhisperEngine {
                     "window decoded"
                 );
             }
-            let progress = Progress {
-                processed_s: (seek as f64 / FRAMES_PER_S).min(total_s),
-                total_s,
-                windows_done,
-                segments_so_far: out.segments.len(),
-            };
+            let progress = progress_at(seek, total_s, windows_done, out.segments.len());
             if on_progress(&progress).is_break() {
                 return Err(AsrError::Cancelled);
             }

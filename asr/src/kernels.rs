@@ -11,6 +11,21 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+/// The f32 values a kernel reads (both kernels take contiguous f32 only).
+fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 only");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous input only");
+    };
+    Ok(&data[start..end])
+}
+
 fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
@@ -43,13 +58,7 @@ impl CustomOp1 for Gelu {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu: contiguous input only");
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(storage, layout, "gelu")?;
         let mut out = vec![0f32; src.len()];
         out.par_chunks_mut(16 * 1024)
             .zip(src.par_chunks(16 * 1024))
@@ -88,14 +97,8 @@ impl CustomOp1 for Softmax {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("softmax: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax: contiguous input only");
-        };
+        let src = contiguous_f32(storage, layout, "softmax")?;
         let n = layout.dims().last().copied().unwrap_or(1).max(1);
-        let src = &data[start..end];
         let mut out = vec![0f32; src.len()];
         out.par_chunks_mut(n)
             .zip(src.par_chunks(n))

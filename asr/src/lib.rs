@@ -51,7 +51,7 @@ pub mod wer;
 
 pub use cache::{LoadedModel, ModelCache};
 pub use device::DeviceSpec;
-pub use engine::{WhisperEngine, WhisperSource};
+pub use engine::WhisperEngine;
 pub use error::AsrError;
 pub use types::{Progress, Segment, TranscribeOptions, Transcript};
 pub use vad::SileroVad;

@@ -12,7 +12,7 @@ use tempfile::TempPath;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 use voxfleet_jobs::{JobKind, JobSnapshot, Priority, TranscribeInput};
-use voxfleet_store::files::{FileRecord, StoredFile};
+use voxfleet_store::files::StoredFile;
 use voxfleet_store::jobs::Inserted;
 use voxfleet_store::media::MediaError;
 
@@ -151,14 +151,14 @@ fn clean_filename(name: &str) -> String {
 }
 
 /// Probes, stores (unless the object is already in storage under `existing_key`) and records
-/// a spooled file. An unreadable file is still stored and recorded, with its probe error:
+/// a spooled file; returns its id. An unreadable file is still stored and recorded, with its probe error:
 /// nothing a client sent is lost, and transcribing it fails with the decoder's code.
 pub async fn store(
     st: &AppState,
     owner: Uuid,
     sp: &Spooled,
     existing_key: Option<String>,
-) -> ApiResult<FileRecord> {
+) -> ApiResult<Uuid> {
     let id = Uuid::now_v7();
     let path = sp.path.to_path_buf();
     let probe = tokio::task::spawn_blocking(move || voxfleet_audio::probe_file(&path))
@@ -205,19 +205,16 @@ pub async fn store(
         return Err(e.into());
     }
     metrics::counter!("voxfleet_files_uploaded_total").increment(1);
-    voxfleet_store::files::get_file(&st.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("file"))
+    Ok(id)
 }
 
-/// Queues a transcription of `file` and links the file to it.
+/// Queues a transcription of `input.file_id` (`submit_many` links the file to it).
 pub async fn enqueue_transcribe(
     st: &AppState,
     owner: Uuid,
     input: TranscribeInput,
     priority: Priority,
 ) -> ApiResult<JobSnapshot> {
-    let file = input.file_id;
     let input = serde_json::to_value(&input)
         .map_err(|_| ApiError::new(Code::Internal, "internal error"))?;
     JobKind::Transcribe
@@ -232,8 +229,6 @@ pub async fn enqueue_transcribe(
         None,
         None,
     );
-    // Linked first, so a worker that finishes at once finds its file waiting for it.
-    voxfleet_store::files::set_transcription_job(&st.pool, file, job.id.0).await?;
     let inserted = crate::routes::jobs::submit_many(st, vec![job]).await?;
     match inserted.into_iter().next() {
         Some(Inserted::Created(j) | Inserted::Existing(j)) => Ok(j),

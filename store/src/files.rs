@@ -183,14 +183,37 @@ pub async fn list_files(pool: &PgPool, f: &FileFilter) -> Result<Vec<FileRecord>
     .await?)
 }
 
-/// Links a file to its (new) transcription job.
-pub async fn set_transcription_job(pool: &PgPool, file: Uuid, job: Uuid) -> Result<(), StoreError> {
-    sqlx::query("UPDATE files SET transcription_job = $2, updated_at = now() WHERE id = $1")
-        .bind(file)
-        .bind(job)
-        .execute(pool)
-        .await?;
+/// Links files to their (new) transcription jobs, `(file, job)` pairs, in one statement.
+pub async fn set_transcription_jobs(
+    pool: &PgPool,
+    links: &[(Uuid, Uuid)],
+) -> Result<(), StoreError> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let (files, jobs): (Vec<Uuid>, Vec<Uuid>) = links.iter().copied().unzip();
+    sqlx::query(
+        "UPDATE files f SET transcription_job = l.job, updated_at = now() \
+         FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file",
+    )
+    .bind(files)
+    .bind(jobs)
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+/// The owners of those of `ids` that exist.
+pub async fn owners(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Option<Uuid>>, StoreError> {
+    let rows: Vec<(Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, owner FROM files WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Deletes a file's rows (segments go with it); returns its storage key if it existed.

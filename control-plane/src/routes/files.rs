@@ -204,14 +204,14 @@ async fn finish_upload(
         Some(o) => Some(transcribe_input(Uuid::nil(), o.clone())?),
         None => None,
     };
-    let rec = upload::store(st, auth.token_id, &sp, existing_key).await?;
+    let id = upload::store(st, auth.token_id, &sp, existing_key).await?;
     let mut jobs = Vec::new();
     if let Some(mut input) = pre {
-        input.file_id = rec.file.id;
+        input.file_id = id;
         let job = upload::enqueue_transcribe(st, auth.token_id, input, Priority::Normal).await?;
         jobs.push(job.id.0);
     }
-    let rec = voxfleet_store::files::get_file(&st.pool, rec.file.id)
+    let rec = voxfleet_store::files::get_file(&st.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
     Ok((

@@ -230,42 +230,50 @@ fn file_of(j: &JobSnapshot) -> Option<Uuid> {
     }
 }
 
-/// Jobs that name a file must name one the caller may see (404 otherwise).
+/// Jobs that name a file must name one the caller may see (404 otherwise): one query for
+/// the whole batch.
 async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiResult<()> {
-    for (i, j) in jobs.iter().enumerate() {
-        if let Some(file) = file_of(j) {
-            voxfleet_store::files::get_file(&st.pool, file)
-                .await?
-                .filter(|f| auth.may_access(f.file.owner))
-                .ok_or_else(|| {
-                    let at = if jobs.len() > 1 {
-                        format!("jobs[{i}]: ")
-                    } else {
-                        String::new()
-                    };
-                    ApiError::new(Code::NotFound, format!("{at}file {file} not found"))
-                })?;
+    let named: Vec<(usize, Uuid)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| file_of(j).map(|f| (i, f)))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = named.iter().map(|&(_, f)| f).collect();
+    let owners = voxfleet_store::files::owners(&st.pool, &ids).await?;
+    for (i, file) in named {
+        if !owners.get(&file).is_some_and(|&o| auth.may_access(o)) {
+            let at = if jobs.len() > 1 {
+                format!("jobs[{i}]: ")
+            } else {
+                String::new()
+            };
+            return Err(ApiError::new(
+                Code::NotFound,
+                format!("{at}file {file} not found"),
+            ));
         }
     }
     Ok(())
 }
 
-/// Points each file at its newest transcription job (before the job is queued, so a worker
-/// that finishes at once finds its file waiting for it).
+/// Points each file at its newest transcription job, in one statement.
 async fn link_files(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> {
-    for j in jobs {
-        if j.kind == JobKind::Transcribe
-            && let Some(file) = file_of(j)
-        {
-            voxfleet_store::files::set_transcription_job(&st.pool, file, j.id.0).await?;
-        }
-    }
-    Ok(())
+    let links: Vec<(Uuid, Uuid)> = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::Transcribe)
+        .filter_map(|j| file_of(j).map(|f| (f, j.id.0)))
+        .collect();
+    Ok(voxfleet_store::files::set_transcription_jobs(&st.pool, &links).await?)
 }
 
 /// Records then queues jobs; if queueing fails, the new records are removed again, so a
-/// client that sees an error can simply resubmit.
+/// client that sees an error can simply resubmit. Files are pointed at their transcription
+/// jobs first, so a worker that finishes at once finds its file waiting for it.
 pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec<Inserted>> {
+    link_files(st, &jobs).await?;
     let inserted = voxfleet_store::jobs::insert_jobs(&st.pool, &jobs).await?;
     // An idempotent repeat returns the job of the first submission: files point back at it.
     let existing: Vec<JobSnapshot> = inserted
@@ -309,7 +317,6 @@ pub async fn submit(
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let job = validate(sub, &auth)?;
     check_files(&st, &auth, std::slice::from_ref(&job)).await?;
-    link_files(&st, std::slice::from_ref(&job)).await?;
     let mut out = submit_many(&st, vec![job]).await?;
     let settings = st.settings.current().await;
     match out.pop() {
@@ -360,7 +367,6 @@ pub async fn submit_batch(
         );
     }
     check_files(&st, &auth, &jobs).await?;
-    link_files(&st, &jobs).await?;
     let out = submit_many(&st, jobs).await?;
     let settings = st.settings.current().await;
     let jobs = out

@@ -269,10 +269,10 @@ pub async fn transcriptions(
     let sp = r
         .file
         .ok_or_else(|| OpenAiError::invalid("file", "you must provide a file"))?;
-    let file = upload::store(&st, auth.token_id, &sp, None).await?;
+    let file_id = upload::store(&st, auth.token_id, &sp, None).await?;
     drop(sp);
     let input = TranscribeInput {
-        file_id: file.file.id,
+        file_id,
         model: r.model,
         language: r.language,
         beam_size: None,
@@ -295,7 +295,7 @@ pub async fn transcriptions(
                 "the transcription is still running after {} s; it continues as job {} (file {})",
                 st.limits.openai_wait.as_secs(),
                 job.id,
-                file.file.id
+                file_id
             ),
             param: None,
             code: Some("timeout".into()),
@@ -330,10 +330,10 @@ pub async fn transcriptions(
             code: Some(code),
         });
     }
-    let file = voxfleet_store::files::get_file(&st.pool, file.file.id)
+    let file = voxfleet_store::files::get_file(&st.pool, file_id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    let segments = voxfleet_store::files::segments(&st.pool, file.file.id).await?;
+    let segments = voxfleet_store::files::segments(&st.pool, file_id).await?;
     let duration = file
         .file
         .duration_s
