@@ -19,16 +19,29 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when PostgreSQL could not be reached (worth retrying), not a bad query or data.
+    /// A migration cut off by a lost connection counts too: it is retried like a query.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Db(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-            )
-        ) || matches!(self, Self::Db(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+        use sqlx::migrate::MigrateError;
+        match self {
+            Self::Db(e)
+            | Self::Migrate(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => {
+                sqlx_unavailable(e)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
     }
 }
 
@@ -84,4 +97,26 @@ async fn create_database_if_missing(
     }
     admin.close().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::migrate::MigrateError;
+
+    fn io() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "expected to read 5 bytes, got 0 bytes at EOF",
+        ))
+    }
+
+    #[test]
+    fn a_connection_lost_during_migration_is_unavailable() {
+        assert!(StoreError::Db(io()).is_unavailable());
+        assert!(StoreError::Migrate(MigrateError::Execute(io())).is_unavailable());
+        assert!(StoreError::Migrate(MigrateError::ExecuteMigration(io(), 2)).is_unavailable());
+        assert!(!StoreError::Migrate(MigrateError::VersionMissing(2)).is_unavailable());
+        assert!(!StoreError::Db(sqlx::Error::RowNotFound).is_unavailable());
+    }
 }
