@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The command-line tools the tests and the demo use to make real audio: espeak-ng (speech),
-# sox and ffmpeg (containers and codecs). Installs the Debian packages when one is missing.
+# sox and ffmpeg (containers and codecs), and python3-venv. Installs the Debian packages when one is missing.
 set -euo pipefail
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox libsox-fmt-all)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+# Virtual environments: the OpenAI SDK below, and the speaker-model converters that
+# `voxfleet-worker models fetch` runs (numpy + onnx, pinned).
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   sudo=""

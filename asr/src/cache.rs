@@ -18,12 +18,10 @@ pub struct LoadedModel {
     pub bytes: u64,
 }
 
-/// Where ONNX Runtime comes from: `ORT_DYLIB_PATH` when set, else the models directory's copy.
+/// Where ONNX Runtime comes from: `ORT_DYLIB_PATH` when set, else the models directory's copy
+/// (`voxfleet_models::onnx::onnxruntime_path` with the error as an [`AsrError`]).
 pub fn onnxruntime_path(models: &ModelsDir) -> Result<(PathBuf, &'static str), AsrError> {
-    match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(p) if !p.is_empty() => Ok((PathBuf::from(p), "ORT_DYLIB_PATH")),
-        _ => Ok((models.onnxruntime()?, "models directory")),
-    }
+    voxfleet_models::onnx::onnxruntime_path(models).map_err(crate::vad::onnx_error)
 }
 
 /// One model's slot: locked while it loads, so concurrent first users load it once.

@@ -6,7 +6,7 @@
 //! defaults (threshold 0.5, min speech 250 ms, min silence 100 ms, 30 ms padding).
 
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use ort::session::Session;
 use ort::value::Tensor;
@@ -38,34 +38,33 @@ impl Default for VadParams {
     }
 }
 
-static ORT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-
 /// Loads ONNX Runtime from `lib` once per process; a missing file is an error, never a panic.
+/// The runtime lives in `voxfleet_models::onnx` (shared with the speaker models); this maps its
+/// errors into [`AsrError`].
 pub fn init_onnxruntime(lib: &Path, origin: &'static str) -> Result<(), AsrError> {
-    if !lib.is_file() {
-        return Err(AsrError::OnnxRuntimeMissing {
-            path: lib.to_path_buf(),
-            origin,
-        });
-    }
-    let r = ORT.get_or_init(|| {
-        let builder = ort::init_from(lib).map_err(|e| e.to_string())?;
-        builder
-            .with_name("voxfleet")
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    r.as_ref().map(|_| ()).map_err(|e| AsrError::Runtime {
-        context: "loading ONNX Runtime",
-        source: format!("{}: {e}", lib.display()).into(),
-    })
+    voxfleet_models::onnx::init_onnxruntime(lib, origin).map_err(onnx_error)
 }
 
 /// The process's ONNX Runtime environment (ort allows one per process), once
 /// [`init_onnxruntime`] has succeeded: other crates in the same process should build their
 /// sessions on it rather than building a second one.
-pub fn onnx_environment() -> Option<&'static ort::environment::Environment> {
-    ORT.get().and_then(|r| r.as_ref().ok())
+pub use voxfleet_models::onnx::onnx_environment;
+
+/// ONNX Runtime start-up errors as the ASR crate has always reported them: a missing library is
+/// [`AsrError::OnnxRuntimeMissing`], a library that does not load is a (retryable)
+/// [`AsrError::Runtime`]; anything else (the models directory's copy missing or corrupt) stays a
+/// model error.
+pub(crate) fn onnx_error(e: voxfleet_models::ModelError) -> AsrError {
+    match e {
+        voxfleet_models::ModelError::OnnxRuntimeMissing { path, origin } => {
+            AsrError::OnnxRuntimeMissing { path, origin }
+        }
+        voxfleet_models::ModelError::OnnxRuntime { detail } => AsrError::Runtime {
+            context: "loading ONNX Runtime",
+            source: detail.into(),
+        },
+        other => AsrError::Model(other),
+    }
 }
 
 /// A loaded Silero VAD. `Send + Sync`; calls are serialised on one ONNX session (the model is tiny:

@@ -5,13 +5,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::{events, files, fleet, health, jobs, openai, settings};
+use crate::routes::{events, files, fleet, health, jobs, openai, settings, speakers};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "voxfleet control plane", description = "Jobs, queues, workers and GPUs of a voxfleet fleet."),
     modifiers(&Bearer),
-    tags((name = "jobs"), (name = "files"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"))
+    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -39,6 +39,12 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(files::get_file, files::delete_file))
         .routes(routes!(files::get_transcript))
         .routes(routes!(files::usage))
+        .routes(routes!(speakers::file_speakers))
+        .routes(routes!(speakers::get_speaker, speakers::rename_speaker))
+        .routes(routes!(
+            speakers::get_embedding_settings,
+            speakers::put_embedding_settings
+        ))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

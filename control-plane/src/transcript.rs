@@ -1,8 +1,10 @@
-//! Transcript renderings: JSON, plain text, SubRip and WebVTT. Shared by the files API and the
-//! OpenAI-compatible endpoint.
+//! Transcript renderings: JSON, plain text, SubRip and WebVTT, with speaker labels once the
+//! file is diarized. Shared by the files API and the OpenAI-compatible endpoint.
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use voxfleet_speakers::{Turn, label_segments};
 use voxfleet_store::files::{FileRecord, SegmentRow};
+use voxfleet_store::speakers::{SpeakerRecord, TurnRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -24,27 +26,115 @@ impl Format {
     }
 }
 
-pub fn render(format: Format, file: &FileRecord, segments: &[SegmentRow]) -> String {
+/// A transcript with its speakers, as the exports show it.
+pub struct Transcript<'a> {
+    pub file: &'a FileRecord,
+    pub segments: &'a [SegmentRow],
+    /// Who speaks in each segment (empty when the file is not diarized).
+    pub labels: Vec<Option<String>>,
+    pub speakers: &'a [SpeakerRecord],
+}
+
+impl Transcript<'_> {
+    fn label(&self, i: usize) -> Option<&str> {
+        self.labels.get(i).and_then(|l| l.as_deref())
+    }
+}
+
+/// Who speaks in each segment: the speaker whose turns overlap it most (a segment between
+/// turns takes the nearest turn within half a second), as one of that speaker's turns (which
+/// carries the speaker's id, label and name). Empty when the file has no speaker turns.
+pub fn segment_turns<'t>(
+    segments: &[SegmentRow],
+    turns: &'t [TurnRow],
+) -> Vec<Option<&'t TurnRow>> {
+    if turns.is_empty() {
+        return Vec::new();
+    }
+    // Speakers numbered in order of first turn; `first[i]` is speaker i's first turn.
+    let mut first: Vec<&TurnRow> = Vec::new();
+    let numbered: Vec<Turn> = turns
+        .iter()
+        .map(|t| {
+            let speaker = first
+                .iter()
+                .position(|f| f.speaker_id == t.speaker_id)
+                .unwrap_or_else(|| {
+                    first.push(t);
+                    first.len() - 1
+                });
+            Turn {
+                start: t.start_s,
+                end: t.end_s,
+                speaker,
+            }
+        })
+        .collect();
+    let spans: Vec<(f64, f64)> = segments.iter().map(|s| (s.start_s, s.end_s)).collect();
+    label_segments(&spans, &numbered)
+        .into_iter()
+        .map(|l| l.map(|i| first[i]))
+        .collect()
+}
+
+/// Each segment's speaker by name when one is set, else by label (see [`segment_turns`]).
+pub fn segment_speakers(segments: &[SegmentRow], turns: &[TurnRow]) -> Vec<Option<String>> {
+    segment_turns(segments, turns)
+        .into_iter()
+        .map(|t| t.map(|t| t.name.clone().unwrap_or_else(|| t.label.clone())))
+        .collect()
+}
+
+pub fn render(format: Format, t: &Transcript<'_>) -> String {
+    let file = t.file;
     match format {
         Format::Json => json!({
             "file_id": file.file.id,
             "language": file.language,
             "model": file.transcript_model,
             "duration_s": file.file.duration_s,
-            "text": text(segments),
-            "segments": segments.iter().map(|s| json!({
+            "text": text(t.segments),
+            "segments": t.segments.iter().enumerate().map(|(i, s)| json!({
                 "id": s.idx, "start": s.start_s, "end": s.end_s, "text": s.text.trim(),
+                "speaker": t.label(i),
                 "avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
+            })).collect::<Vec<_>>(),
+            "speakers": t.speakers.iter().map(|sp| json!({
+                "id": sp.id, "label": sp.label, "name": sp.name, "speech_s": sp.speech_s,
             })).collect::<Vec<_>>(),
         })
         .to_string(),
-        Format::Txt => {
-            let mut t = text(segments);
-            t.push('\n');
-            t
+        Format::Txt if !t.labels.is_empty() => {
+            // One paragraph per speaker turn: "SPEAKER_00: text".
+            let mut out = String::new();
+            let mut current: Option<Option<&str>> = None;
+            for (i, s) in t.segments.iter().enumerate() {
+                let words = s.text.trim();
+                if words.is_empty() {
+                    continue;
+                }
+                let who = t.label(i);
+                if current == Some(who) {
+                    out.push(' ');
+                } else {
+                    if current.is_some() {
+                        out.push_str("\n\n");
+                    }
+                    out.push_str(&format!("{}: ", who.unwrap_or("UNKNOWN")));
+                    current = Some(who);
+                }
+                out.push_str(words);
+            }
+            out.push('\n');
+            out
         }
-        Format::Srt => srt(segments),
-        Format::Vtt => vtt(segments),
+        Format::Txt => {
+            let mut out = text(t.segments);
+            out.push('\n');
+            out
+        }
+        Format::Srt => srt(t.segments, &t.labels),
+        Format::Vtt => vtt(t.segments, &t.labels),
     }
 }
 
@@ -76,11 +166,16 @@ fn cue_text(t: &str) -> String {
         .replace("-->", "->")
 }
 
-pub fn srt(segments: &[SegmentRow]) -> String {
+/// SubRip cues; a diarized transcript prefixes each cue with `Speaker: `.
+pub fn srt(segments: &[SegmentRow], labels: &[Option<String>]) -> String {
     let mut out = String::new();
     for (i, s) in segments.iter().enumerate() {
+        let who = match labels.get(i) {
+            Some(Some(l)) => format!("{}: ", cue_text(l)),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{}\n{} --> {}\n{}\n\n",
+            "{}\n{} --> {}\n{who}{}\n\n",
             i + 1,
             timestamp(s.start_s, ','),
             timestamp(s.end_s, ','),
@@ -90,11 +185,16 @@ pub fn srt(segments: &[SegmentRow]) -> String {
     out
 }
 
-pub fn vtt(segments: &[SegmentRow]) -> String {
+/// WebVTT cues; a diarized transcript marks each cue with a voice span (`<v Speaker>`).
+pub fn vtt(segments: &[SegmentRow], labels: &[Option<String>]) -> String {
     let mut out = String::from("WEBVTT\n\n");
-    for s in segments {
+    for (i, s) in segments.iter().enumerate() {
+        let who = match labels.get(i) {
+            Some(Some(l)) => format!("<v {}>", cue_text(l).replace(['<', '>', '&'], "")),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{} --> {}\n{}\n\n",
+            "{} --> {}\n{who}{}\n\n",
             timestamp(s.start_s, '.'),
             timestamp(s.end_s, '.'),
             cue_text(&s.text)
@@ -136,17 +236,56 @@ mod tests {
             seg(1, 2.5, 61.0, " A --> B\n\nC "),
         ];
         assert_eq!(
-            srt(&s),
+            srt(&s, &[]),
             "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n\
              2\n00:00:02,500 --> 00:01:01,000\nA -> B\nC\n\n"
         );
         assert_eq!(
-            vtt(&s),
+            vtt(&s, &[]),
             "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n\n\
              00:00:02.500 --> 00:01:01.000\nA -> B\nC\n\n"
         );
         assert_eq!(text(&s), "Hello there. A --> B\n\nC");
-        assert_eq!(srt(&[]), "");
-        assert_eq!(vtt(&[]), "WEBVTT\n\n");
+        assert_eq!(srt(&[], &[]), "");
+        assert_eq!(vtt(&[], &[]), "WEBVTT\n\n");
+        let who = [Some("Ann".to_owned()), None];
+        assert!(srt(&s, &who).contains("00:00:02,500\nAnn: Hello there.\n"));
+        assert!(vtt(&s, &who).contains("00:00:02.500\n<v Ann>Hello there.\n"));
+        assert!(vtt(&s, &who).contains("00:01:01.000\nA -> B\nC\n"));
+    }
+
+    fn turn(speaker: u128, label: &str, name: Option<&str>, start_s: f64, end_s: f64) -> TurnRow {
+        TurnRow {
+            idx: 0,
+            speaker_id: uuid::Uuid::from_u128(speaker),
+            label: label.into(),
+            name: name.map(str::to_owned),
+            start_s,
+            end_s,
+        }
+    }
+
+    #[test]
+    fn segments_take_the_speaker_they_overlap_most() {
+        let s = [
+            seg(0, 0.0, 3.0, "one"),
+            seg(1, 3.0, 6.0, "two"),
+            seg(2, 6.2, 7.0, "three"),
+            seg(3, 20.0, 21.0, "far"),
+        ];
+        let turns = [
+            turn(1, "SPEAKER_00", None, 0.0, 3.4),
+            turn(2, "SPEAKER_01", Some("Bea"), 3.4, 6.0),
+        ];
+        assert_eq!(
+            segment_speakers(&s, &turns),
+            [
+                Some("SPEAKER_00".to_owned()),
+                Some("Bea".to_owned()),
+                Some("Bea".to_owned()),
+                None
+            ]
+        );
+        assert!(segment_speakers(&s, &[]).is_empty());
     }
 }

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-use voxfleet_jobs::{JobKind, JobSnapshot, Priority, TranscribeInput};
+use voxfleet_jobs::{JobKind, JobSnapshot, Priority};
 use voxfleet_store::files::StoredFile;
 use voxfleet_store::jobs::Inserted;
 use voxfleet_store::media::MediaError;
@@ -83,6 +83,29 @@ pub async fn spool_field(st: &AppState, mut field: Field<'_>) -> ApiResult<Spool
         path,
         size,
         sha256: hex::encode(hash.finalize()),
+        filename,
+        content_type,
+    })
+}
+
+/// Spools bytes already in memory (a reference clip sent as a data URL).
+pub async fn spool_bytes(
+    st: &AppState,
+    bytes: &[u8],
+    filename: String,
+    content_type: Option<String>,
+) -> ApiResult<Spooled> {
+    let max = st.limits.max_upload_bytes;
+    if bytes.len() as u64 > max {
+        return Err(too_large(max));
+    }
+    let (mut out, path) = spool_file(st)?;
+    out.write_all(bytes).await.map_err(io_error)?;
+    out.flush().await.map_err(io_error)?;
+    Ok(Spooled {
+        path,
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
         filename,
         content_type,
     })
@@ -208,32 +231,39 @@ pub async fn store(
     Ok(id)
 }
 
-/// Queues a transcription of `input.file_id` (`submit_many` links the file to it).
-pub async fn enqueue_transcribe(
+/// Queues a file's jobs (`(kind, payload)`) in one submission; `submit_many` links the file to
+/// them. A transcription and a diarization do not wait for each other: both read only the
+/// audio, and transcript exports join their results (speaker labels) once both are there.
+pub async fn enqueue(
     st: &AppState,
     owner: Uuid,
-    input: TranscribeInput,
+    jobs: Vec<(JobKind, Value)>,
     priority: Priority,
-) -> ApiResult<JobSnapshot> {
-    let input = serde_json::to_value(&input)
-        .map_err(|_| ApiError::new(Code::Internal, "internal error"))?;
-    JobKind::Transcribe
-        .parse_input(&input)
-        .map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
-    let job = voxfleet_store::jobs::new_snapshot(
-        JobKind::Transcribe,
-        JobKind::Transcribe.default_queue(),
-        priority,
-        input,
-        Some(owner),
-        None,
-        None,
-    );
-    let inserted = crate::routes::jobs::submit_many(st, vec![job]).await?;
-    match inserted.into_iter().next() {
-        Some(Inserted::Created(j) | Inserted::Existing(j)) => Ok(j),
-        None => Err(ApiError::new(Code::Internal, "internal error")),
+) -> ApiResult<Vec<JobSnapshot>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
     }
+    let mut snapshots = Vec::new();
+    for (kind, input) in jobs {
+        kind.parse_input(&input)
+            .map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
+        snapshots.push(voxfleet_store::jobs::new_snapshot(
+            kind,
+            kind.default_queue(),
+            priority,
+            input,
+            Some(owner),
+            None,
+            None,
+        ));
+    }
+    let inserted = crate::routes::jobs::submit_many(st, snapshots).await?;
+    Ok(inserted
+        .into_iter()
+        .map(|i| match i {
+            Inserted::Created(j) | Inserted::Existing(j) => j,
+        })
+        .collect())
 }
 
 #[cfg(test)]

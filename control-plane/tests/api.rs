@@ -76,10 +76,7 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
         (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind")
     );
     let (s, v) = env
-        .post(
-            "/v1/jobs",
-            json!({"kind": "diarize", "input": {"file_id": uuid::Uuid::nil()}}),
-        )
+        .post("/v1/jobs", json!({"kind": "reindex", "input": {}}))
         .await;
     assert_eq!(
         (s, code(&v)),

@@ -23,7 +23,10 @@ mod scripts;
 pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;
-pub use kind::{DiagnosticFail, DiagnosticInput, InputError, JobInput, JobKind, TranscribeInput};
+pub use kind::{
+    DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, ExtractEmbeddingsInput,
+    InputError, JobInput, JobKind, KnownSpeaker, TranscribeInput,
+};
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
 pub use outage::Outage;
 pub use queue::{

@@ -64,6 +64,22 @@ pub struct FileStatus {
     pub state: FileState,
 }
 
+/// The model file behind an embedding profile (see [`ModelsDir::speaker_model`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeakerModelFile {
+    /// `v3` or `v4`.
+    pub profile: String,
+    /// Registry name of the shipped model (`campplus`), or `speaker-v4/model.onnx` for an
+    /// operator's own file.
+    pub name: String,
+    pub path: PathBuf,
+    /// Kaldi fbank with the povey window (CAM++) rather than Hamming (WeSpeaker). Models with
+    /// another front end (GE2E mels, raw waveform) ignore it.
+    pub povey_window: bool,
+    /// An operator's file rather than a shipped one.
+    pub supplied: bool,
+}
+
 /// A models directory (see `fetch` for how it is filled).
 #[derive(Debug)]
 pub struct ModelsDir {
@@ -122,6 +138,78 @@ impl ModelsDir {
     pub fn silero_vad(&self) -> Result<PathBuf, ModelError> {
         let spec = self.spec("silero-vad")?;
         Ok(self.verified_dir(spec)?.join("silero_vad.onnx"))
+    }
+
+    /// Path of the verified pyannote segmentation-3.0 ONNX file.
+    pub fn segmentation(&self) -> Result<PathBuf, ModelError> {
+        let spec = self.spec("pyannote-segmentation-3.0")?;
+        Ok(self.verified_dir(spec)?.join(registry::SEGMENTATION_ONNX))
+    }
+
+    /// The model file of an embedding profile (`v3`, `v4`).
+    ///
+    /// An operator's own model wins: `<root>/speaker-<profile>/model.onnx` (e.g. the official
+    /// WeSpeaker ResNet34 ONNX for `v4`, or a pyannote/embedding export for `v3`), used as is
+    /// (not in the manifest; its fbank window is Hamming, WeSpeaker's, unless
+    /// `speaker-<profile>/frontend.json` says `{"fbank_window": "povey"}`). Otherwise the
+    /// shipped default, verified: CAM++ for `v4`, Resemblyzer GE2E for `v3`.
+    pub fn speaker_model(&self, profile: &str) -> Result<SpeakerModelFile, ModelError> {
+        let default = match profile {
+            "v4" => ("campplus", registry::CAMPPLUS_ONNX, true),
+            "v3" => ("resemblyzer-ge2e", registry::GE2E_ONNX, false),
+            other => {
+                return Err(ModelError::UnknownModel {
+                    name: format!("embedding profile `{other}`"),
+                    known: "v3, v4".into(),
+                });
+            }
+        };
+        let own_dir = self.root.join(format!("speaker-{profile}"));
+        let own = own_dir.join("model.onnx");
+        if own.is_file() {
+            let frontend = own_dir.join("frontend.json");
+            let povey_window = match std::fs::read(&frontend) {
+                Ok(bytes) => {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&bytes).map_err(|e| ModelError::Format {
+                            what: frontend.display().to_string(),
+                            format: "front-end description (JSON)",
+                            source: FormatError::new(0, e.to_string()),
+                        })?;
+                    match v.get("fbank_window").and_then(|w| w.as_str()) {
+                        None | Some("hamming") => false,
+                        Some("povey") => true,
+                        Some(other) => {
+                            return Err(ModelError::Format {
+                                what: frontend.display().to_string(),
+                                format: "front-end description (JSON)",
+                                source: FormatError::new(
+                                    0,
+                                    format!("fbank_window `{other}`: expected hamming or povey"),
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(_) => false,
+            };
+            return Ok(SpeakerModelFile {
+                profile: profile.into(),
+                name: format!("speaker-{profile}/model.onnx"),
+                path: own,
+                povey_window,
+                supplied: true,
+            });
+        }
+        let (name, file, povey_window) = default;
+        let spec = self.spec(name)?;
+        Ok(SpeakerModelFile {
+            profile: profile.into(),
+            name: name.into(),
+            path: self.verified_dir(spec)?.join(file),
+            povey_window,
+            supplied: false,
+        })
     }
 
     /// Path of the verified ONNX Runtime library (set `ORT_DYLIB_PATH` to it).

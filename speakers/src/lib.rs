@@ -24,14 +24,26 @@
 //!   hints) and `cluster::assign` of an embedding to its nearest centroid.
 //! - [`assign`]: [`label_segments`] gives each transcript segment the speaker it overlaps most.
 //! - [`der`]: diarization error rate with a collar and optimal (Hungarian) speaker mapping.
+//! - [`onnx`]: the ONNX models on the process's ONNX Runtime (`voxfleet_models::onnx`):
+//!   [`Segmenter`] (pyannote segmentation-3.0) and [`Embedder`] (speaker embeddings through the
+//!   [`FrontEnd`] the model's input asks for: fbank80, GE2E mel40 or waveform), with
+//!   `embed_clips` and `voiceprint`.
+//! - [`ge2e`]: Resemblyzer's GE2E mel front end and 1.6 s partials.
+//! - [`diarize`]: [`Diarizer`], the whole pipeline (segmentation → embeddings → clustering →
+//!   aggregation → turns) with [`DiarizeOptions`], progress and cancellation.
+//! - [`error`]: [`SpeakersError`] with stable `code()`s.
 
 pub mod aggregate;
 pub mod assign;
 pub mod binarize;
 pub mod cluster;
 pub mod der;
+pub mod diarize;
+pub mod error;
 pub mod fbank;
+pub mod ge2e;
 mod mel;
+pub mod onnx;
 pub mod powerset;
 
 pub use aggregate::{AggregateOptions, Chunk, Timeline};
@@ -39,4 +51,7 @@ pub use assign::label_segments;
 pub use binarize::{BinarizeOptions, Turn};
 pub use cluster::{ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings};
 pub use der::{DerReport, diarization_error_rate};
+pub use diarize::{Diarization, DiarizeOptions, DiarizedSpeaker, Diarizer, Progress};
+pub use error::SpeakersError;
 pub use fbank::{Fbank, FbankError, FbankOptions, Features, WindowType, mean_normalize};
+pub use onnx::{Embedder, FrontEnd, Segmenter, cosine_similarity};

@@ -71,7 +71,9 @@ const STATUS_SQL: &str = "CASE \
 const COLUMNS: &str = "f.id, f.owner, f.filename, f.content_type, f.size_bytes, f.sha256, \
     f.storage_key, f.duration_s, f.audio, f.probe_error, f.transcription_job, f.transcript_model, \
     f.language, f.transcribed_at, f.created_at, j.queue AS job_queue, j.status AS job_status, \
-    j.error_code AS job_error_code, j.error_message AS job_error_message";
+    j.error_code AS job_error_code, j.error_message AS job_error_message, \
+    f.diarization_job, f.diarization_model, f.diarized_at, \
+    (SELECT count(*) FROM speakers sp WHERE sp.file_id = f.id) AS speakers";
 
 /// Builds SQL from the constant fragments above (never from input), hence "safe".
 macro_rules! q {
@@ -112,6 +114,12 @@ pub struct FileRecord {
     pub job_status: Option<String>,
     pub job_error_code: Option<String>,
     pub job_error_message: Option<String>,
+    /// The latest diarization job and the diarization it produced (see [`crate::speakers`]).
+    pub diarization_job: Option<Uuid>,
+    pub diarization_model: Option<String>,
+    pub diarized_at: Option<DateTime<Utc>>,
+    /// How many speakers the file's diarization found.
+    pub speakers: i64,
 }
 
 /// The derived status column (a newtype so sqlx can decode it from text).

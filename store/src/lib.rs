@@ -8,7 +8,10 @@
 //! - [`persist`]: moves job states from Redis's persist set into PostgreSQL, retrying while
 //!   PostgreSQL is unreachable; nothing is dropped from Redis before PostgreSQL has it.
 //! - [`reaper`]: recovers dead workers' jobs (expired leases).
-//! - [`settings`]: the retry setting, read fresh at each decision with a last-known fallback.
+//! - [`settings`]: the retry setting, read fresh at each decision with a last-known fallback;
+//!   the active embedding profile.
+//! - [`speakers`]: diarized speakers, their turns and voiceprints (the voiceprints' source of
+//!   truth).
 //! - [`tokens`]: hashed bearer tokens and roles; [`audit`]: the audit log.
 pub mod audit;
 pub mod db;
@@ -18,6 +21,7 @@ pub mod media;
 pub mod persist;
 pub mod reaper;
 pub mod settings;
+pub mod speakers;
 pub mod tokens;
 
 pub use db::{StoreError, connect};

@@ -75,3 +75,69 @@ impl RetrySettingsSource {
         }
     }
 }
+
+const EMBEDDINGS_KEY: &str = "embeddings";
+
+/// `{"active_profile":"v4"}` — which voiceprint profile new diarizations compute and voice
+/// matching compares. Voiceprints of the other profile stay stored (switching back needs no
+/// recomputation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct EmbeddingSettings {
+    /// `v3` or `v4`.
+    pub active_profile: String,
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        Self {
+            active_profile: "v4".into(),
+        }
+    }
+}
+
+impl EmbeddingSettings {
+    pub const PROFILES: [&'static str; 2] = ["v3", "v4"];
+
+    pub fn validate(&self) -> Result<(), String> {
+        if Self::PROFILES.contains(&self.active_profile.as_str()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "active_profile must be one of {}, got `{}`",
+                Self::PROFILES.join(", "),
+                self.active_profile
+            ))
+        }
+    }
+}
+
+pub async fn get_embedding_settings(pool: &PgPool) -> Result<EmbeddingSettings, StoreError> {
+    let v: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(EMBEDDINGS_KEY)
+            .fetch_optional(pool)
+            .await?;
+    match v {
+        Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Invalid(e.to_string())),
+        None => Ok(EmbeddingSettings::default()),
+    }
+}
+
+pub async fn put_embedding_settings(
+    pool: &PgPool,
+    s: &EmbeddingSettings,
+    by: Option<Uuid>,
+) -> Result<(), StoreError> {
+    s.validate().map_err(StoreError::Invalid)?;
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_by) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
+    )
+    .bind(EMBEDDINGS_KEY)
+    .bind(serde_json::to_value(s).map_err(|e| StoreError::Invalid(e.to_string()))?)
+    .bind(by)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

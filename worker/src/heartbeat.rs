@@ -54,6 +54,7 @@ impl Heartbeat {
                     device: m.device,
                     bytes: m.bytes,
                 })
+                .chain(self.rt.speech.speaker_models.loaded())
                 .collect(),
         }
     }

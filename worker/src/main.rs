@@ -21,6 +21,7 @@ mod heartbeat;
 mod maintenance;
 mod models_cmd;
 mod runtime;
+mod speaker_models;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -360,9 +361,13 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speec
         .clone()
         .unwrap_or_else(voxfleet_models::default_models_dir);
     let device: voxfleet_asr::DeviceSpec = device.parse().context("--device")?;
+    let speaker_models = Arc::new(speaker_models::SpeakerModels::new(
+        voxfleet_models::ModelsDir::new(&models_dir),
+    ));
     let models = voxfleet_asr::ModelCache::new(voxfleet_models::ModelsDir::new(models_dir), device)
         .context("model cache")?;
     Ok(handlers::transcribe::Speech {
+        speaker_models,
         media,
         models: Arc::new(models),
         default_model: cli.whisper_model.clone(),
@@ -389,6 +394,19 @@ async fn preload(speech: &handlers::transcribe::Speech) {
             tracing::warn!(error = %e, code = e.code(), "preloading models failed; transcription jobs will fail until this is fixed")
         }
         Err(e) => tracing::warn!(error = %e, "preloading models failed"),
+    }
+    let speakers = speech.speaker_models.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        speakers.segmenter()?;
+        speakers.profile("v4").map(|_| ())
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => tracing::info!("speaker models preloaded"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, code = e.code(), "preloading speaker models failed; diarization jobs will fail until this is fixed")
+        }
+        Err(e) => tracing::warn!(error = %e, "preloading speaker models failed"),
     }
 }
 

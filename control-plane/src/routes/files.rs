@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use voxfleet_jobs::{JobId, Priority, QueueName, TranscribeInput};
+use voxfleet_jobs::{JobId, JobKind, Priority, QueueName};
 use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::transcript::{Format, render};
+use crate::transcript::{Format, Transcript, render, segment_speakers};
 use crate::upload::{self, Spooled};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,12 +130,16 @@ pub struct RegisterFile {
     pub uri: String,
     #[serde(default)]
     pub filename: Option<String>,
-    /// Jobs to queue at once: `["transcribe"]`.
+    /// Jobs to queue at once: `["transcribe"]`, `["transcribe", "diarize"]` (the full
+    /// pipeline: transcript, speakers with voiceprints, speaker labels in the transcript).
     #[serde(default)]
     pub process: Vec<String>,
     /// Options of the transcription (`model`, `language`, `beam_size`, …).
     #[serde(default)]
     pub transcribe: Option<Value>,
+    /// Options of the diarization (`num_speakers`, `min_speakers`, `max_speakers`, `profiles`).
+    #[serde(default)]
+    pub diarize: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -146,50 +150,65 @@ pub struct UploadView {
     pub jobs: Vec<Uuid>,
 }
 
-/// What to run after storing, from `process` and the transcription options.
+/// What to run after storing, from `process` and the options: each job's payload, checked
+/// with a placeholder `file_id` before anything is stored (the real id goes in afterwards).
 struct Processing {
-    transcribe: Option<Value>,
+    jobs: Vec<(JobKind, serde_json::Map<String, Value>)>,
 }
 
-fn processing(process: &[String], options: Option<Value>) -> ApiResult<Processing> {
-    let mut transcribe = None;
+fn processing(
+    process: &[String],
+    transcribe_options: Option<Value>,
+    diarize_options: Option<Value>,
+) -> ApiResult<Processing> {
+    let mut wanted = Vec::new();
     for p in process.iter().flat_map(|p| p.split(',')).map(str::trim) {
-        match p {
-            "" => {}
-            "transcribe" => {
-                transcribe = Some(options.clone().unwrap_or(Value::Object(Default::default())))
-            }
+        let kind = match p {
+            "" => continue,
+            "transcribe" => JobKind::Transcribe,
+            "diarize" => JobKind::Diarize,
             other => {
                 return Err(ApiError::new(
                     Code::InvalidInput,
-                    format!("process: `{other}` is not available on upload (known: transcribe)"),
+                    format!(
+                        "process: `{other}` is not available on upload (known: transcribe, diarize)"
+                    ),
                 ));
             }
+        };
+        if !wanted.contains(&kind) {
+            wanted.push(kind);
         }
     }
-    if transcribe.is_none() && options.is_some() {
-        return Err(ApiError::new(
-            Code::InvalidInput,
-            "transcription options given without `process: [\"transcribe\"]`",
-        ));
-    }
-    Ok(Processing { transcribe })
-}
-
-/// Parses transcription options for `file` (the payload type of `transcribe` jobs).
-fn transcribe_input(file: Uuid, options: Value) -> ApiResult<TranscribeInput> {
-    let mut obj = match options {
-        Value::Object(m) => m,
-        _ => {
-            return Err(ApiError::new(
-                Code::InvalidInput,
-                "transcription options must be an object",
-            ));
+    let mut jobs = Vec::new();
+    for (kind, options) in [
+        (JobKind::Transcribe, transcribe_options),
+        (JobKind::Diarize, diarize_options),
+    ] {
+        if !wanted.contains(&kind) {
+            if options.is_some() {
+                return Err(ApiError::new(
+                    Code::InvalidInput,
+                    format!("{kind} options given without `process: [\"{kind}\"]`"),
+                ));
+            }
+            continue;
         }
-    };
-    obj.insert("file_id".into(), Value::String(file.to_string()));
-    serde_json::from_value(Value::Object(obj))
-        .map_err(|e| ApiError::new(Code::InvalidInput, format!("transcribe: {e}")))
+        let mut obj = match options.unwrap_or(Value::Object(Default::default())) {
+            Value::Object(m) => m,
+            _ => {
+                return Err(ApiError::new(
+                    Code::InvalidInput,
+                    format!("{kind} options must be an object"),
+                ));
+            }
+        };
+        obj.insert("file_id".into(), Value::String(Uuid::nil().to_string()));
+        kind.parse_input(&Value::Object(obj.clone()))
+            .map_err(|e| ApiError::new(Code::InvalidInput, format!("{kind}: {e}")))?;
+        jobs.push((kind, obj));
+    }
+    Ok(Processing { jobs })
 }
 
 async fn finish_upload(
@@ -199,18 +218,20 @@ async fn finish_upload(
     existing_key: Option<String>,
     p: Processing,
 ) -> ApiResult<(StatusCode, Json<UploadView>)> {
-    // Options are checked before anything is stored.
-    let pre = match &p.transcribe {
-        Some(o) => Some(transcribe_input(Uuid::nil(), o.clone())?),
-        None => None,
-    };
     let id = upload::store(st, auth.token_id, &sp, existing_key).await?;
-    let mut jobs = Vec::new();
-    if let Some(mut input) = pre {
-        input.file_id = id;
-        let job = upload::enqueue_transcribe(st, auth.token_id, input, Priority::Normal).await?;
-        jobs.push(job.id.0);
-    }
+    let inputs = p
+        .jobs
+        .into_iter()
+        .map(|(kind, mut obj)| {
+            obj.insert("file_id".into(), Value::String(id.to_string()));
+            (kind, Value::Object(obj))
+        })
+        .collect();
+    let jobs = upload::enqueue(st, auth.token_id, inputs, Priority::Normal)
+        .await?
+        .into_iter()
+        .map(|j| j.id.0)
+        .collect();
     let rec = voxfleet_store::files::get_file(&st.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
@@ -244,7 +265,7 @@ pub async fn upload_file(
         .to_ascii_lowercase();
     if ctype.starts_with("application/json") {
         let ApiJson(r) = ApiJson::<RegisterFile>::from_request(req, &st).await?;
-        let p = processing(&r.process, r.transcribe)?;
+        let p = processing(&r.process, r.transcribe, r.diarize)?;
         let key = st.media.key_for_uri(&r.uri).map_err(upload::media_error)?;
         let name = r
             .filename
@@ -262,13 +283,14 @@ pub async fn upload_file(
     let mut mp = Multipart::from_request(req, &st)
         .await
         .map_err(|e| ApiError::new(Code::InvalidBody, e.body_text()))?;
-    let (mut file, mut process, mut options) = (None, Vec::new(), None);
+    let (mut file, mut process, mut options, mut diarize_options) = (None, Vec::new(), None, None);
     while let Some(field) = mp
         .next_field()
         .await
         .map_err(|e| upload::multipart_error(e, max))?
     {
-        match field.name().unwrap_or("") {
+        let name = field.name().unwrap_or("").to_owned();
+        match name.as_str() {
             "file" if file.is_none() => file = Some(upload::spool_field(&st, field).await?),
             "file" => {
                 return Err(ApiError::new(
@@ -277,39 +299,58 @@ pub async fn upload_file(
                 ));
             }
             "process" | "process[]" => process.push(small_text(field).await?),
-            "options" => {
+            part @ ("options" | "diarize_options") => {
                 let text = small_text(field).await?;
-                options = Some(serde_json::from_str(&text).map_err(|e| {
-                    ApiError::new(Code::InvalidInput, format!("options: not JSON: {e}"))
-                })?);
+                let v = serde_json::from_str(&text).map_err(|e| {
+                    ApiError::new(Code::InvalidInput, format!("{part}: not JSON: {e}"))
+                })?;
+                if part == "options" {
+                    options = Some(v);
+                } else {
+                    diarize_options = Some(v);
+                }
             }
             other => {
                 return Err(ApiError::new(
                     Code::InvalidBody,
-                    format!("unknown part `{other}` (expected file, process, options)"),
+                    format!(
+                        "unknown part `{other}` (expected file, process, options, diarize_options)"
+                    ),
                 ));
             }
         }
     }
     let sp = file.ok_or_else(|| ApiError::new(Code::InvalidBody, "no `file` part"))?;
-    let p = processing(&process, options)?;
+    let p = processing(&process, options, diarize_options)?;
     finish_upload(&st, &auth, sp, None, p).await
 }
 
 /// A short text part (≤ 64 KiB).
 pub async fn small_text(field: axum::extract::multipart::Field<'_>) -> ApiResult<String> {
+    text_part(field, 64 << 10).await
+}
+
+/// A text part of at most `max` bytes.
+pub async fn text_part(
+    mut field: axum::extract::multipart::Field<'_>,
+    max: usize,
+) -> ApiResult<String> {
     let name = field.name().unwrap_or("").to_owned();
-    let bytes = field
-        .bytes()
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
         .await
-        .map_err(|e| ApiError::new(Code::InvalidBody, format!("{name}: {}", e.body_text())))?;
-    if bytes.len() > 64 << 10 {
-        return Err(ApiError::new(
-            Code::InvalidBody,
-            format!("{name}: too long"),
-        ));
+        .map_err(|e| ApiError::new(Code::InvalidBody, format!("{name}: {}", e.body_text())))?
+    {
+        if bytes.len() + chunk.len() > max {
+            return Err(ApiError::new(
+                Code::InvalidBody,
+                format!("{name}: longer than {max} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
     }
-    String::from_utf8(bytes.to_vec())
+    String::from_utf8(bytes)
         .map_err(|_| ApiError::new(Code::InvalidBody, format!("{name}: not UTF-8")))
 }
 
@@ -474,7 +515,18 @@ pub async fn get_transcript(
     }
     let segments = voxfleet_store::files::segments(&st.pool, f.file.id).await?;
     let format = q.format.unwrap_or(Format::Json);
-    let body = render(format, &f, &segments);
+    let turns = voxfleet_store::speakers::turns(&st.pool, f.file.id).await?;
+    let speakers = voxfleet_store::speakers::file_speakers(&st.pool, f.file.id).await?;
+    let labels = segment_speakers(&segments, &turns);
+    let body = render(
+        format,
+        &Transcript {
+            file: &f,
+            segments: &segments,
+            labels,
+            speakers: &speakers,
+        },
+    );
     Ok((
         [(header::CONTENT_TYPE, format.content_type())],
         Body::from(body),

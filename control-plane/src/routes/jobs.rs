@@ -8,8 +8,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use voxfleet_jobs::{
-    CancelOutcome, EnqueueRequest, JobId, JobKind, JobSnapshot, JobStatus, Priority, QueueName,
-    RetrySettings,
+    CancelOutcome, EnqueueRequest, JobId, JobInput, JobKind, JobSnapshot, JobStatus, Priority,
+    QueueName, RetrySettings,
 };
 use voxfleet_store::jobs::{Inserted, ListFilter};
 use voxfleet_store::tokens::Role;
@@ -225,8 +225,20 @@ fn enqueue_request(j: &JobSnapshot) -> EnqueueRequest {
 /// The file a job works on, if its kind takes one.
 fn file_of(j: &JobSnapshot) -> Option<Uuid> {
     match j.kind.parse_input(&j.input) {
-        Ok(voxfleet_jobs::JobInput::Transcribe(t)) => Some(t.file_id),
+        Ok(JobInput::Transcribe(t)) => Some(t.file_id),
+        Ok(JobInput::Diarize(d)) => Some(d.file_id),
+        Ok(JobInput::ExtractEmbeddings(e)) => Some(e.file_id),
         _ => None,
+    }
+}
+
+/// Every file a job reads: its own and, for diarization, the known speakers' references.
+fn files_read(j: &JobSnapshot) -> Vec<Uuid> {
+    match j.kind.parse_input(&j.input) {
+        Ok(JobInput::Diarize(d)) => std::iter::once(d.file_id)
+            .chain(d.known_speakers.iter().map(|k| k.file_id))
+            .collect(),
+        _ => file_of(j).into_iter().collect(),
     }
 }
 
@@ -236,7 +248,7 @@ async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiRes
     let named: Vec<(usize, Uuid)> = jobs
         .iter()
         .enumerate()
-        .filter_map(|(i, j)| file_of(j).map(|f| (i, f)))
+        .flat_map(|(i, j)| files_read(j).into_iter().map(move |f| (i, f)))
         .collect();
     if named.is_empty() {
         return Ok(());
@@ -259,14 +271,17 @@ async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiRes
     Ok(())
 }
 
-/// Points each file at its newest transcription job, in one statement.
+/// Points each file at its newest transcription and diarization jobs (one statement each).
 async fn link_files(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> {
-    let links: Vec<(Uuid, Uuid)> = jobs
-        .iter()
-        .filter(|j| j.kind == JobKind::Transcribe)
-        .filter_map(|j| file_of(j).map(|f| (f, j.id.0)))
-        .collect();
-    Ok(voxfleet_store::files::set_transcription_jobs(&st.pool, &links).await?)
+    let links = |kind: JobKind| -> Vec<(Uuid, Uuid)> {
+        jobs.iter()
+            .filter(|j| j.kind == kind)
+            .filter_map(|j| file_of(j).map(|f| (f, j.id.0)))
+            .collect()
+    };
+    voxfleet_store::files::set_transcription_jobs(&st.pool, &links(JobKind::Transcribe)).await?;
+    voxfleet_store::speakers::set_diarization_jobs(&st.pool, &links(JobKind::Diarize)).await?;
+    Ok(())
 }
 
 /// Records then queues jobs; if queueing fails, the new records are removed again, so a

@@ -6,6 +6,7 @@ pub mod health;
 pub mod jobs;
 pub mod openai;
 pub mod settings;
+pub mod speakers;
 
 use crate::error::{ApiError, Code};
 

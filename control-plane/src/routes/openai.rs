@@ -2,6 +2,12 @@
 //! the upload becomes a file record and a high-priority `transcribe` job, the request waits
 //! for the job (with a timeout) and answers in OpenAI's response shapes and error format.
 //! The file and its transcript stay, like any upload, under the caller's token.
+//!
+//! Diarization as OpenAI's API does it: `response_format=diarized_json` (or the model
+//! `gpt-4o-transcribe-diarize`) also runs a `diarize` job and answers segments with a
+//! `speaker`; `known_speaker_names[]` with `known_speaker_references[]` (short clips as data
+//! URLs, stored as files of the caller) name the speakers whose voiceprints match; the others
+//! are labelled `A`, `B`, … as OpenAI labels them.
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -10,17 +16,22 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use voxfleet_jobs::{JobSnapshot, JobStatus, Priority, TranscribeInput};
+use uuid::Uuid;
+use voxfleet_jobs::{
+    DiarizeInput, JobKind, JobSnapshot, JobStatus, KnownSpeaker, Priority, TranscribeInput,
+};
 use voxfleet_store::files::SegmentRow;
+use voxfleet_store::speakers::TurnRow;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, Code};
-use crate::routes::files::small_text;
+use crate::routes::files::{small_text, text_part};
 use crate::transcript;
 use crate::upload;
 
 /// An error in OpenAI's format: `{"error":{"message","type","param","code"}}`.
+#[derive(Debug)]
 pub struct OpenAiError {
     status: StatusCode,
     kind: &'static str,
@@ -87,6 +98,7 @@ enum ResponseFormat {
     Srt,
     Vtt,
     VerboseJson,
+    DiarizedJson,
 }
 
 impl ResponseFormat {
@@ -97,11 +109,12 @@ impl ResponseFormat {
             "srt" => Self::Srt,
             "vtt" => Self::Vtt,
             "verbose_json" => Self::VerboseJson,
+            "diarized_json" => Self::DiarizedJson,
             other => {
                 return Err(OpenAiError::invalid(
                     "response_format",
                     format!(
-                        "unsupported response_format `{other}`: use json, text, srt, vtt or verbose_json"
+                        "unsupported response_format `{other}`: use json, text, srt, vtt, verbose_json or diarized_json"
                     ),
                 ));
             }
@@ -117,12 +130,27 @@ struct Request {
     prompt: Option<String>,
     temperature: Option<f32>,
     format: ResponseFormat,
+    /// The diarizing model was asked for.
+    diarize_model: bool,
+    known_names: Vec<String>,
+    /// Data URLs.
+    known_references: Vec<String>,
+}
+
+impl Request {
+    fn diarize(&self) -> bool {
+        self.diarize_model || self.format == ResponseFormat::DiarizedJson
+    }
 }
 
 /// OpenAI model names map to the worker's default model; voxfleet's own names pick one.
 fn model(name: &str) -> Result<Option<String>, OpenAiError> {
     match name {
-        "whisper-1" | "gpt-4o-transcribe" | "gpt-4o-mini-transcribe" | "default" => Ok(None),
+        "whisper-1"
+        | "gpt-4o-transcribe"
+        | "gpt-4o-mini-transcribe"
+        | "gpt-4o-transcribe-diarize"
+        | "default" => Ok(None),
         "tiny.en" | "whisper-tiny.en" => Ok(Some("tiny.en".into())),
         "base" | "whisper-base" => Ok(Some("base".into())),
         other => Err(OpenAiError::invalid(
@@ -144,6 +172,9 @@ async fn read_request(st: &AppState, mut mp: Multipart) -> Result<Request, OpenA
         prompt: None,
         temperature: None,
         format: ResponseFormat::Json,
+        diarize_model: false,
+        known_names: Vec::new(),
+        known_references: Vec::new(),
     };
     let mut saw_model = false;
     while let Some(field) = mp
@@ -156,12 +187,20 @@ async fn read_request(st: &AppState, mut mp: Multipart) -> Result<Request, OpenA
             r.file = Some(upload::spool_field(st, field).await?);
             continue;
         }
-        let v = small_text(field).await?;
+        let v = if name.starts_with("known_speaker_references") {
+            // A short clip as a base64 data URL (≤ 10 MiB of audio).
+            text_part(field, MAX_REFERENCE_URL).await?
+        } else {
+            small_text(field).await?
+        };
         match name.as_str() {
             "model" => {
                 saw_model = true;
+                r.diarize_model = v.trim() == "gpt-4o-transcribe-diarize";
                 r.model = model(v.trim())?;
             }
+            "known_speaker_names[]" | "known_speaker_names" => r.known_names.push(v),
+            "known_speaker_references[]" | "known_speaker_references" => r.known_references.push(v),
             "language" if !v.is_empty() => r.language = Some(v.trim().to_ascii_lowercase()),
             "prompt" if !v.is_empty() => r.prompt = Some(v),
             "response_format" => r.format = ResponseFormat::parse(v.trim())?,
@@ -209,6 +248,29 @@ async fn read_request(st: &AppState, mut mp: Multipart) -> Result<Request, OpenA
             "model",
             "you must provide a model parameter",
         ));
+    }
+    if !r.known_names.is_empty() || !r.known_references.is_empty() {
+        if !r.diarize() {
+            return Err(OpenAiError::invalid(
+                "known_speaker_names",
+                "known speakers need diarization: use response_format=diarized_json",
+            ));
+        }
+        if r.known_names.len() != r.known_references.len() {
+            return Err(OpenAiError::invalid(
+                "known_speaker_references",
+                "known_speaker_names[] and known_speaker_references[] must have the same length",
+            ));
+        }
+        if r.known_names.len() > DiarizeInput::MAX_KNOWN_SPEAKERS {
+            return Err(OpenAiError::invalid(
+                "known_speaker_names",
+                format!(
+                    "at most {} known speakers",
+                    DiarizeInput::MAX_KNOWN_SPEAKERS
+                ),
+            ));
+        }
     }
     Ok(r)
 }
@@ -265,70 +327,75 @@ pub async fn transcriptions(
     auth: Auth,
     mp: Multipart,
 ) -> Result<Response, OpenAiError> {
-    let r = read_request(&st, mp).await?;
+    let mut r = read_request(&st, mp).await?;
     let sp = r
         .file
+        .take()
         .ok_or_else(|| OpenAiError::invalid("file", "you must provide a file"))?;
+    // Reference clips are checked before anything is stored.
+    let mut clips = Vec::new();
+    for (name, url) in r.known_names.iter().zip(&r.known_references) {
+        let (ctype, bytes) = data_url(url)?;
+        clips.push((name.trim().to_owned(), ctype, bytes));
+    }
     let file_id = upload::store(&st, auth.token_id, &sp, None).await?;
     drop(sp);
     let input = TranscribeInput {
         file_id,
-        model: r.model,
-        language: r.language,
+        model: r.model.clone(),
+        language: r.language.clone(),
         beam_size: None,
         temperature: r.temperature,
-        prompt: r.prompt,
+        prompt: r.prompt.clone(),
         vad: None,
     };
+    let mut jobs = vec![(JobKind::Transcribe, to_value(&input)?)];
+    if r.diarize() {
+        let mut known_speakers = Vec::new();
+        for (i, (name, ctype, bytes)) in clips.into_iter().enumerate() {
+            let clip =
+                upload::spool_bytes(&st, &bytes, format!("known-speaker-{i}"), Some(ctype)).await?;
+            let id = upload::store(&st, auth.token_id, &clip, None).await?;
+            known_speakers.push(KnownSpeaker { name, file_id: id });
+        }
+        let d = DiarizeInput {
+            file_id,
+            num_speakers: None,
+            min_speakers: None,
+            max_speakers: None,
+            profiles: None,
+            known_speakers,
+        };
+        jobs.push((JobKind::Diarize, to_value(&d)?));
+    }
     let events = st.events.subscribe();
-    let job = upload::enqueue_transcribe(&st, auth.token_id, input, Priority::High)
+    let submitted = upload::enqueue(&st, auth.token_id, jobs, Priority::High)
         .await
         .map_err(|e| match e.code {
             Code::InvalidInput => OpenAiError::invalid("language", e.message),
             _ => e.into(),
         })?;
-    let Some(done) = wait_for(&st, &job, events, st.limits.openai_wait).await? else {
-        return Err(OpenAiError {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            kind: "server_error",
-            message: format!(
-                "the transcription is still running after {} s; it continues as job {} (file {})",
-                st.limits.openai_wait.as_secs(),
-                job.id,
-                file_id
-            ),
-            param: None,
-            code: Some("timeout".into()),
-        });
-    };
-    if done.status != JobStatus::Succeeded {
-        let code = done.error_code.unwrap_or_else(|| done.status.to_string());
-        let message = done
-            .error_message
-            .unwrap_or_else(|| format!("the transcription ended {}", done.status));
-        let client_fault = matches!(
-            code.as_str(),
-            "empty_audio"
-                | "unsupported_format"
-                | "corrupt_audio"
-                | "too_long"
-                | "unsupported_language"
-        );
-        return Err(OpenAiError {
-            status: if client_fault {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            },
-            kind: if client_fault {
-                "invalid_request_error"
-            } else {
-                "server_error"
-            },
-            message,
-            param: client_fault.then_some("file"),
-            code: Some(code),
-        });
+    let deadline = Instant::now() + st.limits.openai_wait;
+    for job in &submitted {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(done) = wait_for(&st, job, events.resubscribe(), left).await? else {
+            return Err(OpenAiError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                kind: "server_error",
+                message: format!(
+                    "the {} is still running after {} s; it continues as job {} (file {})",
+                    job.kind,
+                    st.limits.openai_wait.as_secs(),
+                    job.id,
+                    file_id
+                ),
+                param: None,
+                code: Some("timeout".into()),
+            });
+        };
+        if done.status != JobStatus::Succeeded {
+            return Err(job_failed(done));
+        }
     }
     let file = voxfleet_store::files::get_file(&st.pool, file_id)
         .await?
@@ -339,12 +406,132 @@ pub async fn transcriptions(
         .duration_s
         .unwrap_or_else(|| segments.last().map_or(0.0, |s| s.end_s));
     let language = file.language.clone().unwrap_or_default();
-    Ok(respond(r.format, &segments, &language, duration))
+    let speakers = if r.diarize() {
+        let turns = voxfleet_store::speakers::turns(&st.pool, file_id).await?;
+        openai_speaker_labels(&segments, &turns)
+    } else {
+        Vec::new()
+    };
+    Ok(respond(r.format, &segments, &speakers, &language, duration))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, OpenAiError> {
+    serde_json::to_value(v).map_err(|_| ApiError::new(Code::Internal, "internal error").into())
+}
+
+/// A finished job that did not succeed, in OpenAI's error format: the client's fault (400)
+/// when its audio was the problem.
+fn job_failed(done: JobSnapshot) -> OpenAiError {
+    let code = done.error_code.unwrap_or_else(|| done.status.to_string());
+    let message = done
+        .error_message
+        .unwrap_or_else(|| format!("the {} ended {}", done.kind, done.status));
+    let client_fault = matches!(
+        code.as_str(),
+        "empty_audio"
+            | "unsupported_format"
+            | "corrupt_audio"
+            | "too_long"
+            | "unsupported_language"
+    );
+    OpenAiError {
+        status: if client_fault {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        },
+        kind: if client_fault {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        },
+        message,
+        param: client_fault.then_some("file"),
+        code: Some(code),
+    }
+}
+
+/// Longest accepted data URL of a reference clip: 10 MiB of audio in base64, with its header.
+const MAX_REFERENCE_URL: usize = (10 << 20) / 3 * 4 + 4096;
+
+/// `data:[<type>][;base64],<data>` → (content type, bytes). Reference clips are short: at most
+/// 10 MiB each.
+fn data_url(url: &str) -> Result<(String, Vec<u8>), OpenAiError> {
+    use base64::Engine;
+    let bad = |m: &str| OpenAiError::invalid("known_speaker_references", m.to_owned());
+    let rest = url.trim().strip_prefix("data:").ok_or_else(|| {
+        bad("each known speaker reference must be a data URL (data:audio/wav;base64,…)")
+    })?;
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or_else(|| bad("a data URL needs a comma before its data"))?;
+    let Some(ctype) = meta.strip_suffix(";base64") else {
+        return Err(bad("known speaker references must be base64 data URLs"));
+    };
+    if data.len() > MAX_REFERENCE_URL {
+        return Err(bad("a known speaker reference is larger than 10 MiB"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| {
+            bad(&format!(
+                "a known speaker reference is not valid base64: {e}"
+            ))
+        })?;
+    if bytes.is_empty() {
+        return Err(bad("a known speaker reference is empty"));
+    }
+    let ctype = if ctype.is_empty() {
+        "application/octet-stream"
+    } else {
+        ctype
+    };
+    Ok((ctype.to_owned(), bytes))
+}
+
+/// Each segment's speaker as OpenAI labels it: a known speaker's name, else `A`, `B`, … in
+/// order of first appearance in the transcript (`AA`, `AB`, … past 26).
+fn openai_speaker_labels(segments: &[SegmentRow], turns: &[TurnRow]) -> Vec<String> {
+    let mut letters: Vec<Uuid> = Vec::new();
+    transcript::segment_turns(segments, turns)
+        .into_iter()
+        .map(|who| match who {
+            None => "unknown".to_owned(),
+            Some(TurnRow {
+                name: Some(name), ..
+            }) => name.clone(),
+            Some(t) => {
+                let i = letters
+                    .iter()
+                    .position(|&l| l == t.speaker_id)
+                    .unwrap_or_else(|| {
+                        letters.push(t.speaker_id);
+                        letters.len() - 1
+                    });
+                letter_label(i)
+            }
+        })
+        .collect()
+}
+
+/// 0 → `A`, 25 → `Z`, 26 → `AA`, …
+fn letter_label(mut i: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn respond(
     format: ResponseFormat,
     segments: &[SegmentRow],
+    speakers: &[String],
     language: &str,
     duration: f64,
 ) -> Response {
@@ -359,8 +546,33 @@ fn respond(
             format!("{}\n", transcript::text(segments)),
             "text/plain; charset=utf-8",
         ),
-        ResponseFormat::Srt => text_body(transcript::srt(segments), "text/plain; charset=utf-8"),
-        ResponseFormat::Vtt => text_body(transcript::vtt(segments), "text/plain; charset=utf-8"),
+        ResponseFormat::Srt => {
+            text_body(transcript::srt(segments, &[]), "text/plain; charset=utf-8")
+        }
+        ResponseFormat::Vtt => {
+            text_body(transcript::vtt(segments, &[]), "text/plain; charset=utf-8")
+        }
+        ResponseFormat::DiarizedJson => {
+            let segs: Vec<Value> = segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    json!({
+                        "type": "transcript.text.segment", "id": format!("seg_{}", s.idx),
+                        "start": s.start_s, "end": s.end_s, "text": s.text.trim(),
+                        "speaker": speakers.get(i).map_or("unknown", String::as_str),
+                    })
+                })
+                .collect();
+            Json(json!({
+                "task": "transcribe",
+                "duration": duration,
+                "text": transcript::text(segments),
+                "segments": segs,
+                "usage": usage,
+            }))
+            .into_response()
+        }
         ResponseFormat::VerboseJson => {
             let segs: Vec<Value> = segments
                 .iter()
@@ -413,6 +625,25 @@ haw:hawaiian,ln:lingala,ha:hausa,ba:bashkir,jw:javanese,su:sundanese";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn letters_and_data_urls() {
+        let labels: Vec<String> = [0, 1, 25, 26, 27, 701, 702].map(letter_label).to_vec();
+        assert_eq!(labels, ["A", "B", "Z", "AA", "AB", "ZZ", "AAA"]);
+        let (t, b) = data_url("data:audio/wav;base64,UklGRg==").unwrap();
+        assert_eq!(
+            (t.as_str(), b.as_slice()),
+            ("audio/wav", b"RIFF".as_slice())
+        );
+        for bad in [
+            "http://x/a.wav",
+            "data:audio/wav,RIFF",
+            "data:audio/wav;base64,@@",
+            "data:;base64,",
+        ] {
+            assert!(data_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn languages_and_models() {

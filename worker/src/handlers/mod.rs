@@ -5,6 +5,7 @@ use voxfleet_jobs::{HandlerError, JobInput};
 use crate::runtime::JobContext;
 
 mod diagnostic;
+pub mod diarize;
 pub mod transcribe;
 
 /// Runs one attempt of the job in `ctx`.
@@ -17,6 +18,8 @@ pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
     match input {
         JobInput::Diagnostic(d) => diagnostic::run(ctx, d).await,
         JobInput::Transcribe(t) => transcribe::run(ctx, t).await,
+        JobInput::Diarize(d) => diarize::run(ctx, d).await,
+        JobInput::ExtractEmbeddings(e) => diarize::extract(ctx, e).await,
         // The API refuses these kinds until their handlers land; a job that reaches a worker
         // anyway (an older control plane, a hand-written Redis entry) fails with a clear code.
         _ => Err(HandlerError::permanent(

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use voxfleet_asr::{AsrError, ModelCache, Progress, TranscribeOptions};
-use voxfleet_audio::{AudioError, DecodeOptions};
+use voxfleet_audio::{Audio, AudioError, DecodeOptions};
 use voxfleet_jobs::{HandlerError, TranscribeInput};
-use voxfleet_store::files::{SegmentRow, TranscriptWrite};
+use voxfleet_store::files::{FileRecord, SegmentRow, StoredFile, TranscriptWrite};
 use voxfleet_store::media::{MediaError, MediaStore};
 
 use crate::runtime::JobContext;
@@ -31,6 +31,8 @@ pub struct Speech {
     pub max_audio: Duration,
     /// Where fetched media is kept while decoding.
     pub spool_dir: PathBuf,
+    /// Segmentation and speaker-embedding models (ONNX), loaded once per process.
+    pub speaker_models: Arc<crate::speaker_models::SpeakerModels>,
 }
 
 fn asr_error(e: AsrError) -> HandlerError {
@@ -41,7 +43,7 @@ fn asr_error(e: AsrError) -> HandlerError {
     }
 }
 
-fn audio_error(e: AudioError) -> HandlerError {
+pub(crate) fn audio_error(e: AudioError) -> HandlerError {
     if e.is_permanent() {
         HandlerError::permanent(e.code(), e.to_string())
     } else {
@@ -49,20 +51,20 @@ fn audio_error(e: AudioError) -> HandlerError {
     }
 }
 
-fn store_error(e: voxfleet_store::StoreError) -> HandlerError {
+pub(crate) fn store_error(e: voxfleet_store::StoreError) -> HandlerError {
     HandlerError::retryable("database_unavailable", e.to_string())
 }
 
-fn join_error(e: tokio::task::JoinError) -> HandlerError {
+pub(crate) fn join_error(e: tokio::task::JoinError) -> HandlerError {
     if e.is_panic() {
-        HandlerError::permanent("handler_panic", "the transcription thread panicked")
+        HandlerError::permanent("handler_panic", "a model thread panicked")
     } else {
         HandlerError::retryable("internal", e.to_string())
     }
 }
 
 /// Sets the stop flag when dropped: the blocking decoder sees it between windows.
-struct StopOnDrop(Arc<AtomicBool>);
+pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
@@ -70,33 +72,20 @@ impl Drop for StopOnDrop {
     }
 }
 
-pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, HandlerError> {
+/// Fetches a stored file to a spool file and decodes it to 16 kHz mono off the runtime
+/// (`file_missing` when its object is gone; the decoder's codes for bad audio).
+pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, HandlerError> {
     let sp = &ctx.rt.speech;
-    let started = Instant::now();
-    let file = voxfleet_store::files::get_file(&ctx.rt.pool, input.file_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            HandlerError::permanent(
-                "file_not_found",
-                format!("file {} does not exist", input.file_id),
-            )
-        })?;
-    ctx.checkpoint()?;
-
-    // Fetch to a local spool file (removed when `local` drops).
+    // Removed when `local` drops.
     let local = tempfile::NamedTempFile::new_in(&sp.spool_dir)
         .map_err(|e| HandlerError::retryable("spool_failed", e.to_string()))?
         .into_temp_path();
-    match sp.media.download_to(&file.file.storage_key, &local).await {
+    match sp.media.download_to(&file.storage_key, &local).await {
         Ok(_) => {}
         Err(MediaError::NotFound(k)) => {
             return Err(HandlerError::permanent(
                 "file_missing",
-                format!(
-                    "the object `{k}` of file {} is gone from storage",
-                    file.file.id
-                ),
+                format!("the object `{k}` of file {} is gone from storage", file.id),
             ));
         }
         Err(e) => {
@@ -107,7 +96,6 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
         }
     }
     ctx.checkpoint()?;
-
     let opts = DecodeOptions {
         max_duration: Some(sp.max_audio),
     };
@@ -118,6 +106,26 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
         .map_err(audio_error)?;
     drop(local);
     ctx.checkpoint()?;
+    Ok(audio)
+}
+
+/// The stored file a job names (`file_not_found` when it is gone).
+pub async fn load_file(ctx: &JobContext, id: uuid::Uuid) -> Result<FileRecord, HandlerError> {
+    voxfleet_store::files::get_file(&ctx.rt.pool, id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            HandlerError::permanent("file_not_found", format!("file {id} does not exist"))
+        })
+}
+
+pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, HandlerError> {
+    let sp = &ctx.rt.speech;
+    let started = Instant::now();
+    let file = load_file(ctx, input.file_id).await?;
+    ctx.checkpoint()?;
+
+    let audio = fetch_audio(ctx, &file.file).await?;
 
     let model_name = input
         .model

@@ -1,0 +1,511 @@
+//! The ONNX models: [`Segmenter`] (pyannote segmentation-3.0) and [`Embedder`] (speaker
+//! embeddings from any of the interfaces in [`FrontEnd`]).
+//!
+//! Both run on the process's ONNX Runtime environment (`voxfleet_models::onnx`; start it with
+//! `ensure_onnxruntime` first). Each holds one session behind a `Mutex`, so they are
+//! `Send + Sync`: share them in `Arc`s between jobs; calls are serialised per model, and ONNX
+//! Runtime parallelises inside each call.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::Tensor;
+
+use crate::error::SpeakersError;
+use crate::fbank::{Fbank, FbankOptions, WindowType};
+use crate::ge2e::{self, Ge2eMel};
+use crate::powerset::NUM_CLASSES;
+
+/// Sample rate every model here expects.
+pub const SAMPLE_RATE: usize = 16_000;
+/// Samples in one segmentation window (10 s).
+pub const WINDOW_SAMPLES: usize = 160_000;
+/// Most clips one embedding model call takes.
+pub const MAX_EMBED_BATCH: usize = 32;
+/// Clips shorter than this (0.2 s) are repeated up to it before embedding: the fbank models need
+/// at least 3 frames, and statistics pooling over a few frames is meaningless anyway.
+pub const MIN_CLIP_SAMPLES: usize = 3_200;
+
+fn load_session(path: &Path, what: &'static str) -> Result<(Session, u64), SpeakersError> {
+    let env =
+        voxfleet_models::onnx::onnx_environment().ok_or(SpeakersError::RuntimeNotInitialised)?;
+    let load = |reason: String| SpeakersError::Load {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| load(e.to_string()))?
+        .len();
+    let session = Session::builder(env)
+        .map_err(|e| load(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| load(e.to_string()))?;
+    Ok((session, bytes))
+}
+
+/// Dimensions of an outlet's tensor shape (-1 for dynamic ones); empty when not a tensor.
+fn outlet_shape(outlet: &ort::value::Outlet) -> Vec<i64> {
+    outlet
+        .dtype()
+        .tensor_shape()
+        .map(|s| s.to_vec())
+        .unwrap_or_default()
+}
+
+fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
+    session
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// pyannote segmentation-3.0: `waveform` [B, 1, 160000] → `logits` [B, 589, 7] (log-softmax
+/// over the powerset classes of [`crate::powerset`]).
+pub struct Segmenter {
+    session: Mutex<Session>,
+    input: String,
+    output: String,
+    bytes: u64,
+}
+
+impl Segmenter {
+    /// Loads the ONNX model; checks that it takes one waveform and gives 7 classes per frame.
+    pub fn load(path: &Path) -> Result<Self, SpeakersError> {
+        let (session, bytes) = load_session(path, "speaker segmentation model")?;
+        let bad = |reason: String| SpeakersError::Load {
+            what: "speaker segmentation model",
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
+        else {
+            return Err(bad("the model has no input or no output".into()));
+        };
+        let in_shape = outlet_shape(input);
+        let out_shape = outlet_shape(output);
+        if in_shape.len() != 3 || out_shape.len() != 3 || out_shape[2] != NUM_CLASSES as i64 {
+            return Err(bad(format!(
+                "expected waveform [B,1,N] -> logits [B,frames,7], found {} {in_shape:?} -> {} \
+                 {out_shape:?}",
+                input.name(),
+                output.name()
+            )));
+        }
+        Ok(Self {
+            input: input.name().to_string(),
+            output: output.name().to_string(),
+            session: Mutex::new(session),
+            bytes,
+        })
+    }
+
+    /// Size of the model file.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Log-probabilities of 10 s windows: each window is zero-padded (or cut) to 160000 samples;
+    /// one `frames × 7` row-major vector per window.
+    pub fn segment(&self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, SpeakersError> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = vec![0f32; windows.len() * WINDOW_SAMPLES];
+        for (dst, w) in input.chunks_exact_mut(WINDOW_SAMPLES).zip(windows) {
+            let n = w.len().min(WINDOW_SAMPLES);
+            dst[..n].copy_from_slice(&w[..n]);
+        }
+        let x = Tensor::from_array(([windows.len(), 1, WINDOW_SAMPLES], input))
+            .map_err(|e| SpeakersError::run("segmentation input", e))?;
+        let mut session = lock(&self.session);
+        let out = session
+            .run(ort::inputs![self.input.as_str() => x])
+            .map_err(|e| SpeakersError::run("running speaker segmentation", e))?;
+        let (shape, logits) = out[self.output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| SpeakersError::run("segmentation output", e))?;
+        if shape.len() != 3 || shape[0] as usize != windows.len() || shape[2] != 7 {
+            return Err(SpeakersError::run(
+                "segmentation output",
+                format!("unexpected shape {shape:?}"),
+            ));
+        }
+        let per_window = logits.len() / windows.len();
+        Ok(logits
+            .chunks_exact(per_window)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+}
+
+/// The input an embedding model takes, chosen from its first input's name and shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// `feats` [B, T, 80]: Kaldi fbank, per-utterance mean subtracted (WeSpeaker ResNet,
+    /// 3D-Speaker CAM++). `window`: Povey for CAM++, Hamming for WeSpeaker's own models.
+    Fbank80 { window: WindowType },
+    /// `mels` [B, T, 40]: Resemblyzer GE2E mel power spectrogram in 1.6 s partials
+    /// ([`crate::ge2e`]).
+    Ge2eMel40,
+    /// `waveform` [B, 1, N] (or [B, N]): the raw 16 kHz samples (e.g. pyannote/embedding).
+    Waveform,
+}
+
+impl FrontEnd {
+    /// Default agglomerative-clustering threshold (cosine distance) for this kind of model,
+    /// tuned on espeak-ng conversations (see `tests/diarize.rs`): CAM++ puts different voices
+    /// near cosine 0.3 and the same voice above 0.6; GE2E's similarities all lie in `[0, 1]`
+    /// (same voice ≈ 0.85–0.9, different ≈ 0.6–0.7).
+    pub fn default_threshold(self) -> f32 {
+        match self {
+            FrontEnd::Fbank80 { .. } | FrontEnd::Waveform => 0.6,
+            FrontEnd::Ge2eMel40 => 0.2,
+        }
+    }
+}
+
+/// Computes what each front end feeds the model.
+enum Features {
+    Fbank(Fbank),
+    Ge2e(Ge2eMel),
+    Waveform { rank: usize },
+}
+
+/// A speaker-embedding model: 16 kHz PCM clips → L2-normalised embeddings of dimension
+/// [`Embedder::dim`].
+pub struct Embedder {
+    session: Mutex<Session>,
+    input: String,
+    output: String,
+    front_end: FrontEnd,
+    features: Features,
+    dim: usize,
+    bytes: u64,
+}
+
+impl Embedder {
+    /// Loads the ONNX model and picks its [`FrontEnd`]: input `feats` (or any [B, T, 80]) →
+    /// [`FrontEnd::Fbank80`] with `fbank_window`; `mels` (or [B, T, 40]) →
+    /// [`FrontEnd::Ge2eMel40`]; `waveform` (or [B, 1, N], [B, N]) → [`FrontEnd::Waveform`].
+    /// The dimension comes from the output shape, or from one probe run when it is dynamic.
+    pub fn load(path: &Path, fbank_window: WindowType) -> Result<Self, SpeakersError> {
+        let (session, bytes) = load_session(path, "speaker embedding model")?;
+        let bad = |reason: String| SpeakersError::Load {
+            what: "speaker embedding model",
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
+        else {
+            return Err(bad("the model has no input or no output".into()));
+        };
+        let in_shape = outlet_shape(input);
+        let out_shape = outlet_shape(output);
+        let name = input.name().to_ascii_lowercase();
+        let last = in_shape.last().copied();
+        let (front_end, features) = if name == "feats" || (in_shape.len() == 3 && last == Some(80))
+        {
+            let opts = FbankOptions {
+                window_type: fbank_window,
+                ..FbankOptions::campplus()
+            };
+            (
+                FrontEnd::Fbank80 {
+                    window: fbank_window,
+                },
+                Features::Fbank(Fbank::new(opts)),
+            )
+        } else if name == "mels" || (in_shape.len() == 3 && last == Some(40)) {
+            (FrontEnd::Ge2eMel40, Features::Ge2e(Ge2eMel::new()))
+        } else if name == "waveform"
+            || (in_shape.len() == 3 && in_shape[1] == 1)
+            || in_shape.len() == 2
+        {
+            let rank = if in_shape.len() == 2 { 2 } else { 3 };
+            (FrontEnd::Waveform, Features::Waveform { rank })
+        } else {
+            return Err(bad(format!(
+                "unknown embedding interface: input {} {in_shape:?} (expected feats [B,T,80], \
+                 mels [B,T,40] or waveform [B,1,N])",
+                input.name()
+            )));
+        };
+        if !(2..=3).contains(&out_shape.len()) {
+            return Err(bad(format!(
+                "expected an embedding output [B,D], found {} {out_shape:?}",
+                output.name()
+            )));
+        }
+        let mut embedder = Self {
+            input: input.name().to_string(),
+            output: output.name().to_string(),
+            session: Mutex::new(session),
+            front_end,
+            features,
+            dim: out_shape.last().copied().filter(|&d| d > 0).unwrap_or(0) as usize,
+            bytes,
+        };
+        if embedder.dim == 0 {
+            // Dynamic dimension: one run on 1 s of low noise tells it.
+            let probe: Vec<f32> = (0..SAMPLE_RATE)
+                .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.01)
+                .collect();
+            let x = embedder.model_input(&[probe.as_slice()])?;
+            let raw = embedder.run_batch(x, 1)?;
+            embedder.dim = raw.first().map_or(0, Vec::len);
+            if embedder.dim == 0 {
+                return Err(bad("the probe run gave an empty embedding".into()));
+            }
+        }
+        tracing::debug!(
+            path = %path.display(),
+            front_end = ?embedder.front_end,
+            dim = embedder.dim,
+            "speaker embedding model loaded"
+        );
+        Ok(embedder)
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn front_end(&self) -> FrontEnd {
+        self.front_end
+    }
+
+    /// Size of the model file.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// One L2-normalised embedding per 16 kHz mono clip. Clips of equal length are batched
+    /// together (at most [`MAX_EMBED_BATCH`] per run; zero-padding would change the statistics
+    /// pooling); clips under [`MIN_CLIP_SAMPLES`] are repeated up to it. An empty clip is
+    /// [`SpeakersError::AudioTooShort`].
+    pub fn embed_clips(&self, clips: &[&[f32]]) -> Result<Vec<Vec<f32>>, SpeakersError> {
+        if let Some(i) = clips.iter().position(|c| c.is_empty()) {
+            return Err(SpeakersError::AudioTooShort(format!(
+                "clip {i} has no samples"
+            )));
+        }
+        let tiled: Vec<std::borrow::Cow<'_, [f32]>> = clips
+            .iter()
+            .map(|c| {
+                if c.len() >= MIN_CLIP_SAMPLES {
+                    std::borrow::Cow::Borrowed(*c)
+                } else {
+                    std::borrow::Cow::Owned(
+                        c.iter().copied().cycle().take(MIN_CLIP_SAMPLES).collect(),
+                    )
+                }
+            })
+            .collect();
+        if let Features::Ge2e(mel) = &self.features {
+            return tiled.iter().map(|c| self.embed_ge2e(mel, c)).collect();
+        }
+        // Group equal lengths, keeping the first-seen order of lengths.
+        let mut order: Vec<usize> = (0..tiled.len()).collect();
+        order.sort_by_key(|&i| tiled[i].len());
+        let mut out = vec![Vec::new(); tiled.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let len = tiled[order[start]].len();
+            let mut end = start;
+            while end < order.len()
+                && end - start < MAX_EMBED_BATCH
+                && tiled[order[end]].len() == len
+            {
+                end += 1;
+            }
+            let batch: Vec<&[f32]> = order[start..end].iter().map(|&i| &*tiled[i]).collect();
+            let x = self.model_input(&batch)?;
+            for (&i, e) in order[start..end]
+                .iter()
+                .zip(self.run_batch(x, batch.len())?)
+            {
+                out[i] = normalized(e);
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// One speaker's embedding from several regions (seconds) of one 16 kHz recording: regions
+    /// are clamped to the audio and taken in time order up to 60 s of speech, cut into
+    /// equal-length sub-segments of 2 s (spread evenly over each region; a region under 2 s is
+    /// one sub-segment), embedded, averaged weighted by duration and L2-normalised. `None` under
+    /// 0.5 s of speech in total.
+    pub fn voiceprint(
+        &self,
+        pcm: &[f32],
+        regions: &[(f64, f64)],
+    ) -> Result<Option<Vec<f32>>, SpeakersError> {
+        const PIECE: usize = 2 * SAMPLE_RATE;
+        const MAX_SPEECH: usize = 60 * SAMPLE_RATE;
+        const MIN_SPEECH: usize = SAMPLE_RATE / 2;
+        let to_sample = |t: f64| {
+            if t.is_finite() {
+                ((t.max(0.0) * SAMPLE_RATE as f64).round() as usize).min(pcm.len())
+            } else {
+                0
+            }
+        };
+        let mut spans: Vec<(usize, usize)> = regions
+            .iter()
+            .map(|&(a, b)| (to_sample(a), to_sample(b)))
+            .filter(|(a, b)| b > a)
+            .collect();
+        spans.sort_unstable();
+        // Merge overlaps so no sample counts twice.
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (a, b) in spans {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let mut pieces: Vec<(usize, usize)> = Vec::new();
+        let mut total = 0usize;
+        for (a, b) in merged {
+            if total >= MAX_SPEECH {
+                break;
+            }
+            let b = b.min(a + (MAX_SPEECH - total));
+            let len = b - a;
+            total += len;
+            if len <= PIECE {
+                pieces.push((a, b));
+                continue;
+            }
+            let n = len.div_ceil(PIECE);
+            let span = len - PIECE;
+            for k in 0..n {
+                let s = a + span * k / (n - 1);
+                pieces.push((s, s + PIECE));
+            }
+        }
+        if total < MIN_SPEECH {
+            return Ok(None);
+        }
+        let clips: Vec<&[f32]> = pieces.iter().map(|&(a, b)| &pcm[a..b]).collect();
+        let embeddings = self.embed_clips(&clips)?;
+        let mut sum = vec![0f32; self.dim];
+        for (e, clip) in embeddings.iter().zip(&clips) {
+            let w = clip.len() as f32 / SAMPLE_RATE as f32;
+            for (s, x) in sum.iter_mut().zip(e) {
+                *s += w * x;
+            }
+        }
+        Ok(Some(normalized(sum)))
+    }
+
+    /// Resemblyzer's `embed_utterance`: zero-pad to the last partial, mel, embed the 1.6 s
+    /// partials (equal length, batched), average, renormalise.
+    fn embed_ge2e(&self, mel: &Ge2eMel, clip: &[f32]) -> Result<Vec<f32>, SpeakersError> {
+        let (slices, padded_len) = ge2e::partial_slices(clip.len());
+        let mut padded = clip.to_vec();
+        padded.resize(padded_len, 0.0);
+        let mels = mel.compute(&padded);
+        let mut sum = vec![0f32; self.dim];
+        for batch in slices.chunks(MAX_EMBED_BATCH) {
+            let mut data = Vec::with_capacity(batch.len() * ge2e::PARTIAL_FRAMES * ge2e::N_MELS);
+            for s in batch {
+                data.extend_from_slice(&mels[s.start * ge2e::N_MELS..s.end * ge2e::N_MELS]);
+            }
+            let x = Tensor::from_array(([batch.len(), ge2e::PARTIAL_FRAMES, ge2e::N_MELS], data))
+                .map_err(|e| SpeakersError::run("embedding input", e))?;
+            for e in self.run_batch(x, batch.len())? {
+                for (s, v) in sum.iter_mut().zip(&e) {
+                    *s += v;
+                }
+            }
+        }
+        Ok(normalized(sum))
+    }
+
+    /// The model input for equal-length clips (fbank or waveform front ends).
+    fn model_input(&self, clips: &[&[f32]]) -> Result<Tensor<f32>, SpeakersError> {
+        let len = clips.first().map_or(0, |c| c.len());
+        let tensor = match &self.features {
+            Features::Fbank(fbank) => {
+                let frames = fbank.num_frames(len);
+                let mut data = Vec::with_capacity(clips.len() * frames * 80);
+                for clip in clips {
+                    let mut f = fbank.compute(clip);
+                    f.mean_normalize();
+                    data.extend_from_slice(f.as_slice());
+                }
+                Tensor::from_array(([clips.len(), frames, fbank.num_bins()], data))
+            }
+            Features::Ge2e(mel) => {
+                let frames = Ge2eMel::num_frames(len);
+                let mut data = Vec::with_capacity(clips.len() * frames * ge2e::N_MELS);
+                for clip in clips {
+                    data.extend(mel.compute(clip));
+                }
+                Tensor::from_array(([clips.len(), frames, ge2e::N_MELS], data))
+            }
+            Features::Waveform { rank } => {
+                let data: Vec<f32> = clips.iter().flat_map(|c| c.iter().copied()).collect();
+                if *rank == 2 {
+                    Tensor::from_array(([clips.len(), len], data))
+                } else {
+                    Tensor::from_array(([clips.len(), 1, len], data))
+                }
+            }
+        };
+        tensor.map_err(|e| SpeakersError::run("embedding input", e))
+    }
+
+    /// Runs one batch; raw (not normalised) embeddings, one per item.
+    fn run_batch(&self, x: Tensor<f32>, batch: usize) -> Result<Vec<Vec<f32>>, SpeakersError> {
+        let mut session = lock(&self.session);
+        let out = session
+            .run(ort::inputs![self.input.as_str() => x])
+            .map_err(|e| SpeakersError::run("running the speaker embedding model", e))?;
+        let (shape, data) = out[self.output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| SpeakersError::run("embedding output", e))?;
+        if shape.first().copied() != Some(batch as i64)
+            || data.is_empty()
+            || data.len() % batch != 0
+        {
+            return Err(SpeakersError::run(
+                "embedding output",
+                format!("unexpected shape {shape:?} for a batch of {batch}"),
+            ));
+        }
+        let dim = data.len() / batch;
+        if self.dim != 0 && dim != self.dim {
+            return Err(SpeakersError::run(
+                "embedding output",
+                format!("dimension {dim}, expected {}", self.dim),
+            ));
+        }
+        Ok(data.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+    }
+}
+
+/// `v / |v|`; a zero or non-finite vector is returned as it is (all zeros stay zeros).
+pub(crate) fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm.is_finite() && norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// Cosine similarity of two vectors (0 when either is zero).
+pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let denom = (na * nb).sqrt();
+    if denom > 0.0 { dot / denom } else { 0.0 }
+}
