@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: starts Redis and PostgreSQL (installing them if absent), builds
 # voxfleet, fetches and verifies the model files, starts the control plane and one worker,
-# generates a spoken recording (espeak-ng), uploads it for transcription, follows the job's
-# events until it succeeds, and prints the transcript. Stops what it started on exit.
+# generates a spoken two-person recording (espeak-ng), uploads it for transcription and
+# diarization, follows the jobs' events until they succeed, and prints the speakers and the
+# speaker-labelled transcript. Stops what it started on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
@@ -49,31 +50,44 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "== a recording: espeak-ng reads two sentences, sox adds a pause and makes it 44.1 kHz stereo"
-espeak-ng -s 150 -w "$work/a.wav" "Welcome to voxfleet. This recording was generated a moment ago on this machine."
-espeak-ng -s 150 -v en-us -w "$work/b.wav" "The worker decodes it, finds the speech, and transcribes it with Whisper."
-sox "$work/a.wav" "$work/b.wav" -r 44100 -c 2 "$work/sample.wav" pad 0 1.5
+echo "== a recording: two espeak-ng voices take turns; sox adds pauses and makes it 44.1 kHz stereo"
+espeak-ng -s 150 -v en-us -w "$work/a.wav" "Welcome to voxfleet. This recording was generated a moment ago on this machine."
+espeak-ng -s 150 -v en-us+f3 -w "$work/b.wav" "Thanks. The worker decodes it, finds the speech, and transcribes it with Whisper."
+espeak-ng -s 150 -v en-us -w "$work/c.wav" "Then it works out who spoke when, and keeps a voiceprint of each of us."
+sox "$work/a.wav" "$work/a-p.wav" pad 0 0.8
+sox "$work/b.wav" "$work/b-p.wav" pad 0 0.8
+sox "$work/a-p.wav" "$work/b-p.wav" "$work/c.wav" -r 44100 -c 2 "$work/sample.wav" pad 0 1
 sox --i "$work/sample.wav" | grep -E "Channels|Sample Rate|Duration" | sed 's/^/  /'
 
-echo "== uploading it with process=transcribe"
-up=$(curl -fsS "${auth[@]}" -F "file=@$work/sample.wav" -F process=transcribe "$api/v1/files")
+echo "== uploading it with process=transcribe,diarize (one submission, two jobs)"
+up=$(curl -fsS "${auth[@]}" -F "file=@$work/sample.wav" -F process=transcribe,diarize "$api/v1/files")
 file=$(printf '%s' "$up" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-id=$(printf '%s' "$up" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0])')
-echo "file $file, job $id"
+jobs=$(printf '%s' "$up" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["jobs"]))')
+echo "file $file, jobs $jobs"
 
-echo "== the job's events (server-sent events, until it finishes)"
-curl -sN --max-time 300 "${auth[@]}" "$api/v1/jobs/$id/events" | grep '^data:' | sed 's/^data: /  /'
-
-status=$(curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-if [ "$status" != succeeded ]; then
-  curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -m json.tool
-  echo "job ended $status (worker log: $work/worker.log)" >&2
-  exit 1
-fi
-echo "== the job's result"
-curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["result"], indent=2))'
-echo "== the transcript (SRT)"
+for id in $jobs; do
+  kind=$(curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["kind"])')
+  echo "== the $kind job's events (server-sent events, until it finishes)"
+  curl -sN --max-time 300 "${auth[@]}" "$api/v1/jobs/$id/events" | grep '^data:' | sed 's/^data: /  /'
+  status=$(curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  if [ "$status" != succeeded ]; then
+    curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -m json.tool
+    echo "job ended $status (worker log: $work/worker.log)" >&2
+    exit 1
+  fi
+  echo "== the $kind job's result"
+  curl -fsS "${auth[@]}" "$api/v1/jobs/$id" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["result"], indent=2))'
+done
+echo "== the speakers (voiceprints stored in PostgreSQL per profile)"
+curl -fsS "${auth[@]}" "$api/v1/files/$file/speakers" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for s in d["speakers"]:
+    print("  %s: %.1f s of speech, voiceprints %s" % (s["label"], s["speech_s"], s["profiles"]))
+for t in d["turns"]:
+    print("  %6.2f-%6.2f  %s" % (t["start"], t["end"], t["label"]))'
+echo "== the transcript (SRT, with speakers)"
 curl -fsS "${auth[@]}" "$api/v1/files/$file/transcript?format=srt"
-echo "== the transcript (text)"
+echo "== the transcript (text, with speakers)"
 curl -fsS "${auth[@]}" "$api/v1/files/$file/transcript?format=txt"
-echo "== done: file $file transcribed by job $id"
+echo "== done: file $file transcribed and diarized"

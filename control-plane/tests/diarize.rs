@@ -356,7 +356,8 @@ async fn odd_audio_gives_a_sensible_result() {
         .args(["trim", "0.5", "1"]));
     let cases = [(wide, Some(1)), (quiet, Some(0)), (short, None)];
     for (path, expected) in cases {
-        let up = upload(&env, &path, "diarize").await;
+        // `embed`: voiceprints under every profile.
+        let up = upload(&env, &path, "diarize,embed").await;
         let done = wait_done(&env, up["jobs"][0].as_str().unwrap()).await;
         assert_eq!(done["status"], "succeeded", "{}: {done}", path.display());
         assert_eq!(done["attempts"], 1, "{done}");
@@ -365,7 +366,56 @@ async fn odd_audio_gives_a_sensible_result() {
             Some(e) => assert_eq!(n, e, "{}: {done}", path.display()),
             None => assert!(n <= 1, "{}: {done}", path.display()),
         }
+        assert_eq!(done["result"]["profiles"], json!(["v3", "v4"]), "{done}");
+        let (_, sp) = env
+            .get(&format!(
+                "/v1/files/{}/speakers",
+                up["id"].as_str().unwrap()
+            ))
+            .await;
+        for s in sp["speakers"].as_array().unwrap() {
+            assert_eq!(s["profiles"], json!(["v3", "v4"]), "{sp}");
+        }
     }
+
+    // A long recording: progress with an ETA, then a cancel stops the diarization mid-way.
+    let long = dir.join("long.wav");
+    run(Command::new("sox")
+        .arg(&voice)
+        .arg(&long)
+        .args(["repeat", "40"]));
+    let up = upload(&env, &long, "diarize").await;
+    let job = up["jobs"][0].as_str().unwrap().to_owned();
+    let running = env
+        .wait_job(&job, Duration::from_secs(120), |j| {
+            j["progress"]["done"].as_u64().is_some_and(|d| d > 0)
+                || j["status"]
+                    .as_str()
+                    .is_some_and(|s| s != "queued" && s != "running")
+        })
+        .await;
+    assert_eq!(running["status"], "running", "{running}");
+    assert!(
+        running["progress"]["total"].as_u64().unwrap() > 100_000,
+        "{running}"
+    );
+    let (s, _) = env
+        .call("POST", &format!("/v1/jobs/{job}/cancel"), Some(ADMIN), None)
+        .await;
+    assert!(s.is_success(), "{s}");
+    let done = wait_done(&env, &job).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let (_, sp) = env
+        .get(&format!(
+            "/v1/files/{}/speakers",
+            up["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        sp["speakers"],
+        json!([]),
+        "a cancelled diarization writes nothing: {sp}"
+    );
     // Text is not audio: a coded failure after one attempt.
     let junk = dir.join("notes.wav");
     std::fs::write(&junk, b"these are not samples").unwrap();

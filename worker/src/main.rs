@@ -402,7 +402,7 @@ async fn preload(speech: &handlers::transcribe::Speech) {
     })
     .await;
     match res {
-        Ok(Ok(())) => tracing::info!("speaker models preloaded"),
+        Ok(Ok(())) => tracing::info!("preloaded the speaker models"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, code = e.code(), "preloading speaker models failed; diarization jobs will fail until this is fixed")
         }

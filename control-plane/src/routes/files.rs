@@ -130,8 +130,9 @@ pub struct RegisterFile {
     pub uri: String,
     #[serde(default)]
     pub filename: Option<String>,
-    /// Jobs to queue at once: `["transcribe"]`, `["transcribe", "diarize"]` (the full
-    /// pipeline: transcript, speakers with voiceprints, speaker labels in the transcript).
+    /// Jobs to queue at once: `["transcribe"]`, `["transcribe", "diarize"]` (transcript,
+    /// speakers with voiceprints, speaker labels in the transcript), `["transcribe", "diarize",
+    /// "embed"]` (the full pipeline: voiceprints under every profile).
     #[serde(default)]
     pub process: Vec<String>,
     /// Options of the transcription (`model`, `language`, `beam_size`, …).
@@ -162,16 +163,22 @@ fn processing(
     diarize_options: Option<Value>,
 ) -> ApiResult<Processing> {
     let mut wanted = Vec::new();
+    let mut every_profile = false;
     for p in process.iter().flat_map(|p| p.split(',')).map(str::trim) {
         let kind = match p {
             "" => continue,
             "transcribe" => JobKind::Transcribe,
             "diarize" => JobKind::Diarize,
+            // Voiceprints under every profile (v3 and v4), computed by the diarization.
+            "embed" => {
+                every_profile = true;
+                JobKind::Diarize
+            }
             other => {
                 return Err(ApiError::new(
                     Code::InvalidInput,
                     format!(
-                        "process: `{other}` is not available on upload (known: transcribe, diarize)"
+                        "process: `{other}` is not available on upload (known: transcribe, diarize, embed)"
                     ),
                 ));
             }
@@ -204,6 +211,12 @@ fn processing(
             }
         };
         obj.insert("file_id".into(), Value::String(Uuid::nil().to_string()));
+        if kind == JobKind::Diarize && every_profile && !obj.contains_key("profiles") {
+            obj.insert(
+                "profiles".into(),
+                voxfleet_jobs::EMBEDDING_PROFILES.as_slice().into(),
+            );
+        }
         kind.parse_input(&Value::Object(obj.clone()))
             .map_err(|e| ApiError::new(Code::InvalidInput, format!("{kind}: {e}")))?;
         jobs.push((kind, obj));
