@@ -2,12 +2,16 @@
 //! embeddings from any of the interfaces in [`FrontEnd`]).
 //!
 //! Both run on the process's ONNX Runtime environment (`voxfleet_models::onnx`; start it with
-//! `ensure_onnxruntime` first). Each holds one session behind a `Mutex`, so they are
-//! `Send + Sync`: share them in `Arc`s between jobs; calls are serialised per model, and ONNX
-//! Runtime parallelises inside each call.
+//! `ensure_onnxruntime` first). They are `Send + Sync`: share them in `Arc`s between jobs. The
+//! [`Segmenter`] holds one session behind a `Mutex` (calls are serialised, and ONNX Runtime
+//! parallelises inside each call with its default intra-op pool). The [`Embedder`] holds one
+//! single-threaded session per core (at most [`MAX_EMBED_SESSIONS`]), each behind its own
+//! `Mutex`, and spreads the batches of one call over them: many small runs in parallel beat one
+//! run split by ONNX Runtime's intra-op pool on these models.
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ort::session::Session;
 use ort::value::Tensor;
@@ -23,11 +27,19 @@ pub const SAMPLE_RATE: usize = 16_000;
 pub const WINDOW_SAMPLES: usize = 160_000;
 /// Most clips one embedding model call takes.
 pub const MAX_EMBED_BATCH: usize = 32;
+/// Most sessions (worker threads) an [`Embedder`] runs in parallel; it keeps
+/// `min(available_parallelism, MAX_EMBED_SESSIONS)`, each with a single-threaded intra-op pool.
+pub const MAX_EMBED_SESSIONS: usize = 8;
 /// Clips shorter than this (0.2 s) are repeated up to it before embedding: the fbank models need
 /// at least 3 frames, and statistics pooling over a few frames is meaningless anyway.
 pub const MIN_CLIP_SAMPLES: usize = 3_200;
 
-fn load_session(path: &Path, what: &'static str) -> Result<(Session, u64), SpeakersError> {
+/// Loads one session; `intra_threads: None` keeps ONNX Runtime's default intra-op pool.
+fn load_session(
+    path: &Path,
+    what: &'static str,
+    intra_threads: Option<usize>,
+) -> Result<(Session, u64), SpeakersError> {
     let env =
         voxfleet_models::onnx::onnx_environment().ok_or(SpeakersError::RuntimeNotInitialised)?;
     let load = |reason: String| SpeakersError::Load {
@@ -38,8 +50,15 @@ fn load_session(path: &Path, what: &'static str) -> Result<(Session, u64), Speak
     let bytes = std::fs::metadata(path)
         .map_err(|e| load(e.to_string()))?
         .len();
-    let session = Session::builder(env)
-        .map_err(|e| load(e.to_string()))?
+    let mut builder = Session::builder(env).map_err(|e| load(e.to_string()))?;
+    if let Some(n) = intra_threads {
+        builder = builder
+            .with_intra_threads(n)
+            .map_err(|e| load(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| load(e.to_string()))?;
+    }
+    let session = builder
         .commit_from_file(path)
         .map_err(|e| load(e.to_string()))?;
     Ok((session, bytes))
@@ -72,7 +91,7 @@ pub struct Segmenter {
 impl Segmenter {
     /// Loads the ONNX model; checks that it takes one waveform and gives 7 classes per frame.
     pub fn load(path: &Path) -> Result<Self, SpeakersError> {
-        let (session, bytes) = load_session(path, "speaker segmentation model")?;
+        let (session, bytes) = load_session(path, "speaker segmentation model", None)?;
         let bad = |reason: String| SpeakersError::Load {
             what: "speaker segmentation model",
             path: path.to_path_buf(),
@@ -175,7 +194,8 @@ enum Features {
 /// A speaker-embedding model: 16 kHz PCM clips → L2-normalised embeddings of dimension
 /// [`Embedder::dim`].
 pub struct Embedder {
-    session: Mutex<Session>,
+    /// One single-threaded session per worker (at least one).
+    sessions: Vec<Mutex<Session>>,
     input: String,
     output: String,
     front_end: FrontEnd,
@@ -189,8 +209,12 @@ impl Embedder {
     /// [`FrontEnd::Fbank80`] with `fbank_window`; `mels` (or [B, T, 40]) →
     /// [`FrontEnd::Ge2eMel40`]; `waveform` (or [B, 1, N], [B, N]) → [`FrontEnd::Waveform`].
     /// The dimension comes from the output shape, or from one probe run when it is dynamic.
+    /// Loads one single-threaded session per core, at most [`MAX_EMBED_SESSIONS`].
     pub fn load(path: &Path, fbank_window: WindowType) -> Result<Self, SpeakersError> {
-        let (session, bytes) = load_session(path, "speaker embedding model")?;
+        let count = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_EMBED_SESSIONS);
+        let (session, bytes) = load_session(path, "speaker embedding model", Some(1))?;
         let bad = |reason: String| SpeakersError::Load {
             what: "speaker embedding model",
             path: path.to_path_buf(),
@@ -237,14 +261,21 @@ impl Embedder {
                 output.name()
             )));
         }
+        let input = input.name().to_string();
+        let output = output.name().to_string();
+        let mut sessions = vec![Mutex::new(session)];
+        for _ in 1..count {
+            let (session, _) = load_session(path, "speaker embedding model", Some(1))?;
+            sessions.push(Mutex::new(session));
+        }
         let mut embedder = Self {
-            input: input.name().to_string(),
-            output: output.name().to_string(),
-            session: Mutex::new(session),
+            input,
+            output,
+            sessions,
             front_end,
             features,
             dim: out_shape.last().copied().filter(|&d| d > 0).unwrap_or(0) as usize,
-            bytes,
+            bytes: bytes * count as u64,
         };
         if embedder.dim == 0 {
             // Dynamic dimension: one run on 1 s of low noise tells it.
@@ -252,7 +283,7 @@ impl Embedder {
                 .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.01)
                 .collect();
             let x = embedder.model_input(&[probe.as_slice()])?;
-            let raw = embedder.run_batch(x, 1)?;
+            let raw = embedder.run_batch(&mut lock(&embedder.sessions[0]), x, 1)?;
             embedder.dim = raw.first().map_or(0, Vec::len);
             if embedder.dim == 0 {
                 return Err(bad("the probe run gave an empty embedding".into()));
@@ -276,9 +307,66 @@ impl Embedder {
         self.front_end
     }
 
-    /// Size of the model file.
+    /// Size of the model file times the number of sessions loaded from it.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Sessions (parallel workers) this embedder runs.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Runs `job(session, j)` for `j in 0..jobs` spread over the sessions (one scoped thread per
+    /// session, each taking the next job and locking its own session for it); results in job
+    /// order. The first error stops the remaining jobs and is returned.
+    fn run_jobs<T: Send>(
+        &self,
+        jobs: usize,
+        job: impl Fn(&mut Session, usize) -> Result<T, SpeakersError> + Sync,
+    ) -> Result<Vec<T>, SpeakersError> {
+        let workers = self.sessions.len().min(jobs);
+        if workers <= 1 {
+            let mut session = lock(&self.sessions[0]);
+            return (0..jobs).map(|j| job(&mut session, j)).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let per_worker = std::thread::scope(|scope| {
+            let handles: Vec<_> = self.sessions[..workers]
+                .iter()
+                .map(|session| {
+                    let (next, failed, job) = (&next, &failed, &job);
+                    scope.spawn(move || {
+                        let mut done = Vec::new();
+                        while !failed.load(Ordering::Relaxed) {
+                            let j = next.fetch_add(1, Ordering::Relaxed);
+                            if j >= jobs {
+                                break;
+                            }
+                            let r = job(&mut lock(session), j);
+                            if r.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                            }
+                            done.push((j, r));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Vec<_>>()
+        });
+        let mut slots: Vec<Option<T>> = (0..jobs).map(|_| None).collect();
+        for (j, r) in per_worker.into_iter().flatten() {
+            slots[j] = Some(r?);
+        }
+        Ok(slots
+            .into_iter()
+            .map(|t| t.expect("every job ran"))
+            .collect())
     }
 
     /// One L2-normalised embedding per 16 kHz mono clip. Clips of equal length are batched
@@ -304,31 +392,37 @@ impl Embedder {
             })
             .collect();
         if let Features::Ge2e(mel) = &self.features {
-            return tiled.iter().map(|c| self.embed_ge2e(mel, c)).collect();
+            return self.run_jobs(tiled.len(), |session, i| {
+                self.embed_ge2e(session, mel, &tiled[i])
+            });
         }
-        // Group equal lengths, keeping the first-seen order of lengths.
+        // Group equal lengths (stable sort), then cut each group into batches small enough that
+        // every session gets work, at most MAX_EMBED_BATCH clips each.
         let mut order: Vec<usize> = (0..tiled.len()).collect();
         order.sort_by_key(|&i| tiled[i].len());
-        let mut out = vec![Vec::new(); tiled.len()];
+        let mut batches: Vec<&[usize]> = Vec::new();
         let mut start = 0;
         while start < order.len() {
             let len = tiled[order[start]].len();
-            let mut end = start;
-            while end < order.len()
-                && end - start < MAX_EMBED_BATCH
-                && tiled[order[end]].len() == len
-            {
-                end += 1;
-            }
-            let batch: Vec<&[f32]> = order[start..end].iter().map(|&i| &*tiled[i]).collect();
+            let end = start + order[start..].partition_point(|&i| tiled[i].len() == len);
+            let group = &order[start..end];
+            let size = group
+                .len()
+                .div_ceil(self.sessions.len())
+                .clamp(1, MAX_EMBED_BATCH);
+            batches.extend(group.chunks(size));
+            start = end;
+        }
+        let results = self.run_jobs(batches.len(), |session, b| {
+            let batch: Vec<&[f32]> = batches[b].iter().map(|&i| &*tiled[i]).collect();
             let x = self.model_input(&batch)?;
-            for (&i, e) in order[start..end]
-                .iter()
-                .zip(self.run_batch(x, batch.len())?)
-            {
+            self.run_batch(session, x, batch.len())
+        })?;
+        let mut out = vec![Vec::new(); tiled.len()];
+        for (batch, embeddings) in batches.iter().zip(results) {
+            for (&i, e) in batch.iter().zip(embeddings) {
                 out[i] = normalized(e);
             }
-            start = end;
         }
         Ok(out)
     }
@@ -404,7 +498,12 @@ impl Embedder {
 
     /// Resemblyzer's `embed_utterance`: zero-pad to the last partial, mel, embed the 1.6 s
     /// partials (equal length, batched), average, renormalise.
-    fn embed_ge2e(&self, mel: &Ge2eMel, clip: &[f32]) -> Result<Vec<f32>, SpeakersError> {
+    fn embed_ge2e(
+        &self,
+        session: &mut Session,
+        mel: &Ge2eMel,
+        clip: &[f32],
+    ) -> Result<Vec<f32>, SpeakersError> {
         let (slices, padded_len) = ge2e::partial_slices(clip.len());
         let mut padded = clip.to_vec();
         padded.resize(padded_len, 0.0);
@@ -417,7 +516,7 @@ impl Embedder {
             }
             let x = Tensor::from_array(([batch.len(), ge2e::PARTIAL_FRAMES, ge2e::N_MELS], data))
                 .map_err(|e| SpeakersError::run("embedding input", e))?;
-            for e in self.run_batch(x, batch.len())? {
+            for e in self.run_batch(session, x, batch.len())? {
                 for (s, v) in sum.iter_mut().zip(&e) {
                     *s += v;
                 }
@@ -461,8 +560,12 @@ impl Embedder {
     }
 
     /// Runs one batch; raw (not normalised) embeddings, one per item.
-    fn run_batch(&self, x: Tensor<f32>, batch: usize) -> Result<Vec<Vec<f32>>, SpeakersError> {
-        let mut session = lock(&self.session);
+    fn run_batch(
+        &self,
+        session: &mut Session,
+        x: Tensor<f32>,
+        batch: usize,
+    ) -> Result<Vec<Vec<f32>>, SpeakersError> {
         let out = session
             .run(ort::inputs![self.input.as_str() => x])
             .map_err(|e| SpeakersError::run("running the speaker embedding model", e))?;

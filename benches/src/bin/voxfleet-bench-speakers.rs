@@ -16,12 +16,13 @@
 //!   load excluded). Both sides: one warm-up batch, then `--reps` passes, median reported. The
 //!   embeddings of the two sides are compared (cosine similarity per clip, minimum must be
 //!   ≥ 0.99).
-//! - Threads: voxfleet's ONNX session takes ONNX Runtime's default intra-op pool (speakers
-//!   sets no thread count), so Python uses the default too (`intra_op_num_threads = 0`), and
+//! - Threads: voxfleet's `Embedder` keeps one single-threaded ONNX session per core and runs
+//!   batches on them in parallel; Python is run as a typical user would, one session with
+//!   ONNX Runtime's default intra-op pool (`intra_op_num_threads = 0`). Both use every CPU.
 //!   `--threads N` below the CPU count re-runs the bench under `taskset -c 0-(N-1)`: both
-//!   processes then see the same N CPUs. ONNX Runtime 1.23 still sizes its default pool from
-//!   the physical cores (taskset does not shrink it), alike on both sides; the threads each
-//!   process holds after warm-up are printed.
+//!   processes then see the same N CPUs (ONNX Runtime 1.23 still sizes its default pool from
+//!   the physical cores; taskset does not shrink it). The threads each process holds after
+//!   warm-up are printed.
 //! - Diarization: a three-voice espeak conversation (`en-us`, `en-us+f3`, `en-gb+m3`, ≥ 2 min,
 //!   0.3 s between turns) through `Diarizer::run` with `DiarizeOptions::default()`; wall time,
 //!   RTF, the split segmentation / embeddings / clustering+aggregation (from the progress
@@ -392,7 +393,7 @@ fn main() -> Result<()> {
         embedder.dim()
     );
     println!(
-        "CPUs: {threads} of {cpus}{} (ONNX Runtime default intra-op pool on both sides)",
+        "CPUs: {threads} of {cpus}{} (voxfleet: one single-threaded session per core; python: one session, ONNX Runtime's default intra-op pool)",
         if threads < cpus {
             format!(", taskset -c 0-{}", threads - 1)
         } else {
