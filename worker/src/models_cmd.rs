@@ -83,7 +83,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "up to date".to_string()
                 };
-                println!("{:<16} {what} [{:.1}s]", m.name, m.seconds);
+                println!("{:<26} {what} [{:.1}s]", m.name, m.seconds);
             }
             println!("models directory: {}", root.display());
             if let Ok(p) = ModelsDir::new(&root).onnxruntime() {
@@ -97,7 +97,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
             let mut bad = 0;
             for s in statuses.iter().filter(|s| s.installed) {
                 for f in &s.files {
-                    println!("{:<16} {:<26} {}", s.name, f.name, f.state);
+                    println!("{:<26} {:<26} {}", s.name, f.name, f.state);
                     if f.state != voxfleet_models::verify::FileState::Ok {
                         bad += 1;
                     }
@@ -130,7 +130,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<ExitCode> {
                     (true, true) => "ok",
                     (true, false) => "needs repair",
                 };
-                println!("{:<16} {state:<14} {}", s.name, s.description);
+                println!("{:<26} {state:<14} {}", s.name, s.description);
                 if !s.installed {
                     continue;
                 }
