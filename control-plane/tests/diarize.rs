@@ -11,11 +11,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{ADMIN, Env};
+use common::{ADMIN, Env, run_tool};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use voxfleet_speakers::{Turn, diarization_error_rate};
+use voxfleet_speakers::{Turn, cosine_similarity, diarization_error_rate};
 
 /// Two espeak-ng voices that CAM++ tells apart (a male and a female variant; two male
 /// variants can score as close as 0.77, MODELS.md).
@@ -54,20 +54,8 @@ const SCRIPT: &[(usize, &str, f64)] = &[
 /// scores well above this; the measured value is printed.
 const MAX_DER: f64 = 0.25;
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (install espeak-ng and sox)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn seconds(path: &Path) -> f64 {
-    run(Command::new("soxi").arg("-D").arg(path))
+    run_tool(Command::new("soxi").arg("-D").arg(path))
         .trim()
         .parse()
         .unwrap()
@@ -76,25 +64,31 @@ fn seconds(path: &Path) -> f64 {
 /// One utterance as 16 kHz mono WAV.
 fn utterance(dir: &Path, name: &str, voice: &str, text: &str) -> PathBuf {
     let raw = dir.join(format!("{name}-22k.wav"));
-    run(Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&raw)
-        .arg(text));
+    run_tool(
+        Command::new("espeak-ng")
+            .args(["-v", voice, "-s", "150", "-w"])
+            .arg(&raw)
+            .arg(text),
+    );
     let out = dir.join(format!("{name}.wav"));
-    run(Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "16000", "-c", "1", "-b", "16"])
-        .arg(&out));
+    run_tool(
+        Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&out),
+    );
     out
 }
 
 fn silence(dir: &Path, secs: f64) -> PathBuf {
     let out = dir.join(format!("silence-{secs}.wav"));
     if !out.exists() {
-        run(Command::new("sox")
-            .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
-            .arg(&out)
-            .args(["trim", "0", &format!("{secs}")]));
+        run_tool(
+            Command::new("sox")
+                .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+                .arg(&out)
+                .args(["trim", "0", &format!("{secs}")]),
+        );
     }
     out
 }
@@ -118,52 +112,26 @@ fn conversation(dir: &Path) -> (PathBuf, Vec<Turn>) {
         parts.push(silence(dir, *pause));
     }
     let out = dir.join("conversation.wav");
-    run(Command::new("sox").args(&parts).arg(&out));
+    run_tool(Command::new("sox").args(&parts).arg(&out));
     (out, turns)
 }
 
 async fn upload(env: &Env, path: &Path, process: &str) -> Value {
-    let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let form = Form::new()
-        .part(
-            "file",
-            Part::bytes(std::fs::read(path).unwrap()).file_name(name),
-        )
-        .text("process", process.to_owned());
-    let res = env
-        .http
-        .post(format!("{}/v1/files", env.base))
-        .bearer_auth(ADMIN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json().await.unwrap()
+    let (status, v) = env.upload(ADMIN, path, Some(process)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v
 }
 
 async fn wait_done(env: &Env, job: &str) -> Value {
-    env.wait_job(job, Duration::from_secs(300), |j| {
-        matches!(
-            j["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        )
-    })
-    .await
+    env.wait_ended(job, Duration::from_secs(300)).await
 }
 
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (n(a) * n(b))
-}
-
-fn vector(v: &Value) -> Vec<f64> {
+fn vector(v: &Value) -> Vec<f32> {
     v["vector"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| x.as_f64().unwrap())
+        .map(|x| x.as_f64().unwrap() as f32)
         .collect()
 }
 
@@ -243,8 +211,8 @@ async fn a_conversation_is_diarized_labelled_and_voiceprinted() {
         assert_eq!(by("v3")["model"], "resemblyzer-ge2e");
         prints.push((vector(&by("v4")), vector(&by("v3"))));
     }
-    let between_v4 = cosine(&prints[0].0, &prints[1].0);
-    let between_v3 = cosine(&prints[0].1, &prints[1].1);
+    let between_v4 = cosine_similarity(&prints[0].0, &prints[1].0);
+    let between_v3 = cosine_similarity(&prints[0].1, &prints[1].1);
     eprintln!("between-speaker cosine: v4 {between_v4:.3}, v3 {between_v3:.3}");
     assert!(
         between_v4 < 0.6,
@@ -344,16 +312,20 @@ async fn odd_audio_gives_a_sensible_result() {
     );
     // 8 channels at 48 kHz.
     let wide = dir.join("eight.wav");
-    run(Command::new("sox")
-        .arg(&voice)
-        .args(["-r", "48000", "-c", "8"])
-        .arg(&wide));
+    run_tool(
+        Command::new("sox")
+            .arg(&voice)
+            .args(["-r", "48000", "-c", "8"])
+            .arg(&wide),
+    );
     let quiet = silence(&dir, 10.0);
     let short = dir.join("short.wav");
-    run(Command::new("sox")
-        .arg(&voice)
-        .arg(&short)
-        .args(["trim", "0.5", "1"]));
+    run_tool(
+        Command::new("sox")
+            .arg(&voice)
+            .arg(&short)
+            .args(["trim", "0.5", "1"]),
+    );
     let cases = [(wide, Some(1)), (quiet, Some(0)), (short, None)];
     for (path, expected) in cases {
         // `embed`: voiceprints under every profile.
@@ -380,10 +352,12 @@ async fn odd_audio_gives_a_sensible_result() {
 
     // A long recording: progress with an ETA, then a cancel stops the diarization mid-way.
     let long = dir.join("long.wav");
-    run(Command::new("sox")
-        .arg(&voice)
-        .arg(&long)
-        .args(["repeat", "40"]));
+    run_tool(
+        Command::new("sox")
+            .arg(&voice)
+            .arg(&long)
+            .args(["repeat", "40"]),
+    );
     let up = upload(&env, &long, "diarize").await;
     let job = up["jobs"][0].as_str().unwrap().to_owned();
     let running = env

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{ADMIN, Env, files_under, free_port};
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
-use serde_json::{Value, json};
+use serde_json::json;
 
 struct S3 {
     child: Child,
@@ -88,22 +87,8 @@ async fn media_in_s3_is_uploaded_transcribed_registered_and_deleted() {
         .unwrap()
         .success();
     assert!(ok, "espeak-ng failed (run scripts/tools.sh)");
-    let form = Form::new()
-        .part(
-            "file",
-            Part::bytes(std::fs::read(&wav).unwrap()).file_name("speech.wav"),
-        )
-        .text("process", "transcribe");
-    let res = env
-        .http
-        .post(format!("{}/v1/files", env.base))
-        .bearer_auth(ADMIN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let v: Value = res.json().await.unwrap();
+    let (status, v) = env.upload(ADMIN, &wav, Some("transcribe")).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     let object = s3.root.join("voxfleet/media/files").join(&id);
     assert_eq!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{ADMIN, Env, files_under};
+use common::{ADMIN, Env, files_under, run_tool};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -22,67 +22,38 @@ const SPOKEN: &str = "The quick brown fox jumps over the lazy dog. \
 /// bad mel or decoding) scores near 1.0.
 const MAX_WER: f64 = 0.45;
 
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (install espeak-ng, sox and ffmpeg)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Speech as a WAV (espeak-ng's 22.05 kHz mono).
 fn speech_wav(dir: &Path, text: &str) -> PathBuf {
     let out = dir.join("speech.wav");
-    run(Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
-        .arg(&out)
-        .arg(text));
+    run_tool(
+        Command::new("espeak-ng")
+            .args(["-s", "150", "-w"])
+            .arg(&out)
+            .arg(text),
+    );
     out
 }
 
 /// Converts with ffmpeg (`args` choose the codec).
 fn convert(src: &Path, dst: &Path, args: &[&str]) {
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(src)
-        .args(args)
-        .arg(dst));
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(src)
+            .args(args)
+            .arg(dst),
+    );
 }
 
 async fn upload(env: &Env, token: &str, path: &Path, process: bool) -> (StatusCode, Value) {
-    let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let mut form = Form::new().part(
-        "file",
-        Part::bytes(std::fs::read(path).unwrap()).file_name(name),
-    );
-    if process {
-        form = form.text("process", "transcribe");
-    }
-    let res = env
-        .http
-        .post(format!("{}/v1/files", env.base))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
+    env.upload(token, path, process.then_some("transcribe"))
         .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Waits until the file's transcription job has ended; returns the job.
 async fn wait_file_job(env: &Env, file: &Value) -> Value {
     let job = file["jobs"][0].as_str().expect("a queued job").to_string();
-    env.wait_job(&job, Duration::from_secs(240), |j| {
-        matches!(
-            j["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        )
-    })
-    .await
+    env.wait_ended(&job, Duration::from_secs(240)).await
 }
 
 fn transcribe_worker(env: &mut Env, name: &str, extra: &[&str]) {
@@ -230,15 +201,19 @@ async fn bad_audio_fails_once_with_its_code_and_silence_has_no_segments() {
     }
     std::fs::write(&corrupt, &bytes).unwrap();
     let long = dir.join("long.flac");
-    run(Command::new("sox")
-        .arg(&wav)
-        .arg(&long)
-        .args(["repeat", "8"]));
+    run_tool(
+        Command::new("sox")
+            .arg(&wav)
+            .arg(&long)
+            .args(["repeat", "8"]),
+    );
     let silence = dir.join("silence.wav");
-    run(Command::new("sox")
-        .args(["-n", "-r", "16000", "-c", "1"])
-        .arg(&silence)
-        .args(["trim", "0", "12"]));
+    run_tool(
+        Command::new("sox")
+            .args(["-n", "-r", "16000", "-c", "1"])
+            .arg(&silence)
+            .args(["trim", "0", "12"]),
+    );
 
     let cases = [
         (&empty, Some("empty_audio")),
@@ -325,10 +300,12 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
 
     // Over the limit: 413, and nothing stored.
     let big = dir.join("big.wav");
-    run(Command::new("sox")
-        .arg(&wav)
-        .arg(&big)
-        .args(["repeat", "5"]));
+    run_tool(
+        Command::new("sox")
+            .arg(&wav)
+            .arg(&big)
+            .args(["repeat", "5"]),
+    );
     let before = files_under(&env.media_dir()).len();
     let (s, v) = upload(&env, &user, &big, false).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
@@ -572,10 +549,12 @@ async fn long_transcriptions_report_progress_and_stop_when_cancelled() {
     std::fs::create_dir_all(&dir).unwrap();
     let wav = speech_wav(&dir, SPOKEN);
     let long = dir.join("lecture.flac");
-    run(Command::new("sox")
-        .arg(&wav)
-        .arg(&long)
-        .args(["pad", "0", "1", "repeat", "50"]));
+    run_tool(
+        Command::new("sox")
+            .arg(&wav)
+            .arg(&long)
+            .args(["pad", "0", "1", "repeat", "50"]),
+    );
     let (s, v) = upload(&env, ADMIN, &long, true).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let job = v["jobs"][0].as_str().unwrap().to_string();

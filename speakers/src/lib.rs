@@ -49,9 +49,11 @@ pub mod powerset;
 pub use aggregate::{AggregateOptions, Chunk, Timeline};
 pub use assign::label_segments;
 pub use binarize::{BinarizeOptions, Turn};
-pub use cluster::{ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings};
+pub use cluster::{
+    ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings, cosine_similarity,
+};
 pub use der::{DerReport, diarization_error_rate};
 pub use diarize::{Diarization, DiarizeOptions, DiarizedSpeaker, Diarizer, Progress};
 pub use error::SpeakersError;
 pub use fbank::{Fbank, FbankError, FbankOptions, Features, WindowType, mean_normalize};
-pub use onnx::{Embedder, FrontEnd, Segmenter, cosine_similarity};
+pub use onnx::{Embedder, FrontEnd, Segmenter};

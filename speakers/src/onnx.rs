@@ -42,11 +42,7 @@ fn load_session(
 ) -> Result<(Session, u64), SpeakersError> {
     let env =
         voxfleet_models::onnx::onnx_environment().ok_or(SpeakersError::RuntimeNotInitialised)?;
-    let load = |reason: String| SpeakersError::Load {
-        what,
-        path: path.to_path_buf(),
-        reason,
-    };
+    let load = load_error(what, path);
     let bytes = std::fs::metadata(path)
         .map_err(|e| load(e.to_string()))?
         .len();
@@ -62,6 +58,40 @@ fn load_session(
         .commit_from_file(path)
         .map_err(|e| load(e.to_string()))?;
     Ok((session, bytes))
+}
+
+/// A [`SpeakersError::Load`] naming the model kind and its file.
+fn load_error<'p>(what: &'static str, path: &'p Path) -> impl Fn(String) -> SpeakersError + 'p {
+    move |reason| SpeakersError::Load {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// A model's first input and output, with their shapes.
+struct Interface {
+    input: String,
+    in_shape: Vec<i64>,
+    output: String,
+    out_shape: Vec<i64>,
+}
+
+impl Interface {
+    fn of(session: &Session, what: &'static str, path: &Path) -> Result<Self, SpeakersError> {
+        let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
+        else {
+            return Err(load_error(what, path)(
+                "the model has no input or no output".into(),
+            ));
+        };
+        Ok(Self {
+            input: input.name().to_string(),
+            in_shape: outlet_shape(input),
+            output: output.name().to_string(),
+            out_shape: outlet_shape(output),
+        })
+    }
 }
 
 /// Dimensions of an outlet's tensor shape (-1 for dynamic ones); empty when not a tensor.
@@ -91,29 +121,23 @@ pub struct Segmenter {
 impl Segmenter {
     /// Loads the ONNX model; checks that it takes one waveform and gives 7 classes per frame.
     pub fn load(path: &Path) -> Result<Self, SpeakersError> {
-        let (session, bytes) = load_session(path, "speaker segmentation model", None)?;
-        let bad = |reason: String| SpeakersError::Load {
-            what: "speaker segmentation model",
-            path: path.to_path_buf(),
-            reason,
-        };
-        let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
-        else {
-            return Err(bad("the model has no input or no output".into()));
-        };
-        let in_shape = outlet_shape(input);
-        let out_shape = outlet_shape(output);
+        const WHAT: &str = "speaker segmentation model";
+        let (session, bytes) = load_session(path, WHAT, None)?;
+        let Interface {
+            input,
+            in_shape,
+            output,
+            out_shape,
+        } = Interface::of(&session, WHAT, path)?;
         if in_shape.len() != 3 || out_shape.len() != 3 || out_shape[2] != NUM_CLASSES as i64 {
-            return Err(bad(format!(
-                "expected waveform [B,1,N] -> logits [B,frames,7], found {} {in_shape:?} -> {} \
-                 {out_shape:?}",
-                input.name(),
-                output.name()
+            return Err(load_error(WHAT, path)(format!(
+                "expected waveform [B,1,N] -> logits [B,frames,7], found {input} {in_shape:?} -> \
+                 {output} {out_shape:?}"
             )));
         }
         Ok(Self {
-            input: input.name().to_string(),
-            output: output.name().to_string(),
+            input,
+            output,
             session: Mutex::new(session),
             bytes,
         })
@@ -214,19 +238,16 @@ impl Embedder {
         let count = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, MAX_EMBED_SESSIONS);
-        let (session, bytes) = load_session(path, "speaker embedding model", Some(1))?;
-        let bad = |reason: String| SpeakersError::Load {
-            what: "speaker embedding model",
-            path: path.to_path_buf(),
-            reason,
-        };
-        let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
-        else {
-            return Err(bad("the model has no input or no output".into()));
-        };
-        let in_shape = outlet_shape(input);
-        let out_shape = outlet_shape(output);
-        let name = input.name().to_ascii_lowercase();
+        const WHAT: &str = "speaker embedding model";
+        let (session, bytes) = load_session(path, WHAT, Some(1))?;
+        let bad = load_error(WHAT, path);
+        let Interface {
+            input,
+            in_shape,
+            output,
+            out_shape,
+        } = Interface::of(&session, WHAT, path)?;
+        let name = input.to_ascii_lowercase();
         let last = in_shape.last().copied();
         let (front_end, features) = if name == "feats" || (in_shape.len() == 3 && last == Some(80))
         {
@@ -250,22 +271,18 @@ impl Embedder {
             (FrontEnd::Waveform, Features::Waveform { rank })
         } else {
             return Err(bad(format!(
-                "unknown embedding interface: input {} {in_shape:?} (expected feats [B,T,80], \
-                 mels [B,T,40] or waveform [B,1,N])",
-                input.name()
+                "unknown embedding interface: input {input} {in_shape:?} (expected feats [B,T,80], \
+                 mels [B,T,40] or waveform [B,1,N])"
             )));
         };
         if !(2..=3).contains(&out_shape.len()) {
             return Err(bad(format!(
-                "expected an embedding output [B,D], found {} {out_shape:?}",
-                output.name()
+                "expected an embedding output [B,D], found {output} {out_shape:?}"
             )));
         }
-        let input = input.name().to_string();
-        let output = output.name().to_string();
         let mut sessions = vec![Mutex::new(session)];
         for _ in 1..count {
-            let (session, _) = load_session(path, "speaker embedding model", Some(1))?;
+            let (session, _) = load_session(path, WHAT, Some(1))?;
             sessions.push(Mutex::new(session));
         }
         let mut embedder = Self {
@@ -593,22 +610,6 @@ impl Embedder {
 }
 
 /// `v / |v|`; a zero or non-finite vector is returned as it is (all zeros stay zeros).
-pub(crate) fn normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm.is_finite() && norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
-
-/// Cosine similarity of two vectors (0 when either is zero).
-pub fn cosine_similarity(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    let denom = (na * nb).sqrt();
-    if denom > 0.0 { dot / denom } else { 0.0 }
+pub(crate) fn normalized(v: Vec<f32>) -> Vec<f32> {
+    crate::cluster::normalized(&v).unwrap_or(v)
 }

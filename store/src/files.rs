@@ -196,17 +196,75 @@ pub async fn set_transcription_jobs(
     pool: &PgPool,
     links: &[(Uuid, Uuid)],
 ) -> Result<(), StoreError> {
+    link_jobs(pool, JobColumn::Transcription, links).await
+}
+
+/// The column of `files` that points at a file's newest job of one kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JobColumn {
+    Transcription,
+    Diarization,
+}
+
+/// Points files at their (new) jobs, `(file, job)` pairs, in one statement.
+pub(crate) async fn link_jobs(
+    pool: &PgPool,
+    column: JobColumn,
+    links: &[(Uuid, Uuid)],
+) -> Result<(), StoreError> {
     if links.is_empty() {
         return Ok(());
     }
+    let sql = match column {
+        JobColumn::Transcription => {
+            "UPDATE files f SET transcription_job = l.job, updated_at = now() \
+             FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file"
+        }
+        JobColumn::Diarization => {
+            "UPDATE files f SET diarization_job = l.job, updated_at = now() \
+             FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file"
+        }
+    };
     let (files, jobs): (Vec<Uuid>, Vec<Uuid>) = links.iter().copied().unzip();
+    sqlx::query(sql)
+        .bind(files)
+        .bind(jobs)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// One model job's usage (`kind` = `transcribe`, `diarize`).
+pub(crate) struct UsageRow<'a> {
+    pub job: Uuid,
+    pub owner: Option<Uuid>,
+    pub file: Uuid,
+    pub kind: &'static str,
+    pub model: &'a str,
+    pub audio_seconds: f64,
+    pub processing_seconds: f64,
+}
+
+/// Records a model job's usage inside the transaction that saves its result. A retried save
+/// updates the row: each job counts once, with its last attempt's times.
+pub(crate) async fn record_usage(
+    conn: &mut sqlx::PgConnection,
+    u: &UsageRow<'_>,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE files f SET transcription_job = l.job, updated_at = now() \
-         FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file",
+        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
+         processing_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (job_id) DO UPDATE SET audio_seconds = EXCLUDED.audio_seconds, \
+         processing_seconds = EXCLUDED.processing_seconds, at = now()",
     )
-    .bind(files)
-    .bind(jobs)
-    .execute(pool)
+    .bind(u.job)
+    .bind(u.owner)
+    .bind(u.file)
+    .bind(u.kind)
+    .bind(u.model)
+    .bind(u.audio_seconds)
+    .bind(u.processing_seconds)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -301,19 +359,18 @@ pub async fn save_transcript(pool: &PgPool, t: &TranscriptWrite<'_>) -> Result<b
     .bind(serde_json::to_value(t.segments).map_err(|e| StoreError::Invalid(e.to_string()))?)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
-         processing_seconds) VALUES ($1, $2, $3, 'transcribe', $4, $5, $6) \
-         ON CONFLICT (job_id) DO UPDATE SET audio_seconds = EXCLUDED.audio_seconds, \
-         processing_seconds = EXCLUDED.processing_seconds, at = now()",
+    record_usage(
+        &mut tx,
+        &UsageRow {
+            job: t.job,
+            owner: t.owner,
+            file: t.file,
+            kind: "transcribe",
+            model: t.model,
+            audio_seconds: t.duration_s,
+            processing_seconds: t.processing_s,
+        },
     )
-    .bind(t.job)
-    .bind(t.owner)
-    .bind(t.file)
-    .bind(t.model)
-    .bind(t.duration_s)
-    .bind(t.processing_s)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(true)

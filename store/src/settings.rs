@@ -6,22 +6,49 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use uuid::Uuid;
-use voxfleet_jobs::RetrySettings;
+use voxfleet_jobs::{EMBEDDING_PROFILES, RetrySettings};
 
 use crate::db::StoreError;
 
 const RETRY_KEY: &str = "retry";
 
-pub async fn get_retry(pool: &PgPool) -> Result<RetrySettings, StoreError> {
+/// The setting stored under `key`, or its default when it was never set.
+async fn get_setting<T: serde::de::DeserializeOwned + Default>(
+    pool: &PgPool,
+    key: &str,
+) -> Result<T, StoreError> {
     let v: Option<serde_json::Value> =
         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(RETRY_KEY)
+            .bind(key)
             .fetch_optional(pool)
             .await?;
     match v {
         Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Invalid(e.to_string())),
-        None => Ok(RetrySettings::default()),
+        None => Ok(T::default()),
     }
+}
+
+/// Stores `value` under `key`, with who changed it.
+async fn put_setting<T: serde::Serialize>(
+    pool: &PgPool,
+    key: &str,
+    value: &T,
+    by: Option<Uuid>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_by) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
+    )
+    .bind(key)
+    .bind(serde_json::to_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?)
+    .bind(by)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_retry(pool: &PgPool) -> Result<RetrySettings, StoreError> {
+    get_setting(pool, RETRY_KEY).await
 }
 
 pub async fn put_retry(
@@ -30,16 +57,7 @@ pub async fn put_retry(
     by: Option<Uuid>,
 ) -> Result<(), StoreError> {
     s.validate().map_err(StoreError::Invalid)?;
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_by) VALUES ($1, $2, $3) \
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
-    )
-    .bind(RETRY_KEY)
-    .bind(serde_json::to_value(s).map_err(|e| StoreError::Invalid(e.to_string()))?)
-    .bind(by)
-    .execute(pool)
-    .await?;
-    Ok(())
+    put_setting(pool, RETRY_KEY, &s, by).await
 }
 
 /// The retry setting as a deciding process sees it: fresh from PostgreSQL each time, the last
@@ -97,15 +115,13 @@ impl Default for EmbeddingSettings {
 }
 
 impl EmbeddingSettings {
-    pub const PROFILES: [&'static str; 2] = ["v3", "v4"];
-
     pub fn validate(&self) -> Result<(), String> {
-        if Self::PROFILES.contains(&self.active_profile.as_str()) {
+        if EMBEDDING_PROFILES.contains(&self.active_profile.as_str()) {
             Ok(())
         } else {
             Err(format!(
                 "active_profile must be one of {}, got `{}`",
-                Self::PROFILES.join(", "),
+                EMBEDDING_PROFILES.join(", "),
                 self.active_profile
             ))
         }
@@ -113,15 +129,7 @@ impl EmbeddingSettings {
 }
 
 pub async fn get_embedding_settings(pool: &PgPool) -> Result<EmbeddingSettings, StoreError> {
-    let v: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(EMBEDDINGS_KEY)
-            .fetch_optional(pool)
-            .await?;
-    match v {
-        Some(v) => serde_json::from_value(v).map_err(|e| StoreError::Invalid(e.to_string())),
-        None => Ok(EmbeddingSettings::default()),
-    }
+    get_setting(pool, EMBEDDINGS_KEY).await
 }
 
 pub async fn put_embedding_settings(
@@ -130,14 +138,5 @@ pub async fn put_embedding_settings(
     by: Option<Uuid>,
 ) -> Result<(), StoreError> {
     s.validate().map_err(StoreError::Invalid)?;
-    sqlx::query(
-        "INSERT INTO settings (key, value, updated_by) VALUES ($1, $2, $3) \
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
-    )
-    .bind(EMBEDDINGS_KEY)
-    .bind(serde_json::to_value(s).map_err(|e| StoreError::Invalid(e.to_string()))?)
-    .bind(by)
-    .execute(pool)
-    .await?;
-    Ok(())
+    put_setting(pool, EMBEDDINGS_KEY, s, by).await
 }

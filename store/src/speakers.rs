@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::StoreError;
+use crate::files::{JobColumn, UsageRow, link_jobs, record_usage};
 
 /// The longest speaker name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -330,18 +331,18 @@ pub async fn save_diarization(
     .bind(w.job_id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
-         processing_seconds) VALUES ($1, $2, $3, 'diarize', $4, $5, $6) \
-         ON CONFLICT (job_id) DO NOTHING",
+    record_usage(
+        &mut tx,
+        &UsageRow {
+            job: w.job_id,
+            owner: w.owner,
+            file: w.file_id,
+            kind: "diarize",
+            model: w.model,
+            audio_seconds: w.audio_seconds,
+            processing_seconds: w.processing_seconds,
+        },
     )
-    .bind(w.job_id)
-    .bind(w.owner)
-    .bind(w.file_id)
-    .bind(w.model)
-    .bind(w.audio_seconds)
-    .bind(w.processing_seconds)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Some(ids))
@@ -349,19 +350,7 @@ pub async fn save_diarization(
 
 /// Links files to their (new) diarization jobs, `(file, job)` pairs, in one statement.
 pub async fn set_diarization_jobs(pool: &PgPool, links: &[(Uuid, Uuid)]) -> Result<(), StoreError> {
-    if links.is_empty() {
-        return Ok(());
-    }
-    let (files, jobs): (Vec<Uuid>, Vec<Uuid>) = links.iter().copied().unzip();
-    sqlx::query(
-        "UPDATE files f SET diarization_job = l.job, updated_at = now() \
-         FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file",
-    )
-    .bind(files)
-    .bind(jobs)
-    .execute(pool)
-    .await?;
-    Ok(())
+    link_jobs(pool, JobColumn::Diarization, links).await
 }
 
 /// A file's speakers, by label.

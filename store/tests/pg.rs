@@ -1,4 +1,7 @@
 //! PostgreSQL access against the real server, each test in a fresh database.
+mod common;
+
+use common::{Db, base};
 use serde_json::json;
 use uuid::Uuid;
 use voxfleet_jobs::{JobKind, JobStatus, Priority, QueueName, RetrySettings};
@@ -7,39 +10,6 @@ use voxfleet_store::jobs::{
 };
 use voxfleet_store::settings::{RetrySettingsSource, get_retry, put_retry};
 use voxfleet_store::tokens::{Role, create_token, ensure_bootstrap, find_token};
-
-struct Db {
-    name: String,
-    pool: sqlx::PgPool,
-}
-
-fn base() -> String {
-    std::env::var("VOXFLEET_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-impl Db {
-    async fn fresh() -> Self {
-        let name = format!("vf_store_{}", &Uuid::new_v4().simple().to_string()[..12]);
-        // created by connect() itself, then migrated
-        let pool = voxfleet_store::connect(&format!("{}/{}", base(), name), 4)
-            .await
-            .unwrap();
-        Self { name, pool }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
 
 fn job(owner: Option<Uuid>, key: Option<&str>) -> voxfleet_jobs::JobSnapshot {
     new_snapshot(

@@ -1,4 +1,7 @@
 //! Speakers, turns and voiceprints against the real PostgreSQL, each test in a fresh database.
+mod common;
+
+use common::Db;
 use uuid::Uuid;
 use voxfleet_store::StoreError;
 use voxfleet_store::files::{StoredFile, delete_file, get_file, insert_file};
@@ -11,43 +14,6 @@ use voxfleet_store::speakers::{
 
 /// A voiceprint row as `put_embeddings` takes it.
 type Row<'a> = (Uuid, &'a str, &'a str, &'a [f32]);
-
-struct Db {
-    name: String,
-    pool: sqlx::PgPool,
-}
-
-fn base() -> String {
-    std::env::var("VOXFLEET_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-impl Db {
-    async fn fresh() -> Self {
-        let name = format!("vf_store_{}", &Uuid::new_v4().simple().to_string()[..12]);
-        // created by connect() itself, then migrated
-        let pool = voxfleet_store::connect(&format!("{}/{}", base(), name), 4)
-            .await
-            .unwrap();
-        Self { name, pool }
-    }
-
-    async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
 
 async fn file(db: &Db, owner: Option<Uuid>) -> Uuid {
     let id = Uuid::now_v7();

@@ -19,12 +19,16 @@
 //! $CARGO_TARGET_DIR/release/voxfleet-bench-asr [--threads 2] [--reps 1] [--vad] [--int8] [--mkl]
 //! ```
 
+#[path = "../cli.rs"]
+mod cli;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
+use cli::{parse_positive, run};
 use voxfleet_asr::wer::word_error_rate;
 use voxfleet_asr::{DeviceSpec, ModelCache, TranscribeOptions};
 
@@ -113,13 +117,6 @@ struct Args {
     dir: PathBuf,
 }
 
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("`{s}` is not a positive number")),
-    }
-}
-
 fn default_dir() -> PathBuf {
     home().unwrap_or_default().join(".cache/voxfleet/bench-asr")
 }
@@ -130,16 +127,6 @@ fn home() -> Result<PathBuf> {
 
 fn parse_args() -> Result<Args> {
     Ok(<Args as clap::Parser>::parse())
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The espeak-ng recording and its text, generated once.

@@ -38,14 +38,21 @@
 //! $CARGO_TARGET_DIR/release/voxfleet-bench-speakers [--clips 256] [--clip-seconds 1.5] [--reps 5] [--threads N]
 //! ```
 
+#[path = "../cli.rs"]
+mod cli;
+#[path = "../progress.rs"]
+#[allow(dead_code)]
+mod progress;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use cli::{parse_positive, run};
+use progress::{bar, spinner};
 use voxfleet_speakers::{
     DiarizeOptions, Diarizer, Embedder, Fbank, FbankOptions, Segmenter, Turn, WindowType,
     cosine_similarity, diarization_error_rate,
@@ -134,13 +141,6 @@ struct Args {
     dir: PathBuf,
 }
 
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("`{s}` is not a positive number")),
-    }
-}
-
 fn home() -> Result<PathBuf> {
     Ok(PathBuf::from(std::env::var("HOME").context("HOME")?))
 }
@@ -153,41 +153,6 @@ fn default_dir() -> PathBuf {
 
 fn staging() -> Result<PathBuf> {
     Ok(home()?.join(".cache/voxfleet/staging-onnx"))
-}
-
-fn bar(len: u64, msg: impl Into<String>) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg:32} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
-        )
-        .expect("constant template")
-        .progress_chars("=> "),
-    );
-    pb.set_message(msg.into());
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
-}
-
-fn spinner(msg: impl Into<String>) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
-            .expect("constant template"),
-    );
-    pb.set_message(msg.into());
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

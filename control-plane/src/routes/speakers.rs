@@ -208,16 +208,8 @@ pub async fn put_embedding_settings(
     ApiJson(s): ApiJson<EmbeddingSettings>,
 ) -> ApiResult<Json<EmbeddingSettings>> {
     auth.require(Role::Admin)?;
-    if !voxfleet_jobs::EMBEDDING_PROFILES.contains(&s.active_profile.as_str()) {
-        return Err(ApiError::new(
-            Code::InvalidSetting,
-            format!(
-                "active_profile `{}`: expected one of {}",
-                s.active_profile,
-                voxfleet_jobs::EMBEDDING_PROFILES.join(", ")
-            ),
-        ));
-    }
+    s.validate()
+        .map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
     voxfleet_store::settings::put_embedding_settings(&st.pool, &s, Some(auth.token_id)).await?;
     voxfleet_store::audit::record(
         &st.pool,

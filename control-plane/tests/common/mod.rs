@@ -52,6 +52,19 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs a command-line tool that makes test audio (espeak-ng, sox, ffmpeg); its stdout.
+pub fn run_tool(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{cmd:?}: {e} (install espeak-ng, sox and ffmpeg: scripts/tools.sh)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -321,6 +334,44 @@ impl Env {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Polls a job until it has ended (succeeded, failed or cancelled).
+    pub async fn wait_ended(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_job(id, timeout, |j| {
+            matches!(
+                j["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        })
+        .await
+    }
+
+    /// Uploads a file (multipart `file`, and `process` when given) as `token`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        path: &Path,
+        process: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(path).unwrap()).file_name(name),
+        );
+        if let Some(p) = process {
+            form = form.text("process", p.to_owned());
+        }
+        let res = self
+            .http
+            .post(format!("{}/v1/files", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {

@@ -7,17 +7,17 @@
 //!
 //! `extract_embeddings`: (re-)computes the voiceprints of an already diarized file's speakers
 //! under one profile, from the stored turns.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use voxfleet_jobs::{DiarizeInput, ExtractEmbeddingsInput, HandlerError};
 use voxfleet_speakers::{DiarizeOptions, Progress, SpeakersError, Turn, cosine_similarity};
 use voxfleet_store::speakers::{DiarizationWrite, NewEmbedding, NewSpeaker, NewTurn};
 
-use crate::handlers::transcribe::{StopOnDrop, fetch_audio, join_error, load_file, store_error};
+use crate::handlers::shared::{
+    fetch_audio, join_error, load_file, run_blocking, store_error, superseded,
+};
 use crate::runtime::JobContext;
 
 /// The profile whose model diarization clusters with (its voiceprints come for free).
@@ -110,8 +110,8 @@ fn match_known(speakers: &[Vec<f32>], known: &[(String, Vec<f32>)]) -> Vec<(usiz
     out
 }
 
-/// Runs `work` in a blocking thread, forwarding its progress (ms of audio) to the job and
-/// setting its stop flag on cancellation or when this future is dropped.
+/// [`run_blocking`] for speaker work: its progress (a share of the work) is scaled to
+/// `total_ms`, its errors mapped to job errors.
 async fn blocking_with_progress<T: Send + 'static>(
     ctx: &JobContext,
     total_ms: u64,
@@ -119,35 +119,15 @@ async fn blocking_with_progress<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, HandlerError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let _guard = StopOnDrop(stop.clone());
-    let (ptx, mut prx) = watch::channel::<Option<Progress>>(None);
-    let flag = stop.clone();
-    let mut task = tokio::task::spawn_blocking(move || {
-        let mut on_progress = |p: Progress| {
-            let _ = ptx.send(Some(p));
+    run_blocking(ctx, total_ms, move |progress, stop| {
+        let mut scaled = |p: Progress| {
+            if p.total_ms > 0 {
+                progress((p.done_ms as f64 / p.total_ms as f64 * total_ms as f64) as u64);
+            }
         };
-        work(&mut on_progress, &flag)
-    });
-    loop {
-        tokio::select! {
-            res = &mut task => return res.map_err(join_error)?.map_err(speakers_error),
-            changed = prx.changed() => {
-                if changed.is_ok() {
-                    let p = *prx.borrow_and_update();
-                    if let Some(p) = p {
-                        let done = if p.total_ms == 0 { 0 } else {
-                            (p.done_ms as f64 / p.total_ms as f64 * total_ms as f64) as u64
-                        };
-                        ctx.progress(done.min(total_ms), total_ms).await;
-                    }
-                }
-            }
-            _ = ctx.cancel.cancelled(), if !stop.load(Ordering::Relaxed) => {
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
-    }
+        work(&mut scaled, stop).map_err(speakers_error)
+    })
+    .await
 }
 
 pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, HandlerError> {
@@ -293,13 +273,7 @@ pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, Handler
     .await
     .map_err(store_error)?;
     let Some(ids) = saved else {
-        return Err(HandlerError::permanent(
-            "superseded",
-            format!(
-                "file {} was deleted or re-diarized by a newer job meanwhile",
-                file.file.id
-            ),
-        ));
+        return Err(superseded(file.file.id, "re-diarized"));
     };
     ctx.progress(total_ms, total_ms).await;
     let rtf = processing_s / diarization.duration_s.max(0.001);

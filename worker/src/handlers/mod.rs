@@ -6,6 +6,7 @@ use crate::runtime::JobContext;
 
 mod diagnostic;
 pub mod diarize;
+mod shared;
 pub mod transcribe;
 
 /// Runs one attempt of the job in `ctx`.

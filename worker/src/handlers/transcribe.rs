@@ -8,17 +8,18 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use voxfleet_asr::{AsrError, ModelCache, Progress, TranscribeOptions};
-use voxfleet_audio::{Audio, AudioError, DecodeOptions};
 use voxfleet_jobs::{HandlerError, TranscribeInput};
-use voxfleet_store::files::{FileRecord, SegmentRow, StoredFile, TranscriptWrite};
-use voxfleet_store::media::{MediaError, MediaStore};
+use voxfleet_store::files::{SegmentRow, TranscriptWrite};
+use voxfleet_store::media::MediaStore;
 
+use crate::handlers::shared::{
+    fetch_audio, join_error, load_file, run_blocking, store_error, superseded,
+};
 use crate::runtime::JobContext;
 
 /// What model work needs, built once per worker process.
@@ -41,82 +42,6 @@ fn asr_error(e: AsrError) -> HandlerError {
         e if e.is_permanent() => HandlerError::permanent(e.code(), e.to_string()),
         e => HandlerError::retryable(e.code(), e.to_string()),
     }
-}
-
-pub(crate) fn audio_error(e: AudioError) -> HandlerError {
-    if e.is_permanent() {
-        HandlerError::permanent(e.code(), e.to_string())
-    } else {
-        HandlerError::retryable(e.code(), e.to_string())
-    }
-}
-
-pub(crate) fn store_error(e: voxfleet_store::StoreError) -> HandlerError {
-    HandlerError::retryable("database_unavailable", e.to_string())
-}
-
-pub(crate) fn join_error(e: tokio::task::JoinError) -> HandlerError {
-    if e.is_panic() {
-        HandlerError::permanent("handler_panic", "a model thread panicked")
-    } else {
-        HandlerError::retryable("internal", e.to_string())
-    }
-}
-
-/// Sets the stop flag when dropped: the blocking decoder sees it between windows.
-pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Fetches a stored file to a spool file and decodes it to 16 kHz mono off the runtime
-/// (`file_missing` when its object is gone; the decoder's codes for bad audio).
-pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, HandlerError> {
-    let sp = &ctx.rt.speech;
-    // Removed when `local` drops.
-    let local = tempfile::NamedTempFile::new_in(&sp.spool_dir)
-        .map_err(|e| HandlerError::retryable("spool_failed", e.to_string()))?
-        .into_temp_path();
-    match sp.media.download_to(&file.storage_key, &local).await {
-        Ok(_) => {}
-        Err(MediaError::NotFound(k)) => {
-            return Err(HandlerError::permanent(
-                "file_missing",
-                format!("the object `{k}` of file {} is gone from storage", file.id),
-            ));
-        }
-        Err(e) => {
-            return Err(HandlerError::retryable(
-                "storage_unavailable",
-                e.to_string(),
-            ));
-        }
-    }
-    ctx.checkpoint()?;
-    let opts = DecodeOptions {
-        max_duration: Some(sp.max_audio),
-    };
-    let path = local.to_path_buf();
-    let audio = tokio::task::spawn_blocking(move || voxfleet_audio::decode_file(&path, &opts))
-        .await
-        .map_err(join_error)?
-        .map_err(audio_error)?;
-    drop(local);
-    ctx.checkpoint()?;
-    Ok(audio)
-}
-
-/// The stored file a job names (`file_not_found` when it is gone).
-pub async fn load_file(ctx: &JobContext, id: uuid::Uuid) -> Result<FileRecord, HandlerError> {
-    voxfleet_store::files::get_file(&ctx.rt.pool, id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            HandlerError::permanent("file_not_found", format!("file {id} does not exist"))
-        })
 }
 
 pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, HandlerError> {
@@ -154,39 +79,21 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
     let total_ms = (audio.duration_s * 1000.0).round() as u64;
     ctx.progress(0, total_ms).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let _guard = StopOnDrop(stop.clone());
-    let (ptx, mut prx) = watch::channel::<Option<Progress>>(None);
     let samples = audio.samples;
-    let flag = stop.clone();
-    let mut task = tokio::task::spawn_blocking(move || {
+    let transcript = run_blocking(ctx, total_ms, move |progress, stop| {
         let mut on_progress = |p: &Progress| {
-            let _ = ptx.send(Some(p.clone()));
-            if flag.load(Ordering::Relaxed) {
+            progress((p.processed_s * 1000.0).round() as u64);
+            if stop.load(Ordering::Relaxed) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         };
-        engine.transcribe(&samples, &opts, vad.as_deref(), &mut on_progress)
-    });
-    let transcript = loop {
-        tokio::select! {
-            res = &mut task => break res.map_err(join_error)?.map_err(asr_error)?,
-            changed = prx.changed() => {
-                if changed.is_ok() {
-                    let p = prx.borrow_and_update().clone();
-                    if let Some(p) = p {
-                        let done = ((p.processed_s * 1000.0).round() as u64).min(total_ms);
-                        ctx.progress(done, total_ms).await;
-                    }
-                }
-            }
-            _ = ctx.cancel.cancelled(), if !stop.load(Ordering::Relaxed) => {
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
-    };
+        engine
+            .transcribe(&samples, &opts, vad.as_deref(), &mut on_progress)
+            .map_err(asr_error)
+    })
+    .await?;
     let processing_s = started.elapsed().as_secs_f64();
 
     let rows: Vec<SegmentRow> = transcript
@@ -221,13 +128,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
     .await
     .map_err(store_error)?;
     if !saved {
-        return Err(HandlerError::permanent(
-            "superseded",
-            format!(
-                "file {} was deleted or re-transcribed by a newer job meanwhile",
-                file.file.id
-            ),
-        ));
+        return Err(superseded(file.file.id, "re-transcribed"));
     }
     ctx.progress(total_ms, total_ms).await;
     let text = transcript.text();
