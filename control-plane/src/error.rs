@@ -26,6 +26,10 @@ pub enum Code {
     NotImplemented,
     JobFinished,
     NotRetryable,
+    AlreadyRunning,
+    NotRunning,
+    ConfirmationRequired,
+    NotFinalizable,
     Unavailable,
     Internal,
 }
@@ -51,6 +55,10 @@ impl Code {
             Self::NotImplemented => "not_implemented",
             Self::JobFinished => "job_finished",
             Self::NotRetryable => "not_retryable",
+            Self::AlreadyRunning => "already_running",
+            Self::NotRunning => "not_running",
+            Self::ConfirmationRequired => "confirmation_required",
+            Self::NotFinalizable => "not_finalizable",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -72,7 +80,13 @@ impl Code {
             | Self::InvalidQueue
             | Self::InvalidSetting => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            Self::JobFinished | Self::NotRetryable | Self::NotReady => StatusCode::CONFLICT,
+            Self::JobFinished
+            | Self::NotRetryable
+            | Self::NotReady
+            | Self::AlreadyRunning
+            | Self::NotRunning
+            | Self::ConfirmationRequired
+            | Self::NotFinalizable => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod search;
 pub mod transcript;
 pub mod upload;
 
@@ -42,6 +43,9 @@ pub struct AppState {
     pub media: MediaStore,
     /// Cancelled at shutdown: ends open event streams so the server can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The search index and the query model; `None` until [`AppState::with_search`] (the
+    /// search and maintenance routes answer 503 without it).
+    pub search: Option<Arc<search::SearchState>>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +96,13 @@ impl AppState {
             limits,
             media,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            search: None,
         }
+    }
+
+    pub fn with_search(mut self, search: search::SearchState) -> Self {
+        self.search = Some(Arc::new(search));
+        self
     }
 }
 

@@ -79,6 +79,17 @@ struct ServeArgs {
     /// Where uploads are spooled while hashed and probed (default: the system temp folder).
     #[arg(long, env = "VOXFLEET_SPOOL_DIR")]
     spool_dir: Option<std::path::PathBuf>,
+    /// The embedded search index's folder, shared with the workers on this host (used when
+    /// `--opensearch-url` is not set).
+    #[arg(long, env = "VOXFLEET_INDEX_DIR", default_value = "./data/index")]
+    index_dir: std::path::PathBuf,
+    /// OpenSearch instead of the embedded index.
+    #[arg(long, env = "VOXFLEET_OPENSEARCH_URL")]
+    opensearch_url: Option<String>,
+    /// Where `voxfleet-worker models fetch` put the models (the query-embedding model is read
+    /// from here; default ~/.cache/voxfleet/models).
+    #[arg(long, env = "VOXFLEET_MODELS_DIR")]
+    models_dir: Option<std::path::PathBuf>,
     /// How long `POST /v1/audio/transcriptions` waits for its transcription.
     #[arg(long, env = "VOXFLEET_OPENAI_WAIT_SECONDS", default_value_t = 600)]
     openai_wait_seconds: u64,
@@ -169,7 +180,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let media = voxfleet_store::media::MediaStore::from_url(&args.storage_url)
                 .context("media storage (--storage-url)")?;
-            let state = AppState::new(queue, pool, metrics_handle(), limits, media);
+            let index = voxfleet_search::Index::from_config(
+                args.opensearch_url.as_deref(),
+                &args.index_dir,
+            )
+            .context("search index (--index-dir / --opensearch-url)")?;
+            let models = voxfleet_models::ModelsDir::new(
+                args.models_dir
+                    .clone()
+                    .unwrap_or_else(voxfleet_models::default_models_dir),
+            );
+            let state = AppState::new(queue, pool, metrics_handle(), limits, media).with_search(
+                voxfleet_control_plane::search::SearchState::new(index, models),
+            );
             let listener = tokio::net::TcpListener::bind(&args.bind)
                 .await
                 .with_context(|| format!("binding {}", args.bind))?;

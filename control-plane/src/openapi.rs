@@ -5,13 +5,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::{events, files, fleet, health, jobs, openai, settings, speakers};
+use crate::routes::{
+    events, files, fleet, health, jobs, maintenance, openai, search, settings, speakers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "voxfleet control plane", description = "Jobs, queues, workers and GPUs of a voxfleet fleet."),
     modifiers(&Bearer),
-    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"))
+    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "search"), (name = "maintenance", description = "Admin: search index, data integrity, embedding consistency and migration"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -59,4 +61,21 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(fleet::workers))
         .routes(routes!(fleet::gpus))
         .routes(routes!(settings::get_retry, settings::put_retry))
+        .routes(routes!(search::search))
+        .routes(routes!(search::similar_speakers))
+        .routes(routes!(search::search_status))
+        .routes(routes!(search::start_reindex))
+        .routes(routes!(search::stop_reindex))
+        .routes(routes!(
+            search::get_search_settings,
+            search::put_search_settings
+        ))
+        .routes(routes!(maintenance::integrity))
+        .routes(routes!(maintenance::start_integrity))
+        .routes(routes!(maintenance::stop_integrity))
+        .routes(routes!(maintenance::consistency))
+        .routes(routes!(maintenance::start_repair))
+        .routes(routes!(maintenance::stop_repair))
+        .routes(routes!(maintenance::get_migration))
+        .routes(routes!(maintenance::migration_action))
 }

@@ -76,7 +76,7 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
         (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind")
     );
     let (s, v) = env
-        .post("/v1/jobs", json!({"kind": "reindex", "input": {}}))
+        .post("/v1/jobs", json!({"kind": "retention", "input": {}}))
         .await;
     assert_eq!(
         (s, code(&v)),

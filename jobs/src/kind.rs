@@ -57,13 +57,13 @@ impl JobKind {
     /// Model work goes to `gpu`, maintenance to `cpu`. A submission may override it.
     pub fn default_queue(self) -> QueueName {
         match self {
-            Self::Transcribe
-            | Self::Diarize
-            | Self::ExtractEmbeddings
-            | Self::EmbeddingMigration => QueueName::gpu(),
+            Self::Transcribe | Self::Diarize | Self::ExtractEmbeddings => QueueName::gpu(),
+            // Maintenance runs beside the model queues, so transcription keeps going while a
+            // reindex or an embedding migration runs.
             Self::Reindex
             | Self::IntegrityCheck
             | Self::EmbeddingRepair
+            | Self::EmbeddingMigration
             | Self::Retention
             | Self::CollectStats
             | Self::Diagnostic => QueueName::cpu(),
@@ -73,10 +73,7 @@ impl JobKind {
     /// Whether workers of this version can run the kind. The API rejects the others with
     /// `not_implemented` until their issue lands.
     pub fn is_implemented(self) -> bool {
-        matches!(
-            self,
-            Self::Diagnostic | Self::Transcribe | Self::Diarize | Self::ExtractEmbeddings
-        )
+        !matches!(self, Self::Retention | Self::CollectStats)
     }
 
     /// Kinds only admins may submit.
@@ -116,10 +113,24 @@ impl JobKind {
                 }
                 JobInput::ExtractEmbeddings(e)
             }
-            Self::Reindex => JobInput::Reindex(de(input)?),
+            Self::Reindex => {
+                let r: ReindexInput = de(input)?;
+                r.validate()?;
+                JobInput::Reindex(r)
+            }
             Self::IntegrityCheck => JobInput::IntegrityCheck(de(input)?),
-            Self::EmbeddingRepair => JobInput::EmbeddingRepair(de(input)?),
-            Self::EmbeddingMigration => JobInput::EmbeddingMigration(de(input)?),
+            Self::EmbeddingRepair => {
+                let r: EmbeddingRepairInput = de(input)?;
+                if let Some(p) = &r.profile {
+                    check_profile(p)?;
+                }
+                JobInput::EmbeddingRepair(r)
+            }
+            Self::EmbeddingMigration => {
+                let m: EmbeddingMigrationInput = de(input)?;
+                m.validate()?;
+                JobInput::EmbeddingMigration(m)
+            }
             Self::Retention => JobInput::Retention(de(input)?),
             Self::CollectStats => JobInput::CollectStats(de(input)?),
             Self::Diagnostic => {
@@ -341,21 +352,61 @@ pub struct ExtractEmbeddingsInput {
     pub profile: Option<String>,
 }
 
+/// Which files a reindex covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReindexMode {
+    /// Every file with a transcript or speakers, whatever its state.
+    All,
+    /// Only files whose index documents are missing or older than their rows.
+    #[default]
+    Pending,
+}
+
+/// Rebuilds search documents (transcript chunks, speaker voiceprints) from PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReindexInput {
-    /// Only these files; all when absent.
+    #[serde(default)]
+    pub mode: ReindexMode,
+    /// Only these files (what a finished transcription or diarization queues); `mode` is
+    /// then ignored.
     #[serde(default)]
     pub file_ids: Option<Vec<Uuid>>,
+    /// Drop and recreate the chunk index first (a change of the text-embedding model).
+    #[serde(default)]
+    pub recreate: bool,
 }
 
+impl ReindexInput {
+    pub const MAX_FILES: usize = 10_000;
+
+    fn validate(&self) -> Result<(), InputError> {
+        if self
+            .file_ids
+            .as_ref()
+            .is_some_and(|f| f.len() > Self::MAX_FILES)
+        {
+            return Err(InputError(format!(
+                "at most {} file_ids per reindex job",
+                Self::MAX_FILES
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Scans every index for documents whose PostgreSQL rows are gone and deletes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrityCheckInput {
+    /// Report orphans without deleting them.
     #[serde(default)]
-    pub repair: bool,
+    pub dry_run: bool,
 }
 
+/// Puts every speaker's voiceprint of `profile` (default: the active one) back into its
+/// index: from PostgreSQL when stored there, else re-extracted from the audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingRepairInput {
@@ -363,11 +414,50 @@ pub struct EmbeddingRepairInput {
     pub profile: Option<String>,
 }
 
+/// What a migration run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationAction {
+    /// Extract `to` voiceprints for every speaker that lacks one and has not failed (also
+    /// how a stopped or crashed migration resumes).
+    #[default]
+    Start,
+    /// Only the speakers that failed before.
+    RetryFailed,
+    /// Every speaker again, even those already migrated.
+    ForceReextract,
+}
+
+/// Extracts `to_profile` voiceprints for every speaker (v3 → v4). Voiceprints of
+/// `from_profile` are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingMigrationInput {
+    #[serde(default)]
+    pub action: MigrationAction,
+    #[serde(default = "v3")]
     pub from_profile: String,
+    #[serde(default = "v4")]
     pub to_profile: String,
+}
+
+fn v3() -> String {
+    "v3".into()
+}
+
+fn v4() -> String {
+    "v4".into()
+}
+
+impl EmbeddingMigrationInput {
+    fn validate(&self) -> Result<(), InputError> {
+        check_profile(&self.from_profile)?;
+        check_profile(&self.to_profile)?;
+        if self.from_profile == self.to_profile {
+            return Err(InputError("from_profile and to_profile must differ".into()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -24,8 +24,9 @@ pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;
 pub use kind::{
-    DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, ExtractEmbeddingsInput,
-    InputError, JobInput, JobKind, KnownSpeaker, TranscribeInput,
+    DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, EmbeddingMigrationInput,
+    EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput,
+    JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, TranscribeInput,
 };
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
 pub use outage::Outage;

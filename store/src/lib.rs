@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod media;
 pub mod persist;
 pub mod reaper;
+pub mod search;
 pub mod settings;
 pub mod speakers;
 pub mod tokens;

@@ -324,7 +324,8 @@ pub async fn save_diarization(
     }
     sqlx::query(
         "UPDATE files SET diarization_model = $2, diarized_at = now(), \
-         diarization_job = COALESCE(diarization_job, $3), updated_at = now() WHERE id = $1",
+         diarization_job = COALESCE(diarization_job, $3), updated_at = now(), \
+         index_version = index_version + 1 WHERE id = $1",
     )
     .bind(w.file_id)
     .bind(w.model)
@@ -389,7 +390,9 @@ pub async fn rename_speaker(
     };
     Ok(sqlx::query_as(concat!(
         "WITH s AS (UPDATE speakers SET name = $2, updated_at = now() WHERE id = $1 \
-         RETURNING *) SELECT ",
+         RETURNING *), \
+         f AS (UPDATE files SET index_version = index_version + 1 \
+               WHERE id IN (SELECT file_id FROM s)) SELECT ",
         speaker_columns!(),
         " FROM s"
     ))

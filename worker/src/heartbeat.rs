@@ -55,6 +55,7 @@ impl Heartbeat {
                     bytes: m.bytes,
                 })
                 .chain(self.rt.speech.speaker_models.loaded())
+                .chain(self.rt.search.loaded())
                 .collect(),
         }
     }

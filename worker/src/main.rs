@@ -21,6 +21,7 @@ mod heartbeat;
 mod maintenance;
 mod models_cmd;
 mod runtime;
+mod search_ctx;
 mod speaker_models;
 
 use std::collections::HashMap;
@@ -118,6 +119,13 @@ struct Cli {
     /// Longest audio accepted, in seconds (longer files fail with `too_long`).
     #[arg(long, env = "VOXFLEET_MAX_AUDIO_SECONDS", default_value_t = 4 * 3600)]
     max_audio_seconds: u64,
+    /// The embedded search index's folder, shared with the control plane (used when
+    /// `--opensearch-url` is not set).
+    #[arg(long, env = "VOXFLEET_INDEX_DIR", default_value = "./data/index")]
+    index_dir: std::path::PathBuf,
+    /// OpenSearch instead of the embedded index.
+    #[arg(long, env = "VOXFLEET_OPENSEARCH_URL")]
+    opensearch_url: Option<String>,
     /// Where fetched media is kept while it is decoded (default: the system temp folder).
     #[arg(long, env = "VOXFLEET_SPOOL_DIR")]
     spool_dir: Option<std::path::PathBuf>,
@@ -251,6 +259,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         device = "cpu".into();
     }
     let speech = Arc::new(speech(&cli, &device)?);
+    let index = voxfleet_search::Index::from_config(cli.opensearch_url.as_deref(), &cli.index_dir)
+        .context("search index (--index-dir / --opensearch-url)")?;
+    let search = Arc::new(search_ctx::SearchContext::new(
+        index,
+        voxfleet_models::ModelsDir::new(models_dir(&cli)),
+    ));
     let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
     let (tx, rx) = mpsc::channel(cli.concurrency as usize);
     let (finish_tx, finish_rx) = mpsc::channel(cli.concurrency as usize * 2);
@@ -270,6 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tasks: tx.clone(),
         finisher: finish_tx,
         speech,
+        search,
     });
     let finisher_task = tokio::spawn(finisher::run(rt.clone(), finish_rx));
     if cli.preload {
@@ -352,14 +367,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn models_dir(cli: &Cli) -> std::path::PathBuf {
+    cli.models_dir
+        .clone()
+        .unwrap_or_else(voxfleet_models::default_models_dir)
+}
+
 /// Media storage and the model cache (models load on first use, or at start with --preload).
 fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speech> {
     let media = voxfleet_store::media::MediaStore::from_url(&cli.storage_url)
         .context("media storage (--storage-url)")?;
-    let models_dir = cli
-        .models_dir
-        .clone()
-        .unwrap_or_else(voxfleet_models::default_models_dir);
+    let models_dir = models_dir(cli);
     let device: voxfleet_asr::DeviceSpec = device.parse().context("--device")?;
     let speaker_models = Arc::new(speaker_models::SpeakerModels::new(
         voxfleet_models::ModelsDir::new(&models_dir),

@@ -72,6 +72,8 @@ pub struct Runtime {
     pub finisher: mpsc::Sender<FinishRequest>,
     /// Media storage and the model cache, for model work.
     pub speech: Arc<crate::handlers::transcribe::Speech>,
+    /// The search index and the text-embedding models.
+    pub search: Arc<crate::search_ctx::SearchContext>,
 }
 
 impl Runtime {

@@ -480,6 +480,13 @@ pub async fn delete_file(
     {
         tracing::warn!(file.id = %f.file.id, key, error = %e, "file deleted but its object was not");
     }
+    // Its search documents: derived data, so a failure here only leaves orphans that the
+    // integrity check removes.
+    if let Some(search) = &st.search
+        && let Err(e) = voxfleet_search::SearchIndex::delete_file(&search.index, f.file.id).await
+    {
+        tracing::warn!(file.id = %f.file.id, error = %e, "file deleted but its search documents were not");
+    }
     let detail = serde_json::json!({"filename": f.file.filename, "owner": f.file.owner});
     let target = f.file.id.to_string();
     if let Err(e) = voxfleet_store::audit::record(

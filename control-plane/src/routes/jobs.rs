@@ -208,18 +208,7 @@ fn validate(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
 }
 
 fn enqueue_request(j: &JobSnapshot) -> EnqueueRequest {
-    EnqueueRequest {
-        id: j.id,
-        kind: j.kind,
-        queue: j.queue.clone(),
-        priority: j.priority,
-        input: j.input.clone(),
-        owner: j.owner,
-        idempotency_key: j.idempotency_key.clone(),
-        max_retries: j.max_retries,
-        created_at: j.created_at,
-        version: j.version,
-    }
+    EnqueueRequest::from(j)
 }
 
 /// The file a job works on, if its kind takes one.

@@ -4,7 +4,9 @@ pub mod files;
 pub mod fleet;
 pub mod health;
 pub mod jobs;
+pub mod maintenance;
 pub mod openai;
+pub mod search;
 pub mod settings;
 pub mod speakers;
 

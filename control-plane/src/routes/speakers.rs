@@ -97,7 +97,7 @@ pub async fn file_speakers(
 }
 
 /// A speaker the caller may see (404 otherwise).
-async fn load_speaker(st: &AppState, auth: &Auth, id: &str) -> ApiResult<SpeakerRecord> {
+pub async fn load_speaker(st: &AppState, auth: &Auth, id: &str) -> ApiResult<SpeakerRecord> {
     let id: Uuid = id.parse().map_err(|_| ApiError::not_found("speaker"))?;
     voxfleet_store::speakers::get_speaker(&st.pool, id)
         .await?

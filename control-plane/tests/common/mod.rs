@@ -136,11 +136,17 @@ impl Env {
                 "VOXFLEET_STORAGE_URL",
                 format!("file://{}", self.media_dir().display()),
             )
+            .env("VOXFLEET_INDEX_DIR", self.index_dir())
             .envs(self.child_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         c
+    }
+
+    /// The embedded search index shared by this environment's control plane and workers.
+    pub fn index_dir(&self) -> PathBuf {
+        self.logs.join("index")
     }
 
     /// The media storage folder shared by this environment's control plane and workers.

@@ -68,6 +68,23 @@ pub struct EnqueueRequest {
     pub version: i64,
 }
 
+impl From<&JobSnapshot> for EnqueueRequest {
+    fn from(j: &JobSnapshot) -> Self {
+        Self {
+            id: j.id,
+            kind: j.kind,
+            queue: j.queue.clone(),
+            priority: j.priority,
+            input: j.input.clone(),
+            owner: j.owner,
+            idempotency_key: j.idempotency_key.clone(),
+            max_retries: j.max_retries,
+            created_at: j.created_at,
+            version: j.version,
+        }
+    }
+}
+
 /// A job this worker holds a lease on.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
@@ -498,19 +515,34 @@ impl QueueClient {
         })
     }
 
-    /// Records progress (done of total) and publishes a progress event.
-    pub async fn progress(
+    /// Publishes an event of `event_type` about a running job (e.g. `stopped`: a
+    /// maintenance job saw its stop request and is ending with a partial report), carrying its
+    /// latest progress.
+    pub async fn publish_event(
         &self,
         claimed: &ClaimedJob,
+        event_type: &str,
         done: u64,
         total: u64,
     ) -> Result<(), QueueError> {
+        let ev = Self::running_event(claimed, event_type, done, total, now_ms());
+        let payload = serde_json::to_string(&ev).unwrap_or_default();
+        let mut c = self.conn.clone();
+        c.publish::<_, _, ()>(self.keys.events(), payload).await?;
+        Ok(())
+    }
+
+    fn running_event(
+        claimed: &ClaimedJob,
+        event_type: &str,
+        done: u64,
+        total: u64,
+        now: i64,
+    ) -> JobEvent {
         let job = &claimed.job;
-        let key = self.keys.queue(&job.queue).job(&job.id);
-        let now = now_ms();
-        let ev = JobEvent {
+        JobEvent {
             id: job.id,
-            event_type: "progress".into(),
+            event_type: event_type.into(),
             status: JobStatus::Running,
             kind: job.kind.as_str().into(),
             queue: job.queue.to_string(),
@@ -521,7 +553,20 @@ impl QueueClient {
             owner: job.owner,
             started_at: job.started_at.map(|t| t.timestamp_millis()),
             at: now,
-        };
+        }
+    }
+
+    /// Records progress (done of total) and publishes a progress event.
+    pub async fn progress(
+        &self,
+        claimed: &ClaimedJob,
+        done: u64,
+        total: u64,
+    ) -> Result<(), QueueError> {
+        let job = &claimed.job;
+        let key = self.keys.queue(&job.queue).job(&job.id);
+        let now = now_ms();
+        let ev = Self::running_event(claimed, "progress", done, total, now);
         let payload = serde_json::to_string(&ev).unwrap_or_default();
         let mut c = self.conn.clone();
         redis::pipe()

@@ -275,6 +275,7 @@ pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, Handler
     let Some(ids) = saved else {
         return Err(superseded(file.file.id, "re-diarized"));
     };
+    super::reindex::queue_files(ctx, &[file.file.id]).await;
     ctx.progress(total_ms, total_ms).await;
     let rtf = processing_s / diarization.duration_s.max(0.001);
     tracing::info!(job.id = %ctx.job.job.id, file.id = %file.file.id,
@@ -303,24 +304,69 @@ pub async fn extract(
 ) -> Result<Value, HandlerError> {
     let started = Instant::now();
     let file = load_file(ctx, input.file_id).await?;
-    let rows = voxfleet_store::speakers::turns(&ctx.rt.pool, file.file.id)
+    let profile = match input.profile.clone() {
+        Some(p) => p,
+        None => active_profile(ctx).await?,
+    };
+    let x = extract_prints(ctx, &file.file, &profile, None, true).await?;
+    let rows = x.rows(&profile);
+    let written = voxfleet_store::speakers::put_embeddings(&ctx.rt.pool, ctx.job.job.id.0, &rows)
+        .await
+        .map_err(store_error)?;
+    // The speaker index is derived from these rows: bring the file's documents up to date.
+    super::reindex::queue_files(ctx, &[file.file.id]).await;
+    Ok(json!({
+        "file_id": file.file.id,
+        "profile": profile,
+        "model": x.model,
+        "dim": x.dim,
+        "speakers": x.prints.len(),
+        "written": written,
+        "too_little_speech": x.prints.iter().filter(|(_, p)| p.is_none()).count(),
+        "processing_s": started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// Voiceprints of one profile extracted from a file's audio.
+pub(crate) struct Extracted {
+    pub model: String,
+    pub dim: usize,
+    /// Per speaker; `None` when it has too little clean speech.
+    pub prints: Vec<(uuid::Uuid, Option<Vec<f32>>)>,
+}
+
+impl Extracted {
+    /// `put_embeddings` rows.
+    pub fn rows<'a>(&'a self, profile: &'a str) -> Vec<(uuid::Uuid, &'a str, &'a str, &'a [f32])> {
+        self.prints
+            .iter()
+            .filter_map(|(id, v)| v.as_deref().map(|v| (*id, profile, self.model.as_str(), v)))
+            .collect()
+    }
+}
+
+/// Extracts `profile` voiceprints from a diarized file's audio, for its speakers (or only
+/// those in `only`), from each speaker's non-overlapped turns. `not_diarized` when the file
+/// has no turns; the audio errors of [`fetch_audio`]. With `report`, progress is reported in
+/// speakers.
+pub(crate) async fn extract_prints(
+    ctx: &JobContext,
+    file: &voxfleet_store::files::StoredFile,
+    profile: &str,
+    only: Option<&std::collections::HashSet<uuid::Uuid>>,
+    report: bool,
+) -> Result<Extracted, HandlerError> {
+    let rows = voxfleet_store::speakers::turns(&ctx.rt.pool, file.id)
         .await
         .map_err(store_error)?;
     if rows.is_empty() {
         return Err(HandlerError::permanent(
             "not_diarized",
-            format!(
-                "file {} has no speakers yet: diarize it first",
-                file.file.id
-            ),
+            format!("file {} has no speakers yet: diarize it first", file.id),
         ));
     }
-    let profile = match input.profile.clone() {
-        Some(p) => p,
-        None => active_profile(ctx).await?,
-    };
     ctx.checkpoint()?;
-    let audio = fetch_audio(ctx, &file.file).await?;
+    let audio = fetch_audio(ctx, file).await?;
     // Speakers numbered in order of first turn.
     let mut ids: Vec<uuid::Uuid> = Vec::new();
     let turns: Vec<Turn> = rows
@@ -340,51 +386,41 @@ pub async fn extract(
             }
         })
         .collect();
+    let wanted: Vec<usize> = (0..ids.len())
+        .filter(|&i| only.is_none_or(|o| o.contains(&ids[i])))
+        .collect();
     let models = ctx.rt.speech.speaker_models.clone();
-    let total_ms = ids.len() as u64;
-    ctx.progress(0, total_ms).await;
+    let total = wanted.len() as u64;
+    if report {
+        ctx.progress(0, total).await;
+    }
     let samples = audio.samples;
-    let wanted = profile.clone();
-    let n = ids.len();
-    let (model, dim, prints) = blocking_with_progress(ctx, total_ms, move |progress, stop| {
-        let m = models.profile(&wanted)?;
+    let name = profile.to_owned();
+    let picked = wanted.clone();
+    let (model, dim, prints) = blocking_with_progress(ctx, total, move |progress, stop| {
+        let m = models.profile(&name)?;
         let mut prints = Vec::new();
-        for i in 0..n {
+        for (n, &i) in picked.iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
                 return Err(SpeakersError::Cancelled);
             }
             let regions = exclusive_regions(&turns, i);
             prints.push(m.embedder.voiceprint(&samples, &regions)?);
-            progress(Progress {
-                done_ms: i as u64 + 1,
-                total_ms: n as u64,
-            });
+            if report {
+                progress(Progress {
+                    done_ms: n as u64 + 1,
+                    total_ms: picked.len() as u64,
+                });
+            }
         }
         Ok((m.model.clone(), m.embedder.dim(), prints))
     })
     .await?;
-    let rows: Vec<(uuid::Uuid, &str, &str, &[f32])> = ids
-        .iter()
-        .zip(&prints)
-        .filter_map(|(id, v)| {
-            v.as_deref()
-                .map(|v| (*id, profile.as_str(), model.as_str(), v))
-        })
-        .collect();
-    let written = voxfleet_store::speakers::put_embeddings(&ctx.rt.pool, ctx.job.job.id.0, &rows)
-        .await
-        .map_err(store_error)?;
-    ctx.progress(total_ms, total_ms).await;
-    Ok(json!({
-        "file_id": file.file.id,
-        "profile": profile,
-        "model": model,
-        "dim": dim,
-        "speakers": ids.len(),
-        "written": written,
-        "too_little_speech": prints.iter().filter(|p| p.is_none()).count(),
-        "processing_s": started.elapsed().as_secs_f64(),
-    }))
+    Ok(Extracted {
+        model,
+        dim,
+        prints: wanted.iter().map(|&i| ids[i]).zip(prints).collect(),
+    })
 }
 
 #[cfg(test)]

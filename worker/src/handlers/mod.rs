@@ -6,6 +6,10 @@ use crate::runtime::JobContext;
 
 mod diagnostic;
 pub mod diarize;
+mod embeddings;
+mod integrity;
+mod maint;
+pub mod reindex;
 mod shared;
 pub mod transcribe;
 
@@ -21,6 +25,10 @@ pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
         JobInput::Transcribe(t) => transcribe::run(ctx, t).await,
         JobInput::Diarize(d) => diarize::run(ctx, d).await,
         JobInput::ExtractEmbeddings(e) => diarize::extract(ctx, e).await,
+        JobInput::Reindex(r) => reindex::run(ctx, r).await,
+        JobInput::IntegrityCheck(i) => integrity::run(ctx, i).await,
+        JobInput::EmbeddingRepair(r) => embeddings::repair(ctx, r).await,
+        JobInput::EmbeddingMigration(m) => embeddings::migrate(ctx, m).await,
         // The API refuses these kinds until their handlers land; a job that reaches a worker
         // anyway (an older control plane, a hand-written Redis entry) fails with a clear code.
         _ => Err(HandlerError::permanent(

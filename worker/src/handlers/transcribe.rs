@@ -130,6 +130,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
     if !saved {
         return Err(superseded(file.file.id, "re-transcribed"));
     }
+    super::reindex::queue_files(ctx, &[file.file.id]).await;
     ctx.progress(total_ms, total_ms).await;
     let text = transcript.text();
     let preview: String = text.chars().take(200).collect();
