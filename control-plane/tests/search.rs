@@ -78,10 +78,25 @@ async fn succeeded(env: &Env, job: &str) -> Value {
     j
 }
 
-/// Waits until PostgreSQL says every indexable file's documents are current.
+/// Waits until PostgreSQL says every indexable file's documents are current and no reindex
+/// job is left to run (a follow-up reindex, e.g. after voiceprints were extracted, may still
+/// be queued for a file PostgreSQL already counts as indexed).
 async fn wait_indexed(env: &Env, files: i64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
+        let (s, v) = env.get("/v1/jobs?kind=reindex&limit=500").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let busy = v["jobs"].as_array().unwrap().iter().any(|j| {
+            !matches!(
+                j["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        });
+        if busy {
+            assert!(Instant::now() < deadline, "reindex jobs still running: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         let (s, v) = env.get("/v1/admin/search").await;
         assert_eq!(s, StatusCode::OK, "{v}");
         if v["counts"]["indexed"] == files && v["counts"]["pending"] == 0 {
@@ -337,17 +352,34 @@ async fn transcripts_are_searchable_scoped_checked_and_reindexable() {
         (StatusCode::CONFLICT, Some("already_running")),
         "{v}"
     );
-    env.wait_job(&job, Duration::from_secs(120), |j| {
-        j["progress"]["done"].as_u64().unwrap_or(0) >= 8
-    })
-    .await;
-    let asked = Instant::now();
-    let (s, v) = env.post("/v1/admin/search/reindex/stop", json!({})).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let j = env.wait_ended(&job, Duration::from_secs(60)).await;
-    let took = asked.elapsed();
+    // The job's event stream, read while it is stopped: a `stopped` event comes before the
+    // final `cancelled` status.
+    let events_path = format!("/v1/jobs/{job}/events");
+    let watch = common::read_events(&env, &events_path, Duration::from_secs(120), |v| {
+        v["status"] == "cancelled"
+    });
+    let stop = async {
+        env.wait_job(&job, Duration::from_secs(120), |j| {
+            j["progress"]["done"].as_u64().unwrap_or(0) >= 8
+        })
+        .await;
+        let asked = Instant::now();
+        let (s, v) = env.post("/v1/admin/search/reindex/stop", json!({})).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let j = env.wait_ended(&job, Duration::from_secs(60)).await;
+        (asked.elapsed(), j)
+    };
+    let (events, (took, j)) = tokio::join!(watch, stop);
     assert_eq!(j["status"], "cancelled", "{j}");
     assert!(took < Duration::from_secs(15), "stop took {took:?}");
+    let stopped = events
+        .iter()
+        .find(|(name, _)| name == "stopped")
+        .unwrap_or_else(|| panic!("no stopped event in {events:?}"));
+    assert!(
+        stopped.1["progress"]["done"].as_u64().unwrap() >= 8,
+        "{stopped:?}"
+    );
     let (_, st) = env.get("/v1/admin/search").await;
     let run = &st["reindex"];
     assert_eq!(run["state"], "stopped", "{st}");
@@ -430,6 +462,27 @@ async fn voiceprints(pg: &sqlx::PgPool, profile: &str) -> Vec<(Uuid, Vec<f32>)> 
     .fetch_all(pg)
     .await
     .unwrap()
+}
+
+/// Polls the consistency counts until the v4 profile's satisfy `pred` (10 s at most); returns
+/// the last answer and its v4 entry.
+async fn poll_v4(env: &Env, pred: impl Fn(&Value) -> bool) -> (Value, Value) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, c) = env.get("/v1/admin/embeddings/consistency").await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        let v4 = c["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["profile"] == "v4")
+            .unwrap()
+            .clone();
+        if pred(&v4) || Instant::now() > deadline {
+            return (c, v4);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn migration(env: &Env) -> Value {
@@ -526,14 +579,8 @@ async fn embeddings_are_repaired_and_migrated_through_a_killed_worker() {
         .execute(&pg)
         .await
         .unwrap();
-    let (_, c) = env.get("/v1/admin/embeddings/consistency").await;
-    let v4 = c["profiles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["profile"] == "v4")
-        .unwrap()
-        .clone();
+    // The control plane sees another process's index writes within about a second.
+    let (c, v4) = poll_v4(&env, |v4| v4["missing"] == 2).await;
     assert_eq!(v4["missing"], 2, "{c}");
     assert_eq!(v4["missing_with_voiceprint"], 1, "{c}");
     assert_eq!(v4["unrepairable"], 0, "{c}");
@@ -579,7 +626,12 @@ async fn embeddings_are_repaired_and_migrated_through_a_killed_worker() {
         let dim = v4_before[0].1.len();
         idx.recreate_speakers("v4", dim).await.unwrap();
     }
-    let m = migration(&env).await;
+    let mut m = migration(&env).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m["v4_docs"] != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = migration(&env).await;
+    }
     assert_eq!(
         (m["mode"].as_str(), m["v4_docs"].as_u64()),
         (Some("v3"), Some(0)),

@@ -610,4 +610,173 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn reindex_payloads_are_checked() {
+        let k = JobKind::Reindex;
+        let JobInput::Reindex(r) = k.parse_input(&json!({})).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!(
+            r,
+            ReindexInput {
+                mode: ReindexMode::Pending,
+                file_ids: None,
+                recreate: false,
+            }
+        );
+        let JobInput::Reindex(r) = k
+            .parse_input(&json!({"mode": "all", "recreate": true}))
+            .unwrap()
+        else {
+            panic!("wrong variant")
+        };
+        assert_eq!(
+            (r.mode, r.file_ids, r.recreate),
+            (ReindexMode::All, None, true)
+        );
+        let id = Uuid::from_u128(7);
+        let JobInput::Reindex(r) = k.parse_input(&json!({"file_ids": [id]})).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!((r.mode, r.file_ids), (ReindexMode::Pending, Some(vec![id])));
+
+        // exactly the limit is fine, one more is refused
+        let at_limit: Vec<Uuid> = (0..ReindexInput::MAX_FILES as u128)
+            .map(Uuid::from_u128)
+            .collect();
+        assert_eq!(ReindexInput::MAX_FILES, 10_000);
+        let JobInput::Reindex(r) = k.parse_input(&json!({"file_ids": at_limit})).unwrap() else {
+            panic!("wrong variant")
+        };
+        assert_eq!(r.file_ids.map(|f| f.len()), Some(10_000));
+        let over: Vec<Uuid> = (0..=ReindexInput::MAX_FILES as u128)
+            .map(Uuid::from_u128)
+            .collect();
+        let err = k.parse_input(&json!({ "file_ids": over })).unwrap_err();
+        assert!(err.0.contains("10000"), "{err}");
+
+        for bad in [
+            json!({"bogus": 1}),
+            json!({"mode": "some"}),
+            json!({"recreate": "yes"}),
+            json!({"file_ids": ["nope"]}),
+        ] {
+            assert!(k.parse_input(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn integrity_and_repair_payloads_are_checked() {
+        let k = JobKind::IntegrityCheck;
+        assert_eq!(
+            k.parse_input(&json!({})).unwrap(),
+            JobInput::IntegrityCheck(IntegrityCheckInput { dry_run: false })
+        );
+        assert_eq!(
+            k.parse_input(&json!({"dry_run": true})).unwrap(),
+            JobInput::IntegrityCheck(IntegrityCheckInput { dry_run: true })
+        );
+        assert!(k.parse_input(&json!({"dry_run": 1})).is_err());
+        assert!(k.parse_input(&json!({"bogus": true})).is_err());
+
+        let k = JobKind::EmbeddingRepair;
+        assert_eq!(
+            k.parse_input(&json!({})).unwrap(),
+            JobInput::EmbeddingRepair(EmbeddingRepairInput { profile: None })
+        );
+        assert_eq!(
+            k.parse_input(&json!({"profile": "v3"})).unwrap(),
+            JobInput::EmbeddingRepair(EmbeddingRepairInput {
+                profile: Some("v3".into())
+            })
+        );
+        assert_eq!(
+            k.parse_input(&json!({"profile": "v4"})).unwrap(),
+            JobInput::EmbeddingRepair(EmbeddingRepairInput {
+                profile: Some("v4".into())
+            })
+        );
+        let err = k.parse_input(&json!({"profile": "v5"})).unwrap_err();
+        assert!(err.0.contains("unknown embedding profile `v5`"), "{err}");
+        assert!(k.parse_input(&json!({"profile": ""})).is_err());
+        assert!(k.parse_input(&json!({"bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn migration_payloads_are_checked() {
+        let k = JobKind::EmbeddingMigration;
+        assert_eq!(
+            k.parse_input(&json!({})).unwrap(),
+            JobInput::EmbeddingMigration(EmbeddingMigrationInput {
+                action: MigrationAction::Start,
+                from_profile: "v3".into(),
+                to_profile: "v4".into(),
+            })
+        );
+        for (action, want) in [
+            ("start", MigrationAction::Start),
+            ("retry_failed", MigrationAction::RetryFailed),
+            ("force_reextract", MigrationAction::ForceReextract),
+        ] {
+            let JobInput::EmbeddingMigration(m) =
+                k.parse_input(&json!({ "action": action })).unwrap()
+            else {
+                panic!("wrong variant")
+            };
+            assert_eq!(
+                (m.action, m.from_profile.as_str(), m.to_profile.as_str()),
+                (want, "v3", "v4")
+            );
+        }
+        // the other direction is a migration too
+        let JobInput::EmbeddingMigration(m) = k
+            .parse_input(&json!({"from_profile": "v4", "to_profile": "v3"}))
+            .unwrap()
+        else {
+            panic!("wrong variant")
+        };
+        assert_eq!(
+            (m.from_profile.as_str(), m.to_profile.as_str()),
+            ("v4", "v3")
+        );
+
+        let err = k
+            .parse_input(&json!({"from_profile": "v4", "to_profile": "v4"}))
+            .unwrap_err();
+        assert!(err.0.contains("must differ"), "{err}");
+        // the default `to_profile` is v4, so naming only v4 as the source is the same mistake
+        assert!(k.parse_input(&json!({"from_profile": "v4"})).is_err());
+        for bad in [
+            json!({"from_profile": "v2"}),
+            json!({"to_profile": "v5"}),
+            json!({"action": "finalize"}),
+            json!({"bogus": 1}),
+        ] {
+            assert!(k.parse_input(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn maintenance_kinds_are_implemented_and_run_on_cpu() {
+        for k in [
+            JobKind::Reindex,
+            JobKind::IntegrityCheck,
+            JobKind::EmbeddingRepair,
+            JobKind::EmbeddingMigration,
+        ] {
+            assert!(k.is_implemented(), "{k}");
+            assert!(k.admin_only(), "{k}");
+            assert_eq!(k.default_queue(), QueueName::cpu(), "{k}");
+        }
+        assert!(!JobKind::Retention.is_implemented());
+        assert!(!JobKind::CollectStats.is_implemented());
+        assert_eq!(
+            JobKind::ALL
+                .into_iter()
+                .filter(|k| !k.is_implemented())
+                .collect::<Vec<_>>(),
+            [JobKind::Retention, JobKind::CollectStats]
+        );
+    }
 }

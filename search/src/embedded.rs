@@ -18,8 +18,8 @@
 //! tantivy allows one writer per index, guarded by a lock file: each write call takes the
 //! writer (waiting with backoff up to [`EmbeddedOptions::lock_timeout`], then
 //! [`SearchError::Unavailable`]), commits, waits for merges and lets it go. Each process
-//! keeps one reader per index that reloads when `meta.json` changes (within about a
-//! second), and reloads it at once after its own commits, so its own writes are visible
+//! keeps one reader per index, reloaded before every read (cheap when nothing changed), so
+//! another process's finished writes are seen at once, and after its own commits, so its own writes are visible
 //! when a call returns. An index another process created later is found on first use.
 //! A recreate deletes every document and sets the new dimension in one commit, rather than
 //! removing the folder under other processes' readers. Files of merged-away segments are
@@ -93,6 +93,15 @@ struct Opened {
 }
 
 impl Opened {
+    /// A searcher over the latest commit, whoever made it: the reader is reloaded first (a
+    /// read of `meta.json`, and new segments opened only when it changed), so a write that
+    /// another process has finished is seen at once rather than after the reload policy's
+    /// delay.
+    fn fresh_searcher(&self) -> Result<Searcher> {
+        self.reader.reload().map_err(be)?;
+        Ok(self.reader.searcher())
+    }
+
     /// The dimension of the last commit.
     fn dim(&self) -> Result<Option<usize>> {
         let metas = self.index.load_metas().map_err(be)?;
@@ -410,7 +419,7 @@ impl Inner {
             Ok(q) => q,
             Err(_) => parser.parse_query_lenient(query).0,
         };
-        let searcher = opened.reader.searcher();
+        let searcher = opened.fresh_searcher()?;
         let mut snippets = SnippetGenerator::create(&searcher, &*user, text).map_err(be)?;
         snippets.set_max_num_chars(SNIPPET_CHARS);
         let scoped = with_scope(user, f, scope);
@@ -440,7 +449,7 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<(f32, TantivyDocument)>> {
         opened.check_dim(opened.dim()?, vector.len())?;
-        let searcher = opened.reader.searcher();
+        let searcher = opened.fresh_searcher()?;
         let top = opened
             .vectors
             .top(&searcher, opened.fields.key_name, vector, filter, limit)?;
@@ -499,7 +508,7 @@ impl Inner {
             Term::from_field_text(f.key, &speaker_id.to_string()),
             IndexRecordOption::Basic,
         );
-        let searcher = opened.reader.searcher();
+        let searcher = opened.fresh_searcher()?;
         let top = searcher
             .search(&query, &TopDocs::with_limit(1).order_by_score())
             .map_err(be)?;
@@ -526,7 +535,7 @@ impl Inner {
                 Bound::Unbounded,
             )),
         };
-        let searcher = opened.reader.searcher();
+        let searcher = opened.fresh_searcher()?;
         let top = searcher
             .search(
                 &*query,
@@ -562,7 +571,7 @@ impl Inner {
             .map(|name| {
                 let opened = self.require(&name)?;
                 Ok(IndexInfo {
-                    docs: opened.reader.searcher().num_docs(),
+                    docs: opened.fresh_searcher()?.num_docs(),
                     dim: opened.dim()?,
                     name,
                 })

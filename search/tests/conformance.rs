@@ -745,14 +745,14 @@ async fn two_instances_see_each_others_writes() {
     a.ensure_chunks(DIM).await.expect("ensure");
     b.ensure_chunks(DIM).await.expect("b finds a's index");
     a.replace_chunks(corpus()).await.expect("write a");
-    wait_for("a's chunks in b", || async {
+    // Seen at once: every read reloads the reader first.
+    assert_eq!(
         b.search_text("budget", Scope::All, 10)
             .await
             .expect("b")
-            .len()
-            == 2
-    })
-    .await;
+            .len(),
+        2
+    );
     // And the other way, including a deletion and the vector cache.
     assert_eq!(
         b.search_vector(&[0.0, 0.0, 1.0, 0.0], Scope::All, 1)
@@ -762,14 +762,25 @@ async fn two_instances_see_each_others_writes() {
         cid(F3, 0)
     );
     b.delete_file(F3).await.expect("delete in b");
-    wait_for("b's delete in a", || async {
+    assert_ne!(
         a.search_vector(&[0.0, 0.0, 1.0, 0.0], Scope::All, 1)
             .await
             .expect("v")[0]
-            .id
-            != cid(F3, 0)
-    })
-    .await;
+            .id,
+        cid(F3, 0)
+    );
+    let ids = |p: voxfleet_search::ScanPage| p.keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    let before = ids(a.scan(CHUNKS, None, 100).await.expect("scan a"));
+    let gone = before[0].clone();
+    assert_eq!(
+        b.delete_docs(CHUNKS, &[gone.clone()])
+            .await
+            .expect("delete"),
+        1
+    );
+    let after = ids(a.scan(CHUNKS, None, 100).await.expect("scan a again"));
+    assert!(!after.contains(&gone), "{after:?}");
+    assert_eq!(after.len() + 1, before.len());
     // Aliases are shared at once.
     a.ensure_speakers("v3", SPK_DIM, "v3")
         .await

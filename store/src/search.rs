@@ -78,12 +78,13 @@ pub async fn mark_indexed(
 
 /// Marks every file pending (the chunk index was recreated).
 pub async fn mark_all_pending(pool: &PgPool) -> Result<u64, StoreError> {
-    Ok(
-        sqlx::query("UPDATE files SET indexed_version = NULL, indexed_at = NULL")
-            .execute(pool)
-            .await?
-            .rows_affected(),
+    Ok(sqlx::query(
+        "UPDATE files SET indexed_version = NULL, indexed_at = NULL, index_model = NULL, \
+             index_chunks = NULL",
     )
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// The search section's counts.
@@ -109,9 +110,10 @@ pub async fn index_counts(pool: &PgPool) -> Result<IndexCounts, StoreError> {
     )))
     .fetch_one(pool)
     .await?;
-    let models: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT index_model FROM files WHERE index_model IS NOT NULL ORDER BY 1",
-    )
+    let models: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT index_model FROM files \
+         WHERE index_model IS NOT NULL AND {INDEXABLE} AND NOT ({PENDING}) ORDER BY 1"
+    )))
     .fetch_all(pool)
     .await?;
     Ok(IndexCounts {
@@ -182,7 +184,7 @@ pub struct SpeakerRef {
     pub owner: Option<Uuid>,
     pub label: String,
     pub name: Option<String>,
-    /// Where the file's audio is (`None`: the file row is gone, which a cascade prevents).
+    /// Where the file's audio is.
     pub storage_key: String,
     /// Whether a voiceprint of the asked profile is stored.
     pub has_voiceprint: bool,
@@ -366,7 +368,8 @@ pub async fn set_run_state(
     sqlx::query(
         "INSERT INTO maintenance_runs (section, state, report, finished_at) \
          VALUES ($1, $2, $3, now()) \
-         ON CONFLICT (section) DO UPDATE SET state = $2, report = $3, updated_at = now()",
+         ON CONFLICT (section) DO UPDATE SET state = $2, report = $3, updated_at = now(), \
+         finished_at = now()",
     )
     .bind(section)
     .bind(state)
