@@ -773,7 +773,7 @@ async fn two_instances_see_each_others_writes() {
     let before = ids(a.scan(CHUNKS, None, 100).await.expect("scan a"));
     let gone = before[0].clone();
     assert_eq!(
-        b.delete_docs(CHUNKS, &[gone.clone()])
+        b.delete_docs(CHUNKS, std::slice::from_ref(&gone))
             .await
             .expect("delete"),
         1

@@ -407,7 +407,7 @@ async fn bench_model(args: &Args, models: &ModelsDir, name: &str, files: &[File]
         })
         .collect();
     let scope = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             Scope::All
         } else {
             Scope::Owner(files[i % files.len()].owner)
