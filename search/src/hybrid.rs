@@ -7,7 +7,7 @@
 //! ranks.
 use std::collections::HashMap;
 
-use crate::{ChunkHit, Result, Scope, SearchIndex};
+use crate::{ChunkHit, DocKey, Result, Scope, SearchIndex};
 
 /// The `k` of [`rrf`] that [`hybrid_search`] uses.
 pub const RRF_K: f32 = 60.0;
@@ -72,6 +72,20 @@ pub async fn hybrid_search<I: SearchIndex>(
     };
     let (text, vector_hits) = tokio::join!(text, vector_hits);
     Ok(rrf(text?, vector_hits?, RRF_K, limit))
+}
+
+/// Every document key of `index`, read page by page (`NoSuchIndex` when it does not exist).
+pub async fn all_keys<I: SearchIndex>(index: &I, name: &str) -> Result<Vec<DocKey>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = index.scan(name, cursor.take(), 1000).await?;
+        out.extend(page.keys);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return Ok(out),
+        }
+    }
 }
 
 #[cfg(test)]

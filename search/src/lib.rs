@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use backend::Index;
 pub use embedded::{EmbeddedIndex, EmbeddedOptions};
-pub use hybrid::{RRF_K, hybrid_search, rrf};
+pub use hybrid::{RRF_K, all_keys, hybrid_search, rrf};
 pub use opensearch::OpenSearchIndex;
 
 pub const CHUNKS: &str = "transcript_chunks";

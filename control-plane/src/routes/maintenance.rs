@@ -137,6 +137,29 @@ pub async fn start_section(
         .ok_or_else(|| ApiError::new(Code::Internal, "the run was not recorded"))
 }
 
+/// An admin's start of a section's job, answered 202 with the section.
+pub async fn start_as_admin(
+    st: &AppState,
+    auth: &Auth,
+    section: &str,
+    kind: JobKind,
+    input: Value,
+) -> ApiResult<(StatusCode, Json<SectionView>)> {
+    auth.require(Role::Admin)?;
+    let v = start_section(st, auth, section, kind, input).await?;
+    Ok((StatusCode::ACCEPTED, Json(v)))
+}
+
+/// An admin's stop of a section's job, answered 202 with the section.
+pub async fn stop_as_admin(
+    st: &AppState,
+    auth: &Auth,
+    section: &str,
+) -> ApiResult<(StatusCode, Json<SectionView>)> {
+    auth.require(Role::Admin)?;
+    Ok((StatusCode::ACCEPTED, Json(stop_section(st, section).await?)))
+}
+
 /// Cancels the section's running job (409 `not_running` when none runs).
 pub async fn stop_section(st: &AppState, section: &str) -> ApiResult<SectionView> {
     let run = voxfleet_store::search::get_run(&st.pool, section)
@@ -246,16 +269,14 @@ pub async fn start_integrity(
     auth: Auth,
     ApiJson(r): ApiJson<IntegrityRequest>,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    auth.require(Role::Admin)?;
-    let v = start_section(
+    start_as_admin(
         &st,
         &auth,
         "integrity",
         JobKind::IntegrityCheck,
         json!({"dry_run": r.dry_run}),
     )
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(v)))
+    .await
 }
 
 /// Stop a running integrity check.
@@ -265,11 +286,7 @@ pub async fn stop_integrity(
     State(st): State<AppState>,
     auth: Auth,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    auth.require(Role::Admin)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(stop_section(&st, "integrity").await?),
-    ))
+    stop_as_admin(&st, &auth, "integrity").await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,19 +345,12 @@ pub async fn consistency(State(st): State<AppState>, auth: Auth) -> ApiResult<Js
         let mut in_index: HashSet<Uuid> = HashSet::new();
         let mut doc_speakers: Vec<Uuid> = Vec::new();
         if existing.contains(&name) {
-            let mut cursor = None;
-            loop {
-                let page = s
-                    .index
-                    .scan(&name, cursor.take(), 1000)
-                    .await
-                    .map_err(index_error)?;
-                doc_speakers.extend(page.keys.iter().filter_map(|k| k.speaker_id));
-                match page.next {
-                    Some(n) => cursor = Some(n),
-                    None => break,
-                }
-            }
+            doc_speakers = voxfleet_search::all_keys(&s.index, &name)
+                .await
+                .map_err(index_error)?
+                .into_iter()
+                .filter_map(|k| k.speaker_id)
+                .collect();
             in_index.extend(doc_speakers.iter().copied());
         }
         let live: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -396,16 +406,14 @@ pub async fn start_repair(
     auth: Auth,
     ApiJson(r): ApiJson<RepairRequest>,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    auth.require(Role::Admin)?;
-    let v = start_section(
+    start_as_admin(
         &st,
         &auth,
         "repair",
         JobKind::EmbeddingRepair,
         json!({"profile": r.profile}),
     )
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(v)))
+    .await
 }
 
 /// Stop a running repair.
@@ -415,11 +423,7 @@ pub async fn stop_repair(
     State(st): State<AppState>,
     auth: Auth,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    auth.require(Role::Admin)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(stop_section(&st, "repair").await?),
-    ))
+    stop_as_admin(&st, &auth, "repair").await
 }
 
 // ---------------------------------------------------------------------------------------------

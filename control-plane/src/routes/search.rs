@@ -21,7 +21,9 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::maintenance::{SectionView, section_view, start_section, stop_section};
+use crate::routes::maintenance::{
+    SectionView, section_view, start_as_admin, start_section, stop_as_admin,
+};
 use crate::search::SearchState;
 
 pub fn search_state(st: &AppState) -> ApiResult<Arc<SearchState>> {
@@ -363,16 +365,14 @@ pub async fn start_reindex(
     auth: Auth,
     ApiJson(r): ApiJson<ReindexRequest>,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    auth.require(Role::Admin)?;
-    let v = start_section(
+    start_as_admin(
         &st,
         &auth,
         "reindex",
         JobKind::Reindex,
         json!({"mode": r.mode}),
     )
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(v)))
+    .await
 }
 
 /// Stop the running reindex (it ends promptly with a `stopped` event).
@@ -382,11 +382,7 @@ pub async fn stop_reindex(
     State(st): State<AppState>,
     auth: Auth,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    auth.require(Role::Admin)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(stop_section(&st, "reindex").await?),
-    ))
+    stop_as_admin(&st, &auth, "reindex").await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -27,21 +27,10 @@ use crate::search_ctx::index_error;
 
 /// The speakers present in `speakers_{profile}` (none when the index does not exist).
 async fn indexed_speakers(ctx: &JobContext, profile: &str) -> Result<HashSet<Uuid>, HandlerError> {
-    let index = &ctx.rt.search.index;
-    let name = speakers_index(profile);
-    let mut out = HashSet::new();
-    let mut cursor = None;
-    loop {
-        let page = match index.scan(&name, cursor.take(), 1000).await {
-            Ok(p) => p,
-            Err(SearchError::NoSuchIndex(_)) => return Ok(out),
-            Err(e) => return Err(index_error(e)),
-        };
-        out.extend(page.keys.iter().filter_map(|k| k.speaker_id));
-        match page.next {
-            Some(n) => cursor = Some(n),
-            None => return Ok(out),
-        }
+    match voxfleet_search::all_keys(&ctx.rt.search.index, &speakers_index(profile)).await {
+        Ok(keys) => Ok(keys.into_iter().filter_map(|k| k.speaker_id).collect()),
+        Err(SearchError::NoSuchIndex(_)) => Ok(HashSet::new()),
+        Err(e) => Err(index_error(e)),
     }
 }
 
