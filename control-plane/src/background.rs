@@ -13,6 +13,7 @@ use crate::AppState;
 pub fn spawn_all(st: AppState, stop: CancellationToken) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(listen_events(st.clone(), stop.clone())),
+        tokio::spawn(crate::scheduler::run(st.clone(), stop.clone())),
         tokio::spawn(maintain(st, stop)),
     ]
 }
@@ -64,6 +65,9 @@ async fn listen_events(st: AppState, stop: CancellationToken) {
     }
 }
 
+/// Per status event: `voxfleet_jobs_total{kind,queue,outcome}` (outcome `retried` for an
+/// attempt that will be retried), `voxfleet_job_retries_total{kind,queue}`, and the run time of
+/// the last attempt of finished jobs in `voxfleet_job_duration_seconds{kind,queue}`.
 fn record_metrics(ev: &JobEvent) {
     if ev.event_type != "status" {
         return;
@@ -76,6 +80,9 @@ fn record_metrics(ev: &JobEvent) {
         _ => return,
     };
     metrics::counter!("voxfleet_jobs_total", "kind" => ev.kind.clone(), "queue" => ev.queue.clone(), "outcome" => outcome).increment(1);
+    if ev.status == voxfleet_jobs::JobStatus::Retrying {
+        metrics::counter!("voxfleet_job_retries_total", "kind" => ev.kind.clone(), "queue" => ev.queue.clone()).increment(1);
+    }
     if let Some(s) = ev.started_at
         && ev.status.is_terminal()
     {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod scheduler;
 pub mod search;
 pub mod transcript;
 pub mod upload;
@@ -62,6 +63,9 @@ pub struct Limits {
     pub spool_dir: std::path::PathBuf,
     /// How long `POST /v1/audio/transcriptions` waits for its job (10 minutes).
     pub openai_wait: Duration,
+    /// How often this replica's scheduler looks at the recurring jobs (1 s); `None`: this
+    /// replica runs no scheduler.
+    pub scheduler_tick: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -73,6 +77,7 @@ impl Default for Limits {
             max_upload_bytes: 2 << 30,
             spool_dir: std::env::temp_dir(),
             openai_wait: Duration::from_secs(600),
+            scheduler_tick: Some(Duration::from_secs(1)),
         }
     }
 }

@@ -93,6 +93,12 @@ struct ServeArgs {
     /// How long `POST /v1/audio/transcriptions` waits for its transcription.
     #[arg(long, env = "VOXFLEET_OPENAI_WAIT_SECONDS", default_value_t = 600)]
     openai_wait_seconds: u64,
+    /// Run no scheduler on this replica (recurring jobs are fired by the other replicas).
+    #[arg(long, env = "VOXFLEET_NO_SCHEDULER", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    no_scheduler: bool,
+    /// How often the scheduler looks at the recurring jobs, in milliseconds.
+    #[arg(long, env = "VOXFLEET_SCHEDULER_TICK_MS", default_value_t = 1000)]
+    scheduler_tick_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +182,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_upload_bytes: args.max_upload_bytes,
                 spool_dir: args.spool_dir.unwrap_or(defaults.spool_dir.clone()),
                 openai_wait: std::time::Duration::from_secs(args.openai_wait_seconds),
+                scheduler_tick: (!args.no_scheduler)
+                    .then(|| std::time::Duration::from_millis(args.scheduler_tick_ms.max(10))),
                 ..defaults
             };
             let media = voxfleet_store::media::MediaStore::from_url(&args.storage_url)

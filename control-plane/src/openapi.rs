@@ -6,7 +6,8 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::routes::{
-    events, files, fleet, health, jobs, maintenance, openai, search, settings, speakers,
+    events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
+    settings, speakers, stats,
 };
 
 #[derive(OpenApi)]
@@ -60,7 +61,14 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(fleet::queues))
         .routes(routes!(fleet::workers))
         .routes(routes!(fleet::gpus))
+        .routes(routes!(stats::system_stats))
+        .routes(routes!(stats::task_health))
         .routes(routes!(settings::get_retry, settings::put_retry))
+        .routes(routes!(schedules::list_schedules))
+        .routes(routes!(
+            schedules::get_schedule_settings,
+            schedules::put_schedule_settings
+        ))
         .routes(routes!(search::search))
         .routes(routes!(search::similar_speakers))
         .routes(routes!(search::search_status))
@@ -78,4 +86,12 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(maintenance::stop_repair))
         .routes(routes!(maintenance::get_migration))
         .routes(routes!(maintenance::migration_action))
+        .routes(routes!(retention::status))
+        .routes(routes!(retention::preview))
+        .routes(routes!(retention::run))
+        .routes(routes!(retention::stop))
+        .routes(routes!(
+            retention::get_retention_settings,
+            retention::put_retention_settings
+        ))
 }

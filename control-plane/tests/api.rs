@@ -64,7 +64,7 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
         (s, code(&v)),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     );
-    // wrong shape, unknown kind, declared-but-not-implemented kind, wrong payload types
+    // wrong shape, unknown kind, wrong payload types
     let (s, v) = env.post("/v1/jobs", json!({"kind": 5})).await;
     assert_eq!(
         (s, code(&v)),
@@ -76,11 +76,14 @@ async fn auth_roles_and_bad_input_get_coded_errors() {
         (StatusCode::UNPROCESSABLE_ENTITY, "unknown_kind")
     );
     let (s, v) = env
-        .post("/v1/jobs", json!({"kind": "retention", "input": {}}))
+        .post(
+            "/v1/jobs",
+            json!({"kind": "retention", "input": {"days": 3}}),
+        )
         .await;
     assert_eq!(
         (s, code(&v)),
-        (StatusCode::NOT_IMPLEMENTED, "not_implemented")
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
     );
     let (s, v) = env
         .post(

@@ -46,6 +46,18 @@ impl Keys {
         format!("{}:worker:{}", self.prefix, name)
     }
 
+    /// STRING (JSON `NodeStats`) with a worker's latest GPU and system readings; it expires a
+    /// few heartbeats after the last write, so a reader never mistakes old numbers for fresh.
+    pub fn stats(&self, worker: &str) -> String {
+        format!("{}:stats:{}", self.prefix, worker)
+    }
+
+    /// STRING holding the id of the `collect_stats` job readers asked for (SET NX EX), so
+    /// concurrent readers that find stale stats submit one job between them.
+    pub fn stats_refresh(&self) -> String {
+        format!("{}:stats-refresh", self.prefix)
+    }
+
     /// The pub/sub channel for job events.
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
@@ -101,5 +113,6 @@ mod tests {
             assert!(key.starts_with("{vf:gpu}:"), "{key}");
         }
         assert_eq!(k.worker("w1"), "vf:worker:w1");
+        assert_eq!(k.stats("w1"), "vf:stats:w1");
     }
 }

@@ -71,9 +71,9 @@ impl JobKind {
     }
 
     /// Whether workers of this version can run the kind. The API rejects the others with
-    /// `not_implemented` until their issue lands.
+    /// `not_implemented` until their issue lands (every kind has landed now).
     pub fn is_implemented(self) -> bool {
-        !matches!(self, Self::Retention | Self::CollectStats)
+        true
     }
 
     /// Kinds only admins may submit.
@@ -463,8 +463,18 @@ impl EmbeddingMigrationInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionInput {
+    /// Count what would be deleted, delete nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Evaluate the age limit as of this instant instead of now (previews of a future day,
+    /// and tests of a day with a DST change). Only the past of this instant is considered.
+    #[serde(default)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// A drill for crash safety: after this many files, the worker stops in the middle of the
+    /// next file (its object deleted, its rows not yet) and waits to be killed. Honoured only
+    /// by a worker started with `--allow-crash`.
+    #[serde(default)]
+    pub stall_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -526,6 +536,25 @@ impl DiagnosticInput {
             )));
         }
         Ok(())
+    }
+}
+
+impl JobKind {
+    /// How long one attempt of this kind may reasonably run. A job still `running` past it
+    /// is reported stuck by the task health view (nothing kills it: the worker's
+    /// `--job-timeout-seconds` does that where set).
+    pub fn max_runtime(self) -> std::time::Duration {
+        let mins = match self {
+            Self::Transcribe | Self::Diarize => 4 * 60,
+            Self::ExtractEmbeddings => 2 * 60,
+            Self::Reindex | Self::IntegrityCheck | Self::EmbeddingRepair | Self::Retention => {
+                12 * 60
+            }
+            Self::EmbeddingMigration => 24 * 60,
+            Self::CollectStats => 5,
+            Self::Diagnostic => 60,
+        };
+        std::time::Duration::from_secs(mins * 60)
     }
 }
 
@@ -769,14 +798,10 @@ mod tests {
             assert!(k.admin_only(), "{k}");
             assert_eq!(k.default_queue(), QueueName::cpu(), "{k}");
         }
-        assert!(!JobKind::Retention.is_implemented());
-        assert!(!JobKind::CollectStats.is_implemented());
-        assert_eq!(
-            JobKind::ALL
-                .into_iter()
-                .filter(|k| !k.is_implemented())
-                .collect::<Vec<_>>(),
-            [JobKind::Retention, JobKind::CollectStats]
-        );
+        assert!(JobKind::ALL.into_iter().all(JobKind::is_implemented));
+        for k in [JobKind::Retention, JobKind::CollectStats] {
+            assert!(k.admin_only(), "{k}");
+            assert_eq!(k.default_queue(), QueueName::cpu(), "{k}");
+        }
     }
 }

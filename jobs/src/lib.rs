@@ -18,6 +18,7 @@ pub mod model;
 pub mod outage;
 pub mod queue;
 pub mod retry;
+pub mod schedule;
 mod scripts;
 
 pub use error::{ErrorClass, HandlerError, QueueError};
@@ -25,7 +26,7 @@ pub use events::JobEvent;
 pub use keys::Keys;
 pub use kind::{
     DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, EmbeddingMigrationInput,
-    EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput,
+    EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput, RetentionInput,
     JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, TranscribeInput,
 };
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};

@@ -60,7 +60,7 @@ impl FileStatus {
 
 /// The status as SQL over `files f LEFT JOIN jobs j ON j.id = f.transcription_job`: a job in
 /// flight wins, then a transcript, then how the last job ended.
-const STATUS_SQL: &str = "CASE \
+pub(crate) const STATUS_SQL: &str = "CASE \
     WHEN j.status = 'queued' THEN 'queued' \
     WHEN j.status IN ('running', 'retrying') THEN 'processing' \
     WHEN f.transcribed_at IS NOT NULL THEN 'transcribed' \
@@ -152,10 +152,12 @@ pub async fn insert_file(pool: &PgPool, f: &StoredFile) -> Result<(), StoreError
     Ok(())
 }
 
+/// A file, unless retention has begun deleting it (then it is gone for the API already).
 pub async fn get_file(pool: &PgPool, id: Uuid) -> Result<Option<FileRecord>, StoreError> {
     Ok(
         sqlx::query_as(q!("SELECT {COLUMNS}, {STATUS_SQL} AS status FROM files f \
-         LEFT JOIN jobs j ON j.id = f.transcription_job WHERE f.id = $1"))
+         LEFT JOIN jobs j ON j.id = f.transcription_job \
+         WHERE f.id = $1 AND f.deleting_at IS NULL"))
         .bind(id)
         .fetch_optional(pool)
         .await?,
@@ -177,7 +179,7 @@ pub async fn list_files(pool: &PgPool, f: &FileFilter) -> Result<Vec<FileRecord>
     Ok(sqlx::query_as(q!(
         "SELECT * FROM (SELECT {COLUMNS}, {STATUS_SQL} AS status FROM files f \
          LEFT JOIN jobs j ON j.id = f.transcription_job \
-         WHERE ($1::uuid IS NULL OR f.owner = $1) \
+         WHERE ($1::uuid IS NULL OR f.owner = $1) AND f.deleting_at IS NULL \
            AND ($3::timestamptz IS NULL OR (f.created_at, f.id) < ($3, $4))) s \
          WHERE ($2::text IS NULL OR s.status = $2) \
          ORDER BY created_at DESC, id DESC LIMIT $5"

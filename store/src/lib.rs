@@ -20,9 +20,12 @@ pub mod jobs;
 pub mod media;
 pub mod persist;
 pub mod reaper;
+pub mod retention;
+pub mod schedules;
 pub mod search;
 pub mod settings;
 pub mod speakers;
+pub mod stats;
 pub mod tokens;
 
 pub use db::{StoreError, connect};

@@ -24,7 +24,10 @@ pub struct IndexFile {
     pub index_version: i64,
 }
 
-const INDEXABLE: &str = "(transcribed_at IS NOT NULL OR diarized_at IS NOT NULL)";
+/// Files being deleted by retention are no longer indexable (a reindex removes their
+/// documents instead of writing them back).
+const INDEXABLE: &str =
+    "(transcribed_at IS NOT NULL OR diarized_at IS NOT NULL) AND deleting_at IS NULL";
 const PENDING: &str = "indexed_version IS DISTINCT FROM index_version";
 
 /// Indexable files, oldest first: every one (`pending_only` false) or those whose documents
@@ -46,8 +49,8 @@ pub async fn indexable_files(
 /// its documents removed by a reindex).
 pub async fn files_by_id(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<IndexFile>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, owner, filename, index_version FROM files WHERE id = ANY($1) \
-         ORDER BY created_at, id",
+        "SELECT id, owner, filename, index_version FROM files \
+         WHERE id = ANY($1) AND deleting_at IS NULL ORDER BY created_at, id",
     )
     .bind(ids)
     .fetch_all(pool)

@@ -192,3 +192,126 @@ pub async fn put_search_settings(
     s.validate().map_err(StoreError::Invalid)?;
     put_setting(pool, SEARCH_KEY, s, by).await
 }
+
+const RETENTION_KEY: &str = "retention";
+
+/// Automatic deletion of old files. Off until an admin turns it on with an explicit
+/// confirmation (the route checks that; this is only the stored value).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Whether the daily run happens.
+    pub enabled: bool,
+    /// Files older than this many days (1–3,650) are deleted.
+    pub retention_days: u32,
+    /// The daily run's wall-clock time, `HH:MM` (minutes honoured).
+    pub run_time: String,
+    /// IANA timezone of `run_time` and of the day count.
+    pub timezone: String,
+    /// Also delete old files whose processing failed (otherwise they are kept for a look).
+    pub delete_error_files: bool,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            retention_days: 365,
+            run_time: "02:00".into(),
+            timezone: "UTC".into(),
+            delete_error_files: false,
+        }
+    }
+}
+
+impl RetentionSettings {
+    pub const MAX_DAYS: u32 = 3650;
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_DAYS).contains(&self.retention_days) {
+            return Err(format!(
+                "retention_days must be 1–{}, got {}",
+                Self::MAX_DAYS,
+                self.retention_days
+            ));
+        }
+        self.daily().map(|_| ())
+    }
+
+    /// The daily run's time and zone.
+    pub fn daily(&self) -> Result<voxfleet_jobs::schedule::DailyAt, String> {
+        voxfleet_jobs::schedule::DailyAt::parse(&self.run_time, &self.timezone)
+    }
+}
+
+pub async fn get_retention_settings(pool: &PgPool) -> Result<RetentionSettings, StoreError> {
+    get_setting(pool, RETENTION_KEY).await
+}
+
+pub async fn put_retention_settings(
+    pool: &PgPool,
+    s: &RetentionSettings,
+    by: Option<Uuid>,
+) -> Result<(), StoreError> {
+    s.validate().map_err(StoreError::Invalid)?;
+    put_setting(pool, RETENTION_KEY, s, by).await
+}
+
+const SCHEDULES_KEY: &str = "schedules";
+
+/// The fixed-interval schedules (retention's daily run has its own setting). 0 turns one off.
+/// Intervals are aligned to the Unix epoch: every 24 h means at 00:00 UTC.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Seconds between `collect_stats` runs (10–86,400, or 0 for none; default 60).
+    pub stats_every_seconds: u64,
+    /// Hours between scheduled integrity checks (1–8,760, or 0 for none; default 0).
+    pub integrity_every_hours: u32,
+    /// Hours between scheduled embedding-consistency repairs of the active profile (1–8,760,
+    /// or 0 for none; default 0).
+    pub consistency_every_hours: u32,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            stats_every_seconds: 60,
+            integrity_every_hours: 0,
+            consistency_every_hours: 0,
+        }
+    }
+}
+
+impl ScheduleSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.stats_every_seconds != 0 && !(10..=86_400).contains(&self.stats_every_seconds) {
+            return Err(format!(
+                "stats_every_seconds must be 0 or 10–86400, got {}",
+                self.stats_every_seconds
+            ));
+        }
+        for (name, h) in [
+            ("integrity_every_hours", self.integrity_every_hours),
+            ("consistency_every_hours", self.consistency_every_hours),
+        ] {
+            if h > 8760 {
+                return Err(format!("{name} must be 0–8760, got {h}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn get_schedule_settings(pool: &PgPool) -> Result<ScheduleSettings, StoreError> {
+    get_setting(pool, SCHEDULES_KEY).await
+}
+
+pub async fn put_schedule_settings(
+    pool: &PgPool,
+    s: &ScheduleSettings,
+    by: Option<Uuid>,
+) -> Result<(), StoreError> {
+    s.validate().map_err(StoreError::Invalid)?;
+    put_setting(pool, SCHEDULES_KEY, s, by).await
+}

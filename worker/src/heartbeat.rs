@@ -1,20 +1,23 @@
 //! The heartbeat: every few seconds the worker publishes its queues, running jobs, device and
-//! GPU statistics to Redis. The control plane reports a worker `lost` when its last heartbeat is
-//! older than three intervals, and forgets it after an hour.
-use std::sync::Arc;
+//! GPU statistics to Redis, and beside them its readings (GPUs and host CPU, memory, disks),
+//! which expire three intervals later. The control plane reports a worker `lost` when its last
+//! heartbeat is older than three intervals, and forgets it after an hour.
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use voxfleet_jobs::Outage;
-use voxfleet_jobs::fleet::{LoadedModel, WorkerInfo, WorkerState};
+use voxfleet_jobs::fleet::{LoadedModel, SystemSampler, WorkerInfo, WorkerState, sample_system};
 
 use crate::gpu::Gpus;
 use crate::runtime::Runtime;
 
 pub struct Heartbeat {
     pub rt: Arc<Runtime>,
-    pub gpus: Gpus,
+    pub gpus: Arc<Gpus>,
+    /// Kept between beats: each CPU reading covers the interval since the previous beat.
+    pub sampler: Option<Arc<Mutex<SystemSampler>>>,
     pub device: String,
     pub host: String,
     pub concurrency: u32,
@@ -64,7 +67,18 @@ impl Heartbeat {
         // kept for an hour: a worker that dies silently is then listed as `lost` (its last
         // heartbeat too old) instead of vanishing from the fleet
         let ttl = Duration::from_secs(3600);
-        match self.rt.queue.heartbeat(&self.info(state), ttl).await {
+        let system = match (&self.sampler, state) {
+            (Some(s), WorkerState::Running | WorkerState::Draining) => {
+                sample_system(s, Duration::from_secs(2)).await
+            }
+            _ => None,
+        };
+        match self
+            .rt
+            .queue
+            .heartbeat_with(&self.info(state), ttl, system)
+            .await
+        {
             Ok(()) => outage.ok(),
             Err(e) => {
                 outage.failed(&e);

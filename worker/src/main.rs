@@ -252,7 +252,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::info!("stopped before PostgreSQL became reachable; nothing was claimed");
         return Ok(());
     };
-    let gpus = gpu::Gpus::init();
+    let gpus = Arc::new(gpu::Gpus::init());
+    let host = sysinfo::System::host_name().unwrap_or_default();
     let mut device = cli.device.clone();
     if device != "cpu" && !gpus.available() {
         tracing::info!(requested = %device, "no NVIDIA GPU available; device is cpu");
@@ -285,6 +286,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         finisher: finish_tx,
         speech,
         search,
+        gpus: gpus.clone(),
+        host: host.clone(),
     });
     let finisher_task = tokio::spawn(finisher::run(rt.clone(), finish_rx));
     if cli.preload {
@@ -296,8 +299,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let hb = Heartbeat {
         rt: rt.clone(),
         gpus,
+        sampler: voxfleet_jobs::fleet::SystemSampler::new()
+            .map(|s| Arc::new(std::sync::Mutex::new(s))),
         device,
-        host: sysinfo::System::host_name().unwrap_or_default(),
+        host,
         concurrency: cli.concurrency,
         interval: Duration::from_secs(cli.heartbeat_seconds.max(1)),
         started_at: chrono::Utc::now(),

@@ -74,6 +74,10 @@ pub struct Runtime {
     pub speech: Arc<crate::handlers::transcribe::Speech>,
     /// The search index and the text-embedding models.
     pub search: Arc<crate::search_ctx::SearchContext>,
+    /// NVML, shared by the heartbeat and the `collect_stats` job.
+    pub gpus: Arc<crate::gpu::Gpus>,
+    /// The host name the worker reports.
+    pub host: String,
 }
 
 impl Runtime {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use voxfleet_jobs::fleet::{GpuStats, WorkerInfo, WorkerState};
+use voxfleet_jobs::fleet::{GpuStats, NodeStats, WorkerInfo, WorkerState};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
@@ -173,16 +173,36 @@ pub struct GpuList {
     pub gpus: Vec<GpuView>,
 }
 
-pub async fn gpu_views(st: &AppState) -> ApiResult<Vec<GpuView>> {
-    Ok(live_workers(st)
-        .await?
+/// Every worker seen in the last hour, its state, and its readings (None where they expired:
+/// the readings key outlives the last write by three heartbeats, so a reader never gets old
+/// numbers).
+pub async fn worker_readings(
+    st: &AppState,
+) -> ApiResult<Vec<(WorkerInfo, WorkerHealth, Option<NodeStats>)>> {
+    let ws = live_workers(st).await?;
+    let names: Vec<String> = ws.iter().map(|(w, _)| w.name.clone()).collect();
+    let mut stats = st.queue.node_stats(&names).await?.into_iter();
+    Ok(ws
         .into_iter()
-        .filter(|(_, h)| *h != WorkerHealth::Stopped)
-        .flat_map(|(w, h)| {
+        .map(|(w, h)| (w, h, stats.next().flatten()))
+        .collect())
+}
+
+/// The GPUs of workers not stopped whose readings have not expired.
+pub async fn gpu_views(st: &AppState) -> ApiResult<Vec<GpuView>> {
+    Ok(gpus_of(worker_readings(st).await?))
+}
+
+pub fn gpus_of(readings: Vec<(WorkerInfo, WorkerHealth, Option<NodeStats>)>) -> Vec<GpuView> {
+    readings
+        .into_iter()
+        .filter(|(_, h, _)| *h != WorkerHealth::Stopped)
+        .filter_map(|(w, h, s)| s.map(|s| (w, h, s)))
+        .flat_map(|(w, h, s)| {
             let alive = h != WorkerHealth::Lost;
-            let at = w.last_heartbeat;
-            let name = w.name.clone();
-            w.gpus.into_iter().map(move |mut g| {
+            let at = s.collected_at;
+            let name = w.name;
+            s.gpus.into_iter().map(move |mut g| {
                 g.healthy &= alive;
                 GpuView {
                     worker: name.clone(),
@@ -191,10 +211,10 @@ pub async fn gpu_views(st: &AppState) -> ApiResult<Vec<GpuView>> {
                 }
             })
         })
-        .collect())
+        .collect()
 }
 
-/// Every GPU of every live worker, from the workers' NVML readings (admins).
+/// Every GPU of every worker whose NVML readings are fresh (admins).
 #[utoipa::path(get, path = "/v1/gpus", tag = "fleet",
     responses((status = 200, body = GpuList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn gpus(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<GpuList>> {

@@ -107,6 +107,17 @@ pub async fn start_section(
     kind: JobKind,
     input: Value,
 ) -> ApiResult<SectionView> {
+    start_section_by(st, Some(auth.token_id), section, kind, input).await
+}
+
+/// [`start_section`] on behalf of `actor` (`None`: the scheduler).
+pub async fn start_section_by(
+    st: &AppState,
+    actor: Option<uuid::Uuid>,
+    section: &str,
+    kind: JobKind,
+    input: Value,
+) -> ApiResult<SectionView> {
     kind.parse_input(&input)
         .map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
     ensure_idle(st, section).await?;
@@ -115,7 +126,7 @@ pub async fn start_section(
         kind.default_queue(),
         Priority::Normal,
         input.clone(),
-        Some(auth.token_id),
+        actor,
         None,
         None,
     );
@@ -126,7 +137,7 @@ pub async fn start_section(
     let id = inserted.first().map(|i: &Inserted| i.job().id.0);
     voxfleet_store::audit::record(
         &st.pool,
-        Some(auth.token_id),
+        actor,
         &format!("maintenance.{section}.start"),
         id.map(|i| i.to_string()).as_deref(),
         input,

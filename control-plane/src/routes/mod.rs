@@ -6,9 +6,12 @@ pub mod health;
 pub mod jobs;
 pub mod maintenance;
 pub mod openai;
+pub mod retention;
+pub mod schedules;
 pub mod search;
 pub mod settings;
 pub mod speakers;
+pub mod stats;
 
 use crate::error::{ApiError, Code};
 

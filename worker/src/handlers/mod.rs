@@ -10,7 +10,9 @@ mod embeddings;
 mod integrity;
 mod maint;
 pub mod reindex;
+mod retention;
 mod shared;
+mod stats;
 pub mod transcribe;
 
 /// Runs one attempt of the job in `ctx`.
@@ -29,11 +31,7 @@ pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
         JobInput::IntegrityCheck(i) => integrity::run(ctx, i).await,
         JobInput::EmbeddingRepair(r) => embeddings::repair(ctx, r).await,
         JobInput::EmbeddingMigration(m) => embeddings::migrate(ctx, m).await,
-        // The API refuses these kinds until their handlers land; a job that reaches a worker
-        // anyway (an older control plane, a hand-written Redis entry) fails with a clear code.
-        _ => Err(HandlerError::permanent(
-            "not_implemented",
-            format!("this worker cannot run `{}` jobs yet", job.kind),
-        )),
+        JobInput::Retention(r) => retention::run(ctx, r).await,
+        JobInput::CollectStats(c) => stats::collect(ctx, c).await,
     }
 }
