@@ -196,15 +196,15 @@ async fn retention_deletes_by_age_owner_and_status_in_two_timezones() {
     let alice = token(&pg, "alice").await;
     let bob = token(&pg, "bob").await;
 
-    // As of 2026-03-09 12:00 UTC with a 1-day limit. New York sprang forward on 03-08, so one
-    // local day back is 23 hours there (cutoff 03-08 13:00 UTC) and 24 in Tokyo (12:00 UTC).
-    let as_of = "2026-03-09T12:00:00Z";
+    // As of 2026-03-08 12:00 UTC with a 1-day limit. New York sprang forward that night, so one
+    // local day back is 23 hours there (cutoff 03-07 13:00 UTC) and 24 in Tokyo (12:00 UTC).
+    let as_of = "2026-03-08T12:00:00Z";
     let ny_only = plant(
         &env,
         &pg,
         Some(alice),
         "ny-only.wav",
-        at("2026-03-08T12:30:00Z"),
+        at("2026-03-07T12:30:00Z"),
         "transcribed",
     )
     .await;
@@ -213,7 +213,7 @@ async fn retention_deletes_by_age_owner_and_status_in_two_timezones() {
         &pg,
         Some(bob),
         "both.wav",
-        at("2026-03-08T11:30:00Z"),
+        at("2026-03-07T11:30:00Z"),
         "transcribed",
     )
     .await;
@@ -222,7 +222,7 @@ async fn retention_deletes_by_age_owner_and_status_in_two_timezones() {
         &pg,
         Some(alice),
         "fresh.wav",
-        at("2026-03-08T13:30:00Z"),
+        at("2026-03-07T13:30:00Z"),
         "transcribed",
     )
     .await;
@@ -267,7 +267,7 @@ async fn retention_deletes_by_age_owner_and_status_in_two_timezones() {
         &pg,
         Some(bob),
         "later.wav",
-        at("2026-03-09T12:30:00Z"),
+        at("2026-03-08T12:30:00Z"),
         "transcribed",
     )
     .await;
@@ -324,19 +324,19 @@ async fn retention_deletes_by_age_owner_and_status_in_two_timezones() {
 
     // The preview, in Tokyo and in New York.
     let v = preview(&env, as_of).await;
-    assert_eq!(v["cutoff"], "2026-03-08T12:00:00Z", "{v}");
+    assert_eq!(v["cutoff"], "2026-03-07T12:00:00Z", "{v}");
     assert_eq!(preview_ids(&v), [uploaded, cancelled, both], "{v}");
     assert_eq!(v["total_files"], 3);
     let first = &v["files"][0];
     assert_eq!(first["filename"], "uploaded.wav");
     assert_eq!(first["status"], "uploaded");
-    assert_eq!(first["age_days"], 36);
+    assert_eq!(first["age_days"], 35);
     assert!(first["size_bytes"].as_i64().unwrap() > 0);
     assert_eq!(v["files"][2]["owner_name"], "bob");
     assert_eq!(v["files"][2]["owner"], bob.to_string());
     put_settings(&env, json!({"timezone": "America/New_York"})).await;
     let v = preview(&env, as_of).await;
-    assert_eq!(v["cutoff"], "2026-03-08T13:00:00Z", "{v}");
+    assert_eq!(v["cutoff"], "2026-03-07T13:00:00Z", "{v}");
     assert_eq!(preview_ids(&v), [uploaded, cancelled, both, ny_only], "{v}");
     put_settings(&env, json!({"delete_error_files": true})).await;
     assert_eq!(
@@ -361,7 +361,7 @@ async fn retention_deletes_by_age_owner_and_status_in_two_timezones() {
     let report = &st["last_run"]["report"];
     assert_eq!(st["last_run"]["state"], "completed", "{st}");
     assert_eq!(report["files_deleted"], 3, "{st}");
-    assert_eq!(report["cutoff"], "2026-03-08T12:00:00Z", "{st}");
+    assert_eq!(report["cutoff"], "2026-03-07T12:00:00Z", "{st}");
     assert!(report["bytes_freed"].as_u64().unwrap() > 0, "{st}");
     let gone = set(&[uploaded, cancelled, both]);
     let p = presence(&env, &pg, &all).await;

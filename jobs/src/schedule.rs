@@ -204,11 +204,11 @@ mod tests {
         );
         assert_eq!(retention_cutoff(as_of, 30, ny), utc("2026-05-11T12:00:00Z"));
         // across New York's spring-forward night, one local day is 23 hours
-        let as_of = utc("2026-03-09T12:00:00Z"); // 08:00 EDT
-        assert_eq!(retention_cutoff(as_of, 1, ny), utc("2026-03-08T13:00:00Z")); // 08:00 EDT
+        let as_of = utc("2026-03-08T12:00:00Z"); // 08:00 EDT on the change day
+        assert_eq!(retention_cutoff(as_of, 1, ny), utc("2026-03-07T13:00:00Z")); // 08:00 EST
         assert_eq!(
             retention_cutoff(as_of, 1, tokyo),
-            utc("2026-03-08T12:00:00Z")
+            utc("2026-03-07T12:00:00Z")
         );
         // the day after the fall-back night both ends are EST: 24 hours
         let as_of = utc("2026-11-02T13:00:00Z"); // 08:00 EST
