@@ -26,8 +26,9 @@ pub use events::JobEvent;
 pub use keys::Keys;
 pub use kind::{
     DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, EmbeddingMigrationInput,
-    EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput, RetentionInput,
-    JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, TranscribeInput,
+    EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput,
+    JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, RetentionInput,
+    TranscribeInput,
 };
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
 pub use outage::Outage;
