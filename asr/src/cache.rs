@@ -59,16 +59,23 @@ impl ModelCache {
 
     /// The Whisper model `name` (`tiny.en`, `base`, or `whisper-tiny.en`…), loaded once.
     pub fn whisper(&self, name: &str) -> Result<Arc<WhisperEngine>, AsrError> {
+        // The name is resolved first: an unknown one fails here, before any cache entry
+        // exists for it (a stream of jobs with made-up names must not grow the map).
+        let spec = voxfleet_models::registry::whisper(name).ok_or_else(|| {
+            AsrError::from(voxfleet_models::ModelError::UnknownModel {
+                name: name.chars().take(64).collect(),
+                known: voxfleet_models::registry::whisper_names(),
+            })
+        })?;
         let slot = {
             let mut map = self.whisper.lock().unwrap_or_else(|p| p.into_inner());
-            let key = name.strip_prefix("whisper-").unwrap_or(name).to_string();
-            map.entry(key).or_default().clone()
+            map.entry(spec.name.to_string()).or_default().clone()
         };
         let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(engine) = slot.as_ref() {
             return Ok(engine.clone());
         }
-        let files = self.models.whisper(name)?;
+        let files = self.models.whisper(spec.name)?;
         let engine = Arc::new(WhisperEngine::load(&files, self.device)?);
         *slot = Some(engine.clone());
         Ok(engine)
@@ -117,6 +124,27 @@ impl ModelCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_model_names_leave_no_cache_entry() {
+        let dir = std::env::temp_dir().join(format!("voxfleet-asr-names-{}", std::process::id()));
+        let cache = ModelCache::new(ModelsDir::new(&dir), DeviceSpec::Cpu).unwrap();
+        for i in 0..50 {
+            let name = format!("{i}{}", "m".repeat(1 << 20));
+            let e = match cache.whisper(&name) {
+                Err(e) => e,
+                Ok(_) => panic!("loaded a model that does not exist"),
+            };
+            assert!(e.to_string().len() < 1000, "the name is not echoed whole");
+        }
+        assert!(cache.whisper.lock().unwrap().is_empty());
+        // A known name gets its entry (and fails on the empty folder, as it should).
+        assert!(cache.whisper("tiny.en").is_err());
+        assert_eq!(
+            cache.whisper.lock().unwrap().keys().collect::<Vec<_>>(),
+            ["whisper-tiny.en"]
+        );
+    }
 
     #[test]
     fn missing_models_say_how_to_fetch() {

@@ -1,6 +1,11 @@
 //! Bearer-token authentication. Tokens are looked up by their SHA-256 in PostgreSQL; a short
-//! in-process cache keeps lookups off the hot submission path (a revoked token stops working
-//! within the cache TTL).
+//! in-process cache keeps lookups off the hot submission path. A token revoked through this
+//! replica's API is evicted at once; one revoked elsewhere (another replica, the command line)
+//! stops working within the cache TTL (10 s).
+//!
+//! The scheme is matched case-insensitively (`Bearer`, `bearer`, RFC 7235), with any number
+//! of spaces before the token. [`MetricsAuth`] guards `/metrics`: an admin token, or the
+//! dedicated metrics token (`--metrics-token`), compared in constant time.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -8,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use voxfleet_store::tokens::{Role, TokenInfo, find_token, hash_token};
 
@@ -19,6 +25,14 @@ const CACHE_TTL: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct TokenCache {
     map: Mutex<HashMap<String, (Option<TokenInfo>, Instant)>>,
+}
+
+impl TokenCache {
+    /// Forgets token `id` (revoked): its next request is looked up again.
+    pub fn evict(&self, id: Uuid) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (info, _)| info.as_ref().is_none_or(|i| i.id != id));
+    }
 }
 
 /// The caller, as established from its bearer token.
@@ -50,6 +64,64 @@ impl Auth {
     }
 }
 
+/// The token of an `Authorization` value: `Bearer`, in any case, one or more spaces, the
+/// token (RFC 7235 `credentials`). None for another scheme or no token.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim_matches(|c| c == ' ' || c == '\t');
+    (!token.is_empty()).then_some(token)
+}
+
+/// The bearer token of a request, or 401 in the API's error format.
+fn presented(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthorized,
+                "missing `Authorization: Bearer <token>`",
+            )
+        })?;
+    bearer_token(header).ok_or_else(|| {
+        ApiError::new(
+            Code::Unauthorized,
+            "the Authorization header must be `Bearer <token>`",
+        )
+    })
+}
+
+async fn authenticate(token: &str, state: &AppState) -> Result<Auth, ApiError> {
+    let key = hash_token(token);
+    let cached = {
+        let map = state.tokens.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&key)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(info, _)| info.clone())
+    };
+    let info = match cached {
+        Some(i) => i,
+        None => {
+            let i = find_token(&state.pool, token).await?;
+            let mut map = state.tokens.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(key, (i.clone(), Instant::now()));
+            i
+        }
+    };
+    let info = info.ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown or revoked token"))?;
+    Ok(Auth {
+        token_id: info.id,
+        role: info.role,
+    })
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
@@ -57,50 +129,77 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::Unauthorized,
-                    "missing `Authorization: Bearer <token>`",
-                )
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::Unauthorized,
-                    "the Authorization header must be `Bearer <token>`",
-                )
-            })?;
-        let key = hash_token(token);
-        let cached = {
-            let map = state.tokens.map.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(&key)
-                .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-                .map(|(info, _)| info.clone())
-        };
-        let info = match cached {
-            Some(i) => i,
-            None => {
-                let i = find_token(&state.pool, token).await?;
-                let mut map = state.tokens.map.lock().unwrap_or_else(|e| e.into_inner());
-                if map.len() > 10_000 {
-                    map.clear();
-                }
-                map.insert(key, (i.clone(), Instant::now()));
-                i
-            }
-        };
-        let info =
-            info.ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown or revoked token"))?;
-        Ok(Auth {
-            token_id: info.id,
-            role: info.role,
-        })
+        authenticate(presented(parts)?, state).await
+    }
+}
+
+/// The dedicated `/metrics` token; only its SHA-256 is kept.
+#[derive(Clone, Copy)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    pub fn new(plain: &str) -> Self {
+        Self(Sha256::digest(plain.as_bytes()).into())
+    }
+
+    /// Constant time in the presented token's content (both sides are digests first).
+    fn matches(&self, plain: &str) -> bool {
+        let other: [u8; 32] = Sha256::digest(plain.as_bytes()).into();
+        self.0
+            .iter()
+            .zip(other.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+/// A caller allowed to scrape `/metrics`: the metrics token, or an admin (or super_admin)
+/// API token. 401 without a valid token, 403 for a `user` token.
+pub struct MetricsAuth;
+
+impl FromRequestParts<AppState> for MetricsAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = presented(parts)?;
+        if state.metrics_token.is_some_and(|m| m.matches(token)) {
+            return Ok(Self);
+        }
+        authenticate(token, state).await?.require(Role::Admin)?;
+        Ok(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (h, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("bEaReR   abc  ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+            ("Bearer", None),
+            ("Bearer    ", None),
+            ("Bearerx abc", None),
+            ("", None),
+        ] {
+            assert_eq!(bearer_token(h), want, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_token_matches_only_itself() {
+        let m = MetricsToken::new("scrape-0123456789");
+        assert!(m.matches("scrape-0123456789"));
+        assert!(!m.matches("scrape-0123456789x"));
+        assert!(!m.matches(""));
     }
 }

@@ -30,8 +30,12 @@ pub enum Code {
     NotRunning,
     ConfirmationRequired,
     NotFinalizable,
+    ObjectInUse,
     Unavailable,
     Internal,
+    BadRequest,
+    MethodNotAllowed,
+    RequestTimeout,
 }
 
 impl Code {
@@ -59,8 +63,12 @@ impl Code {
             Self::NotRunning => "not_running",
             Self::ConfirmationRequired => "confirmation_required",
             Self::NotFinalizable => "not_finalizable",
+            Self::ObjectInUse => "object_in_use",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::BadRequest => "bad_request",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 
@@ -86,9 +94,13 @@ impl Code {
             | Self::AlreadyRunning
             | Self::NotRunning
             | Self::ConfirmationRequired
-            | Self::NotFinalizable => StatusCode::CONFLICT,
+            | Self::NotFinalizable
+            | Self::ObjectInUse => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
@@ -131,7 +143,8 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().into(),
-                message: self.message,
+                // Client input a message repeats is cut short (`extract::clip_quoted`).
+                message: crate::extract::clip_quoted(&self.message),
             },
         };
         (self.code.status(), Json(body)).into_response()

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod routes;
 pub mod scheduler;
 pub mod search;
+pub mod server;
 pub mod transcript;
 pub mod upload;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     /// The search index and the query model; `None` until [`AppState::with_search`] (the
     /// search and maintenance routes answer 503 without it).
     pub search: Option<Arc<search::SearchState>>,
+    /// The dedicated `/metrics` token (`--metrics-token`); admin tokens scrape too.
+    pub metrics_token: Option<auth::MetricsToken>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +69,11 @@ pub struct Limits {
     /// How often this replica's scheduler looks at the recurring jobs (1 s); `None`: this
     /// replica runs no scheduler.
     pub scheduler_tick: Option<Duration>,
+    /// A request head must arrive within this (10 s), or the connection is closed; an idle
+    /// keep-alive connection is closed after it too.
+    pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long (30 s) is answered 408.
+    pub body_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -78,6 +86,8 @@ impl Default for Limits {
             spool_dir: std::env::temp_dir(),
             openai_wait: Duration::from_secs(600),
             scheduler_tick: Some(Duration::from_secs(1)),
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -102,6 +112,7 @@ impl AppState {
             media,
             shutdown: tokio_util::sync::CancellationToken::new(),
             search: None,
+            metrics_token: None,
         }
     }
 
@@ -117,6 +128,10 @@ pub fn app(state: AppState) -> Router {
     let max_upload = usize::try_from(state.limits.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 << 10);
+    let body_limits = extract::BodyLimits {
+        body: state.limits.max_body_bytes as u64,
+        media: max_upload as u64,
+    };
     let (router, api) = openapi::router(max_upload).split_for_parts();
     let api = Arc::new(api);
     router
@@ -129,6 +144,17 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        // Outermost last: the body idle timeout wraps every body; rejections the framework
+        // answers in plain text get the API's format; a Content-Length over the route's
+        // limit is 413 before anything else runs.
+        .layer(axum::middleware::from_fn_with_state(
+            body_limits,
+            extract::early_limit,
+        ))
+        .layer(axum::middleware::from_fn(extract::error_format))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.limits.body_idle_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -142,12 +168,12 @@ pub async fn serve(
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = background::spawn_all(state.clone(), stop.clone());
     let streams = state.shutdown.clone();
-    let res = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            streams.cancel();
-        })
-        .await;
+    let header_read_timeout = state.limits.header_read_timeout;
+    let res = server::run(listener, app(state), header_read_timeout, async move {
+        shutdown.await;
+        streams.cancel();
+    })
+    .await;
     stop.cancel();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

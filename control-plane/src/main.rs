@@ -1,12 +1,12 @@
 //! voxfleet-control-plane: `serve` (the default) runs the HTTP API; `tokens create` mints a
-//! bearer token. Migrations run at start-up, and the database is created if missing.
+//! bearer token, `tokens list` shows them (never their secrets), `tokens revoke` revokes one. Migrations run at start-up, and the database is created if missing.
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use voxfleet_control_plane::{AppState, Limits, metrics_handle, serve};
 use voxfleet_jobs::{Keys, QueueClient, QueueOptions};
-use voxfleet_store::tokens::{Role, create_token, ensure_bootstrap};
+use voxfleet_store::tokens::{Revoked, Role, create_token, ensure_bootstrap, list_tokens, revoke_token};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -99,6 +99,19 @@ struct ServeArgs {
     /// How often the scheduler looks at the recurring jobs, in milliseconds.
     #[arg(long, env = "VOXFLEET_SCHEDULER_TICK_MS", default_value_t = 1000)]
     scheduler_tick_ms: u64,
+    /// A request head must arrive within this many seconds, or the connection is closed.
+    #[arg(long, env = "VOXFLEET_HEADER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_seconds: u64,
+    /// A request body that sends nothing for this many seconds is answered 408.
+    #[arg(long, env = "VOXFLEET_BODY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_seconds: u64,
+    /// A bearer token that may read /metrics (and nothing else), for a Prometheus scraper;
+    /// admin API tokens may too (16+ characters).
+    #[arg(long, env = "VOXFLEET_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Also serve /metrics WITHOUT auth on this address (a private network or loopback only).
+    #[arg(long, env = "VOXFLEET_METRICS_BIND")]
+    metrics_bind: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +135,11 @@ enum TokenAction {
         #[arg(long, default_value = "user")]
         role: String,
     },
+    /// List every token: id, name, role, created, last used, revoked, bootstrap (no secrets).
+    List,
+    /// Revoke a token for good (audited). Running control planes stop accepting it within
+    /// 10 seconds.
+    Revoke { id: uuid::Uuid },
 }
 
 #[tokio::main]
@@ -163,6 +181,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{plain}");
             Ok(())
         }
+        Some(Command::Tokens {
+            action: TokenAction::List,
+        }) => {
+            let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or("-".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            };
+            println!(
+                "{:<36}  {:<20}  {:<11}  {:<20}  {:<20}  {:<28}  BOOTSTRAP",
+                "ID", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED"
+            );
+            for t in list_tokens(&pool).await? {
+                println!(
+                    "{:<36}  {:<20}  {:<11}  {:<20}  {:<20}  {:<28}  {}",
+                    t.id,
+                    t.name.escape_debug().to_string(),
+                    t.role.as_str(),
+                    fmt(Some(t.created_at)),
+                    fmt(t.last_used_at),
+                    t.revoked_at
+                        .map_or("-".to_string(), |_| format!("revoked {}", fmt(t.revoked_at))),
+                    if t.bootstrap { "bootstrap" } else { "-" },
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Tokens {
+            action: TokenAction::Revoke { id },
+        }) => match revoke_token(&pool, id, None, "cli").await? {
+            Revoked::Now(t) => {
+                eprintln!("revoked token {} ({}, {})", t.id, t.name, t.role);
+                Ok(())
+            }
+            Revoked::Already(t) => {
+                eprintln!(
+                    "token {} ({}) was already revoked{}",
+                    t.id,
+                    t.name,
+                    t.revoked_at.map(|a| format!(" at {a}")).unwrap_or_default()
+                );
+                Ok(())
+            }
+            Revoked::NotFound => anyhow::bail!("no token with id {id}"),
+        },
         None | Some(Command::Serve) => {
             let args = cli.serve;
             if let Some(t) = &args.admin_token {
@@ -184,6 +245,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 openai_wait: std::time::Duration::from_secs(args.openai_wait_seconds),
                 scheduler_tick: (!args.no_scheduler)
                     .then(|| std::time::Duration::from_millis(args.scheduler_tick_ms.max(10))),
+                header_read_timeout: std::time::Duration::from_secs(args.header_timeout_seconds),
+                body_idle_timeout: std::time::Duration::from_secs(args.body_timeout_seconds),
                 ..defaults
             };
             let media = voxfleet_store::media::MediaStore::from_url(&args.storage_url)
@@ -198,9 +261,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .clone()
                     .unwrap_or_else(voxfleet_models::default_models_dir),
             );
-            let state = AppState::new(queue, pool, metrics_handle(), limits, media).with_search(
-                voxfleet_control_plane::search::SearchState::new(index, models),
-            );
+            let mut state = AppState::new(queue, pool, metrics_handle(), limits, media)
+                .with_search(voxfleet_control_plane::search::SearchState::new(
+                    index, models,
+                ));
+            if let Some(t) = &args.metrics_token {
+                anyhow::ensure!(
+                    t.len() >= 16,
+                    "VOXFLEET_METRICS_TOKEN must be at least 16 characters"
+                );
+                state.metrics_token = Some(voxfleet_control_plane::auth::MetricsToken::new(t));
+            }
+            if let Some(bind) = &args.metrics_bind {
+                let l = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("binding --metrics-bind {bind}"))?;
+                tracing::info!(addr = %l.local_addr()?, "unauthenticated /metrics listening");
+                let app = voxfleet_control_plane::routes::health::metrics_router(state.clone());
+                let stop = state.shutdown.clone();
+                tokio::spawn(async move {
+                    let res = axum::serve(l, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "the /metrics listener failed");
+                    }
+                });
+            }
             let listener = tokio::net::TcpListener::bind(&args.bind)
                 .await
                 .with_context(|| format!("binding {}", args.bind))?;

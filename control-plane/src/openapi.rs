@@ -5,6 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::routes::tokens;
 use crate::routes::{
     events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
     settings, speakers, stats,
@@ -51,6 +52,8 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
         .routes(routes!(jobs::submit, jobs::list_jobs))
         .routes(routes!(jobs::submit_batch))
         .routes(routes!(jobs::get_job))

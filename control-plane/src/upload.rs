@@ -14,7 +14,7 @@ use uuid::Uuid;
 use voxfleet_jobs::{JobKind, JobSnapshot, Priority};
 use voxfleet_store::files::StoredFile;
 use voxfleet_store::jobs::Inserted;
-use voxfleet_store::media::MediaError;
+use voxfleet_store::media::{MediaError, MediaStore};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Code};
@@ -36,7 +36,9 @@ fn too_large(max: u64) -> ApiError {
 }
 
 pub fn multipart_error(e: MultipartError, max: u64) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::extract::timed_out(&e) {
+        crate::extract::request_timeout()
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large(max)
     } else {
         ApiError::new(
@@ -148,11 +150,16 @@ async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
 
 pub fn media_error(e: MediaError) -> ApiError {
     match e {
-        MediaError::NotFound(what) => ApiError::new(
-            Code::NotFound,
-            format!("object `{what}` not found in storage"),
+        // One answer for "outside the store" and "not there", with no path in it: neither
+        // tells a caller what exists on the host or in storage.
+        e @ (MediaError::NotFound(_) | MediaError::OutsideStore { .. }) => {
+            tracing::debug!(error = %e, "object refused or missing");
+            no_object()
+        }
+        MediaError::BadKey { .. } => ApiError::new(
+            Code::InvalidInput,
+            "uri: its path is not a valid object key (UTF-8, no control characters, no `.` or `..` segments)",
         ),
-        e @ MediaError::OutsideStore { .. } => ApiError::new(Code::InvalidInput, e.to_string()),
         e => {
             tracing::warn!(error = %e, "media storage error");
             ApiError::new(
@@ -163,8 +170,66 @@ pub fn media_error(e: MediaError) -> ApiError {
     }
 }
 
+fn no_object() -> ApiError {
+    ApiError::new(
+        Code::NotFound,
+        "uri: no object you may register at this URI in the configured storage",
+    )
+}
+
+/// An object already in storage that a new record will point at.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub key: String,
+    /// Deleting the record deletes the object (when no other record uses it).
+    pub owns_object: bool,
+}
+
+/// Decides whether the caller may register the object at `uri` (`delete_with_file`: the new
+/// record owns the object). The rules:
+/// - uploads (`<prefix>/files/…`) belong to their records and are never registered;
+/// - a user registers only from its own folder, `<prefix>/users/<owner id>/…` (where a
+///   platform puts that user's recordings), and never takes ownership of an object;
+/// - an admin registers any other object; with `delete_with_file` the record owns it, unless
+///   another record owns it already (409).
+///
+/// Every refusal that could tell what exists is the same 404 as a missing object.
+pub async fn check_registration(
+    st: &AppState,
+    auth: &crate::auth::Auth,
+    uri: &str,
+    delete_with_file: bool,
+) -> ApiResult<Registered> {
+    if delete_with_file && !auth.is_admin() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only admins may register an object with `delete_with_file`",
+        ));
+    }
+    let key = st.media.key_for_uri(uri).map_err(media_error)?;
+    let media = &st.media;
+    if MediaStore::key_in(&key, &media.uploads_prefix())
+        || (!auth.is_admin() && !MediaStore::key_in(&key, &media.owner_prefix(auth.token_id)))
+    {
+        return Err(no_object());
+    }
+    if delete_with_file {
+        let users = voxfleet_store::files::records_of_object(&st.pool, &key).await?;
+        if users.iter().any(|&(_, _, owns)| owns) {
+            return Err(ApiError::new(
+                Code::ObjectInUse,
+                "another record already owns this object (registered with delete_with_file)",
+            ));
+        }
+    }
+    Ok(Registered {
+        key,
+        owns_object: delete_with_file,
+    })
+}
+
 /// Keeps the last path component, without control characters; at most 255 bytes.
-fn clean_filename(name: &str) -> String {
+pub fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let mut s: String = base.chars().filter(|c| !c.is_control()).collect();
     while s.len() > 255 {
@@ -173,14 +238,14 @@ fn clean_filename(name: &str) -> String {
     if s.is_empty() { "upload".into() } else { s }
 }
 
-/// Probes, stores (unless the object is already in storage under `existing_key`) and records
-/// a spooled file; returns its id. An unreadable file is still stored and recorded, with its probe error:
+/// Probes, stores (unless the object is already in storage: `registered`) and records a
+/// spooled file; returns its id. An unreadable file is still stored and recorded, with its probe error:
 /// nothing a client sent is lost, and transcribing it fails with the decoder's code.
 pub async fn store(
     st: &AppState,
     owner: Uuid,
     sp: &Spooled,
-    existing_key: Option<String>,
+    registered: Option<Registered>,
 ) -> ApiResult<Uuid> {
     let id = Uuid::now_v7();
     let path = sp.path.to_path_buf();
@@ -199,13 +264,13 @@ pub async fn store(
         ),
         Err(e) => (None, None, Some(e.code().to_owned())),
     };
-    let uploaded = existing_key.is_none();
-    let key = match existing_key {
-        Some(k) => k,
+    let uploaded = registered.is_none();
+    let (key, owns_object) = match registered {
+        Some(r) => (r.key, r.owns_object),
         None => {
             let k = st.media.key_for_upload(id);
             st.media.put_file(&k, &sp.path).await.map_err(media_error)?;
-            k
+            (k, true)
         }
     };
     let new = StoredFile {
@@ -216,6 +281,7 @@ pub async fn store(
         size_bytes: sp.size as i64,
         sha256: sp.sha256.clone(),
         storage_key: key.clone(),
+        owns_object,
         duration_s,
         audio,
         probe_error,
@@ -236,17 +302,17 @@ pub async fn store(
 /// audio, and transcript exports join their results (speaker labels) once both are there.
 pub async fn enqueue(
     st: &AppState,
-    owner: Uuid,
+    auth: &crate::auth::Auth,
     jobs: Vec<(JobKind, Value)>,
     priority: Priority,
 ) -> ApiResult<Vec<JobSnapshot>> {
+    let owner = auth.token_id;
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let mut snapshots = Vec::new();
     for (kind, input) in jobs {
-        kind.parse_input(&input)
-            .map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
+        crate::routes::jobs::parse_input(kind, &input)?;
         snapshots.push(voxfleet_store::jobs::new_snapshot(
             kind,
             kind.default_queue(),
@@ -257,6 +323,9 @@ pub async fn enqueue(
             None,
         ));
     }
+    // The same check as `POST /v1/jobs`: every file a job reads (its own, and the known
+    // speakers' reference clips) is one the caller may see.
+    crate::routes::jobs::check_files(st, auth, &snapshots).await?;
     let inserted = crate::routes::jobs::submit_many(st, snapshots).await?;
     Ok(inserted
         .into_iter()

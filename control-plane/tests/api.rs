@@ -286,7 +286,7 @@ async fn a_diagnostic_job_runs_end_to_end_with_progress_events() {
     );
     let (s, r) = env.call("GET", "/readyz", None, None).await;
     assert_eq!((s, r["status"].as_str()), (StatusCode::OK, Some("ready")));
-    let metrics = env.text("/metrics").await;
+    let metrics = env.text_auth("/metrics").await;
     assert!(metrics.contains("voxfleet_jobs_total{"), "{metrics}");
     assert!(metrics.contains("voxfleet_queue_depth{"), "{metrics}");
     let (s, api) = env.call("GET", "/openapi.json", None, None).await;
@@ -540,7 +540,7 @@ async fn gpu_readings_from_heartbeats_are_served_and_exported() {
         ),
         (Some("cuda:0"), Some(1))
     );
-    let metrics = env.text("/metrics").await;
+    let metrics = env.text_auth("/metrics").await;
     assert!(
         metrics
             .lines()

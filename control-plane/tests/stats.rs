@@ -511,7 +511,7 @@ async fn gpu_readings_are_exported_and_stale_ones_are_refreshed() {
         .await
         .unwrap();
 
-    let metrics = env.text("/metrics").await;
+    let metrics = env.text_auth("/metrics").await;
     let labels = r#"{gpu="0",UUID="GPU-5d1e0000-0000-0000-0000-00000000cafe",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-box"}"#;
     for (name, value) in [
         ("DCGM_FI_DEV_GPU_UTIL", "87"),
@@ -574,7 +574,7 @@ async fn gpu_readings_are_exported_and_stale_ones_are_refreshed() {
         .as_str()
         .expect("a refresh is asked for")
         .to_string();
-    let metrics = env.text("/metrics").await;
+    let metrics = env.text_auth("/metrics").await;
     assert!(
         !metrics.contains("DCGM_FI_DEV_"),
         "stale GPU gauges exported:\n{metrics}"
@@ -622,7 +622,7 @@ async fn gpu_readings_are_exported_and_stale_ones_are_refreshed() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = env.text("/metrics").await;
+    let metrics = env.text_auth("/metrics").await;
     assert!(
         metrics.contains("voxfleet_worker_up{worker=\"w1\"} 1\n"),
         "{metrics}"

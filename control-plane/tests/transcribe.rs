@@ -316,8 +316,14 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
         "nothing kept of a refused upload"
     );
 
-    // Register an object already in storage by URI; outside the store is refused.
-    let placed = env.media_dir().join("incoming").join("call.wav");
+    // Register an object already in storage by URI: a user from its own folder
+    // (`users/<owner id>/`); outside the store is refused like a missing object.
+    let owner = v["owner"].as_str().unwrap().to_string();
+    let placed = env
+        .media_dir()
+        .join("users")
+        .join(&owner)
+        .join("call.wav");
     std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
     std::fs::copy(&wav, &placed).unwrap();
     let (s, v) = env
@@ -331,6 +337,7 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["filename"], "call.wav");
     assert_eq!(v["sha256"], sha);
+    assert_eq!(v["owns_object"], false, "a registered object stays the platform's");
     let (s, v) = env
         .call(
             "POST",
@@ -341,7 +348,7 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
         .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input")),
+        (StatusCode::NOT_FOUND, Some("not_found")),
         "{v}"
     );
 

@@ -95,6 +95,13 @@ impl JobKind {
         fn de<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, InputError> {
             T::deserialize(v).map_err(|e| InputError(e.to_string()))
         }
+        // PostgreSQL's text and jsonb hold no NUL: refuse it here, before anything is
+        // written, rather than fail half way through a submission.
+        if holds_nul(input) {
+            return Err(InputError(
+                "text must not contain NUL characters (\\u0000)".into(),
+            ));
+        }
         let parsed = match self {
             Self::Transcribe => {
                 let t: TranscribeInput = de(input)?;
@@ -159,6 +166,17 @@ impl FromStr for JobKind {
     }
 }
 
+/// Whether any string (or key) in `v` contains a NUL character.
+pub fn holds_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(holds_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 /// A payload that does not match its kind's type.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid input: {0}")]
@@ -207,6 +225,8 @@ pub struct TranscribeInput {
 
 impl TranscribeInput {
     pub const MAX_BEAM: u32 = 10;
+    /// Longest model name accepted.
+    pub const MAX_MODEL_NAME: usize = 64;
 
     fn validate(&self) -> Result<(), InputError> {
         if let Some(b) = self.beam_size
@@ -231,6 +251,20 @@ impl TranscribeInput {
         }
         if self.prompt.as_ref().is_some_and(|p| p.len() > 2000) {
             return Err(InputError("prompt is longer than 2,000 bytes".into()));
+        }
+        // The name's shape; which names exist is the models registry's (checked by the API
+        // and by the worker before it caches anything).
+        if let Some(m) = &self.model
+            && (m.is_empty()
+                || m.len() > Self::MAX_MODEL_NAME
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
+        {
+            return Err(InputError(format!(
+                "model: expected a model name such as `tiny.en` (at most {} of a-z, 0-9, `.`, `-`, `_`)",
+                Self::MAX_MODEL_NAME
+            )));
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::convert::WhisperConfig;
 use crate::error::{FormatError, ModelError};
 use crate::manifest::{MANIFEST_FILE, Manifest, sha256_file};
-use crate::registry::{self, ModelSpec, ONNXRUNTIME_LIB, Recipe};
+use crate::registry::{self, ModelSpec, ONNXRUNTIME_LIB};
 use crate::verify::{FileState, check_file, check_size};
 
 /// `~/.cache/voxfleet/models` (binaries let `VOXFLEET_MODELS_DIR` override it).
@@ -127,13 +127,10 @@ impl ModelsDir {
 
     /// `name`: `tiny.en`, `base`, or the registry names `whisper-tiny.en`, `whisper-base`.
     pub fn whisper(&self, name: &str) -> Result<WhisperFiles, ModelError> {
-        let spec = self.spec(name)?;
-        if !matches!(spec.recipe, Recipe::Whisper { .. }) {
-            return Err(ModelError::UnknownModel {
-                name: name.into(),
-                known: "whisper-tiny.en, whisper-base".into(),
-            });
-        }
+        let spec = registry::whisper(name).ok_or_else(|| ModelError::UnknownModel {
+            name: short_name(name),
+            known: registry::whisper_names(),
+        })?;
         let dir = self.verified_dir(spec)?;
         let config = dir.join("config.json");
         let bytes = std::fs::read(&config).map_err(|e| ModelError::io("reading", &config, e))?;
@@ -304,7 +301,7 @@ impl ModelsDir {
         registry::find(name)
             .or_else(|| registry::find(&format!("whisper-{name}")))
             .ok_or_else(|| ModelError::UnknownModel {
-                name: name.into(),
+                name: short_name(name),
                 known: registry::known_names(),
             })
     }
@@ -393,4 +390,14 @@ impl ModelsDir {
             },
         }
     }
+}
+
+/// A name as a client sent it, cut to 64 bytes for an error message (a job may name a
+/// megabyte-long model).
+fn short_name(name: &str) -> String {
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
 }

@@ -445,6 +445,29 @@ pub fn find(name: &str) -> Option<&'static ModelSpec> {
         .find(|m| m.name == name || m.aliases.contains(&name))
 }
 
+/// The Whisper model `name` names (`tiny.en`, `base`, or the registry names `whisper-tiny.en`,
+/// `whisper-base`), without touching the disk. The API checks a job's model with this before
+/// anything is queued, and a worker before any cache entry exists for the name.
+pub fn whisper(name: &str) -> Option<&'static ModelSpec> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return None;
+    }
+    find(name)
+        .or_else(|| find(&format!("whisper-{name}")))
+        .filter(|m| matches!(m.recipe, Recipe::Whisper { .. }))
+}
+
+/// The Whisper models' registry names, for error messages.
+pub fn whisper_names() -> String {
+    MODELS
+        .iter()
+        .filter(|m| matches!(m.recipe, Recipe::Whisper { .. }))
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Known names, for error messages.
 pub fn known_names() -> String {
     MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")

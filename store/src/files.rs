@@ -69,7 +69,7 @@ pub(crate) const STATUS_SQL: &str = "CASE \
     ELSE 'uploaded' END";
 
 const COLUMNS: &str = "f.id, f.owner, f.filename, f.content_type, f.size_bytes, f.sha256, \
-    f.storage_key, f.duration_s, f.audio, f.probe_error, f.transcription_job, f.transcript_model, \
+    f.storage_key, f.owns_object, f.duration_s, f.audio, f.probe_error, f.transcription_job, f.transcript_model, \
     f.language, f.transcribed_at, f.created_at, j.queue AS job_queue, j.status AS job_status, \
     j.error_code AS job_error_code, j.error_message AS job_error_message, \
     f.diarization_job, f.diarization_model, f.diarized_at, \
@@ -92,6 +92,10 @@ pub struct StoredFile {
     pub size_bytes: i64,
     pub sha256: String,
     pub storage_key: String,
+    /// Whether deleting this record deletes its storage object: true for uploads; for an
+    /// object registered by URI only when an admin asked for it (`delete_with_file`). Even
+    /// then the object goes only when no other record still uses it.
+    pub owns_object: bool,
     pub duration_s: Option<f64>,
     pub audio: Option<Value>,
     pub probe_error: Option<String>,
@@ -135,7 +139,8 @@ impl From<String> for StatusColumn {
 pub async fn insert_file(pool: &PgPool, f: &StoredFile) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO files (id, owner, filename, content_type, size_bytes, sha256, storage_key, \
-         duration_s, audio, probe_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         duration_s, audio, probe_error, owns_object) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(f.id)
     .bind(f.owner)
@@ -147,6 +152,7 @@ pub async fn insert_file(pool: &PgPool, f: &StoredFile) -> Result<(), StoreError
     .bind(f.duration_s)
     .bind(&f.audio)
     .bind(&f.probe_error)
+    .bind(f.owns_object)
     .execute(pool)
     .await?;
     Ok(())
@@ -202,10 +208,19 @@ pub async fn set_transcription_jobs(
 }
 
 /// The column of `files` that points at a file's newest job of one kind.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum JobColumn {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobColumn {
     Transcription,
     Diarization,
+}
+
+impl JobColumn {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Transcription => "transcription_job",
+            Self::Diarization => "diarization_job",
+        }
+    }
 }
 
 /// Points files at their (new) jobs, `(file, job)` pairs, in one statement.
@@ -214,25 +229,69 @@ pub(crate) async fn link_jobs(
     column: JobColumn,
     links: &[(Uuid, Uuid)],
 ) -> Result<(), StoreError> {
+    let mut c = pool.acquire().await?;
+    relink_jobs(&mut c, column, links).await?;
+    Ok(())
+}
+
+/// A file pointed at a new job by a submission, with the job it pointed at before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relinked {
+    pub column: JobColumn,
+    pub file: Uuid,
+    pub job: Uuid,
+    pub previous: Option<Uuid>,
+}
+
+/// Points files at their (new) jobs, `(file, job)` pairs, in one statement on `conn` (a
+/// submission's transaction); returns what each pointed at before.
+pub(crate) async fn relink_jobs(
+    conn: &mut sqlx::PgConnection,
+    column: JobColumn,
+    links: &[(Uuid, Uuid)],
+) -> Result<Vec<Relinked>, StoreError> {
     if links.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
-    let sql = match column {
-        JobColumn::Transcription => {
-            "UPDATE files f SET transcription_job = l.job, updated_at = now() \
-             FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file"
-        }
-        JobColumn::Diarization => {
-            "UPDATE files f SET diarization_job = l.job, updated_at = now() \
-             FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job) WHERE f.id = l.file"
-        }
-    };
+    // `p` is the same row as `f` read before the update: its column is the previous job.
+    let col = column.name();
     let (files, jobs): (Vec<Uuid>, Vec<Uuid>) = links.iter().copied().unzip();
-    sqlx::query(sql)
-        .bind(files)
-        .bind(jobs)
-        .execute(pool)
+    let rows: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(q!(
+        "UPDATE files f SET {col} = l.job, updated_at = now() \
+         FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job), files p \
+         WHERE f.id = l.file AND p.id = f.id RETURNING f.id, l.job, p.{col}"
+    ))
+    .bind(files)
+    .bind(jobs)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(file, job, previous)| Relinked {
+            column,
+            file,
+            job,
+            previous,
+        })
+        .collect())
+}
+
+/// Undoes [`relink_jobs`] where the file still points at the submission's job.
+pub(crate) async fn unlink_jobs(
+    conn: &mut sqlx::PgConnection,
+    links: &[Relinked],
+) -> Result<(), StoreError> {
+    for l in links {
+        let col = l.column.name();
+        sqlx::query(q!(
+            "UPDATE files SET {col} = $3, updated_at = now() WHERE id = $1 AND {col} = $2"
+        ))
+        .bind(l.file)
+        .bind(l.job)
+        .bind(l.previous)
+        .execute(&mut *conn)
         .await?;
+    }
     Ok(())
 }
 
@@ -284,15 +343,55 @@ pub async fn owners(
     Ok(rows.into_iter().collect())
 }
 
-/// Deletes a file's rows (segments go with it); returns its storage key if it existed.
-/// Usage records stay: the minutes were spent.
-pub async fn delete_file(pool: &PgPool, id: Uuid) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING storage_key")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
+/// What deleting a file's rows leaves to do with its storage object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// No such file.
+    Missing,
+    /// The rows are gone; the object stays (it was registered, not uploaded, or another
+    /// record still uses it).
+    KeepObject,
+    /// The rows are gone and nothing else uses the object under this key: delete it.
+    DeleteObject(String),
+}
+
+/// SQL condition over the `files` row aliased `t`: deleting it should delete its object (the
+/// record owns it and no other record uses the same key).
+pub(crate) fn deletes_object_sql(t: &str) -> String {
+    format!(
+        "{t}.owns_object AND NOT EXISTS \
+         (SELECT 1 FROM files o WHERE o.storage_key = {t}.storage_key AND o.id <> {t}.id)"
     )
+}
+
+/// Deletes a file's rows (segments go with it) and says whether its storage object should go
+/// too. Usage records stay: the minutes were spent.
+pub async fn delete_file(pool: &PgPool, id: Uuid) -> Result<Deleted, StoreError> {
+    let row: Option<(String, bool)> = sqlx::query_as(q!(
+        "DELETE FROM files AS f WHERE f.id = $1 RETURNING f.storage_key, ({})",
+        deletes_object_sql("f")
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => Deleted::Missing,
+        Some((key, true)) => Deleted::DeleteObject(key),
+        Some((_, false)) => Deleted::KeepObject,
+    })
+}
+
+/// Who uses the object under `key`: `(file id, owner, owns_object)` of each live record.
+pub async fn records_of_object(
+    pool: &PgPool,
+    key: &str,
+) -> Result<Vec<(Uuid, Option<Uuid>, bool)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, owner, owns_object FROM files WHERE storage_key = $1 AND deleting_at IS NULL",
+    )
+    .bind(key)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// One transcript segment.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use voxfleet_jobs::{JobId, JobSnapshot, JobStatus, Priority};
 
 use crate::db::StoreError;
+use crate::files::{JobColumn, Relinked, relink_jobs, unlink_jobs};
 
 /// Builds SQL from the constant column lists below (never from input), hence "safe".
 macro_rules! q {
@@ -125,6 +126,67 @@ impl Inserted {
 /// Inserts new jobs in one statement; a job whose (owner, idempotency key) exists already is
 /// not inserted, and the existing one is returned in its place.
 pub async fn insert_jobs(pool: &PgPool, jobs: &[JobSnapshot]) -> Result<Vec<Inserted>, StoreError> {
+    let mut c = pool.acquire().await?;
+    insert_jobs_on(&mut c, jobs).await
+}
+
+/// Inserts jobs and points the files they work on at them, in one transaction: a submission
+/// that fails leaves no job row and no file re-pointed. `links(job)` names the file columns a
+/// job takes over (a transcription: the file's `transcription_job`). An idempotent repeat
+/// points the files at the existing job again. Returns what each file pointed at before, for
+/// [`undo_submission`] if queueing then fails.
+pub async fn insert_and_link(
+    pool: &PgPool,
+    jobs: &[JobSnapshot],
+    links: impl Fn(&JobSnapshot) -> Vec<(JobColumn, Uuid)>,
+) -> Result<(Vec<Inserted>, Vec<Relinked>), StoreError> {
+    let mut tx = pool.begin().await?;
+    let inserted = insert_jobs_on(&mut tx, jobs).await?;
+    let mut relinked = Vec::new();
+    for column in [JobColumn::Transcription, JobColumn::Diarization] {
+        let pairs: Vec<(Uuid, Uuid)> = inserted
+            .iter()
+            .flat_map(|i| {
+                let j = i.job();
+                links(j)
+                    .into_iter()
+                    .filter(move |&(c, _)| c == column)
+                    .map(move |(_, file)| (file, j.id.0))
+            })
+            .collect();
+        relinked.extend(relink_jobs(&mut tx, column, &pairs).await?);
+    }
+    tx.commit().await?;
+    Ok((inserted, relinked))
+}
+
+/// Takes back a submission whose jobs could not be queued: deletes the new job rows and points
+/// the files back at the jobs they had (where nothing newer has replaced the link since).
+pub async fn undo_submission(
+    pool: &PgPool,
+    created: &[JobId],
+    relinked: &[Relinked],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let ours: Vec<Relinked> = relinked
+        .iter()
+        .filter(|l| created.contains(&JobId(l.job)))
+        .cloned()
+        .collect();
+    unlink_jobs(&mut tx, &ours).await?;
+    let ids: Vec<Uuid> = created.iter().map(|j| j.0).collect();
+    sqlx::query("DELETE FROM jobs WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_jobs_on(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[JobSnapshot],
+) -> Result<Vec<Inserted>, StoreError> {
     if jobs.is_empty() {
         return Ok(vec![]);
     }
@@ -135,7 +197,7 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[JobSnapshot]) -> Result<Vec<Inse
          DO NOTHING RETURNING id"
     ))
     .bind(&records)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
@@ -154,7 +216,7 @@ pub async fn insert_jobs(pool: &PgPool, jobs: &[JobSnapshot]) -> Result<Vec<Inse
         ))
         .bind(owner)
         .bind(key)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
         out.push(Inserted::Existing(row.try_into()?));
     }

@@ -19,6 +19,8 @@ pub enum MediaError {
     BadUrl { url: String, reason: String },
     #[error("`{uri}` is not inside the configured storage ({store})")]
     OutsideStore { uri: String, store: String },
+    #[error("not a valid object key: {reason}")]
+    BadKey { reason: String },
     #[error("object `{0}` not found in storage")]
     NotFound(String),
     #[error("storage: {0}")]
@@ -101,32 +103,94 @@ impl MediaStore {
             .to_string()
     }
 
-    /// Maps a `file://` or `s3://` URI of an object already in this store to its key.
+    /// The folder (key prefix) of uploads: `<prefix>/files/`. Its objects belong to their
+    /// upload records and are never registered by URI.
+    pub fn uploads_prefix(&self) -> Path {
+        self.prefix.clone().join("files")
+    }
+
+    /// The folder (key prefix) a non-admin owner may register objects from:
+    /// `<prefix>/users/<owner>/` (a platform puts a user's recordings there).
+    pub fn owner_prefix(&self, owner: Uuid) -> Path {
+        self.prefix.clone().join("users").join(owner.to_string())
+    }
+
+    /// Whether `key` lies inside the folder `prefix` (whole segments: `users/a` is not inside
+    /// `users/ab`).
+    pub fn key_in(key: &str, prefix: &Path) -> bool {
+        Path::parse(key).is_ok_and(|k| k.prefix_matches(prefix) && k != *prefix)
+    }
+
+    /// Maps a `file://` or `s3://` URI of an object in this store to its key. URIs are URLs:
+    /// their path is percent-decoded once, so the key `a%20b` is `…/a%2520b` and `a b` is
+    /// `…/a%20b`. The check is lexical first (scheme, bucket, prefix, no `.`/`..` segments,
+    /// UTF-8), then, for local storage, symlinks are resolved and must stay inside the store.
+    /// A URI outside the store gives `OutsideStore` and a missing object `NotFound`; callers
+    /// facing users answer both the same way, so that neither tells what exists outside.
     pub fn key_for_uri(&self, uri: &str) -> Result<String, MediaError> {
         let outside = || MediaError::OutsideStore {
-            uri: uri.to_owned(),
+            uri: short(uri),
             store: self.url.to_string(),
         };
         let u = Url::parse(uri).map_err(|_| outside())?;
         if u.scheme() != self.url.scheme() || u.host_str() != self.url.host_str() {
             return Err(outside());
         }
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err(outside());
+        }
+        // The URL parser has already applied `.` and `..` segments; percent-encoded ones
+        // (`%2e%2e`) are decoded below and refused as segments.
+        let raw = u.path();
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| MediaError::BadKey {
+                reason: "the path is not valid UTF-8".into(),
+            })?;
+        let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.iter().any(|s| *s == "." || *s == "..") {
+            return Err(outside());
+        }
         if u.scheme() == "file" {
-            let p = u.to_file_path().map_err(|_| outside())?;
             let base = self.url.to_file_path().map_err(|_| outside())?;
-            // Resolves `..` and symlinks, so a URI cannot point outside the store's folder.
+            let base_parts: Vec<String> = base
+                .iter()
+                .skip(1)
+                .map(|c| c.to_str().map(str::to_owned).ok_or_else(outside))
+                .collect::<Result<_, _>>()?;
+            // Lexically inside the store's folder, before the file system is asked anything.
+            if segments.len() <= base_parts.len()
+                || segments.iter().zip(&base_parts).any(|(a, b)| a != b)
+            {
+                return Err(outside());
+            }
+            let lexical = segments[base_parts.len()..].join("/");
+            let key = Path::parse(&lexical).map_err(|e| MediaError::BadKey {
+                reason: e.to_string(),
+            })?;
+            // Resolves symlinks: the object actually read must be inside the store too, and
+            // its key is the resolved one (so a link cannot alias another owner's object).
+            let p = base.join(&lexical);
             let p = p
                 .canonicalize()
-                .map_err(|_| MediaError::NotFound(uri.into()))?;
+                .map_err(|_| MediaError::NotFound(key.to_string()))?;
             let rel = p.strip_prefix(&base).map_err(|_| outside())?;
-            return Ok(Path::from_iter(rel.iter().filter_map(|c| c.to_str())).to_string());
+            let parts: Vec<&str> = rel
+                .iter()
+                .map(|c| c.to_str().ok_or_else(outside))
+                .collect::<Result<_, _>>()?;
+            let key = Path::parse(parts.join("/")).map_err(|e| MediaError::BadKey {
+                reason: e.to_string(),
+            })?;
+            if !p.is_file() {
+                return Err(MediaError::NotFound(key.to_string()));
+            }
+            return Ok(key.to_string());
         }
-        let (base, path) = (
-            self.url.path().trim_matches('/'),
-            u.path().trim_matches('/'),
-        );
-        let key = Path::parse(path).map_err(|_| outside())?;
-        if !base.is_empty() && !key.prefix_matches(&Path::from(base)) {
+        let key = Path::parse(segments.join("/")).map_err(|e| MediaError::BadKey {
+            reason: e.to_string(),
+        })?;
+        if !key.prefix_matches(&self.prefix) || key == self.prefix {
             return Err(outside());
         }
         Ok(key.to_string())
@@ -135,7 +199,7 @@ impl MediaStore {
     /// Streams a local file into the store under `key`.
     pub async fn put_file(&self, key: &str, local: &FsPath) -> Result<(), MediaError> {
         let mut file = tokio::fs::File::open(local).await?;
-        let upload = self.store.put_multipart(&Path::from(key)).await?;
+        let upload = self.store.put_multipart(&object_path(key)?).await?;
         let mut w = WriteMultipart::new(upload);
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -152,7 +216,7 @@ impl MediaStore {
 
     /// Streams the object `key` into the local file `dest`; returns its size.
     pub async fn download_to(&self, key: &str, dest: &FsPath) -> Result<u64, MediaError> {
-        let mut stream = self.store.get(&Path::from(key)).await?.into_stream();
+        let mut stream = self.store.get(&object_path(key)?).await?.into_stream();
         let mut out = tokio::fs::File::create(dest).await?;
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -166,15 +230,36 @@ impl MediaStore {
 
     /// Size of the object `key`.
     pub async fn size(&self, key: &str) -> Result<u64, MediaError> {
-        Ok(self.store.head(&Path::from(key)).await?.size)
+        Ok(self.store.head(&object_path(key)?).await?.size)
     }
 
     /// Deletes the object `key`; one already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), MediaError> {
-        match self.store.delete(&Path::from(key)).await {
+        match self.store.delete(&object_path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// An object key as stored in a file record: the `object_store` path itself (never encoded
+/// again, so a key holding `%` names the object it says).
+fn object_path(key: &str) -> Result<Path, MediaError> {
+    Path::parse(key).map_err(|e| MediaError::BadKey {
+        reason: e.to_string(),
+    })
+}
+
+/// At most 200 bytes of a client's string, for messages and logs.
+fn short(s: &str) -> String {
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        format!("{}…", &s[..end])
+    } else {
+        s.to_owned()
     }
 }
 
@@ -207,6 +292,49 @@ mod tests {
             m.key_for_uri("s3://bucket/x.wav"),
             Err(MediaError::OutsideStore { .. })
         ));
+
+        // Keys with `%` or spaces: the URI is decoded once and the key used as it is.
+        let odd = dir.join("calls").join("a%20b c.wav");
+        std::fs::create_dir_all(odd.parent().unwrap()).unwrap();
+        std::fs::write(&odd, b"x").unwrap();
+        let uri = Url::from_file_path(&odd).unwrap().to_string();
+        assert!(uri.ends_with("/calls/a%2520b%20c.wav"), "{uri}");
+        assert_eq!(m.key_for_uri(&uri).unwrap(), "calls/a%20b c.wav");
+        assert_eq!(m.size("calls/a%20b c.wav").await.unwrap(), 1);
+        // Not UTF-8: refused, never mapped to another object.
+        let bad = format!("file://{}/calls/%FF.wav", dir.display());
+        assert!(matches!(m.key_for_uri(&bad), Err(MediaError::BadKey { .. })));
+        // Encoded dot segments, host files, symlinks out of the store: outside.
+        for uri in [
+            format!("file://{}/calls/%2e%2e/%2e%2e/etc/passwd", dir.display()),
+            "file:///etc/passwd".to_owned(),
+            "file:///nonexistent/x.wav".to_owned(),
+        ] {
+            assert!(
+                matches!(m.key_for_uri(&uri), Err(MediaError::OutsideStore { .. })),
+                "{uri}"
+            );
+        }
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("link.wav")).unwrap();
+        let link = format!("file://{}/link.wav", dir.display());
+        assert!(matches!(
+            m.key_for_uri(&link),
+            Err(MediaError::OutsideStore { .. })
+        ));
+        // Inside but missing, or a folder: not found.
+        let missing = format!("file://{}/calls/none.wav", dir.display());
+        assert!(matches!(m.key_for_uri(&missing), Err(MediaError::NotFound(_))));
+        let folder = format!("file://{}/calls", dir.display());
+        assert!(matches!(m.key_for_uri(&folder), Err(MediaError::NotFound(_))));
+
+        // Namespaces.
+        assert!(MediaStore::key_in(&key, &m.uploads_prefix()));
+        let owner = Uuid::now_v7();
+        let own = format!("users/{owner}/call.wav");
+        assert!(MediaStore::key_in(&own, &m.owner_prefix(owner)));
+        assert!(!MediaStore::key_in(&own, &m.owner_prefix(Uuid::nil())));
+        assert!(!MediaStore::key_in(&format!("users/{owner}x/a"), &m.owner_prefix(owner)));
+        assert!(!MediaStore::key_in(&format!("users/{owner}"), &m.owner_prefix(owner)));
 
         m.delete(&key).await.unwrap();
         m.delete(&key).await.unwrap();

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::StoreError;
-use crate::files::STATUS_SQL;
+use crate::files::{STATUS_SQL, deletes_object_sql};
 
 /// A file retention would delete.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -92,6 +92,9 @@ pub struct Doomed {
     pub id: Uuid,
     pub storage_key: String,
     pub size_bytes: i64,
+    /// Whether its storage object goes with it (see [`crate::files::Deleted`]): the record
+    /// owns it and no other record uses it.
+    pub delete_object: bool,
 }
 
 /// Step 1: tombstones the file if it is still eligible (its status may have changed since it
@@ -103,11 +106,12 @@ pub async fn mark_deleting(
     delete_failed: bool,
 ) -> Result<Option<Doomed>, StoreError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE files SET deleting_at = now() WHERE id = $3 AND id IN \
+        "UPDATE files AS t SET deleting_at = now() WHERE t.id = $3 AND t.id IN \
            (SELECT f.id FROM files f LEFT JOIN jobs j ON j.id = f.transcription_job \
             WHERE f.id = $3 AND ({})) \
-         RETURNING id, storage_key, size_bytes",
-        eligible_sql()
+         RETURNING t.id, t.storage_key, t.size_bytes, ({}) AS delete_object",
+        eligible_sql(),
+        deletes_object_sql("t")
     )))
     .bind(cutoff)
     .bind(delete_failed)
@@ -119,8 +123,11 @@ pub async fn mark_deleting(
 /// Files an earlier run tombstoned and did not finish, oldest tombstone first.
 pub async fn tombstoned(pool: &PgPool) -> Result<Vec<Doomed>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, storage_key, size_bytes FROM files WHERE deleting_at IS NOT NULL \
-         ORDER BY deleting_at, id",
+        sqlx::AssertSqlSafe(format!(
+            "SELECT f.id, f.storage_key, f.size_bytes, ({}) AS delete_object \
+             FROM files f WHERE f.deleting_at IS NOT NULL ORDER BY f.deleting_at, f.id",
+            deletes_object_sql("f")
+        )),
     )
     .fetch_all(pool)
     .await?)

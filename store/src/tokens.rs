@@ -1,12 +1,16 @@
 //! Bearer tokens: only their SHA-256 is stored. Roles: `user` (own jobs and files), `admin`
 //! (all but auth and audit), `super_admin` (everything).
+//!
+//! The bootstrap token (`VOXFLEET_ADMIN_TOKEN`) is a super_admin row flagged `bootstrap`; at
+//! most one is active. [`ensure_bootstrap`] makes the presented secret that one and revokes
+//! the others (rotation); a revoked token is never made valid again. Every change is audited.
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::StoreError;
@@ -58,6 +62,50 @@ pub struct TokenInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// A token as `tokens list` and `GET /v1/tokens` show it: never its secret nor its hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TokenRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    /// When the token was last seen (updated at most once a minute per token).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Set once, never cleared: a revoked token stays revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The `VOXFLEET_ADMIN_TOKEN` token (at most one is active).
+    pub bootstrap: bool,
+}
+
+type RecordRow = (
+    Uuid,
+    String,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    bool,
+);
+
+/// The columns of a [`RecordRow`], for `concat!`.
+macro_rules! record_columns {
+    () => {
+        "id, name, role, created_at, last_used_at, revoked_at, bootstrap"
+    };
+}
+
+fn record((id, name, role, created_at, last_used_at, revoked_at, bootstrap): RecordRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id,
+        name,
+        role: role.parse().map_err(StoreError::Invalid)?,
+        created_at,
+        last_used_at,
+        revoked_at,
+        bootstrap,
+    })
+}
+
 pub fn hash_token(plain: &str) -> String {
     hex::encode(Sha256::digest(plain.as_bytes()))
 }
@@ -68,14 +116,44 @@ pub fn generate_token() -> String {
     format!("vf_{}", hex::encode(bytes))
 }
 
-/// Mints a token and returns its plaintext (shown once; only the hash is kept).
+/// The audit row, inside the caller's transaction (so a change and its record commit together).
+async fn audit(
+    con: &mut PgConnection,
+    actor: Option<Uuid>,
+    action: &str,
+    target: Uuid,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)")
+        .bind(actor)
+        .bind(action)
+        .bind(target.to_string())
+        .bind(detail)
+        .execute(con)
+        .await?;
+    Ok(())
+}
+
+/// Mints a token and returns its plaintext (shown once; only the hash is kept). No acting
+/// token (the command line).
 pub async fn create_token(
     pool: &PgPool,
     name: &str,
     role: Role,
 ) -> Result<(TokenInfo, String), StoreError> {
+    create_token_by(pool, name, role, None).await
+}
+
+/// As [`create_token`], audited with the token that asked (`actor`).
+pub async fn create_token_by(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+    actor: Option<Uuid>,
+) -> Result<(TokenInfo, String), StoreError> {
     let plain = generate_token();
     let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
     let created_at: DateTime<Utc> = sqlx::query_scalar(
         "INSERT INTO api_tokens (id, name, role, token_sha256) VALUES ($1, $2, $3, $4) RETURNING created_at",
     )
@@ -83,16 +161,17 @@ pub async fn create_token(
     .bind(name)
     .bind(role.as_str())
     .bind(hash_token(&plain))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    crate::audit::record(
-        pool,
-        None,
+    audit(
+        &mut tx,
+        actor,
         "token.create",
-        Some(&id.to_string()),
+        id,
         serde_json::json!({"name": name, "role": role}),
     )
     .await?;
+    tx.commit().await?;
     Ok((
         TokenInfo {
             id,
@@ -104,28 +183,97 @@ pub async fn create_token(
     ))
 }
 
-/// Makes `plain` a valid super_admin token (the VOXFLEET_ADMIN_TOKEN bootstrap).
+/// Serializes bootstrap rotations of replicas starting at the same time.
+const BOOTSTRAP_LOCK: i64 = 0x766f_7866_6c74_6b01;
+
+/// Makes `plain` (VOXFLEET_ADMIN_TOKEN) the one active bootstrap super_admin token and
+/// revokes every other active bootstrap token (audited `token.rotate`). Fails, changing
+/// nothing, when `plain` is a revoked token (a revoked token never comes back) or an
+/// existing token that is not the bootstrap one.
 pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreError> {
     if plain.len() < 16 {
         return Err(StoreError::Invalid(
             "VOXFLEET_ADMIN_TOKEN must be at least 16 characters".into(),
         ));
     }
-    let id: Uuid = sqlx::query_scalar(
-        "INSERT INTO api_tokens (id, name, role, token_sha256) VALUES ($1, 'bootstrap', 'super_admin', $2) \
-         ON CONFLICT (token_sha256) DO UPDATE SET role = 'super_admin', revoked_at = NULL RETURNING id",
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(BOOTSTRAP_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let found: Option<(Uuid, bool, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT id, bootstrap, revoked_at FROM api_tokens WHERE token_sha256 = $1 FOR UPDATE",
     )
-    .bind(Uuid::now_v7())
     .bind(hash_token(plain))
-    .fetch_one(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    let id = match found {
+        Some((id, _, Some(at))) => {
+            return Err(StoreError::Invalid(format!(
+                "VOXFLEET_ADMIN_TOKEN is token {id}, which was revoked at {at} and is never \
+                 made valid again: set a new VOXFLEET_ADMIN_TOKEN (e.g. `openssl rand -hex 24`)"
+            )));
+        }
+        Some((id, false, None)) => {
+            return Err(StoreError::Invalid(format!(
+                "VOXFLEET_ADMIN_TOKEN is the secret of token {id}, which is not a bootstrap \
+                 token: set a new VOXFLEET_ADMIN_TOKEN (e.g. `openssl rand -hex 24`)"
+            )));
+        }
+        Some((id, true, None)) => id,
+        None => {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, role, token_sha256, bootstrap) \
+                 VALUES ($1, 'bootstrap', 'super_admin', $2, true)",
+            )
+            .bind(id)
+            .bind(hash_token(plain))
+            .execute(&mut *tx)
+            .await?;
+            audit(
+                &mut tx,
+                None,
+                "token.create",
+                id,
+                serde_json::json!({"name": "bootstrap", "role": Role::SuperAdmin, "bootstrap": true}),
+            )
+            .await?;
+            id
+        }
+    };
+    let replaced: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE api_tokens SET revoked_at = now() \
+         WHERE bootstrap AND revoked_at IS NULL AND id <> $1 RETURNING id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for old in replaced {
+        tracing::info!(token.id = %old, replaced_by = %id, "bootstrap token rotated: the old one is revoked");
+        audit(
+            &mut tx,
+            None,
+            "token.rotate",
+            old,
+            serde_json::json!({"replaced_by": id, "via": "VOXFLEET_ADMIN_TOKEN"}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(id)
 }
 
-/// Looks a presented token up; revoked and unknown tokens give None.
+/// Looks a presented token up; revoked and unknown tokens give None. Marks the token used
+/// (at most once a minute, so lookups stay reads).
 pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>, StoreError> {
     let row: Option<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, name, role, created_at FROM api_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        "WITH t AS (SELECT id, name, role, created_at, last_used_at FROM api_tokens \
+                    WHERE token_sha256 = $1 AND revoked_at IS NULL), \
+              u AS (UPDATE api_tokens SET last_used_at = now() WHERE id IN \
+                    (SELECT id FROM t WHERE last_used_at IS NULL \
+                     OR last_used_at < now() - interval '1 minute')) \
+         SELECT id, name, role, created_at FROM t",
     )
     .bind(hash_token(plain))
     .fetch_optional(pool)
@@ -139,4 +287,231 @@ pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>,
         })
     })
     .transpose()
+}
+
+/// Every token, oldest first (tokens are few: no paging).
+pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenRecord>, StoreError> {
+    let rows: Vec<RecordRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM api_tokens ORDER BY created_at, id"
+    ))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(record).collect()
+}
+
+/// What [`revoke_token`] did.
+#[derive(Debug, Clone)]
+pub enum Revoked {
+    /// Revoked now (and audited).
+    Now(TokenRecord),
+    /// It was revoked before; nothing changed.
+    Already(TokenRecord),
+    NotFound,
+}
+
+/// Revokes token `id` for good, audited `token.revoke` with the acting token (`actor`; None
+/// for the command line) and `via`.
+pub async fn revoke_token(
+    pool: &PgPool,
+    id: Uuid,
+    actor: Option<Uuid>,
+    via: &str,
+) -> Result<Revoked, StoreError> {
+    let mut tx = pool.begin().await?;
+    let now: Option<RecordRow> = sqlx::query_as(concat!(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING ",
+        record_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let out = match now {
+        Some(row) => {
+            let rec = record(row)?;
+            audit(
+                &mut tx,
+                actor,
+                "token.revoke",
+                id,
+                serde_json::json!({
+                    "name": rec.name, "role": rec.role, "bootstrap": rec.bootstrap, "via": via,
+                }),
+            )
+            .await?;
+            Revoked::Now(rec)
+        }
+        None => {
+            let row: Option<RecordRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM api_tokens WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                Some(row) => Revoked::Already(record(row)?),
+                None => Revoked::NotFound,
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, migrated database, dropped at the end.
+    struct Db {
+        name: String,
+        pool: PgPool,
+    }
+
+    impl Db {
+        async fn fresh() -> Self {
+            let base = std::env::var("VOXFLEET_TEST_PG")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            let name = format!("vf_tokens_{}", &Uuid::new_v4().simple().to_string()[..12]);
+            let pool = crate::connect(&format!("{base}/{name}"), 4).await.unwrap();
+            Self { name, pool }
+        }
+
+        async fn audits(&self, action: &str, target: Uuid) -> i64 {
+            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1 AND target = $2")
+                .bind(action)
+                .bind(target.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .unwrap()
+        }
+    }
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("psql")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+                .arg(format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .output();
+        }
+    }
+
+    const A: &str = "bootstrap-a-0123456789";
+    const B: &str = "bootstrap-b-0123456789";
+
+    #[tokio::test]
+    async fn a_new_bootstrap_token_revokes_the_old_one_and_a_revoked_one_never_returns() {
+        let db = Db::fresh().await;
+        let a = ensure_bootstrap(&db.pool, A).await.unwrap();
+        assert_eq!(ensure_bootstrap(&db.pool, A).await.unwrap(), a, "idempotent");
+        assert_eq!(db.audits("token.create", a).await, 1);
+        let b = ensure_bootstrap(&db.pool, B).await.unwrap();
+        assert_ne!(a, b);
+        assert!(find_token(&db.pool, A).await.unwrap().is_none(), "rotated out");
+        assert_eq!(
+            find_token(&db.pool, B).await.unwrap().map(|t| t.role),
+            Some(Role::SuperAdmin)
+        );
+        assert_eq!(db.audits("token.rotate", a).await, 1);
+
+        // back to A: refused, nothing changes
+        let e = ensure_bootstrap(&db.pool, A).await.unwrap_err().to_string();
+        assert!(e.contains("revoked") && e.contains("set a new VOXFLEET_ADMIN_TOKEN"), "{e}");
+        assert!(find_token(&db.pool, A).await.unwrap().is_none());
+        assert!(find_token(&db.pool, B).await.unwrap().is_some());
+
+        // revoked by hand: refused too
+        assert!(matches!(
+            revoke_token(&db.pool, b, None, "cli").await.unwrap(),
+            Revoked::Now(r) if r.revoked_at.is_some() && r.bootstrap
+        ));
+        assert!(ensure_bootstrap(&db.pool, B).await.is_err());
+
+        // another token's secret is not a bootstrap token
+        let (_, user) = create_token(&db.pool, "u", Role::User).await.unwrap();
+        let e = ensure_bootstrap(&db.pool, &user).await.unwrap_err().to_string();
+        assert!(e.contains("not a bootstrap token"), "{e}");
+        assert_eq!(
+            find_token(&db.pool, &user).await.unwrap().map(|t| t.role),
+            Some(Role::User),
+            "not promoted"
+        );
+        let active: Vec<TokenRecord> = list_tokens(&db.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.bootstrap && t.revoked_at.is_none())
+            .collect();
+        assert!(active.is_empty(), "{active:?}");
+    }
+
+    #[tokio::test]
+    async fn bootstrap_rows_from_before_the_flag_are_flagged_by_the_migration() {
+        let db = Db::fresh().await;
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 6")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        sqlx::query("ALTER TABLE api_tokens DROP COLUMN bootstrap")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let old = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, token_sha256) \
+             VALUES ($1, 'bootstrap', 'super_admin', $2)",
+        )
+        .bind(old)
+        .bind(hash_token(A))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        crate::db::MIGRATOR.run(&db.pool).await.unwrap();
+        assert_eq!(ensure_bootstrap(&db.pool, A).await.unwrap(), old);
+        ensure_bootstrap(&db.pool, B).await.unwrap();
+        assert!(find_token(&db.pool, A).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn revoking_is_audited_once_and_lists_show_no_secrets() {
+        let db = Db::fresh().await;
+        let actor = ensure_bootstrap(&db.pool, A).await.unwrap();
+        let (t, plain) = create_token_by(&db.pool, "speakr", Role::User, Some(actor))
+            .await
+            .unwrap();
+        assert!(find_token(&db.pool, &plain).await.unwrap().is_some());
+        let listed = list_tokens(&db.pool).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let shown = serde_json::to_string(&listed).unwrap();
+        assert!(!shown.contains(&plain) && !shown.contains(&hash_token(&plain)));
+        assert!(listed.iter().any(|r| r.id == t.id && r.last_used_at.is_some()));
+
+        assert!(matches!(
+            revoke_token(&db.pool, t.id, Some(actor), "api").await.unwrap(),
+            Revoked::Now(_)
+        ));
+        assert!(matches!(
+            revoke_token(&db.pool, t.id, Some(actor), "api").await.unwrap(),
+            Revoked::Already(r) if r.revoked_at.is_some()
+        ));
+        assert!(matches!(
+            revoke_token(&db.pool, Uuid::now_v7(), None, "api").await.unwrap(),
+            Revoked::NotFound
+        ));
+        assert!(find_token(&db.pool, &plain).await.unwrap().is_none());
+        assert_eq!(db.audits("token.revoke", t.id).await, 1);
+        let by: Option<Uuid> =
+            sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'token.create' AND target = $1")
+                .bind(t.id.to_string())
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(by, Some(actor));
+    }
 }

@@ -36,6 +36,7 @@ async fn file(db: &Db, owner: Option<Uuid>) -> Uuid {
             size_bytes: 1234,
             sha256: "00".repeat(32),
             storage_key: format!("files/{id}"),
+            owns_object: true,
             duration_s: Some(60.0),
             audio: None,
             probe_error: None,

@@ -4,7 +4,7 @@ mod common;
 use common::Db;
 use uuid::Uuid;
 use voxfleet_store::StoreError;
-use voxfleet_store::files::{StoredFile, delete_file, get_file, insert_file};
+use voxfleet_store::files::{Deleted, StoredFile, delete_file, get_file, insert_file};
 use voxfleet_store::settings::{EmbeddingSettings, get_embedding_settings, put_embedding_settings};
 use voxfleet_store::speakers::{
     DiarizationWrite, NewEmbedding, NewSpeaker, NewTurn, file_speakers, file_voiceprints,
@@ -27,6 +27,7 @@ async fn file(db: &Db, owner: Option<Uuid>) -> Uuid {
             size_bytes: 1234,
             sha256: "00".repeat(32),
             storage_key: format!("files/{id}"),
+            owns_object: true,
             duration_s: Some(60.0),
             audio: None,
             probe_error: None,
@@ -577,7 +578,10 @@ async fn deleting_the_file_takes_its_speakers_and_keeps_the_usage() {
         .await
         .unwrap()
         .unwrap();
-    assert!(delete_file(&db.pool, f).await.unwrap().is_some());
+    assert_eq!(
+        delete_file(&db.pool, f).await.unwrap(),
+        Deleted::DeleteObject(format!("files/{f}"))
+    );
     assert!(file_speakers(&db.pool, f).await.unwrap().is_empty());
     assert_eq!(db.count("SELECT count(*) FROM speakers").await, 2);
     assert_eq!(db.count("SELECT count(*) FROM speaker_turns").await, 2);

@@ -2,6 +2,7 @@
 //! list, delete; the transcript in four formats; transcription usage.
 use axum::Json;
 use axum::body::Body;
+use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiQuery, clip};
 use crate::transcript::{Format, Transcript, render, segment_speakers};
 use crate::upload::{self, Spooled};
 
@@ -34,6 +35,9 @@ pub struct FileView {
     pub content_type: Option<String>,
     pub size_bytes: i64,
     pub sha256: String,
+    /// Whether deleting this file deletes its storage object (true for uploads; for an
+    /// object registered by URI only when an admin asked for it).
+    pub owns_object: bool,
     /// Seconds, probed at upload (`null` if the file could not be probed).
     pub duration_s: Option<f64>,
     /// Container, codec, sample rate, channels.
@@ -67,6 +71,7 @@ pub fn view(f: FileRecord) -> FileView {
         content_type: f.file.content_type,
         size_bytes: f.file.size_bytes,
         sha256: f.file.sha256,
+        owns_object: f.file.owns_object,
         duration_s: f.file.duration_s,
         audio: f.file.audio,
         probe_error: f.file.probe_error,
@@ -126,10 +131,16 @@ pub async fn live(st: &AppState, mut rows: Vec<FileRecord>) -> Vec<FileRecord> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterFile {
-    /// `file://…` or `s3://…`, inside the configured storage.
+    /// `file://…` or `s3://…` (a URL: its path is percent-decoded once), inside the
+    /// configured storage. Users register from their own folder, `<storage>/users/<owner
+    /// id>/`; admins from anywhere but the uploads folder (`<storage>/files/`).
     pub uri: String,
     #[serde(default)]
     pub filename: Option<String>,
+    /// Admins: deleting the record (or retention) also deletes the object, once no other
+    /// record uses it. Without it a registered object is never deleted by voxfleet.
+    #[serde(default)]
+    pub delete_with_file: bool,
     /// Jobs to queue at once: `["transcribe"]`, `["transcribe", "diarize"]` (transcript,
     /// speakers with voiceprints, speaker labels in the transcript), `["transcribe", "diarize",
     /// "embed"]` (the full pipeline: voiceprints under every profile).
@@ -217,8 +228,7 @@ fn processing(
                 voxfleet_jobs::EMBEDDING_PROFILES.as_slice().into(),
             );
         }
-        kind.parse_input(&Value::Object(obj.clone()))
-            .map_err(|e| ApiError::new(Code::InvalidInput, format!("{kind}: {e}")))?;
+        crate::routes::jobs::parse_input(kind, &Value::Object(obj.clone()))?;
         jobs.push((kind, obj));
     }
     Ok(Processing { jobs })
@@ -228,10 +238,22 @@ async fn finish_upload(
     st: &AppState,
     auth: &Auth,
     sp: Spooled,
-    existing_key: Option<String>,
+    registered: Option<upload::Registered>,
     p: Processing,
 ) -> ApiResult<(StatusCode, Json<UploadView>)> {
-    let id = upload::store(st, auth.token_id, &sp, existing_key).await?;
+    // Known speakers' reference files are checked before anything is stored.
+    let references: Vec<(usize, Uuid)> = p
+        .jobs
+        .iter()
+        .filter_map(|(kind, obj)| match kind.parse_input(&Value::Object(obj.clone())) {
+            Ok(voxfleet_jobs::JobInput::Diarize(d)) => Some(d.known_speakers),
+            _ => None,
+        })
+        .flatten()
+        .map(|k| (0, k.file_id))
+        .collect();
+    crate::routes::jobs::check_file_ids(st, auth, &references, false).await?;
+    let id = upload::store(st, auth.token_id, &sp, registered).await?;
     let inputs = p
         .jobs
         .into_iter()
@@ -240,7 +262,7 @@ async fn finish_upload(
             (kind, Value::Object(obj))
         })
         .collect();
-    let jobs = upload::enqueue(st, auth.token_id, inputs, Priority::Normal)
+    let jobs = upload::enqueue(st, auth, inputs, Priority::Normal)
         .await?
         .into_iter()
         .map(|j| j.id.0)
@@ -277,14 +299,17 @@ pub async fn upload_file(
         .unwrap_or("")
         .to_ascii_lowercase();
     if ctype.starts_with("application/json") {
-        let ApiJson(r) = ApiJson::<RegisterFile>::from_request(req, &st).await?;
+        // The general body limit, not the route's (the upload limit, for multipart).
+        let r: RegisterFile = crate::extract::json_within(req, st.limits.max_body_bytes).await?;
         let p = processing(&r.process, r.transcribe, r.diarize)?;
-        let key = st.media.key_for_uri(&r.uri).map_err(upload::media_error)?;
+        let reg = upload::check_registration(&st, &auth, &r.uri, r.delete_with_file).await?;
         let name = r
             .filename
-            .unwrap_or_else(|| key.rsplit('/').next().unwrap_or("upload").to_owned());
-        let sp = upload::spool_object(&st, &key, name).await?;
-        return finish_upload(&st, &auth, sp, Some(key), p).await;
+            .as_deref()
+            .map(upload::clean_filename)
+            .unwrap_or_else(|| upload::clean_filename(&reg.key));
+        let sp = upload::spool_object(&st, &reg.key, name).await?;
+        return finish_upload(&st, &auth, sp, Some(reg), p).await;
     }
     if !ctype.starts_with("multipart/form-data") {
         return Err(ApiError::new(
@@ -296,6 +321,10 @@ pub async fn upload_file(
     let mut mp = Multipart::from_request(req, &st)
         .await
         .map_err(|e| ApiError::new(Code::InvalidBody, e.body_text()))?;
+    // Every part is bounded as it arrives, and the first one past a bound is the answer: one
+    // file, at most 8 `process` parts, each option once, and the text parts together within
+    // the general body limit.
+    let mut budget = TextBudget::new(st.limits.max_body_bytes);
     let (mut file, mut process, mut options, mut diarize_options) = (None, Vec::new(), None, None);
     while let Some(field) = mp
         .next_field()
@@ -311,23 +340,39 @@ pub async fn upload_file(
                     "one `file` part per upload",
                 ));
             }
-            "process" | "process[]" => process.push(small_text(field).await?),
+            "process" | "process[]" if process.len() < MAX_PROCESS_PARTS => {
+                process.push(budget.read(field, SMALL_TEXT).await?)
+            }
+            "process" | "process[]" => {
+                return Err(ApiError::new(
+                    Code::InvalidBody,
+                    format!("at most {MAX_PROCESS_PARTS} `process` parts"),
+                ));
+            }
             part @ ("options" | "diarize_options") => {
-                let text = small_text(field).await?;
+                let slot = if part == "options" {
+                    &mut options
+                } else {
+                    &mut diarize_options
+                };
+                if slot.is_some() {
+                    return Err(ApiError::new(
+                        Code::InvalidBody,
+                        format!("`{part}` given twice"),
+                    ));
+                }
+                let text = budget.read(field, SMALL_TEXT).await?;
                 let v = serde_json::from_str(&text).map_err(|e| {
                     ApiError::new(Code::InvalidInput, format!("{part}: not JSON: {e}"))
                 })?;
-                if part == "options" {
-                    options = Some(v);
-                } else {
-                    diarize_options = Some(v);
-                }
+                *slot = Some(v);
             }
             other => {
                 return Err(ApiError::new(
                     Code::InvalidBody,
                     format!(
-                        "unknown part `{other}` (expected file, process, options, diarize_options)"
+                        "unknown part `{}` (expected file, process, options, diarize_options)",
+                        clip(other)
                     ),
                 ));
             }
@@ -338,26 +383,31 @@ pub async fn upload_file(
     finish_upload(&st, &auth, sp, None, p).await
 }
 
-/// A short text part (≤ 64 KiB).
-pub async fn small_text(field: axum::extract::multipart::Field<'_>) -> ApiResult<String> {
-    text_part(field, 64 << 10).await
-}
+/// Most `process` parts in an upload (`transcribe`, `diarize`, `embed`, or a list).
+const MAX_PROCESS_PARTS: usize = 8;
 
-/// A text part of at most `max` bytes.
-pub async fn text_part(
-    mut field: axum::extract::multipart::Field<'_>,
-    max: usize,
-) -> ApiResult<String> {
-    let name = field.name().unwrap_or("").to_owned();
+/// The longest short text part (`process`, `options`, an OpenAI form field).
+pub const SMALL_TEXT: usize = 64 << 10;
+
+/// A text part of at most `max` bytes: 413 as soon as it goes past (the rest is not read),
+/// 408 when it stops arriving.
+pub async fn text_part(mut field: Field<'_>, max: usize) -> ApiResult<String> {
+    let name = clip(field.name().unwrap_or("")).into_owned();
     let mut bytes = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| ApiError::new(Code::InvalidBody, format!("{name}: {}", e.body_text())))?
-    {
+    while let Some(chunk) = field.chunk().await.map_err(|e| {
+        if crate::extract::timed_out(&e) {
+            return crate::extract::request_timeout();
+        }
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Code::PayloadTooLarge
+        } else {
+            Code::InvalidBody
+        };
+        ApiError::new(code, format!("{name}: {}", e.body_text()))
+    })? {
         if bytes.len() + chunk.len() > max {
             return Err(ApiError::new(
-                Code::InvalidBody,
+                Code::PayloadTooLarge,
                 format!("{name}: longer than {max} bytes"),
             ));
         }
@@ -365,6 +415,37 @@ pub async fn text_part(
     }
     String::from_utf8(bytes)
         .map_err(|_| ApiError::new(Code::InvalidBody, format!("{name}: not UTF-8")))
+}
+
+/// What a form's text parts may take together (the general body limit), so that many small
+/// parts are refused at the first one past it.
+pub struct TextBudget {
+    left: usize,
+    total: usize,
+}
+
+impl TextBudget {
+    pub fn new(total: usize) -> Self {
+        Self { left: total, total }
+    }
+
+    /// The next text part, of at most `max` bytes and within what is left.
+    pub async fn read(&mut self, field: Field<'_>, max: usize) -> ApiResult<String> {
+        let cap = max.min(self.left);
+        let total = self.total;
+        let text = text_part(field, cap).await.map_err(|e| {
+            if e.code == Code::PayloadTooLarge && cap < max {
+                ApiError::new(
+                    Code::PayloadTooLarge,
+                    format!("the form's text parts are longer than {total} bytes together"),
+                )
+            } else {
+                e
+            }
+        })?;
+        self.left -= text.len();
+        Ok(text)
+    }
 }
 
 /// Loads a file the caller may see (404 otherwise).
@@ -453,8 +534,9 @@ pub async fn list_files(
     }))
 }
 
-/// Delete a file: its transcription is cancelled if in flight, then its rows and its
-/// storage object are removed (usage records stay).
+/// Delete a file: its transcription is cancelled if in flight, then its rows are removed
+/// (usage records stay), and its storage object if the record owns it (an upload, or an
+/// object an admin registered with `delete_with_file`) and no other record uses it.
 #[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_file(
@@ -475,7 +557,9 @@ pub async fn delete_file(
     }
     // Rows first: the record is the truth; an object left behind by a failed delete is
     // logged (and is what an integrity check finds), never a record without its object.
-    if let Some(key) = voxfleet_store::files::delete_file(&st.pool, f.file.id).await?
+    // The object goes only if this record owns it and no other record uses it.
+    if let voxfleet_store::files::Deleted::DeleteObject(key) =
+        voxfleet_store::files::delete_file(&st.pool, f.file.id).await?
         && let Err(e) = st.media.delete(&key).await
     {
         tracing::warn!(file.id = %f.file.id, key, error = %e, "file deleted but its object was not");
@@ -576,6 +660,11 @@ pub async fn usage(
         Some(auth.token_id)
     };
     Ok(Json(
-        voxfleet_store::files::usage(&st.pool, owner, q.since).await?,
+        voxfleet_store::files::usage(
+            &st.pool,
+            owner,
+            crate::extract::check_time("since", q.since, Code::InvalidQuery)?,
+        )
+        .await?,
     ))
 }

@@ -1,14 +1,18 @@
-//! Liveness, readiness and Prometheus metrics (no auth).
+//! Liveness and readiness (no auth), and Prometheus metrics: `/metrics` names workers and
+//! queues, so it needs an admin token or the dedicated metrics token ([`MetricsAuth`]);
+//! [`metrics_router`] serves it without auth for a private listener (`--metrics-bind`).
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::auth::MetricsAuth;
+use crate::error::ErrorBody;
 use voxfleet_jobs::fleet::GpuStats;
 
 use crate::routes::fleet::{WorkerHealth, queue_views, worker_readings};
@@ -76,9 +80,29 @@ async fn sqlx_ping(st: &AppState) -> Result<(), voxfleet_store::StoreError> {
 /// Per-worker and per-GPU series are written from the current readings at each scrape (not
 /// kept in the recorder), so a worker that is gone or whose readings expired has no series
 /// instead of its last numbers.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    if let Ok(queues) = queue_views(&st).await {
+///
+/// Needs an admin (or super_admin) token or the metrics token (`--metrics-token`): 401
+/// without a valid one, 403 for a `user` token.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn metrics(State(st): State<AppState>, _: MetricsAuth) -> Response {
+    render(&st).await
+}
+
+/// `/metrics` alone, without auth, for a listener on a private address (`--metrics-bind`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(st): State<AppState>| async move { render(&st).await }),
+        )
+        .fallback(crate::routes::not_found)
+        .with_state(state)
+}
+
+async fn render(st: &AppState) -> Response {
+    if let Ok(queues) = queue_views(st).await {
         for q in queues {
             for (status, v) in [
                 ("queued", q.queued),
@@ -100,7 +124,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         }
     }
     let mut extra = String::new();
-    if let Ok(ws) = worker_readings(&st).await {
+    if let Ok(ws) = worker_readings(st).await {
         for state in [
             WorkerHealth::Running,
             WorkerHealth::Draining,
@@ -145,6 +169,7 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+        .into_response()
 }
 
 /// A label value as the Prometheus text format quotes it.

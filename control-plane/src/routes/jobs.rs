@@ -11,6 +11,7 @@ use voxfleet_jobs::{
     CancelOutcome, EnqueueRequest, JobId, JobInput, JobKind, JobSnapshot, JobStatus, Priority,
     QueueName, RetrySettings,
 };
+use voxfleet_store::files::JobColumn;
 use voxfleet_store::jobs::{Inserted, ListFilter};
 use voxfleet_store::tokens::Role;
 
@@ -146,6 +147,27 @@ pub fn view(j: JobSnapshot, settings: &RetrySettings) -> JobView {
     }
 }
 
+/// Parses and checks a payload: its kind's type and limits (no NUL anywhere), and a Whisper
+/// model that exists. Every submission path goes through here (422 `invalid_input`).
+pub fn parse_input(kind: JobKind, input: &Value) -> ApiResult<JobInput> {
+    let parsed = kind
+        .parse_input(input)
+        .map_err(|e| ApiError::new(Code::InvalidInput, format!("{kind}: {e}")))?;
+    if let JobInput::Transcribe(t) = &parsed
+        && let Some(m) = &t.model
+        && voxfleet_models::registry::whisper(m).is_none()
+    {
+        return Err(ApiError::new(
+            Code::InvalidInput,
+            format!(
+                "{kind}: model `{m}` does not exist (known: tiny.en, base; {})",
+                voxfleet_models::registry::whisper_names()
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
 /// Checks a submission and turns it into a new job record.
 fn validate(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
     let kind: JobKind = sub.kind.parse().map_err(|e: String| {
@@ -172,8 +194,22 @@ fn validate(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
     } else {
         sub.input
     };
-    kind.parse_input(&input)
-        .map_err(|e| ApiError::new(Code::InvalidInput, format!("{kind}: {e}")))?;
+    parse_input(kind, &input)?;
+    // Queues and priorities are the operator's: a user's job goes to its kind's queue, at
+    // normal priority or below (lowering one's own jobs harms nobody). Admins choose among the
+    // queues that exist (`check_queues`, with the fleet's view).
+    if sub.queue.is_some() && !auth.is_admin() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only admins may choose a queue; leave `queue` out",
+        ));
+    }
+    if sub.priority == Some(Priority::High) && !auth.is_admin() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only admins may submit at high priority (users: normal or low)",
+        ));
+    }
     let queue = match sub.queue {
         Some(q) => q
             .parse::<QueueName>()
@@ -189,11 +225,11 @@ fn validate(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
         ));
     }
     if let Some(k) = &sub.idempotency_key
-        && (k.is_empty() || k.len() > 200)
+        && (k.is_empty() || k.len() > 200 || k.chars().any(char::is_control))
     {
         return Err(ApiError::new(
             Code::InvalidInput,
-            "idempotency_key must be 1-200 characters",
+            "idempotency_key must be 1-200 characters, none of them control characters",
         ));
     }
     Ok(voxfleet_store::jobs::new_snapshot(
@@ -231,22 +267,33 @@ fn files_read(j: &JobSnapshot) -> Vec<Uuid> {
     }
 }
 
-/// Jobs that name a file must name one the caller may see (404 otherwise): one query for
-/// the whole batch.
-async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiResult<()> {
+/// Jobs that name a file must name one the caller may see (404 otherwise, the same answer
+/// as for a file that does not exist): one query for the whole batch. Every submission path
+/// (`POST /v1/jobs`, batches, `process` on upload, the OpenAI endpoint) goes through here.
+pub async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiResult<()> {
     let named: Vec<(usize, Uuid)> = jobs
         .iter()
         .enumerate()
         .flat_map(|(i, j)| files_read(j).into_iter().map(move |f| (i, f)))
         .collect();
+    check_file_ids(st, auth, &named, jobs.len() > 1).await
+}
+
+/// `(job index, file)` pairs: each file exists and the caller may see it.
+pub async fn check_file_ids(
+    st: &AppState,
+    auth: &Auth,
+    named: &[(usize, Uuid)],
+    batch: bool,
+) -> ApiResult<()> {
     if named.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = named.iter().map(|&(_, f)| f).collect();
     let owners = voxfleet_store::files::owners(&st.pool, &ids).await?;
-    for (i, file) in named {
+    for &(i, file) in named {
         if !owners.get(&file).is_some_and(|&o| auth.may_access(o)) {
-            let at = if jobs.len() > 1 {
+            let at = if batch {
                 format!("jobs[{i}]: ")
             } else {
                 String::new()
@@ -260,34 +307,58 @@ async fn check_files(st: &AppState, auth: &Auth, jobs: &[JobSnapshot]) -> ApiRes
     Ok(())
 }
 
-/// Points each file at its newest transcription and diarization jobs (one statement each).
-async fn link_files(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> {
-    let links = |kind: JobKind| -> Vec<(Uuid, Uuid)> {
-        jobs.iter()
-            .filter(|j| j.kind == kind)
-            .filter_map(|j| file_of(j).map(|f| (f, j.id.0)))
-            .collect()
-    };
-    voxfleet_store::files::set_transcription_jobs(&st.pool, &links(JobKind::Transcribe)).await?;
-    voxfleet_store::speakers::set_diarization_jobs(&st.pool, &links(JobKind::Diarize)).await?;
+/// Every job's queue is one that exists: a kind's default queue, or one a live worker
+/// has listened on in the last hour (so a typo cannot create a queue nobody drains).
+async fn check_queues(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> {
+    let defaults: Vec<QueueName> = JobKind::ALL.iter().map(|k| k.default_queue()).collect();
+    let chosen: Vec<&QueueName> = jobs
+        .iter()
+        .map(|j| &j.queue)
+        .filter(|q| !defaults.contains(q))
+        .collect();
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    let served: Vec<QueueName> = crate::routes::fleet::live_workers(st)
+        .await?
+        .into_iter()
+        .flat_map(|(w, _)| w.queues)
+        .filter_map(|q| q.parse().ok())
+        .collect();
+    if let Some(q) = chosen.into_iter().find(|q| !served.contains(q)) {
+        let mut known: Vec<String> = defaults.iter().chain(&served).map(|q| q.to_string()).collect();
+        known.sort();
+        known.dedup();
+        return Err(ApiError::new(
+            Code::InvalidQueue,
+            format!(
+                "no queue `{q}`: no worker listens on it (queues: {})",
+                known.join(", ")
+            ),
+        ));
+    }
     Ok(())
 }
 
-/// Records then queues jobs; if queueing fails, the new records are removed again, so a
-/// client that sees an error can simply resubmit. Files are pointed at their transcription
-/// jobs first, so a worker that finishes at once finds its file waiting for it.
+/// The file columns a job takes over: a transcription becomes its file's newest transcription
+/// job, a diarization its newest diarization job.
+fn file_links(j: &JobSnapshot) -> Vec<(JobColumn, Uuid)> {
+    let column = match j.kind {
+        JobKind::Transcribe => JobColumn::Transcription,
+        JobKind::Diarize => JobColumn::Diarization,
+        _ => return vec![],
+    };
+    file_of(j).map(|f| (column, f)).into_iter().collect()
+}
+
+/// Records then queues jobs. The rows and the files' links to them are written in one
+/// transaction (a failed insert re-points nothing), before the jobs are queued, so a worker
+/// that finishes at once finds its file waiting for it. If queueing fails, the new rows are
+/// removed and the files point back at their previous jobs, so a client that sees an error
+/// can simply resubmit.
 pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec<Inserted>> {
-    link_files(st, &jobs).await?;
-    let inserted = voxfleet_store::jobs::insert_jobs(&st.pool, &jobs).await?;
-    // An idempotent repeat returns the job of the first submission: files point back at it.
-    let existing: Vec<JobSnapshot> = inserted
-        .iter()
-        .filter_map(|i| match i {
-            Inserted::Existing(j) => Some(j.clone()),
-            Inserted::Created(_) => None,
-        })
-        .collect();
-    link_files(st, &existing).await?;
+    let (inserted, relinked) =
+        voxfleet_store::jobs::insert_and_link(&st.pool, &jobs, file_links).await?;
     let new: Vec<EnqueueRequest> = inserted
         .iter()
         .filter_map(|i| match i {
@@ -296,8 +367,10 @@ pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec
         })
         .collect();
     if let Err(e) = st.queue.enqueue_many(&new).await {
-        for r in &new {
-            let _ = voxfleet_store::jobs::delete_job(&st.pool, r.id).await;
+        let ids: Vec<JobId> = new.iter().map(|r| r.id).collect();
+        if let Err(undo) = voxfleet_store::jobs::undo_submission(&st.pool, &ids, &relinked).await
+        {
+            tracing::error!(error = %undo, "a submission that could not be queued was not taken back");
         }
         return Err(e.into());
     }
@@ -320,6 +393,7 @@ pub async fn submit(
     ApiJson(sub): ApiJson<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let job = validate(sub, &auth)?;
+    check_queues(&st, std::slice::from_ref(&job)).await?;
     check_files(&st, &auth, std::slice::from_ref(&job)).await?;
     let mut out = submit_many(&st, vec![job]).await?;
     let settings = st.settings.current().await;
@@ -370,6 +444,7 @@ pub async fn submit_batch(
                 .map_err(|e| ApiError::new(e.code, format!("jobs[{i}]: {}", e.message)))?,
         );
     }
+    check_queues(&st, &jobs).await?;
     check_files(&st, &auth, &jobs).await?;
     let out = submit_many(&st, jobs).await?;
     let settings = st.settings.current().await;
@@ -456,7 +531,10 @@ pub struct JobList {
 pub fn parse_cursor(c: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::new(Code::InvalidQuery, "invalid cursor");
     let (ms, id) = c.split_once('_').ok_or_else(bad)?;
-    let at = DateTime::from_timestamp_micros(ms.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    // Within years 1–9999: PostgreSQL refuses instants chrono accepts (500 otherwise).
+    let at = DateTime::from_timestamp_micros(ms.parse().map_err(|_| bad())?)
+        .filter(crate::extract::time_in_range)
+        .ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 

@@ -118,8 +118,7 @@ pub async fn start_section_by(
     kind: JobKind,
     input: Value,
 ) -> ApiResult<SectionView> {
-    kind.parse_input(&input)
-        .map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
+    crate::routes::jobs::parse_input(kind, &input)?;
     ensure_idle(st, section).await?;
     let job = voxfleet_store::jobs::new_snapshot(
         kind,

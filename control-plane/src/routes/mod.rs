@@ -12,6 +12,7 @@ pub mod search;
 pub mod settings;
 pub mod speakers;
 pub mod stats;
+pub mod tokens;
 
 use crate::error::{ApiError, Code};
 

@@ -8,10 +8,15 @@
 //! `speaker`; `known_speaker_names[]` with `known_speaker_references[]` (short clips as data
 //! URLs, stored as files of the caller) name the speakers whose voiceprints match; the others
 //! are labelled `A`, `B`, … as OpenAI labels them.
+//!
+//! `form` reads the multipart form with every part bounded and checks every field before
+//! anything is stored: a 400 leaves no file behind.
+mod form;
+
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Multipart, State};
+use axum::extract::{FromRequest, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -26,7 +31,7 @@ use voxfleet_store::speakers::TurnRow;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, Code};
-use crate::routes::files::{small_text, text_part};
+use crate::extract::{clip, clip_quoted, openai_type};
 use crate::transcript;
 use crate::upload;
 
@@ -36,17 +41,18 @@ pub struct OpenAiError {
     status: StatusCode,
     kind: &'static str,
     message: String,
-    param: Option<&'static str>,
+    /// The field at fault.
+    param: Option<String>,
     code: Option<String>,
 }
 
 impl OpenAiError {
-    fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+    fn invalid(param: &str, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             kind: "invalid_request_error",
             message: message.into(),
-            param: Some(param),
+            param: Some(clip(param).into_owned()),
             code: None,
         }
     }
@@ -55,18 +61,22 @@ impl OpenAiError {
         self.code = Some(code.to_owned());
         self
     }
+
+    fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(clip(param).into_owned());
+        self
+    }
 }
 
 impl From<ApiError> for OpenAiError {
+    /// The API's own errors in OpenAI's format; a request the API finds invalid (422) is a
+    /// 400, as OpenAI answers it.
     fn from(e: ApiError) -> Self {
-        let status = e.code.status();
-        let kind = match status.as_u16() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            400..=499 => "invalid_request_error",
-            _ => "server_error",
+        let status = match e.code.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
         };
+        let kind = openai_type(status);
         Self {
             status,
             kind,
@@ -85,7 +95,8 @@ impl From<voxfleet_store::StoreError> for OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "type": self.kind,
+        let message = clip_quoted(&self.message);
+        let body = json!({"error": {"message": message, "type": self.kind,
                                     "param": self.param, "code": self.code}});
         (self.status, Json(body)).into_response()
     }
@@ -114,32 +125,12 @@ impl ResponseFormat {
                 return Err(OpenAiError::invalid(
                     "response_format",
                     format!(
-                        "unsupported response_format `{other}`: use json, text, srt, vtt, verbose_json or diarized_json"
+                        "unsupported response_format `{}`: use json, text, srt, vtt, verbose_json or diarized_json",
+                        clip(other)
                     ),
                 ));
             }
         })
-    }
-}
-
-/// The request's parts, checked.
-struct Request {
-    file: Option<upload::Spooled>,
-    model: Option<String>,
-    language: Option<String>,
-    prompt: Option<String>,
-    temperature: Option<f32>,
-    format: ResponseFormat,
-    /// The diarizing model was asked for.
-    diarize_model: bool,
-    known_names: Vec<String>,
-    /// Data URLs.
-    known_references: Vec<String>,
-}
-
-impl Request {
-    fn diarize(&self) -> bool {
-        self.diarize_model || self.format == ResponseFormat::DiarizedJson
     }
 }
 
@@ -156,123 +147,12 @@ fn model(name: &str) -> Result<Option<String>, OpenAiError> {
         other => Err(OpenAiError::invalid(
             "model",
             format!(
-                "model `{other}` does not exist here; use whisper-1 (the default), tiny.en or base"
+                "model `{}` does not exist here; use whisper-1 (the default), tiny.en or base",
+                clip(other)
             ),
         )
         .with_code("model_not_found")),
     }
-}
-
-async fn read_request(st: &AppState, mut mp: Multipart) -> Result<Request, OpenAiError> {
-    let max = st.limits.max_upload_bytes;
-    let mut r = Request {
-        file: None,
-        model: None,
-        language: None,
-        prompt: None,
-        temperature: None,
-        format: ResponseFormat::Json,
-        diarize_model: false,
-        known_names: Vec::new(),
-        known_references: Vec::new(),
-    };
-    let mut saw_model = false;
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|e| OpenAiError::from(upload::multipart_error(e, max)))?
-    {
-        let name = field.name().unwrap_or("").to_owned();
-        if name == "file" {
-            r.file = Some(upload::spool_field(st, field).await?);
-            continue;
-        }
-        let v = if name.starts_with("known_speaker_references") {
-            // A short clip as a base64 data URL (≤ 10 MiB of audio).
-            text_part(field, MAX_REFERENCE_URL).await?
-        } else {
-            small_text(field).await?
-        };
-        match name.as_str() {
-            "model" => {
-                saw_model = true;
-                r.diarize_model = v.trim() == "gpt-4o-transcribe-diarize";
-                r.model = model(v.trim())?;
-            }
-            "known_speaker_names[]" | "known_speaker_names" => r.known_names.push(v),
-            "known_speaker_references[]" | "known_speaker_references" => r.known_references.push(v),
-            "language" if !v.is_empty() => r.language = Some(v.trim().to_ascii_lowercase()),
-            "prompt" if !v.is_empty() => r.prompt = Some(v),
-            "response_format" => r.format = ResponseFormat::parse(v.trim())?,
-            "temperature" => {
-                let t: f32 = v.trim().parse().map_err(|_| {
-                    OpenAiError::invalid("temperature", "temperature must be a number")
-                })?;
-                if !(0.0..=1.0).contains(&t) {
-                    return Err(OpenAiError::invalid(
-                        "temperature",
-                        "temperature must be between 0 and 1",
-                    ));
-                }
-                // OpenAI's 0 means "automatic": voxfleet's fallback schedule starting at 0.
-                r.temperature = (t > 0.0).then_some(t);
-            }
-            "timestamp_granularities[]" | "timestamp_granularities" => match v.trim() {
-                "segment" => {}
-                "word" => {
-                    return Err(OpenAiError::invalid(
-                        "timestamp_granularities",
-                        "word timestamps are not supported by this server; use segment",
-                    ));
-                }
-                other => {
-                    return Err(OpenAiError::invalid(
-                        "timestamp_granularities",
-                        format!("unknown granularity `{other}`"),
-                    ));
-                }
-            },
-            "stream" if v.trim() == "true" => {
-                return Err(OpenAiError::invalid(
-                    "stream",
-                    "streaming responses are not supported by this server",
-                ));
-            }
-            // Accepted for compatibility; they do not change the result here.
-            "stream" | "chunking_strategy" | "include[]" | "include" | "language" | "prompt" => {}
-            other => tracing::debug!(field = other, "ignoring an unknown transcription field"),
-        }
-    }
-    if !saw_model {
-        return Err(OpenAiError::invalid(
-            "model",
-            "you must provide a model parameter",
-        ));
-    }
-    if !r.known_names.is_empty() || !r.known_references.is_empty() {
-        if !r.diarize() {
-            return Err(OpenAiError::invalid(
-                "known_speaker_names",
-                "known speakers need diarization: use response_format=diarized_json",
-            ));
-        }
-        if r.known_names.len() != r.known_references.len() {
-            return Err(OpenAiError::invalid(
-                "known_speaker_references",
-                "known_speaker_names[] and known_speaker_references[] must have the same length",
-            ));
-        }
-        if r.known_names.len() > DiarizeInput::MAX_KNOWN_SPEAKERS {
-            return Err(OpenAiError::invalid(
-                "known_speaker_names",
-                format!(
-                    "at most {} known speakers",
-                    DiarizeInput::MAX_KNOWN_SPEAKERS
-                ),
-            ));
-        }
-    }
-    Ok(r)
 }
 
 /// Waits for the job to end: events from the pub/sub listener, with a poll every 2 s in case
@@ -324,22 +204,20 @@ async fn current(st: &AppState, job: &JobSnapshot) -> Result<Option<JobSnapshot>
     security(("bearer" = [])))]
 pub async fn transcriptions(
     State(st): State<AppState>,
-    auth: Auth,
-    mp: Multipart,
+    auth: Result<Auth, ApiError>,
+    req: axum::extract::Request,
 ) -> Result<Response, OpenAiError> {
-    let mut r = read_request(&st, mp).await?;
-    let sp = r
-        .file
-        .take()
-        .ok_or_else(|| OpenAiError::invalid("file", "you must provide a file"))?;
-    // Reference clips are checked before anything is stored.
-    let mut clips = Vec::new();
-    for (name, url) in r.known_names.iter().zip(&r.known_references) {
-        let (ctype, bytes) = data_url(url)?;
-        clips.push((name.trim().to_owned(), ctype, bytes));
-    }
-    let file_id = upload::store(&st, auth.token_id, &sp, None).await?;
-    drop(sp);
+    let auth = auth?;
+    let mp = Multipart::from_request(req, &st).await.map_err(|e| {
+        OpenAiError::invalid(
+            "file",
+            format!("expected a multipart/form-data body: {}", e.body_text()),
+        )
+        .with_code("invalid_body")
+    })?;
+    // Every field is checked here; nothing is stored before.
+    let r = form::read(&st, mp).await?;
+    let file_id = upload::store(&st, auth.token_id, &r.file, None).await?;
     let input = TranscribeInput {
         file_id,
         model: r.model.clone(),
@@ -352,11 +230,19 @@ pub async fn transcriptions(
     let mut jobs = vec![(JobKind::Transcribe, to_value(&input)?)];
     if r.diarize() {
         let mut known_speakers = Vec::new();
-        for (i, (name, ctype, bytes)) in clips.into_iter().enumerate() {
-            let clip =
-                upload::spool_bytes(&st, &bytes, format!("known-speaker-{i}"), Some(ctype)).await?;
-            let id = upload::store(&st, auth.token_id, &clip, None).await?;
-            known_speakers.push(KnownSpeaker { name, file_id: id });
+        for (i, k) in r.known.iter().enumerate() {
+            let spooled = upload::spool_bytes(
+                &st,
+                &k.clip,
+                format!("known-speaker-{i}"),
+                Some(k.content_type.clone()),
+            )
+            .await?;
+            let id = upload::store(&st, auth.token_id, &spooled, None).await?;
+            known_speakers.push(KnownSpeaker {
+                name: k.name.clone(),
+                file_id: id,
+            });
         }
         let d = DiarizeInput {
             file_id,
@@ -368,13 +254,12 @@ pub async fn transcriptions(
         };
         jobs.push((JobKind::Diarize, to_value(&d)?));
     }
+    let format = r.format;
+    let diarize = r.diarize();
+    drop(r);
     let events = st.events.subscribe();
-    let submitted = upload::enqueue(&st, auth.token_id, jobs, Priority::High)
-        .await
-        .map_err(|e| match e.code {
-            Code::InvalidInput => OpenAiError::invalid("language", e.message),
-            _ => e.into(),
-        })?;
+    // The payloads passed the same checks in `form::read`; what is left is the queue's.
+    let submitted = upload::enqueue(&st, &auth, jobs, Priority::High).await?;
     let deadline = Instant::now() + st.limits.openai_wait;
     for job in &submitted {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -406,13 +291,13 @@ pub async fn transcriptions(
         .duration_s
         .unwrap_or_else(|| segments.last().map_or(0.0, |s| s.end_s));
     let language = file.language.clone().unwrap_or_default();
-    let speakers = if r.diarize() {
+    let speakers = if diarize {
         let turns = voxfleet_store::speakers::turns(&st.pool, file_id).await?;
         openai_speaker_labels(&segments, &turns)
     } else {
         Vec::new()
     };
-    Ok(respond(r.format, &segments, &speakers, &language, duration))
+    Ok(respond(format, &segments, &speakers, &language, duration))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, OpenAiError> {
@@ -446,13 +331,10 @@ fn job_failed(done: JobSnapshot) -> OpenAiError {
             "server_error"
         },
         message,
-        param: client_fault.then_some("file"),
+        param: client_fault.then(|| "file".to_owned()),
         code: Some(code),
     }
 }
-
-/// Longest accepted data URL of a reference clip: 10 MiB of audio in base64, with its header.
-const MAX_REFERENCE_URL: usize = (10 << 20) / 3 * 4 + 4096;
 
 /// `data:[<type>][;base64],<data>` → (content type, bytes). Reference clips are short: at most
 /// 10 MiB each.
@@ -468,7 +350,7 @@ fn data_url(url: &str) -> Result<(String, Vec<u8>), OpenAiError> {
     let Some(ctype) = meta.strip_suffix(";base64") else {
         return Err(bad("known speaker references must be base64 data URLs"));
     };
-    if data.len() > MAX_REFERENCE_URL {
+    if data.len() > form::MAX_REFERENCE_URL {
         return Err(bad("a known speaker reference is larger than 10 MiB"));
     }
     let bytes = base64::engine::general_purpose::STANDARD
@@ -598,6 +480,14 @@ fn respond(
     }
 }
 
+/// Whether Whisper knows the language (`en`, `haw`, …).
+fn is_language(code: &str) -> bool {
+    LANGUAGES
+        .split(',')
+        .filter_map(|p| p.split_once(':'))
+        .any(|(c, _)| c == code)
+}
+
 /// OpenAI's verbose_json names the language in English words, as Whisper's table does.
 fn language_name(code: &str) -> String {
     LANGUAGES
@@ -651,6 +541,7 @@ mod tests {
         assert_eq!(language_name("en"), "english");
         assert_eq!(language_name("haw"), "hawaiian");
         assert_eq!(language_name("xx"), "xx");
+        assert!(is_language("haw") && !is_language("zz") && !is_language("zzzz"));
         assert_eq!(model("whisper-1").ok(), Some(None));
         assert_eq!(model("base").ok(), Some(Some("base".into())));
         assert_eq!(

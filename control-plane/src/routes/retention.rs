@@ -2,7 +2,7 @@
 //! and its status (last run, files deleted, next run). The deleting is the `retention` job's
 //! (see the worker); the daily run is the scheduler's.
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use voxfleet_store::tokens::Role;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery, check_time};
 use crate::routes::maintenance::{SectionView, section_view, start_as_admin, stop_as_admin};
 
 const SECTION: &str = "retention";
@@ -136,7 +136,7 @@ pub struct Preview {
 pub async fn preview(
     State(st): State<AppState>,
     auth: Auth,
-    Query(q): Query<PreviewQuery>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
 ) -> ApiResult<Json<Preview>> {
     auth.require(Role::Admin)?;
     let limit = q.limit.unwrap_or(100);
@@ -149,7 +149,7 @@ pub async fn preview(
     let s = voxfleet_store::settings::get_retention_settings(&st.pool).await?;
     let tz = voxfleet_jobs::schedule::parse_timezone(&s.timezone)
         .map_err(|m| ApiError::new(Code::InvalidSetting, m))?;
-    let as_of = q.as_of.unwrap_or_else(Utc::now);
+    let as_of = check_time("as_of", q.as_of, Code::InvalidQuery)?.unwrap_or_else(Utc::now);
     let cutoff = voxfleet_jobs::schedule::retention_cutoff(as_of, s.retention_days, tz);
     let (total_files, total_bytes) =
         voxfleet_store::retention::candidate_totals(&st.pool, cutoff, s.delete_error_files).await?;
@@ -240,7 +240,7 @@ pub async fn run(
         ));
     }
     let mut input = json!({"dry_run": r.dry_run});
-    if let Some(a) = r.as_of {
+    if let Some(a) = check_time("as_of", r.as_of, Code::InvalidInput)? {
         input["as_of"] = json!(a);
     }
     if let Some(n) = r.stall_after {

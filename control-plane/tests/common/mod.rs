@@ -84,7 +84,8 @@ pub struct Env {
     cp: Option<Child>,
     pub workers: Vec<Child>,
     cleanup_redis: bool,
-    /// Extra environment for the control plane (e.g. a small upload limit).
+    /// Extra environment for the control plane (e.g. a small upload limit); it overrides the
+    /// defaults, `VOXFLEET_ADMIN_TOKEN` included.
     pub cp_env: Vec<(String, String)>,
     /// Extra environment for every process started (overrides the defaults, e.g. storage).
     pub child_env: Vec<(String, String)>,
@@ -159,8 +160,8 @@ impl Env {
         let _ = std::fs::remove_file(&port_file);
         let child = self
             .command(control_plane_bin(), "control-plane.log")
-            .envs(self.cp_env.iter().map(|(k, v)| (k, v)))
             .env("VOXFLEET_ADMIN_TOKEN", ADMIN)
+            .envs(self.cp_env.iter().map(|(k, v)| (k, v)))
             .args(["--bind", "127.0.0.1:0", "--port-file"])
             .arg(&port_file)
             .spawn()
@@ -261,7 +262,7 @@ impl Env {
         )
     }
 
-    /// A plain-text route without auth (e.g. `/metrics`).
+    /// A plain-text route without auth (`/metrics` needs a token: `text_auth`).
     pub async fn text(&self, path: &str) -> String {
         let res = self
             .http
@@ -489,4 +490,33 @@ pub async fn read_events(
         }
     }
     out
+}
+
+impl Env {
+    /// Runs a second control plane with this environment's settings and `cp_env` and waits up
+    /// to `timeout` for it to exit on its own (a start that must fail): its exit status and
+    /// log, or `None` (after killing it) if it was still running.
+    pub async fn control_plane_exit(
+        &self,
+        timeout: Duration,
+    ) -> Option<(std::process::ExitStatus, String)> {
+        let log = "control-plane-exit.log";
+        let mut child = self
+            .command(control_plane_bin(), log)
+            .env("VOXFLEET_ADMIN_TOKEN", ADMIN)
+            .envs(self.cp_env.iter().map(|(k, v)| (k, v)))
+            .args(["--bind", "127.0.0.1:0"])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some((status, self.log(log)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
 }

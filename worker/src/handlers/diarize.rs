@@ -144,21 +144,28 @@ pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, Handler
     profiles.sort();
     profiles.dedup();
 
-    // Known speakers' reference clips, decoded now (each a stored file of the caller).
+    // Known speakers' reference clips, decoded now (each a stored file of the caller). The
+    // API checked that the submitter may read them; a reference that belongs neither to the
+    // job's owner nor to the file's owner is refused here too, with the same answer as one
+    // that does not exist.
     let mut references = Vec::new();
     for k in &input.known_speakers {
+        let not_found = || {
+            HandlerError::permanent(
+                "reference_not_found",
+                format!(
+                    "the reference recording of `{}` ({}) does not exist",
+                    k.name, k.file_id
+                ),
+            )
+        };
         let f = load_file(ctx, k.file_id).await.map_err(|e| match e {
-            HandlerError::Failed { code, .. } if code == "file_not_found" => {
-                HandlerError::permanent(
-                    "reference_not_found",
-                    format!(
-                        "the reference recording of `{}` ({}) does not exist",
-                        k.name, k.file_id
-                    ),
-                )
-            }
+            HandlerError::Failed { code, .. } if code == "file_not_found" => not_found(),
             e => e,
         })?;
+        if f.file.owner != ctx.job.job.owner && f.file.owner != file.file.owner {
+            return Err(not_found());
+        }
         let a = fetch_audio(ctx, &f.file).await?;
         references.push((k.name.trim().to_owned(), a.samples));
     }

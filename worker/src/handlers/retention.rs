@@ -12,7 +12,7 @@ use voxfleet_store::retention::{self, Doomed};
 use voxfleet_store::settings::get_retention_settings;
 
 use crate::handlers::maint::{Run, finish_or_record};
-use crate::handlers::shared::store_error;
+use crate::handlers::shared::{storage_error, store_error};
 use crate::runtime::JobContext;
 use crate::search_ctx::index_error;
 
@@ -144,12 +144,15 @@ async fn remove(
     voxfleet_search::SearchIndex::delete_file(&ctx.rt.search.index, d.id)
         .await
         .map_err(index_error)?;
-    ctx.rt
-        .speech
-        .media
-        .delete(&d.storage_key)
-        .await
-        .map_err(|e| HandlerError::retryable("storage_unavailable", e.to_string()))?;
+    // A registered object, or one another record still uses, stays in storage.
+    if d.delete_object {
+        ctx.rt
+            .speech
+            .media
+            .delete(&d.storage_key)
+            .await
+            .map_err(storage_error)?;
+    }
     if let Some(n) = input.stall_after
         && c.deleted == u64::from(n)
     {

@@ -20,6 +20,13 @@ pub(crate) fn audio_error(e: AudioError) -> HandlerError {
     }
 }
 
+/// Storage failed (retryable). Its detail, which may name host paths or bucket URLs, goes to
+/// the log; the job's error says only what happened.
+pub(crate) fn storage_error(e: MediaError) -> HandlerError {
+    tracing::warn!(error = %e, "media storage error");
+    HandlerError::retryable("storage_unavailable", "media storage is unavailable")
+}
+
 pub(crate) fn store_error(e: voxfleet_store::StoreError) -> HandlerError {
     HandlerError::retryable("database_unavailable", e.to_string())
 }
@@ -52,17 +59,15 @@ pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, H
     match sp.media.download_to(&file.storage_key, &local).await {
         Ok(_) => {}
         Err(MediaError::NotFound(k)) => {
+            // The store's own path (for local storage, an absolute host path) goes to the
+            // log, not into the job's error, which its owner reads.
+            tracing::warn!(file.id = %file.id, object = %k, "a file's storage object is gone");
             return Err(HandlerError::permanent(
                 "file_missing",
-                format!("the object `{k}` of file {} is gone from storage", file.id),
+                format!("the stored recording of file {} is gone from storage", file.id),
             ));
         }
-        Err(e) => {
-            return Err(HandlerError::retryable(
-                "storage_unavailable",
-                e.to_string(),
-            ));
-        }
+        Err(e) => return Err(storage_error(e)),
     }
     ctx.checkpoint()?;
     let opts = DecodeOptions {

@@ -1,0 +1,331 @@
+//! The multipart form of `POST /v1/audio/transcriptions`: every part bounded as it arrives
+//! (how many, how large), and every field checked before anything is stored, each error
+//! naming its field in `param`.
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::Multipart;
+use serde_json::Value;
+use uuid::Uuid;
+use voxfleet_jobs::{DiarizeInput, JobKind, KnownSpeaker, TranscribeInput};
+
+use super::{OpenAiError, ResponseFormat, is_language, model};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::clip;
+use crate::routes::files::{SMALL_TEXT, TextBudget, text_part};
+use crate::upload;
+
+/// Most parts in one form: a file, a dozen options, four known speakers with their clips,
+/// and room for the fields other clients add.
+const MAX_PARTS: usize = 64;
+/// Most values of a repeatable option (`timestamp_granularities[]`, `include[]`).
+const MAX_REPEATS: usize = 8;
+/// Longest prompt (the transcription job's limit).
+const MAX_PROMPT_BYTES: usize = 2000;
+/// Longest accepted data URL of a reference clip: 10 MiB of audio in base64, with its header.
+pub(super) const MAX_REFERENCE_URL: usize = (10 << 20) / 3 * 4 + 4096;
+/// Options that may appear once.
+const SINGLE: [&str; 7] = [
+    "model",
+    "language",
+    "prompt",
+    "response_format",
+    "temperature",
+    "stream",
+    "chunking_strategy",
+];
+
+/// A known speaker: name, and the reference clip (content type, bytes).
+pub(super) struct Known {
+    pub name: String,
+    pub content_type: String,
+    pub clip: Vec<u8>,
+}
+
+/// The request, checked.
+pub(super) struct Form {
+    pub file: upload::Spooled,
+    pub model: Option<String>,
+    pub language: Option<String>,
+    pub prompt: Option<String>,
+    pub temperature: Option<f32>,
+    pub format: ResponseFormat,
+    /// The diarizing model was asked for.
+    pub diarize_model: bool,
+    pub known: Vec<Known>,
+}
+
+impl Form {
+    pub fn diarize(&self) -> bool {
+        self.diarize_model || self.format == ResponseFormat::DiarizedJson
+    }
+}
+
+/// A part's error with its field as `param`.
+fn part_error(e: ApiError, param: &str) -> OpenAiError {
+    OpenAiError::from(e).with_param(param)
+}
+
+/// Reads and checks the whole form; the file is only spooled (a temporary file, gone on drop).
+pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenAiError> {
+    let max = st.limits.max_upload_bytes;
+    let mut budget = TextBudget::new(st.limits.max_body_bytes);
+    let (mut parts, mut counts) = (0usize, HashMap::<String, usize>::new());
+    let mut file = None;
+    let (mut names, mut references) = (Vec::new(), Vec::new());
+    let (mut model_given, mut model_name, mut diarize_model) = (false, None, false);
+    let (mut language, mut prompt, mut temperature) = (None, None, None);
+    let mut format = ResponseFormat::Json;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| OpenAiError::from(upload::multipart_error(e, max)))?
+    {
+        parts += 1;
+        let name = field.name().unwrap_or("").to_owned();
+        let key = name.strip_suffix("[]").unwrap_or(&name).to_owned();
+        if parts > MAX_PARTS {
+            return Err(OpenAiError::invalid(
+                &key,
+                format!("a form of more than {MAX_PARTS} fields"),
+            ));
+        }
+        let n = counts.entry(key.clone()).or_default();
+        *n += 1;
+        let cap = match key.as_str() {
+            "file" => 1,
+            "known_speaker_references" | "known_speaker_names" => DiarizeInput::MAX_KNOWN_SPEAKERS,
+            "timestamp_granularities" | "include" => MAX_REPEATS,
+            k if SINGLE.contains(&k) => 1,
+            _ => MAX_PARTS,
+        };
+        if *n > cap {
+            let what = match key.as_str() {
+                "file" => "one file per request".to_owned(),
+                _ if cap == 1 => format!("`{key}` given twice"),
+                _ => format!("at most {cap} `{key}` values"),
+            };
+            return Err(OpenAiError::invalid(&key, what));
+        }
+        match key.as_str() {
+            "file" => {
+                file = Some(upload::spool_field(st, field).await?);
+                continue;
+            }
+            // A short clip as a base64 data URL (≤ 10 MiB of audio); four at most.
+            "known_speaker_references" => {
+                let v = text_part(field, MAX_REFERENCE_URL)
+                    .await
+                    .map_err(|e| part_error(e, &key))?;
+                references.push(v);
+                continue;
+            }
+            _ => {}
+        }
+        let v = budget
+            .read(field, SMALL_TEXT)
+            .await
+            .map_err(|e| part_error(e, &key))?;
+        let t = v.trim();
+        match key.as_str() {
+            "model" => {
+                model_given = true;
+                diarize_model = t == "gpt-4o-transcribe-diarize";
+                model_name = model(t)?;
+            }
+            "known_speaker_names" => names.push(v),
+            "language" if !t.is_empty() => {
+                let l = t.to_ascii_lowercase();
+                if !is_language(&l) {
+                    return Err(OpenAiError::invalid(
+                        "language",
+                        format!(
+                            "language `{}` is not one Whisper knows: use an ISO 639-1 code such as `en`",
+                            clip(&l)
+                        ),
+                    )
+                    .with_code("unsupported_language"));
+                }
+                language = Some(l);
+            }
+            "prompt" if !v.is_empty() => {
+                if v.len() > MAX_PROMPT_BYTES {
+                    return Err(OpenAiError::invalid(
+                        "prompt",
+                        format!("prompt is longer than {MAX_PROMPT_BYTES} bytes"),
+                    ));
+                }
+                if v.contains('\0') {
+                    return Err(OpenAiError::invalid(
+                        "prompt",
+                        "prompt contains a NUL character",
+                    ));
+                }
+                prompt = Some(v);
+            }
+            "response_format" => format = ResponseFormat::parse(t)?,
+            "temperature" => {
+                let x: f32 = t.parse().map_err(|_| {
+                    OpenAiError::invalid("temperature", "temperature must be a number")
+                })?;
+                if !(0.0..=1.0).contains(&x) {
+                    return Err(OpenAiError::invalid(
+                        "temperature",
+                        "temperature must be between 0 and 1",
+                    ));
+                }
+                // OpenAI's 0 means "automatic": voxfleet's fallback schedule starting at 0.
+                temperature = (x > 0.0).then_some(x);
+            }
+            "timestamp_granularities" => match t {
+                "segment" => {}
+                "word" => {
+                    return Err(OpenAiError::invalid(
+                        "timestamp_granularities",
+                        "word timestamps are not supported by this server; use segment",
+                    ));
+                }
+                other => {
+                    return Err(OpenAiError::invalid(
+                        "timestamp_granularities",
+                        format!("unknown granularity `{}`", clip(other)),
+                    ));
+                }
+            },
+            "stream" if t == "true" => {
+                return Err(OpenAiError::invalid(
+                    "stream",
+                    "streaming responses are not supported by this server",
+                ));
+            }
+            // Accepted for compatibility; they do not change the result here.
+            "stream" | "chunking_strategy" | "include" | "language" | "prompt" => {}
+            other => {
+                tracing::debug!(
+                    field = %clip(other),
+                    "ignoring an unknown transcription field"
+                )
+            }
+        }
+    }
+    if !model_given {
+        return Err(OpenAiError::invalid(
+            "model",
+            "you must provide a model parameter",
+        ));
+    }
+    let file = file.ok_or_else(|| OpenAiError::invalid("file", "you must provide a file"))?;
+    let mut form = Form {
+        file,
+        model: model_name,
+        language,
+        prompt,
+        temperature,
+        format,
+        diarize_model,
+        known: Vec::new(),
+    };
+    form.known = known_speakers(&form, names, references).await?;
+    check_jobs(&form)?;
+    Ok(form)
+}
+
+/// Known speakers' names and clips: as many names as clips, diarization asked for, names
+/// 1–100 characters and distinct, clips valid base64 data URLs (decoded off the runtime).
+async fn known_speakers(
+    form: &Form,
+    names: Vec<String>,
+    references: Vec<String>,
+) -> Result<Vec<Known>, OpenAiError> {
+    if names.is_empty() && references.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !form.diarize() {
+        return Err(OpenAiError::invalid(
+            "known_speaker_names",
+            "known speakers need diarization: use response_format=diarized_json",
+        ));
+    }
+    if names.len() != references.len() {
+        return Err(OpenAiError::invalid(
+            "known_speaker_references",
+            "known_speaker_names[] and known_speaker_references[] must have the same length",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut trimmed = Vec::new();
+    for n in &names {
+        let n = n.trim();
+        if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+            return Err(OpenAiError::invalid(
+                "known_speaker_names",
+                "a known speaker's name must have 1–100 characters, none of them control characters",
+            ));
+        }
+        if !seen.insert(n) {
+            return Err(OpenAiError::invalid(
+                "known_speaker_names",
+                format!("known speaker `{}` is named twice", clip(n)),
+            ));
+        }
+        trimmed.push(n.to_owned());
+    }
+    // Up to 4 × 13 MiB of base64: decoded on the blocking pool.
+    let clips = tokio::task::spawn_blocking(move || {
+        references
+            .iter()
+            .map(|u| super::data_url(u))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|_| OpenAiError::from(ApiError::new(crate::error::Code::Internal, "internal error")))??;
+    Ok(trimmed
+        .into_iter()
+        .zip(clips)
+        .map(|(name, (content_type, clip))| Known {
+            name,
+            content_type,
+            clip,
+        })
+        .collect())
+}
+
+/// The jobs' own validation (the same as `POST /v1/jobs`), on their payloads with
+/// placeholder ids, before anything is stored.
+fn check_jobs(form: &Form) -> Result<(), OpenAiError> {
+    let t = TranscribeInput {
+        file_id: Uuid::nil(),
+        model: form.model.clone(),
+        language: form.language.clone(),
+        beam_size: None,
+        temperature: form.temperature,
+        prompt: form.prompt.clone(),
+        vad: None,
+    };
+    let mut jobs = vec![(JobKind::Transcribe, serde_json::to_value(&t))];
+    if form.diarize() {
+        let d = DiarizeInput {
+            file_id: Uuid::nil(),
+            num_speakers: None,
+            min_speakers: None,
+            max_speakers: None,
+            profiles: None,
+            known_speakers: form
+                .known
+                .iter()
+                .map(|k| KnownSpeaker {
+                    name: k.name.clone(),
+                    file_id: Uuid::nil(),
+                })
+                .collect(),
+        };
+        jobs.push((JobKind::Diarize, serde_json::to_value(&d)));
+    }
+    for (kind, v) in jobs {
+        let v: Value = v.map_err(|_| {
+            OpenAiError::from(ApiError::new(crate::error::Code::Internal, "internal error"))
+        })?;
+        crate::routes::jobs::parse_input(kind, &v).map_err(OpenAiError::from)?;
+    }
+    Ok(())
+}
