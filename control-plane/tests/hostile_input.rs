@@ -185,6 +185,11 @@ fn mutate(rng: &mut Rng, v: &mut Value, depth: usize) {
     }
 }
 
+fn insert(b: &mut Vec<u8>, at: usize, bytes: &[u8]) {
+    let at = at.min(b.len());
+    b.splice(at..at, bytes.iter().copied());
+}
+
 /// Byte-level damage to a serialized body.
 fn damage(rng: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
     for _ in 0..=rng.below(3) {
@@ -200,17 +205,11 @@ fn damage(rng: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
             4 => {
                 let end = (at + rng.below(64)).min(b.len());
                 let piece = b[at.min(end)..end].to_vec();
-                b.splice(at.min(b.len())..at.min(b.len()), piece);
+                insert(&mut b, at, &piece);
             }
-            5 => b.splice(
-                at.min(b.len())..at.min(b.len()),
-                b"{\"kind\":1,\"kind\":\"x\"}".iter().copied(),
-            ),
-            _ => b.splice(
-                at.min(b.len())..at.min(b.len()),
-                b"1e99999999999".iter().copied(),
-            ),
-        };
+            5 => insert(&mut b, at, b"{\"kind\":1,\"kind\":\"x\"}"),
+            _ => insert(&mut b, at, b"1e99999999999"),
+        }
     }
     b
 }
@@ -358,7 +357,7 @@ fn multipart_case(rng: &mut Rng) -> Case {
         parts.push("model");
     }
     for _ in 0..rng.below(8) {
-        parts.push(rng.pick(names));
+        parts.push(*rng.pick(names));
     }
     if rng.chance(10) {
         // Many repeats of one part.
