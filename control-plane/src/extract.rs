@@ -9,13 +9,17 @@
 //! - [`error_format`]: the framework's plain-text or empty rejections (405, a path that is not
 //!   UTF-8, a body that timed out, …) rewritten into the API's error format (OpenAI's on the
 //!   OpenAI endpoint).
+//! - [`close_unread`]: `Connection: close` on the answer to a request whose body was left
+//!   unread, so that no client reuses a connection the server is dropping.
 //! - [`clip`] / [`clip_quoted`]: client input echoed in a message is cut to [`ECHO_MAX`]
 //!   characters.
 //! - [`check_time`]: instants a client sends lie in years 1–9999 (PostgreSQL's `timestamptz`
 //!   ends at 4713 BC; chrono goes much further).
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -213,7 +217,11 @@ impl BodyLimits {
         let multipart = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/"));
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            });
         if multipart && MEDIA_PATHS.contains(&path) {
             self.media
         } else {
@@ -278,6 +286,32 @@ fn openai_body(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// A response to a request whose body was not read to its end (an early 413, a form refused
+/// at its first bad part, a 401) says `Connection: close`: the server drops the rest rather
+/// than read it, and a client must not send its next request on that connection.
+pub async fn close_unread(req: Request, next: Next) -> Response {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || content_length(req.headers()).is_some_and(|n| n > 0);
+    if !has_body {
+        return next.run(req).await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let end = done.clone();
+    let req = req.map(|body| {
+        let end_marker = futures::stream::poll_fn(move |_| {
+            end.store(true, Ordering::Release);
+            std::task::Poll::Ready(None)
+        });
+        Body::from_stream(body.into_data_stream().chain(end_marker))
+    });
+    let mut res = next.run(req).await;
+    if !done.load(Ordering::Acquire) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
 /// Error responses that are not JSON (the framework's: 405, a path parameter that is not
 /// UTF-8, …) get the API's error format, with a code from their status; their status and
 /// other headers (`Allow`) stay.
@@ -313,7 +347,11 @@ pub async fn error_format(req: Request, next: Next) -> Response {
     let fresh = if openai {
         openai_body(status, code, &message)
     } else {
-        (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
+        (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
     };
     let (fresh_parts, fresh_body) = fresh.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);

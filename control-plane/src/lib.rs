@@ -152,6 +152,7 @@ pub fn app(state: AppState) -> Router {
             extract::early_limit,
         ))
         .layer(axum::middleware::from_fn(extract::error_format))
+        .layer(axum::middleware::from_fn(extract::close_unread))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.limits.body_idle_timeout,
         ))

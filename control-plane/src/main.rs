@@ -1,12 +1,15 @@
 //! voxfleet-control-plane: `serve` (the default) runs the HTTP API; `tokens create` mints a
-//! bearer token, `tokens list` shows them (never their secrets), `tokens revoke` revokes one. Migrations run at start-up, and the database is created if missing.
+//! bearer token, `tokens list` shows them (never their secrets), `tokens revoke` revokes one.
+//! Migrations run at start-up, and the database is created if missing.
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use voxfleet_control_plane::{AppState, Limits, metrics_handle, serve};
 use voxfleet_jobs::{Keys, QueueClient, QueueOptions};
-use voxfleet_store::tokens::{Revoked, Role, create_token, ensure_bootstrap, list_tokens, revoke_token};
+use voxfleet_store::tokens::{
+    Revoked, Role, create_token, ensure_bootstrap, list_tokens, revoke_token,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -185,7 +188,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: TokenAction::List,
         }) => {
             let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
-                t.map_or("-".to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                t.map_or("-".to_string(), |t| {
+                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                })
             };
             println!(
                 "{:<36}  {:<20}  {:<11}  {:<20}  {:<20}  {:<28}  BOOTSTRAP",
@@ -199,8 +204,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     t.role.as_str(),
                     fmt(Some(t.created_at)),
                     fmt(t.last_used_at),
-                    t.revoked_at
-                        .map_or("-".to_string(), |_| format!("revoked {}", fmt(t.revoked_at))),
+                    match t.revoked_at {
+                        Some(_) => format!("revoked {}", fmt(t.revoked_at)),
+                        None => "-".into(),
+                    },
                     if t.bootstrap { "bootstrap" } else { "-" },
                 );
             }

@@ -162,7 +162,11 @@ async fn no_route_gives_one_user_anything_of_anothers() {
     let (s, doc) = env.call("GET", "/openapi.json", None, None).await;
     assert_eq!(s, StatusCode::OK);
     let paths = doc["paths"].as_object().expect("the document lists paths");
-    assert!(paths.len() >= 40, "only {} paths in the document", paths.len());
+    assert!(
+        paths.len() >= 40,
+        "only {} paths in the document",
+        paths.len()
+    );
 
     let mut checked = 0;
     let mut failures = Vec::new();
@@ -180,7 +184,9 @@ async fn no_route_gives_one_user_anything_of_anothers() {
                 failures.push(format!("{m} {template}: {status} {body}"));
             }
             if targets_u1 && status.is_success() {
-                failures.push(format!("{m} {template}: u2 reached u1's resource: {status} {body}"));
+                failures.push(format!(
+                    "{m} {template}: u2 reached u1's resource: {status} {body}"
+                ));
             }
             for secret in fx.secrets() {
                 if body.contains(secret) {
@@ -223,9 +229,15 @@ async fn no_route_gives_one_user_anything_of_anothers() {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let (seen_by_u1, seen_by_u2) = (seen_by_u1.await.unwrap(), seen_by_u2.await.unwrap());
-    assert!(seen_by_u1.contains(&fx.second_job), "u1's own event: {seen_by_u1}");
+    assert!(
+        seen_by_u1.contains(&fx.second_job),
+        "u1's own event: {seen_by_u1}"
+    );
     for secret in fx.secrets() {
-        assert!(!seen_by_u2.contains(secret), "u2 saw `{secret}`: {seen_by_u2}");
+        assert!(
+            !seen_by_u2.contains(secret),
+            "u2 saw `{secret}`: {seen_by_u2}"
+        );
     }
 
     // u1's things are as they were.
@@ -239,7 +251,12 @@ async fn no_route_gives_one_user_anything_of_anothers() {
         .await;
     assert_eq!(j["status"], "queued", "{j}");
     let (_, sp) = env
-        .call("GET", &format!("/v1/speakers/{}", fx.speaker), Some(&u1), None)
+        .call(
+            "GET",
+            &format!("/v1/speakers/{}", fx.speaker),
+            Some(&u1),
+            None,
+        )
         .await;
     assert_eq!(sp["name"], "u1-secret-name", "{sp}");
     let t = env

@@ -131,7 +131,11 @@ async fn media_in_s3_is_uploaded_transcribed_registered_and_deleted() {
     let (s, r) = env
         .post("/v1/files", json!({"uri": "s3://other-bucket/call.wav"}))
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "outside the store: as if missing; {r}");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "outside the store: as if missing; {r}"
+    );
 
     let (s, _) = env
         .call("DELETE", &format!("/v1/files/{id}"), Some(ADMIN), None)

@@ -228,7 +228,10 @@ async fn bootstrap_token_rotates_and_a_revoked_one_never_comes_back() {
     };
     let (old, new) = (find(old_id), find(second_id));
     assert!(old["revoked_at"].is_string(), "{old}");
-    assert_eq!((new["bootstrap"].as_bool(), new["role"].as_str()), (Some(true), Some("super_admin")));
+    assert_eq!(
+        (new["bootstrap"].as_bool(), new["role"].as_str()),
+        (Some(true), Some("super_admin"))
+    );
     assert!(new["revoked_at"].is_null(), "{new}");
     assert_eq!(
         tokens
@@ -262,7 +265,12 @@ async fn bootstrap_token_rotates_and_a_revoked_one_never_comes_back() {
 
     // revoking the current bootstrap token through the API (itself) works at once
     let (s, v) = env
-        .call("DELETE", &format!("/v1/tokens/{second_id}"), Some(second), None)
+        .call(
+            "DELETE",
+            &format!("/v1/tokens/{second_id}"),
+            Some(second),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["revoked_at"].is_string(), "{v}");
@@ -311,7 +319,12 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
         let (s, v) = env.call("GET", "/v1/tokens", Some(t), None).await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
         let (s, v) = env
-            .call("POST", "/v1/tokens", Some(t), Some(json!({"name": "x", "role": "user"})))
+            .call(
+                "POST",
+                "/v1/tokens",
+                Some(t),
+                Some(json!({"name": "x", "role": "user"})),
+            )
             .await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
         let (s, v) = env
@@ -334,7 +347,10 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let plain = v["token"].as_str().unwrap().to_string();
     let api_id: Uuid = v["id"].as_str().unwrap().parse().unwrap();
-    assert_eq!((v["name"].as_str(), v["role"].as_str()), (Some("speakr"), Some("user")));
+    assert_eq!(
+        (v["name"].as_str(), v["role"].as_str()),
+        (Some("speakr"), Some("user"))
+    );
     assert_eq!(v["bootstrap"], false);
     let (s, _) = env.call("GET", "/v1/jobs", Some(&plain), None).await;
     assert_eq!(s, StatusCode::OK);
@@ -344,7 +360,9 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
         json!({"name": "a\u{0}b", "role": "user"}),
         json!({"name": "x".repeat(1000), "role": "user"}),
     ] {
-        let (s, v) = env.call("POST", "/v1/tokens", Some(ADMIN), Some(bad.clone())).await;
+        let (s, v) = env
+            .call("POST", "/v1/tokens", Some(ADMIN), Some(bad.clone()))
+            .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
     }
 
@@ -362,7 +380,12 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
         .iter()
         .filter_map(|t| t["id"].as_str())
         .collect();
-    for id in [boot_id, token_id(&pg, &user).await, token_id(&pg, &admin).await, api_id] {
+    for id in [
+        boot_id,
+        token_id(&pg, &user).await,
+        token_id(&pg, &admin).await,
+        api_id,
+    ] {
         assert!(ids.contains(&id.to_string().as_str()), "{id} missing: {v}");
     }
 
@@ -374,7 +397,11 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["revoked_at"].is_string(), "{v}");
     let (s, v) = env.call("GET", "/v1/jobs", Some(&plain), None).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "unauthorized"),
+        "{v}"
+    );
     let (s, v) = env
         .call("DELETE", &format!("/v1/tokens/{api_id}"), Some(ADMIN), None)
         .await;
@@ -383,13 +410,21 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
         let (s, v) = env
             .call("DELETE", &format!("/v1/tokens/{id}"), Some(ADMIN), None)
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{id}: {v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{id}: {v}"
+        );
     }
     let created = audits(&pg, "token.create", api_id).await;
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(created[0].0, Some(boot_id), "the creator is recorded");
     let revoked = audits(&pg, "token.revoke", api_id).await;
-    assert_eq!(revoked.len(), 1, "one revocation, recorded once: {revoked:?}");
+    assert_eq!(
+        revoked.len(),
+        1,
+        "one revocation, recorded once: {revoked:?}"
+    );
     assert_eq!(revoked[0].0, Some(boot_id), "the revoker is recorded");
 
     // the CLI: list, then revoke a token the running replica has never seen
@@ -407,7 +442,10 @@ async fn tokens_are_listed_created_and_revoked_by_cli_and_api_with_audit() {
             .to_string()
     };
     let boot_line = line(&out, boot_id);
-    assert!(boot_line.contains("super_admin") && boot_line.contains("bootstrap"), "{out}");
+    assert!(
+        boot_line.contains("super_admin") && boot_line.contains("bootstrap"),
+        "{out}"
+    );
     let victim_line = line(&out, victim_id);
     assert!(victim_line.contains(" user "), "{out}");
     assert!(line(&out, api_id).contains("revoked"), "{out}");

@@ -119,7 +119,11 @@ async fn registering_by_uri_reaches_only_ones_own_objects() {
         json!({"uri": file_uri(&own), "delete_with_file": true}),
     )
     .await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "object_in_use"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "object_in_use"),
+        "{v}"
+    );
 
     // Deleting the owning record while u2's records use the object keeps it; deleting u2's
     // (not owning) records keeps it too: voxfleet never deletes a registered object it was
@@ -135,9 +139,18 @@ async fn registering_by_uri_reaches_only_ones_own_objects() {
             StatusCode::NO_CONTENT
         );
     }
-    assert!(own.exists(), "registered without delete_with_file: left alone");
-    assert_eq!(delete(&env, ADMIN, &admin_file).await, StatusCode::NO_CONTENT);
-    assert!(placed.exists(), "registered without delete_with_file: left alone");
+    assert!(
+        own.exists(),
+        "registered without delete_with_file: left alone"
+    );
+    assert_eq!(
+        delete(&env, ADMIN, &admin_file).await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        placed.exists(),
+        "registered without delete_with_file: left alone"
+    );
 
     // An owning record that is the object's last user takes it along.
     let (s, last) = register(
@@ -193,7 +206,11 @@ async fn known_speakers_on_upload_must_be_the_callers() {
     };
     let res = try_upload(u1_ref.clone()).await.unwrap();
     let (s, others) = (res.status(), res.json::<Value>().await.unwrap());
-    assert_eq!((s, code(&others)), (StatusCode::NOT_FOUND, "not_found"), "{others}");
+    assert_eq!(
+        (s, code(&others)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{others}"
+    );
     let random = uuid::Uuid::now_v7().to_string();
     let res = try_upload(random.clone()).await.unwrap();
     let (s, missing) = (res.status(), res.json::<Value>().await.unwrap());
@@ -242,7 +259,11 @@ async fn host_paths_are_neither_probed_nor_shown() {
         "s3://another-bucket/x.wav".to_string(),
     ] {
         let (s, v) = register(&env, &user, json!({"uri": uri})).await;
-        assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{uri}: {v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{uri}: {v}"
+        );
         assert!(!v.to_string().contains("/etc"), "{v}");
         assert!(!v.to_string().contains(&store), "{v}");
         answers.push(v);
@@ -264,18 +285,19 @@ async fn host_paths_are_neither_probed_nor_shown() {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{job}");
     let done = env
-        .wait_job(
-            job["id"].as_str().unwrap(),
-            Duration::from_secs(60),
-            |j| j["status"] == "failed",
-        )
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(60), |j| {
+            j["status"] == "failed"
+        })
         .await;
     assert_eq!(done["error"]["code"], "file_missing", "{done}");
     let (_, f) = env
         .call("GET", &format!("/v1/files/{id}"), Some(&user), None)
         .await;
     for text in [done.to_string(), f.to_string()] {
-        assert!(!text.contains(&store), "a host path reached the user: {text}");
+        assert!(
+            !text.contains(&store),
+            "a host path reached the user: {text}"
+        );
     }
 }
 
@@ -302,21 +324,41 @@ async fn queues_and_priorities_are_the_operators() {
         let (s, v) = env
             .call("POST", "/v1/jobs", Some(&user), Some(job(extra.clone())))
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{extra}: {v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{extra}: {v}"
+        );
     }
     let (s, v) = env
-        .call("POST", "/v1/jobs/batch", Some(&user), Some(json!({"jobs": [job(json!({"queue": "x1"}))]})))
+        .call(
+            "POST",
+            "/v1/jobs/batch",
+            Some(&user),
+            Some(json!({"jobs": [job(json!({"queue": "x1"}))]})),
+        )
         .await;
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
     // Lowering one's own job is allowed.
     let (s, v) = env
-        .call("POST", "/v1/jobs", Some(&user), Some(job(json!({"priority": "low"}))))
+        .call(
+            "POST",
+            "/v1/jobs",
+            Some(&user),
+            Some(job(json!({"priority": "low"}))),
+        )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
 
     // Admins: a queue nobody serves is refused; a served one (default, or a worker's) works.
-    let (s, v) = env.post("/v1/jobs", job(json!({"queue": "anything"}))).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_queue"), "{v}");
+    let (s, v) = env
+        .post("/v1/jobs", job(json!({"queue": "anything"})))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_queue"),
+        "{v}"
+    );
     let (s, v) = env
         .post("/v1/jobs", job(json!({"queue": "cpu", "priority": "high"})))
         .await;
@@ -329,7 +371,10 @@ async fn queues_and_priorities_are_the_operators() {
             break;
         }
         assert_eq!(code(&v), "invalid_queue", "{v}");
-        assert!(std::time::Instant::now() < deadline, "the worker's queue never counted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker's queue never counted"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // No queue was made up along the way.
@@ -340,7 +385,10 @@ async fn queues_and_priorities_are_the_operators() {
         .iter()
         .filter_map(|q| q["queue"].as_str())
         .collect();
-    assert!(!names.contains(&"anything") && !names.contains(&"x1"), "{names:?}");
+    assert!(
+        !names.contains(&"anything") && !names.contains(&"x1"),
+        "{names:?}"
+    );
 }
 
 /// Item 7: a model name must exist before a job is queued (the worker's cache is guarded by
@@ -352,7 +400,11 @@ async fn unknown_model_names_are_refused_at_the_door() {
     let wav = tone(&dir, "m.wav", 700);
     let user = env.mint_token("user");
     let (_, f) = env.upload(&user, &wav, None).await;
-    for model in ["large-v9".to_string(), "m".repeat(100_000), "tiny.en\u{0}".into()] {
+    for model in [
+        "large-v9".to_string(),
+        "m".repeat(100_000),
+        "tiny.en\u{0}".into(),
+    ] {
         let (s, v) = env
             .call(
                 "POST",
@@ -423,9 +475,18 @@ async fn a_refused_submission_leaves_the_file_as_it_was() {
                         "idempotency_key": "k\u{0}"})),
         )
         .await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "{v}"
+    );
     let (_, f) = env
-        .call("GET", &format!("/v1/files/{}", id.as_str().unwrap()), Some(&user), None)
+        .call(
+            "GET",
+            &format!("/v1/files/{}", id.as_str().unwrap()),
+            Some(&user),
+            None,
+        )
         .await;
     assert_eq!(f["transcription_job_id"], first, "{f}");
     assert_eq!(f["status"], "queued", "the first job still stands: {f}");
@@ -464,7 +525,9 @@ async fn uris_map_to_exactly_the_key_they_name() {
 
     // Not UTF-8: a 422, not the object at the name without that segment.
     use std::os::unix::ffi::OsStrExt;
-    let latin1 = folder.join("calls").join(std::ffi::OsStr::from_bytes(b"\xff"));
+    let latin1 = folder
+        .join("calls")
+        .join(std::ffi::OsStr::from_bytes(b"\xff"));
     std::fs::create_dir_all(&latin1).unwrap();
     std::fs::copy(&wav, latin1.join("x.wav")).unwrap();
     std::fs::copy(&other, folder.join("calls").join("x.wav")).unwrap();

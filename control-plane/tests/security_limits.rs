@@ -121,7 +121,11 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
     for (path, ctype, len) in [
         ("/v1/jobs", "application/json", 3_000_000_000u64),
         ("/v1/files", "application/json", 200_000_000),
-        ("/v1/files", "multipart/form-data; boundary=b", 3_000_000_000),
+        (
+            "/v1/files",
+            "multipart/form-data; boundary=b",
+            3_000_000_000,
+        ),
         (
             "/v1/audio/transcriptions",
             "multipart/form-data; boundary=b",
@@ -154,7 +158,11 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
     let status = res.status();
     let text = res.text().await.unwrap();
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{:.300}", text);
-    assert!(text.len() < 1000, "the answer echoes the body: {:.300}", text);
+    assert!(
+        text.len() < 1000,
+        "the answer echoes the body: {:.300}",
+        text
+    );
 
     // 2,000 `process` parts of 60 KB announced; the answer comes at the 9th, while the client
     // is still sending (it sends 10 and stops).
@@ -332,7 +340,11 @@ async fn item9_openai_checks_every_field_before_storing_anything() {
             ("model", "gpt-4o-transcribe-diarize".to_owned()),
             ("response_format", "diarized_json".to_owned()),
         ];
-        f.extend(names.iter().map(|n| ("known_speaker_names[]", n.to_string())));
+        f.extend(
+            names
+                .iter()
+                .map(|n| ("known_speaker_names[]", n.to_string())),
+        );
         f.extend(
             refs.iter()
                 .map(|r| ("known_speaker_references[]", r.to_string())),
@@ -346,7 +358,11 @@ async fn item9_openai_checks_every_field_before_storing_anything() {
     };
     let long_prompt = "p".repeat(2001);
     let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
-        ("a malformed language", w(&[("language", "zzzz")]), "language"),
+        (
+            "a malformed language",
+            w(&[("language", "zzzz")]),
+            "language",
+        ),
         (
             "a language Whisper does not know",
             w(&[("language", "zz")]),
@@ -406,6 +422,24 @@ async fn item9_openai_checks_every_field_before_storing_anything() {
         assert_eq!(v["error"]["type"], "invalid_request_error", "{what}: {v}");
         assert_eq!(v["error"]["param"], *param, "{what}: {v}");
     }
+    // A wrong field sent before a large file: the answer still reaches the client (the rest of
+    // the form is read and dropped, not the connection).
+    let form = Form::new()
+        .text("model", "whisper-1")
+        .text("language", "zzzz")
+        .part("file", Part::bytes(vec![7u8; 8 << 20]).file_name("big.wav"));
+    let res = env
+        .http
+        .post(format!("{}/v1/audio/transcriptions", env.base))
+        .bearer_auth(&user)
+        .multipart(form)
+        .send()
+        .await
+        .expect("the answer, not a reset connection");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "language", "{v}");
+
     let pg = env.pg().await;
     let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM files")
         .fetch_one(&pg)
@@ -440,7 +474,10 @@ async fn item10_out_of_range_values_and_framework_rejections_get_coded_errors() 
             format!("/v1/jobs?cursor=9223372036854775807_{id}"),
             user.as_str(),
         ),
-        ("/v1/usage?since=-9999-01-01T00:00:00Z".into(), user.as_str()),
+        (
+            "/v1/usage?since=-9999-01-01T00:00:00Z".into(),
+            user.as_str(),
+        ),
         (
             "/v1/admin/retention/preview?as_of=-9999-01-01T00:00:00Z".into(),
             ADMIN,
@@ -499,7 +536,8 @@ async fn item10_out_of_range_values_and_framework_rejections_get_coded_errors() 
         ),
         (
             "a query of the wrong type",
-            http.get(format!("{b}/v1/jobs?limit=many")).bearer_auth(&user),
+            http.get(format!("{b}/v1/jobs?limit=many"))
+                .bearer_auth(&user),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -522,7 +560,10 @@ async fn item10_out_of_range_values_and_framework_rejections_get_coded_errors() 
     for (what, rb, status) in cases {
         let (s, ctype, text) = send(rb).await;
         assert_eq!(s, status, "{what}: {text}");
-        assert!(ctype.starts_with("application/json"), "{what}: {ctype} {text}");
+        assert!(
+            ctype.starts_with("application/json"),
+            "{what}: {ctype} {text}"
+        );
         let v: Value = serde_json::from_str(&text).unwrap_or_default();
         assert!(!code(&v).is_empty(), "{what}: {text}");
         assert!(v["error"]["message"].is_string(), "{what}: {text}");
@@ -550,7 +591,10 @@ async fn item10_out_of_range_values_and_framework_rejections_get_coded_errors() 
     ] {
         let (s, ctype, text) = send(rb).await;
         assert_eq!(s, status, "{what}: {text}");
-        assert!(ctype.starts_with("application/json"), "{what}: {ctype} {text}");
+        assert!(
+            ctype.starts_with("application/json"),
+            "{what}: {ctype} {text}"
+        );
         let v: Value = serde_json::from_str(&text).unwrap_or_default();
         assert!(v["error"]["type"].is_string(), "{what}: {text}");
         assert!(v["error"]["message"].is_string(), "{what}: {text}");

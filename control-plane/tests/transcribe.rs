@@ -319,11 +319,7 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
     // Register an object already in storage by URI: a user from its own folder
     // (`users/<owner id>/`); outside the store is refused like a missing object.
     let owner = v["owner"].as_str().unwrap().to_string();
-    let placed = env
-        .media_dir()
-        .join("users")
-        .join(&owner)
-        .join("call.wav");
+    let placed = env.media_dir().join("users").join(&owner).join("call.wav");
     std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
     std::fs::copy(&wav, &placed).unwrap();
     let (s, v) = env
@@ -337,7 +333,10 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["filename"], "call.wav");
     assert_eq!(v["sha256"], sha);
-    assert_eq!(v["owns_object"], false, "a registered object stays the platform's");
+    assert_eq!(
+        v["owns_object"], false,
+        "a registered object stays the platform's"
+    );
     let (s, v) = env
         .call(
             "POST",

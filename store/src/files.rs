@@ -256,15 +256,14 @@ pub(crate) async fn relink_jobs(
     // `p` is the same row as `f` read before the update: its column is the previous job.
     let col = column.name();
     let (files, jobs): (Vec<Uuid>, Vec<Uuid>) = links.iter().copied().unzip();
-    let rows: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(q!(
-        "UPDATE files f SET {col} = l.job, updated_at = now() \
+    let rows: Vec<(Uuid, Uuid, Option<Uuid>)> =
+        sqlx::query_as(q!("UPDATE files f SET {col} = l.job, updated_at = now() \
          FROM unnest($1::uuid[], $2::uuid[]) AS l(file, job), files p \
-         WHERE f.id = l.file AND p.id = f.id RETURNING f.id, l.job, p.{col}"
-    ))
-    .bind(files)
-    .bind(jobs)
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE f.id = l.file AND p.id = f.id RETURNING f.id, l.job, p.{col}"))
+        .bind(files)
+        .bind(jobs)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(file, job, previous)| Relinked {

@@ -303,7 +303,10 @@ mod tests {
         assert_eq!(m.size("calls/a%20b c.wav").await.unwrap(), 1);
         // Not UTF-8: refused, never mapped to another object.
         let bad = format!("file://{}/calls/%FF.wav", dir.display());
-        assert!(matches!(m.key_for_uri(&bad), Err(MediaError::BadKey { .. })));
+        assert!(matches!(
+            m.key_for_uri(&bad),
+            Err(MediaError::BadKey { .. })
+        ));
         // Encoded dot segments, host files, symlinks out of the store: outside.
         for uri in [
             format!("file://{}/calls/%2e%2e/%2e%2e/etc/passwd", dir.display()),
@@ -323,9 +326,15 @@ mod tests {
         ));
         // Inside but missing, or a folder: not found.
         let missing = format!("file://{}/calls/none.wav", dir.display());
-        assert!(matches!(m.key_for_uri(&missing), Err(MediaError::NotFound(_))));
+        assert!(matches!(
+            m.key_for_uri(&missing),
+            Err(MediaError::NotFound(_))
+        ));
         let folder = format!("file://{}/calls", dir.display());
-        assert!(matches!(m.key_for_uri(&folder), Err(MediaError::NotFound(_))));
+        assert!(matches!(
+            m.key_for_uri(&folder),
+            Err(MediaError::NotFound(_))
+        ));
 
         // Namespaces.
         assert!(MediaStore::key_in(&key, &m.uploads_prefix()));
@@ -333,8 +342,14 @@ mod tests {
         let own = format!("users/{owner}/call.wav");
         assert!(MediaStore::key_in(&own, &m.owner_prefix(owner)));
         assert!(!MediaStore::key_in(&own, &m.owner_prefix(Uuid::nil())));
-        assert!(!MediaStore::key_in(&format!("users/{owner}x/a"), &m.owner_prefix(owner)));
-        assert!(!MediaStore::key_in(&format!("users/{owner}"), &m.owner_prefix(owner)));
+        assert!(!MediaStore::key_in(
+            &format!("users/{owner}x/a"),
+            &m.owner_prefix(owner)
+        ));
+        assert!(!MediaStore::key_in(
+            &format!("users/{owner}"),
+            &m.owner_prefix(owner)
+        ));
 
         m.delete(&key).await.unwrap();
         m.delete(&key).await.unwrap();

@@ -122,13 +122,11 @@ pub async fn mark_deleting(
 
 /// Files an earlier run tombstoned and did not finish, oldest tombstone first.
 pub async fn tombstoned(pool: &PgPool) -> Result<Vec<Doomed>, StoreError> {
-    Ok(sqlx::query_as(
-        sqlx::AssertSqlSafe(format!(
-            "SELECT f.id, f.storage_key, f.size_bytes, ({}) AS delete_object \
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT f.id, f.storage_key, f.size_bytes, ({}) AS delete_object \
              FROM files f WHERE f.deleting_at IS NOT NULL ORDER BY f.deleting_at, f.id",
-            deletes_object_sql("f")
-        )),
-    )
+        deletes_object_sql("f")
+    )))
     .fetch_all(pool)
     .await?)
 }

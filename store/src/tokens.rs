@@ -94,7 +94,9 @@ macro_rules! record_columns {
     };
 }
 
-fn record((id, name, role, created_at, last_used_at, revoked_at, bootstrap): RecordRow) -> Result<TokenRecord, StoreError> {
+fn record(
+    (id, name, role, created_at, last_used_at, revoked_at, bootstrap): RecordRow,
+) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
         id,
         name,
@@ -236,7 +238,9 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
                 None,
                 "token.create",
                 id,
-                serde_json::json!({"name": "bootstrap", "role": Role::SuperAdmin, "bootstrap": true}),
+                serde_json::json!({
+                    "name": "bootstrap", "role": Role::SuperAdmin, "bootstrap": true,
+                }),
             )
             .await?;
             id
@@ -250,7 +254,7 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
     .fetch_all(&mut *tx)
     .await?;
     for old in replaced {
-        tracing::info!(token.id = %old, replaced_by = %id, "bootstrap token rotated: the old one is revoked");
+        tracing::info!(token.id = %old, replaced_by = %id, "bootstrap token rotated: revoked");
         audit(
             &mut tx,
             None,
@@ -409,11 +413,18 @@ mod tests {
     async fn a_new_bootstrap_token_revokes_the_old_one_and_a_revoked_one_never_returns() {
         let db = Db::fresh().await;
         let a = ensure_bootstrap(&db.pool, A).await.unwrap();
-        assert_eq!(ensure_bootstrap(&db.pool, A).await.unwrap(), a, "idempotent");
+        assert_eq!(
+            ensure_bootstrap(&db.pool, A).await.unwrap(),
+            a,
+            "idempotent"
+        );
         assert_eq!(db.audits("token.create", a).await, 1);
         let b = ensure_bootstrap(&db.pool, B).await.unwrap();
         assert_ne!(a, b);
-        assert!(find_token(&db.pool, A).await.unwrap().is_none(), "rotated out");
+        assert!(
+            find_token(&db.pool, A).await.unwrap().is_none(),
+            "rotated out"
+        );
         assert_eq!(
             find_token(&db.pool, B).await.unwrap().map(|t| t.role),
             Some(Role::SuperAdmin)
@@ -422,7 +433,10 @@ mod tests {
 
         // back to A: refused, nothing changes
         let e = ensure_bootstrap(&db.pool, A).await.unwrap_err().to_string();
-        assert!(e.contains("revoked") && e.contains("set a new VOXFLEET_ADMIN_TOKEN"), "{e}");
+        assert!(
+            e.contains("revoked") && e.contains("set a new VOXFLEET_ADMIN_TOKEN"),
+            "{e}"
+        );
         assert!(find_token(&db.pool, A).await.unwrap().is_none());
         assert!(find_token(&db.pool, B).await.unwrap().is_some());
 
@@ -435,7 +449,10 @@ mod tests {
 
         // another token's secret is not a bootstrap token
         let (_, user) = create_token(&db.pool, "u", Role::User).await.unwrap();
-        let e = ensure_bootstrap(&db.pool, &user).await.unwrap_err().to_string();
+        let e = ensure_bootstrap(&db.pool, &user)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a bootstrap token"), "{e}");
         assert_eq!(
             find_token(&db.pool, &user).await.unwrap().map(|t| t.role),
@@ -490,10 +507,16 @@ mod tests {
         assert_eq!(listed.len(), 2);
         let shown = serde_json::to_string(&listed).unwrap();
         assert!(!shown.contains(&plain) && !shown.contains(&hash_token(&plain)));
-        assert!(listed.iter().any(|r| r.id == t.id && r.last_used_at.is_some()));
+        assert!(
+            listed
+                .iter()
+                .any(|r| r.id == t.id && r.last_used_at.is_some())
+        );
 
         assert!(matches!(
-            revoke_token(&db.pool, t.id, Some(actor), "api").await.unwrap(),
+            revoke_token(&db.pool, t.id, Some(actor), "api")
+                .await
+                .unwrap(),
             Revoked::Now(_)
         ));
         assert!(matches!(
@@ -501,17 +524,20 @@ mod tests {
             Revoked::Already(r) if r.revoked_at.is_some()
         ));
         assert!(matches!(
-            revoke_token(&db.pool, Uuid::now_v7(), None, "api").await.unwrap(),
+            revoke_token(&db.pool, Uuid::now_v7(), None, "api")
+                .await
+                .unwrap(),
             Revoked::NotFound
         ));
         assert!(find_token(&db.pool, &plain).await.unwrap().is_none());
         assert_eq!(db.audits("token.revoke", t.id).await, 1);
-        let by: Option<Uuid> =
-            sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'token.create' AND target = $1")
-                .bind(t.id.to_string())
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
+        let by: Option<Uuid> = sqlx::query_scalar(
+            "SELECT actor FROM audit_log WHERE action = 'token.create' AND target = $1",
+        )
+        .bind(t.id.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
         assert_eq!(by, Some(actor));
     }
 }

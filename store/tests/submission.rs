@@ -99,7 +99,10 @@ async fn an_object_goes_only_with_its_owning_last_record() {
         delete_file(&db.pool, upload).await.unwrap(),
         Deleted::DeleteObject(format!("files/{upload}"))
     );
-    assert_eq!(delete_file(&db.pool, upload).await.unwrap(), Deleted::Missing);
+    assert_eq!(
+        delete_file(&db.pool, upload).await.unwrap(),
+        Deleted::Missing
+    );
 
     // Two records of one registered object, one owning it.
     let owning = file(&db, "incoming/x.wav", true).await;

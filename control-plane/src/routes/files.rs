@@ -245,10 +245,12 @@ async fn finish_upload(
     let references: Vec<(usize, Uuid)> = p
         .jobs
         .iter()
-        .filter_map(|(kind, obj)| match kind.parse_input(&Value::Object(obj.clone())) {
-            Ok(voxfleet_jobs::JobInput::Diarize(d)) => Some(d.known_speakers),
-            _ => None,
-        })
+        .filter_map(
+            |(kind, obj)| match kind.parse_input(&Value::Object(obj.clone())) {
+                Ok(voxfleet_jobs::JobInput::Diarize(d)) => Some(d.known_speakers),
+                _ => None,
+            },
+        )
         .flatten()
         .map(|k| (0, k.file_id))
         .collect();
@@ -361,11 +363,7 @@ pub async fn upload_file(
                         format!("`{part}` given twice"),
                     ));
                 }
-                let text = budget.read(field, SMALL_TEXT).await?;
-                let v = serde_json::from_str(&text).map_err(|e| {
-                    ApiError::new(Code::InvalidInput, format!("{part}: not JSON: {e}"))
-                })?;
-                *slot = Some(v);
+                *slot = Some(budget.read(field, SMALL_TEXT).await?);
             }
             other => {
                 return Err(ApiError::new(
@@ -379,6 +377,16 @@ pub async fn upload_file(
         }
     }
     let sp = file.ok_or_else(|| ApiError::new(Code::InvalidBody, "no `file` part"))?;
+    // Checked once the whole form is in (a client still sending its file reads the answer).
+    let json = |part: &str, text: Option<String>| -> ApiResult<Option<Value>> {
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| ApiError::new(Code::InvalidInput, format!("{part}: not JSON: {e}")))
+        })
+        .transpose()
+    };
+    let options = json("options", options)?;
+    let diarize_options = json("diarize_options", diarize_options)?;
     let p = processing(&process, options, diarize_options)?;
     finish_upload(&st, &auth, sp, None, p).await
 }

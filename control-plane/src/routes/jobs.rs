@@ -326,7 +326,11 @@ async fn check_queues(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> {
         .filter_map(|q| q.parse().ok())
         .collect();
     if let Some(q) = chosen.into_iter().find(|q| !served.contains(q)) {
-        let mut known: Vec<String> = defaults.iter().chain(&served).map(|q| q.to_string()).collect();
+        let mut known: Vec<String> = defaults
+            .iter()
+            .chain(&served)
+            .map(|q| q.to_string())
+            .collect();
         known.sort();
         known.dedup();
         return Err(ApiError::new(
@@ -368,8 +372,7 @@ pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec
         .collect();
     if let Err(e) = st.queue.enqueue_many(&new).await {
         let ids: Vec<JobId> = new.iter().map(|r| r.id).collect();
-        if let Err(undo) = voxfleet_store::jobs::undo_submission(&st.pool, &ids, &relinked).await
-        {
+        if let Err(undo) = voxfleet_store::jobs::undo_submission(&st.pool, &ids, &relinked).await {
             tracing::error!(error = %undo, "a submission that could not be queued was not taken back");
         }
         return Err(e.into());

@@ -93,7 +93,8 @@ pub async fn revoke_token(
 ) -> ApiResult<Json<TokenRecord>> {
     auth.require(Role::SuperAdmin)?;
     let id = id.parse().map_err(|_| ApiError::not_found("token"))?;
-    let out = voxfleet_store::tokens::revoke_token(&st.pool, id, Some(auth.token_id), "api").await?;
+    let out =
+        voxfleet_store::tokens::revoke_token(&st.pool, id, Some(auth.token_id), "api").await?;
     // Evicted whatever happened: a token revoked elsewhere may still be cached here.
     st.tokens.evict(id);
     match out {

@@ -64,7 +64,10 @@ pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, H
             tracing::warn!(file.id = %file.id, object = %k, "a file's storage object is gone");
             return Err(HandlerError::permanent(
                 "file_missing",
-                format!("the stored recording of file {} is gone from storage", file.id),
+                format!(
+                    "the stored recording of file {} is gone from storage",
+                    file.id
+                ),
             ));
         }
         Err(e) => return Err(storage_error(e)),

@@ -4,13 +4,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::Multipart;
+use axum::extract::multipart::Field;
 use serde_json::Value;
 use uuid::Uuid;
 use voxfleet_jobs::{DiarizeInput, JobKind, KnownSpeaker, TranscribeInput};
 
 use super::{OpenAiError, ResponseFormat, is_language, model};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::extract::clip;
 use crate::routes::files::{SMALL_TEXT, TextBudget, text_part};
 use crate::upload;
@@ -66,16 +67,119 @@ fn part_error(e: ApiError, param: &str) -> OpenAiError {
     OpenAiError::from(e).with_param(param)
 }
 
-/// Reads and checks the whole form; the file is only spooled (a temporary file, gone on drop).
+/// The fields as they arrive.
+#[derive(Default)]
+struct Fields {
+    model_given: bool,
+    model: Option<String>,
+    diarize_model: bool,
+    language: Option<String>,
+    prompt: Option<String>,
+    temperature: Option<f32>,
+    format: Option<ResponseFormat>,
+    names: Vec<String>,
+    references: Vec<String>,
+}
+
+impl Fields {
+    /// Checks one text field and keeps it.
+    fn take(&mut self, key: &str, v: String) -> Result<(), OpenAiError> {
+        let t = v.trim();
+        match key {
+            "model" => {
+                self.model_given = true;
+                self.diarize_model = t == "gpt-4o-transcribe-diarize";
+                self.model = model(t)?;
+            }
+            "known_speaker_names" => self.names.push(v),
+            "language" if !t.is_empty() => {
+                let l = t.to_ascii_lowercase();
+                if !is_language(&l) {
+                    return Err(OpenAiError::invalid(
+                        "language",
+                        format!(
+                            "language `{}` is not one Whisper knows: use an ISO 639-1 code such as `en`",
+                            clip(&l)
+                        ),
+                    )
+                    .with_code("unsupported_language"));
+                }
+                self.language = Some(l);
+            }
+            "prompt" if !v.is_empty() => {
+                if v.len() > MAX_PROMPT_BYTES {
+                    return Err(OpenAiError::invalid(
+                        "prompt",
+                        format!("prompt is longer than {MAX_PROMPT_BYTES} bytes"),
+                    ));
+                }
+                if v.contains('\0') {
+                    return Err(OpenAiError::invalid(
+                        "prompt",
+                        "prompt contains a NUL character",
+                    ));
+                }
+                self.prompt = Some(v);
+            }
+            "response_format" => self.format = Some(ResponseFormat::parse(t)?),
+            "temperature" => {
+                let x: f32 = t.parse().map_err(|_| {
+                    OpenAiError::invalid("temperature", "temperature must be a number")
+                })?;
+                if !(0.0..=1.0).contains(&x) {
+                    return Err(OpenAiError::invalid(
+                        "temperature",
+                        "temperature must be between 0 and 1",
+                    ));
+                }
+                // OpenAI's 0 means "automatic": voxfleet's fallback schedule starting at 0.
+                self.temperature = (x > 0.0).then_some(x);
+            }
+            "timestamp_granularities" => match t {
+                "segment" => {}
+                "word" => {
+                    return Err(OpenAiError::invalid(
+                        "timestamp_granularities",
+                        "word timestamps are not supported by this server; use segment",
+                    ));
+                }
+                other => {
+                    return Err(OpenAiError::invalid(
+                        "timestamp_granularities",
+                        format!("unknown granularity `{}`", clip(other)),
+                    ));
+                }
+            },
+            "stream" if t == "true" => {
+                return Err(OpenAiError::invalid(
+                    "stream",
+                    "streaming responses are not supported by this server",
+                ));
+            }
+            // Accepted for compatibility; they do not change the result here.
+            "stream" | "chunking_strategy" | "include" | "language" | "prompt" => {}
+            other => {
+                tracing::debug!(
+                    field = %clip(other),
+                    "ignoring an unknown transcription field"
+                )
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks the whole form; the file is only spooled (a temporary file, gone on
+/// drop). A form past its bounds (parts, sizes) is answered at once; a field that is merely
+/// wrong is answered once the form has been read (the rest drained, bounded all the same), so
+/// that a client still sending its file reads the answer rather than a reset connection.
 pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenAiError> {
     let max = st.limits.max_upload_bytes;
     let mut budget = TextBudget::new(st.limits.max_body_bytes);
     let (mut parts, mut counts) = (0usize, HashMap::<String, usize>::new());
     let mut file = None;
-    let (mut names, mut references) = (Vec::new(), Vec::new());
-    let (mut model_given, mut model_name, mut diarize_model) = (false, None, false);
-    let (mut language, mut prompt, mut temperature) = (None, None, None);
-    let mut format = ResponseFormat::Json;
+    let mut fields = Fields::default();
+    let mut wrong: Option<OpenAiError> = None;
     while let Some(field) = mp
         .next_field()
         .await
@@ -108,107 +212,33 @@ pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenA
             return Err(OpenAiError::invalid(&key, what));
         }
         match key.as_str() {
-            "file" => {
-                file = Some(upload::spool_field(st, field).await?);
-                continue;
-            }
+            // Once the answer is an error, the file is read to its end but not kept.
+            "file" if wrong.is_some() => drain(st, field).await?,
+            "file" => file = Some(upload::spool_field(st, field).await?),
             // A short clip as a base64 data URL (≤ 10 MiB of audio); four at most.
             "known_speaker_references" => {
                 let v = text_part(field, MAX_REFERENCE_URL)
                     .await
                     .map_err(|e| part_error(e, &key))?;
-                references.push(v);
-                continue;
+                fields.references.push(v);
             }
-            _ => {}
-        }
-        let v = budget
-            .read(field, SMALL_TEXT)
-            .await
-            .map_err(|e| part_error(e, &key))?;
-        let t = v.trim();
-        match key.as_str() {
-            "model" => {
-                model_given = true;
-                diarize_model = t == "gpt-4o-transcribe-diarize";
-                model_name = model(t)?;
-            }
-            "known_speaker_names" => names.push(v),
-            "language" if !t.is_empty() => {
-                let l = t.to_ascii_lowercase();
-                if !is_language(&l) {
-                    return Err(OpenAiError::invalid(
-                        "language",
-                        format!(
-                            "language `{}` is not one Whisper knows: use an ISO 639-1 code such as `en`",
-                            clip(&l)
-                        ),
-                    )
-                    .with_code("unsupported_language"));
+            _ => {
+                let v = budget
+                    .read(field, SMALL_TEXT)
+                    .await
+                    .map_err(|e| part_error(e, &key))?;
+                if wrong.is_none()
+                    && let Err(e) = fields.take(&key, v)
+                {
+                    wrong = Some(e);
                 }
-                language = Some(l);
-            }
-            "prompt" if !v.is_empty() => {
-                if v.len() > MAX_PROMPT_BYTES {
-                    return Err(OpenAiError::invalid(
-                        "prompt",
-                        format!("prompt is longer than {MAX_PROMPT_BYTES} bytes"),
-                    ));
-                }
-                if v.contains('\0') {
-                    return Err(OpenAiError::invalid(
-                        "prompt",
-                        "prompt contains a NUL character",
-                    ));
-                }
-                prompt = Some(v);
-            }
-            "response_format" => format = ResponseFormat::parse(t)?,
-            "temperature" => {
-                let x: f32 = t.parse().map_err(|_| {
-                    OpenAiError::invalid("temperature", "temperature must be a number")
-                })?;
-                if !(0.0..=1.0).contains(&x) {
-                    return Err(OpenAiError::invalid(
-                        "temperature",
-                        "temperature must be between 0 and 1",
-                    ));
-                }
-                // OpenAI's 0 means "automatic": voxfleet's fallback schedule starting at 0.
-                temperature = (x > 0.0).then_some(x);
-            }
-            "timestamp_granularities" => match t {
-                "segment" => {}
-                "word" => {
-                    return Err(OpenAiError::invalid(
-                        "timestamp_granularities",
-                        "word timestamps are not supported by this server; use segment",
-                    ));
-                }
-                other => {
-                    return Err(OpenAiError::invalid(
-                        "timestamp_granularities",
-                        format!("unknown granularity `{}`", clip(other)),
-                    ));
-                }
-            },
-            "stream" if t == "true" => {
-                return Err(OpenAiError::invalid(
-                    "stream",
-                    "streaming responses are not supported by this server",
-                ));
-            }
-            // Accepted for compatibility; they do not change the result here.
-            "stream" | "chunking_strategy" | "include" | "language" | "prompt" => {}
-            other => {
-                tracing::debug!(
-                    field = %clip(other),
-                    "ignoring an unknown transcription field"
-                )
             }
         }
     }
-    if !model_given {
+    if let Some(e) = wrong {
+        return Err(e);
+    }
+    if !fields.model_given {
         return Err(OpenAiError::invalid(
             "model",
             "you must provide a model parameter",
@@ -217,17 +247,38 @@ pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenA
     let file = file.ok_or_else(|| OpenAiError::invalid("file", "you must provide a file"))?;
     let mut form = Form {
         file,
-        model: model_name,
-        language,
-        prompt,
-        temperature,
-        format,
-        diarize_model,
+        model: fields.model,
+        language: fields.language,
+        prompt: fields.prompt,
+        temperature: fields.temperature,
+        format: fields.format.unwrap_or(ResponseFormat::Json),
+        diarize_model: fields.diarize_model,
         known: Vec::new(),
     };
-    form.known = known_speakers(&form, names, references).await?;
+    form.known = known_speakers(&form, fields.names, fields.references).await?;
     check_jobs(&form)?;
     Ok(form)
+}
+
+/// Reads a file part to its end without keeping it (the upload limit still holds).
+async fn drain(st: &AppState, mut field: Field<'_>) -> Result<(), OpenAiError> {
+    let max = st.limits.max_upload_bytes;
+    let mut size = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| OpenAiError::from(upload::multipart_error(e, max)))?
+    {
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(ApiError::new(
+                Code::FileTooLarge,
+                format!("the file is larger than the limit of {max} bytes"),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Known speakers' names and clips: as many names as clips, diarization asked for, names
@@ -278,7 +329,7 @@ async fn known_speakers(
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|_| OpenAiError::from(ApiError::new(crate::error::Code::Internal, "internal error")))??;
+    .map_err(|_| OpenAiError::from(ApiError::new(Code::Internal, "internal error")))??;
     Ok(trimmed
         .into_iter()
         .zip(clips)
@@ -322,9 +373,8 @@ fn check_jobs(form: &Form) -> Result<(), OpenAiError> {
         jobs.push((JobKind::Diarize, serde_json::to_value(&d)));
     }
     for (kind, v) in jobs {
-        let v: Value = v.map_err(|_| {
-            OpenAiError::from(ApiError::new(crate::error::Code::Internal, "internal error"))
-        })?;
+        let v: Value =
+            v.map_err(|_| OpenAiError::from(ApiError::new(Code::Internal, "internal error")))?;
         crate::routes::jobs::parse_input(kind, &v).map_err(OpenAiError::from)?;
     }
     Ok(())
