@@ -504,32 +504,31 @@ async fn random_and_mutated_bodies_get_2xx_or_coded_4xx_and_the_server_stays_up(
         .build()
         .unwrap();
     let (base, user_ref) = (&env.base, &user);
-    let results: Vec<(usize, Result<(u16, Vec<u8>), String>)> =
-        futures::stream::iter(cases.iter().enumerate())
-            .map(|(i, c)| {
-                let client = client.clone();
-                async move {
-                    let mut rb = client
-                        .request(c.method.parse().unwrap(), format!("{base}{}", c.path))
-                        .bearer_auth(if c.admin { ADMIN } else { user_ref.as_str() })
-                        .body(c.body.clone());
-                    if let Some(t) = &c.content_type {
-                        rb = rb.header("content-type", t);
-                    }
-                    let res = match rb.send().await {
-                        Ok(r) => r,
-                        Err(e) => return (i, Err(format!("no answer: {e}"))),
-                    };
-                    let status = res.status().as_u16();
-                    match res.bytes().await {
-                        Ok(b) => (i, Ok((status, b.to_vec()))),
-                        Err(e) => (i, Err(format!("{status}, body cut: {e}"))),
-                    }
+    let results: Vec<(usize, Answer)> = futures::stream::iter(cases.iter().enumerate())
+        .map(|(i, c)| {
+            let client = client.clone();
+            async move {
+                let mut rb = client
+                    .request(c.method.parse().unwrap(), format!("{base}{}", c.path))
+                    .bearer_auth(if c.admin { ADMIN } else { user_ref.as_str() })
+                    .body(c.body.clone());
+                if let Some(t) = &c.content_type {
+                    rb = rb.header("content-type", t);
                 }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
+                let res = match rb.send().await {
+                    Ok(r) => r,
+                    Err(e) => return (i, Err(format!("no answer: {e}"))),
+                };
+                let status = res.status().as_u16();
+                match res.bytes().await {
+                    Ok(b) => (i, Ok((status, b.to_vec()))),
+                    Err(e) => (i, Err(format!("{status}, body cut: {e}"))),
+                }
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
     let mut failures = Vec::new();
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
     for (i, r) in results {
@@ -592,3 +591,6 @@ async fn random_and_mutated_bodies_get_2xx_or_coded_4xx_and_the_server_stays_up(
     let log = env.log("control-plane.log");
     assert!(!log.contains("panicked"), "the control plane panicked");
 }
+
+/// A status and body, or why no answer came.
+type Answer = Result<(u16, Vec<u8>), String>;

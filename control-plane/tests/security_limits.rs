@@ -357,7 +357,7 @@ async fn item9_openai_checks_every_field_before_storing_anything() {
         f
     };
     let long_prompt = "p".repeat(2001);
-    let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "a malformed language",
             w(&[("language", "zzzz")]),
@@ -600,3 +600,6 @@ async fn item10_out_of_range_values_and_framework_rejections_get_coded_errors() 
         assert!(v["error"]["message"].is_string(), "{what}: {text}");
     }
 }
+
+/// What a case is called, the form's fields, and the `param` its error must name.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
