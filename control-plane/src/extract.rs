@@ -251,7 +251,15 @@ pub async fn early_limit(State(limits): State<BodyLimits>, req: Request, next: N
     if let Some(len) = content_length(req.headers()) {
         let max = limits.for_request(path, req.headers());
         if len > max {
-            let e = too_large(len, max);
+            // A media upload over its limit keeps the upload's own code (`file_too_large`).
+            let e = if max == limits.media && max != limits.body {
+                ApiError::new(
+                    Code::FileTooLarge,
+                    format!("the file is larger than the limit of {max} bytes"),
+                )
+            } else {
+                too_large(len, max)
+            };
             let mut res = if is_openai(path) {
                 openai_body(e.code.status(), e.code.as_str(), &e.message)
             } else {
