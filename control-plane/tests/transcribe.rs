@@ -318,7 +318,10 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
 
     // Register an object already in storage by URI: a user from its own folder
     // (`users/<owner id>/`); outside the store is refused like a missing object.
-    let owner = v["owner"].as_str().unwrap().to_string();
+    let (_, mine) = env
+        .call("GET", &format!("/v1/files/{id}"), Some(&user), None)
+        .await;
+    let owner = mine["owner"].as_str().unwrap().to_string();
     let placed = env.media_dir().join("users").join(&owner).join("call.wav");
     std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
     std::fs::copy(&wav, &placed).unwrap();
