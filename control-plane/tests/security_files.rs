@@ -198,22 +198,20 @@ async fn known_speakers_on_upload_must_be_the_callers() {
                 "diarize_options",
                 json!({"known_speakers": [{"name": "Ann", "file_id": reference}]}).to_string(),
             );
-        env.http
-            .post(format!("{}/v1/files", env.base))
-            .bearer_auth(&u2)
-            .multipart(form)
-            .send()
+        let (env, u2) = (&env, &u2);
+        async move {
+            let (s, text) = env.post_form("/v1/files", u2, form).await;
+            (s, serde_json::from_str::<Value>(&text).unwrap())
+        }
     };
-    let res = try_upload(u1_ref.clone()).await.unwrap();
-    let (s, others) = (res.status(), res.json::<Value>().await.unwrap());
+    let (s, others) = try_upload(u1_ref.clone()).await;
     assert_eq!(
         (s, code(&others)),
         (StatusCode::NOT_FOUND, "not_found"),
         "{others}"
     );
     let random = uuid::Uuid::now_v7().to_string();
-    let res = try_upload(random.clone()).await.unwrap();
-    let (s, missing) = (res.status(), res.json::<Value>().await.unwrap());
+    let (s, missing) = try_upload(random.clone()).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(
         others.to_string().replace(&u1_ref, "ID"),

@@ -308,16 +308,7 @@ async fn openai_form(env: &Env, token: &str, fields: &[(&str, String)]) -> (Stat
     for (k, v) in fields {
         form = form.text(k.to_string(), v.clone());
     }
-    let res = env
-        .http
-        .post(format!("{}/v1/audio/transcriptions", env.base))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
+    let (status, text) = env.post_form("/v1/audio/transcriptions", token, form).await;
     (
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),

@@ -1,11 +1,12 @@
 //! The audit log: who changed what (settings, tokens, job re-runs).
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::StoreError;
 
-pub async fn record(
-    pool: &PgPool,
+/// Writes one audit row on `db`: a pool, or a transaction so that a change and its record
+/// commit together.
+pub async fn record<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     actor: Option<Uuid>,
     action: &str,
     target: Option<&str>,
@@ -16,7 +17,7 @@ pub async fn record(
         .bind(action)
         .bind(target)
         .bind(detail)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }

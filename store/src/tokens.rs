@@ -118,7 +118,7 @@ pub fn generate_token() -> String {
     format!("vf_{}", hex::encode(bytes))
 }
 
-/// The audit row, inside the caller's transaction (so a change and its record commit together).
+/// The audit row of a token change, inside the caller's transaction.
 async fn audit(
     con: &mut PgConnection,
     actor: Option<Uuid>,
@@ -126,14 +126,7 @@ async fn audit(
     target: Uuid,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)")
-        .bind(actor)
-        .bind(action)
-        .bind(target.to_string())
-        .bind(detail)
-        .execute(con)
-        .await?;
-    Ok(())
+    crate::audit::record(con, actor, action, Some(&target.to_string()), detail).await
 }
 
 /// Mints a token and returns its plaintext (shown once; only the hash is kept). No acting
@@ -363,181 +356,4 @@ pub async fn revoke_token(
     };
     tx.commit().await?;
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fresh, migrated database, dropped at the end.
-    struct Db {
-        name: String,
-        pool: PgPool,
-    }
-
-    impl Db {
-        async fn fresh() -> Self {
-            let base = std::env::var("VOXFLEET_TEST_PG")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            let name = format!("vf_tokens_{}", &Uuid::new_v4().simple().to_string()[..12]);
-            let pool = crate::connect(&format!("{base}/{name}"), 4).await.unwrap();
-            Self { name, pool }
-        }
-
-        async fn audits(&self, action: &str, target: Uuid) -> i64 {
-            sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1 AND target = $2")
-                .bind(action)
-                .bind(target.to_string())
-                .fetch_one(&self.pool)
-                .await
-                .unwrap()
-        }
-    }
-
-    impl Drop for Db {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("psql")
-                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-                .arg(format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.name
-                ))
-                .output();
-        }
-    }
-
-    const A: &str = "bootstrap-a-0123456789";
-    const B: &str = "bootstrap-b-0123456789";
-
-    #[tokio::test]
-    async fn a_new_bootstrap_token_revokes_the_old_one_and_a_revoked_one_never_returns() {
-        let db = Db::fresh().await;
-        let a = ensure_bootstrap(&db.pool, A).await.unwrap();
-        assert_eq!(
-            ensure_bootstrap(&db.pool, A).await.unwrap(),
-            a,
-            "idempotent"
-        );
-        assert_eq!(db.audits("token.create", a).await, 1);
-        let b = ensure_bootstrap(&db.pool, B).await.unwrap();
-        assert_ne!(a, b);
-        assert!(
-            find_token(&db.pool, A).await.unwrap().is_none(),
-            "rotated out"
-        );
-        assert_eq!(
-            find_token(&db.pool, B).await.unwrap().map(|t| t.role),
-            Some(Role::SuperAdmin)
-        );
-        assert_eq!(db.audits("token.rotate", a).await, 1);
-
-        // back to A: refused, nothing changes
-        let e = ensure_bootstrap(&db.pool, A).await.unwrap_err().to_string();
-        assert!(
-            e.contains("revoked") && e.contains("set a new VOXFLEET_ADMIN_TOKEN"),
-            "{e}"
-        );
-        assert!(find_token(&db.pool, A).await.unwrap().is_none());
-        assert!(find_token(&db.pool, B).await.unwrap().is_some());
-
-        // revoked by hand: refused too
-        assert!(matches!(
-            revoke_token(&db.pool, b, None, "cli").await.unwrap(),
-            Revoked::Now(r) if r.revoked_at.is_some() && r.bootstrap
-        ));
-        assert!(ensure_bootstrap(&db.pool, B).await.is_err());
-
-        // another token's secret is not a bootstrap token
-        let (_, user) = create_token(&db.pool, "u", Role::User).await.unwrap();
-        let e = ensure_bootstrap(&db.pool, &user)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not a bootstrap token"), "{e}");
-        assert_eq!(
-            find_token(&db.pool, &user).await.unwrap().map(|t| t.role),
-            Some(Role::User),
-            "not promoted"
-        );
-        let active: Vec<TokenRecord> = list_tokens(&db.pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.bootstrap && t.revoked_at.is_none())
-            .collect();
-        assert!(active.is_empty(), "{active:?}");
-    }
-
-    #[tokio::test]
-    async fn bootstrap_rows_from_before_the_flag_are_flagged_by_the_migration() {
-        let db = Db::fresh().await;
-        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 6")
-            .execute(&db.pool)
-            .await
-            .unwrap();
-        sqlx::query("ALTER TABLE api_tokens DROP COLUMN bootstrap")
-            .execute(&db.pool)
-            .await
-            .unwrap();
-        let old = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, token_sha256) \
-             VALUES ($1, 'bootstrap', 'super_admin', $2)",
-        )
-        .bind(old)
-        .bind(hash_token(A))
-        .execute(&db.pool)
-        .await
-        .unwrap();
-        crate::db::MIGRATOR.run(&db.pool).await.unwrap();
-        assert_eq!(ensure_bootstrap(&db.pool, A).await.unwrap(), old);
-        ensure_bootstrap(&db.pool, B).await.unwrap();
-        assert!(find_token(&db.pool, A).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn revoking_is_audited_once_and_lists_show_no_secrets() {
-        let db = Db::fresh().await;
-        let actor = ensure_bootstrap(&db.pool, A).await.unwrap();
-        let (t, plain) = create_token_by(&db.pool, "speakr", Role::User, Some(actor))
-            .await
-            .unwrap();
-        assert!(find_token(&db.pool, &plain).await.unwrap().is_some());
-        let listed = list_tokens(&db.pool).await.unwrap();
-        assert_eq!(listed.len(), 2);
-        let shown = serde_json::to_string(&listed).unwrap();
-        assert!(!shown.contains(&plain) && !shown.contains(&hash_token(&plain)));
-        assert!(
-            listed
-                .iter()
-                .any(|r| r.id == t.id && r.last_used_at.is_some())
-        );
-
-        assert!(matches!(
-            revoke_token(&db.pool, t.id, Some(actor), "api")
-                .await
-                .unwrap(),
-            Revoked::Now(_)
-        ));
-        assert!(matches!(
-            revoke_token(&db.pool, t.id, Some(actor), "api").await.unwrap(),
-            Revoked::Already(r) if r.revoked_at.is_some()
-        ));
-        assert!(matches!(
-            revoke_token(&db.pool, Uuid::now_v7(), None, "api")
-                .await
-                .unwrap(),
-            Revoked::NotFound
-        ));
-        assert!(find_token(&db.pool, &plain).await.unwrap().is_none());
-        assert_eq!(db.audits("token.revoke", t.id).await, 1);
-        let by: Option<Uuid> = sqlx::query_scalar(
-            "SELECT actor FROM audit_log WHERE action = 'token.create' AND target = $1",
-        )
-        .bind(t.id.to_string())
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        assert_eq!(by, Some(actor));
-    }
 }

@@ -166,6 +166,8 @@ pub struct UploadView {
 /// with a placeholder `file_id` before anything is stored (the real id goes in afterwards).
 struct Processing {
     jobs: Vec<(JobKind, serde_json::Map<String, Value>)>,
+    /// Known speakers' reference files (checked before anything is stored).
+    references: Vec<Uuid>,
 }
 
 fn processing(
@@ -198,7 +200,7 @@ fn processing(
             wanted.push(kind);
         }
     }
-    let mut jobs = Vec::new();
+    let (mut jobs, mut references) = (Vec::new(), Vec::new());
     for (kind, options) in [
         (JobKind::Transcribe, transcribe_options),
         (JobKind::Diarize, diarize_options),
@@ -228,10 +230,14 @@ fn processing(
                 voxfleet_jobs::EMBEDDING_PROFILES.as_slice().into(),
             );
         }
-        crate::routes::jobs::parse_input(kind, &Value::Object(obj.clone()))?;
+        if let voxfleet_jobs::JobInput::Diarize(d) =
+            crate::routes::jobs::parse_input(kind, &Value::Object(obj.clone()))?
+        {
+            references.extend(d.known_speakers.iter().map(|k| k.file_id));
+        }
         jobs.push((kind, obj));
     }
-    Ok(Processing { jobs })
+    Ok(Processing { jobs, references })
 }
 
 async fn finish_upload(
@@ -242,18 +248,7 @@ async fn finish_upload(
     p: Processing,
 ) -> ApiResult<(StatusCode, Json<UploadView>)> {
     // Known speakers' reference files are checked before anything is stored.
-    let references: Vec<(usize, Uuid)> = p
-        .jobs
-        .iter()
-        .filter_map(
-            |(kind, obj)| match kind.parse_input(&Value::Object(obj.clone())) {
-                Ok(voxfleet_jobs::JobInput::Diarize(d)) => Some(d.known_speakers),
-                _ => None,
-            },
-        )
-        .flatten()
-        .map(|k| (0, k.file_id))
-        .collect();
+    let references: Vec<(usize, Uuid)> = p.references.iter().map(|&f| (0, f)).collect();
     crate::routes::jobs::check_file_ids(st, auth, &references, false).await?;
     let id = upload::store(st, auth.token_id, &sp, registered).await?;
     let inputs = p

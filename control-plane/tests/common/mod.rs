@@ -369,16 +369,27 @@ impl Env {
         if let Some(p) = process {
             form = form.text("process", p.to_owned());
         }
+        let (status, text) = self.post_form("/v1/files", token, form).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Posts a multipart form to `path` as `token`: the status and the body as text.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        token: &str,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, String) {
         let res = self
             .http
-            .post(format!("{}/v1/files", self.base))
+            .post(format!("{}{}", self.base, path))
             .bearer_auth(token)
             .multipart(form)
             .send()
             .await
             .unwrap();
         let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        (status, res.text().await.unwrap_or_default())
     }
 
     pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
