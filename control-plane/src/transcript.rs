@@ -2,7 +2,7 @@
 //! file is diarized. Shared by the files API and the OpenAI-compatible endpoint.
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use voxfleet_speakers::{Turn, label_segments};
+use voxfleet_speakers::{Turn, label_segments, split_at_speaker_changes};
 use voxfleet_store::files::{FileRecord, SegmentRow};
 use voxfleet_store::speakers::{SpeakerRecord, TurnRow};
 
@@ -51,9 +51,18 @@ pub fn segment_turns<'t>(
     if turns.is_empty() {
         return Vec::new();
     }
-    // Speakers numbered in order of first turn; `first[i]` is speaker i's first turn.
+    let (numbered, first) = numbered_turns(turns);
+    let spans: Vec<(f64, f64)> = segments.iter().map(|s| (s.start_s, s.end_s)).collect();
+    label_segments(&spans, &numbered)
+        .into_iter()
+        .map(|l| l.map(|i| first[i]))
+        .collect()
+}
+
+/// The turns with speakers numbered in order of first turn, and each speaker's first turn.
+fn numbered_turns(turns: &[TurnRow]) -> (Vec<Turn>, Vec<&TurnRow>) {
     let mut first: Vec<&TurnRow> = Vec::new();
-    let numbered: Vec<Turn> = turns
+    let numbered = turns
         .iter()
         .map(|t| {
             let speaker = first
@@ -70,11 +79,38 @@ pub fn segment_turns<'t>(
             }
         })
         .collect();
-    let spans: Vec<(f64, f64)> = segments.iter().map(|s| (s.start_s, s.end_s)).collect();
-    label_segments(&spans, &numbered)
-        .into_iter()
-        .map(|l| l.map(|i| first[i]))
-        .collect()
+    (numbered, first)
+}
+
+/// The segments as the exports show them once the file is diarized: a segment in which the
+/// speaker changes is cut there ([`split_at_speaker_changes`]: each piece keeps the words
+/// said in it), so the text at a turn change goes to the right person. Segments are
+/// renumbered from 0; without turns they come back as they are.
+pub fn split_at_turns(segments: Vec<SegmentRow>, turns: &[TurnRow]) -> Vec<SegmentRow> {
+    if turns.is_empty() {
+        return segments;
+    }
+    let (numbered, _) = numbered_turns(turns);
+    let mut out = Vec::with_capacity(segments.len());
+    for s in segments {
+        let pieces = split_at_speaker_changes(s.start_s, s.end_s, &s.text, &numbered);
+        if pieces.len() < 2 {
+            out.push(s);
+            continue;
+        }
+        for p in pieces {
+            out.push(SegmentRow {
+                start_s: p.start,
+                end_s: p.end,
+                text: s.text[p.text].to_owned(),
+                ..s.clone()
+            });
+        }
+    }
+    for (i, s) in out.iter_mut().enumerate() {
+        s.idx = i32::try_from(i).unwrap_or(i32::MAX);
+    }
+    out
 }
 
 /// Each segment's speaker by name when one is set, else by label (see [`segment_turns`]).

@@ -4,6 +4,9 @@
 //! lower speaker id). A segment that overlaps no turn gets the speaker of the nearest turn if
 //! that turn is at most `tolerance` seconds away ([`NEAREST_TURN_TOLERANCE`] = 0.5 s in
 //! [`label_segments`]; ties to the earlier turn in the slice), otherwise `None`.
+//!
+//! [`split_at_speaker_changes`] first cuts a segment where the speaker changes inside it, so
+//! the words at a turn change go to the person who said them (see its docs).
 
 use crate::binarize::Turn;
 
@@ -56,6 +59,159 @@ pub fn label_segments_with_tolerance(
         .collect()
 }
 
+/// Shortest stretch (seconds) of one speaker inside a segment that gets its own piece in
+/// [`split_at_speaker_changes`]; shorter ones (a back-channel under someone's sentence, a
+/// boundary a few frames off) stay with their neighbours.
+pub const MIN_PIECE_S: f64 = 1.0;
+
+/// One piece of a split segment: its time span and the byte range of its words in the
+/// segment's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub start: f64,
+    pub end: f64,
+    pub text: std::ops::Range<usize>,
+}
+
+/// Cuts the segment `(start, end, text)` where the speaker changes inside it.
+///
+/// Over the segment, the speaker at each moment is the one whose turn is active (in overlap,
+/// the one active longest over the segment); stretches of one speaker shorter than
+/// [`MIN_PIECE_S`] and moments with no one are given to their neighbours. Each remaining
+/// stretch becomes a piece. Without word times (Whisper's segments here carry none), a word's
+/// time is estimated from its position in the text, characters being spread evenly over the
+/// segment, and each word goes to the stretch holding the middle of it; cuts fall between
+/// words. Pieces that get no words are dropped (their time goes to the piece before). A
+/// segment with one speaker, no turns or one word comes back whole.
+pub fn split_at_speaker_changes(start: f64, end: f64, text: &str, turns: &[Turn]) -> Vec<Piece> {
+    let whole = vec![Piece {
+        start,
+        end,
+        text: 0..text.len(),
+    }];
+    if end - start < 2.0 * MIN_PIECE_S {
+        return whole;
+    }
+    // Elementary intervals between every turn boundary inside the segment.
+    let mut cuts: Vec<f64> = vec![start, end];
+    for t in turns {
+        for x in [t.start, t.end] {
+            if x > start && x < end {
+                cuts.push(x);
+            }
+        }
+    }
+    cuts.sort_by(f64::total_cmp);
+    cuts.dedup();
+    let mut total = std::collections::HashMap::<usize, f64>::new();
+    for t in turns {
+        let shared = end.min(t.end) - start.max(t.start);
+        if shared > 0.0 {
+            *total.entry(t.speaker).or_default() += shared;
+        }
+    }
+    // (start, end, speaker) stretches, consecutive same speakers merged.
+    let mut stretches: Vec<(f64, f64, Option<usize>)> = Vec::new();
+    for w in cuts.windows(2) {
+        let mid = 0.5 * (w[0] + w[1]);
+        let who = turns
+            .iter()
+            .filter(|t| t.start <= mid && mid < t.end)
+            .map(|t| t.speaker)
+            .max_by(|a, b| total[a].total_cmp(&total[b]).then(b.cmp(a)));
+        match stretches.last_mut() {
+            Some(last) if last.2 == who => last.1 = w[1],
+            _ => stretches.push((w[0], w[1], who)),
+        }
+    }
+    // Silence and short stretches join a neighbour: the shortest first, into the longer side.
+    loop {
+        let short = stretches
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.2.is_none() || s.1 - s.0 < MIN_PIECE_S)
+            .min_by(|a, b| (a.1.1 - a.1.0).total_cmp(&(b.1.1 - b.1.0)))
+            .map(|(i, _)| i);
+        let Some(i) = short else { break };
+        if stretches.len() == 1 {
+            break;
+        }
+        let len = |k: usize| stretches[k].1 - stretches[k].0;
+        let into = if i == 0 {
+            1
+        } else if i + 1 == stretches.len() || len(i - 1) >= len(i + 1) {
+            i - 1
+        } else {
+            i + 1
+        };
+        let (a, b) = (i.min(into), i.max(into));
+        let keep = stretches[into].2;
+        stretches[a] = (stretches[a].0, stretches[b].1, keep);
+        stretches.remove(b);
+        // Neighbours that now share a speaker become one.
+        let mut k = 0;
+        while k + 1 < stretches.len() {
+            if stretches[k].2 == stretches[k + 1].2 {
+                stretches[k].1 = stretches[k + 1].1;
+                stretches.remove(k + 1);
+            } else {
+                k += 1;
+            }
+        }
+    }
+    if stretches.len() < 2 {
+        return whole;
+    }
+    // Words with their byte ranges and estimated middle times.
+    let chars = text.chars().count().max(1) as f64;
+    let mut words: Vec<(usize, usize, f64)> = Vec::new();
+    let mut word: Option<(usize, usize)> = None; // (byte start, char start)
+    let ends = text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')));
+    for (char_pos, (byte, c)) in ends.enumerate() {
+        if c.is_whitespace() {
+            if let Some((b0, c0)) = word.take() {
+                let mid = (c0 + char_pos) as f64 / 2.0 / chars;
+                words.push((b0, byte, start + mid * (end - start)));
+            }
+        } else if word.is_none() {
+            word = Some((byte, char_pos));
+        }
+    }
+    if words.len() < 2 {
+        return whole;
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut w = 0;
+    for (k, s) in stretches.iter().enumerate() {
+        let last = k + 1 == stretches.len();
+        let first_word = w;
+        while w < words.len() && (last || words[w].2 < s.1) {
+            w += 1;
+        }
+        if w == first_word {
+            if let Some(p) = pieces.last_mut() {
+                p.end = s.1;
+            }
+            continue;
+        }
+        let piece_start = pieces.last().map_or(start, |p| p.end);
+        pieces.push(Piece {
+            start: piece_start,
+            end: s.1,
+            text: words[first_word].0..words[w - 1].1,
+        });
+    }
+    if pieces.len() < 2 {
+        return whole;
+    }
+    if let Some(p) = pieces.last_mut() {
+        p.end = end;
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +249,54 @@ mod tests {
             label_segments_with_tolerance(&segments, &turns, 0.0),
             vec![Some(0), Some(1), Some(1), None, None, None]
         );
+    }
+
+    #[test]
+    fn segments_split_where_the_speaker_changes() {
+        // 0–4 s speaker 0, 4–8 s speaker 1; 16 characters a second.
+        let text = "one two three four five six seven eight nine ten eleven twelve thirteen ab";
+        let turns = [turn(0.0, 4.1, 0), turn(4.1, 8.0, 1)];
+        let pieces = split_at_speaker_changes(0.0, 8.0, text, &turns);
+        assert_eq!(pieces.len(), 2, "{pieces:?}");
+        assert_eq!(pieces[0].start, 0.0);
+        assert_eq!(pieces[1].end, 8.0);
+        assert_eq!(pieces[0].end, pieces[1].start);
+        assert!((pieces[0].end - 4.1).abs() < 1e-9);
+        let first = &text[pieces[0].text.clone()];
+        let second = &text[pieces[1].text.clone()];
+        assert!(
+            first.starts_with("one") && first.ends_with("eight"),
+            "{first}"
+        );
+        assert!(
+            second.starts_with("nine") && second.ends_with("ab"),
+            "{second}"
+        );
+        let labels = label_segments(
+            &pieces.iter().map(|p| (p.start, p.end)).collect::<Vec<_>>(),
+            &turns,
+        );
+        assert_eq!(labels, vec![Some(0), Some(1)]);
+
+        // A back-channel under the sentence (0.4 s) and a short pause do not split it.
+        let turns = [turn(0.0, 3.0, 0), turn(3.3, 8.0, 0), turn(5.0, 5.4, 1)];
+        assert_eq!(split_at_speaker_changes(0.0, 8.0, text, &turns).len(), 1);
+        // One speaker, no turns, one word, a short segment: whole.
+        assert_eq!(
+            split_at_speaker_changes(0.0, 8.0, text, &[turn(0.0, 8.0, 2)]).len(),
+            1
+        );
+        assert_eq!(split_at_speaker_changes(0.0, 8.0, text, &[]).len(), 1);
+        let two = [turn(0.0, 4.0, 0), turn(4.0, 8.0, 1)];
+        assert_eq!(split_at_speaker_changes(0.0, 8.0, "word", &two).len(), 1);
+        assert_eq!(split_at_speaker_changes(0.0, 1.5, text, &two).len(), 1);
+        // Three speakers, multi-byte text: cuts on character boundaries.
+        let text = "été ça où naïve café déjà vu über straße œuvre fête crème brûlée";
+        let three = [turn(0.0, 3.0, 0), turn(3.0, 6.0, 1), turn(6.0, 9.0, 2)];
+        let pieces = split_at_speaker_changes(0.0, 9.0, text, &three);
+        assert_eq!(pieces.len(), 3, "{pieces:?}");
+        let joined: Vec<&str> = pieces.iter().map(|p| &text[p.text.clone()]).collect();
+        assert_eq!(joined.join(" "), text);
     }
 
     #[test]

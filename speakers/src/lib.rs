@@ -47,7 +47,7 @@ pub mod onnx;
 pub mod powerset;
 
 pub use aggregate::{AggregateOptions, Chunk, Timeline};
-pub use assign::label_segments;
+pub use assign::{Piece, label_segments, split_at_speaker_changes};
 pub use binarize::{BinarizeOptions, Turn};
 pub use cluster::{
     ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings, cosine_similarity,

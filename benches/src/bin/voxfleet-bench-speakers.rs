@@ -43,6 +43,8 @@ mod cli;
 #[path = "../progress.rs"]
 #[allow(dead_code)]
 mod progress;
+#[path = "../speaker_models.rs"]
+mod speaker_models;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,7 +52,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use cli::{parse_positive, run};
 use progress::{bar, spinner};
 use voxfleet_speakers::{
@@ -151,10 +153,6 @@ fn default_dir() -> PathBuf {
         .join(".cache/voxfleet/bench-speakers")
 }
 
-fn staging() -> Result<PathBuf> {
-    Ok(home()?.join(".cache/voxfleet/staging-onnx"))
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -241,31 +239,6 @@ fn conversation(parts: &[Vec<Vec<f32>>]) -> (Vec<f32>, Vec<Turn>) {
     (pcm, turns)
 }
 
-fn models_dir() -> voxfleet_models::ModelsDir {
-    voxfleet_models::ModelsDir::new(
-        std::env::var_os("VOXFLEET_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(voxfleet_models::default_models_dir),
-    )
-}
-
-/// ONNX Runtime: ORT_DYLIB_PATH or the models directory, else the staging copy.
-fn start_onnxruntime(models: &voxfleet_models::ModelsDir) -> Result<String> {
-    match voxfleet_models::onnx::ensure_onnxruntime(models) {
-        Ok(()) => Ok(voxfleet_models::onnx::onnxruntime_path(models)
-            .map(|(p, o)| format!("{} ({o})", p.display()))
-            .unwrap_or_default()),
-        Err(e) => {
-            let lib = staging()?.join("libonnxruntime.so.1.23.2");
-            if !lib.is_file() {
-                bail!("ONNX Runtime: {e}; set ORT_DYLIB_PATH or run `models fetch`");
-            }
-            voxfleet_models::onnx::init_onnxruntime(&lib, "staging copy")?;
-            Ok(format!("{} (staging copy; {e})", lib.display()))
-        }
-    }
-}
-
 fn main() -> Result<()> {
     let args = <Args as clap::Parser>::parse();
     // Under the taskset re-run, PINNED_ENV holds the machine's CPU count.
@@ -318,8 +291,8 @@ fn main() -> Result<()> {
         .collect();
     let clips_audio_s = (args.clips * clip_len) as f64 / SAMPLE_RATE as f64;
 
-    let models = models_dir();
-    let ort = start_onnxruntime(&models)?;
+    let models = speaker_models::models_dir();
+    let ort = speaker_models::start_onnxruntime(&models)?;
     let (model, window) = match &args.model {
         Some(p) => (p.clone(), window),
         None => match models.speaker_model("v4") {
@@ -331,7 +304,7 @@ fn main() -> Result<()> {
                     WindowType::Hamming
                 },
             ),
-            _ => (staging()?.join("campplus.onnx"), window),
+            _ => (speaker_models::staging()?.join("campplus.onnx"), window),
         },
     };
     let window_name = match window {
@@ -546,7 +519,7 @@ fn diarize(
         Some(p) => p.clone(),
         None => match models.segmentation() {
             Ok(p) if p.is_file() => p,
-            _ => staging()?.join("segmentation-3.0.onnx"),
+            _ => speaker_models::staging()?.join("segmentation-3.0.onnx"),
         },
     };
     let segmenter = Arc::new(

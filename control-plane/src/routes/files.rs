@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiQuery, clip};
-use crate::transcript::{Format, Transcript, render, segment_speakers};
+use crate::transcript::{Format, Transcript, render, segment_speakers, split_at_turns};
 use crate::upload::{self, Spooled};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -620,9 +620,12 @@ pub async fn get_transcript(
             ),
         ));
     }
-    let segments = voxfleet_store::files::segments(&st.pool, f.file.id).await?;
     let format = q.format.unwrap_or(Format::Json);
     let turns = voxfleet_store::speakers::turns(&st.pool, f.file.id).await?;
+    let segments = split_at_turns(
+        voxfleet_store::files::segments(&st.pool, f.file.id).await?,
+        &turns,
+    );
     let speakers = voxfleet_store::speakers::file_speakers(&st.pool, f.file.id).await?;
     let labels = segment_speakers(&segments, &turns);
     let body = render(

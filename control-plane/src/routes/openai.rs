@@ -285,14 +285,21 @@ pub async fn transcriptions(
     let file = voxfleet_store::files::get_file(&st.pool, file_id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    let segments = voxfleet_store::files::segments(&st.pool, file_id).await?;
+    let turns = if diarize {
+        voxfleet_store::speakers::turns(&st.pool, file_id).await?
+    } else {
+        Vec::new()
+    };
+    let segments = transcript::split_at_turns(
+        voxfleet_store::files::segments(&st.pool, file_id).await?,
+        &turns,
+    );
     let duration = file
         .file
         .duration_s
         .unwrap_or_else(|| segments.last().map_or(0.0, |s| s.end_s));
     let language = file.language.clone().unwrap_or_default();
     let speakers = if diarize {
-        let turns = voxfleet_store::speakers::turns(&st.pool, file_id).await?;
         openai_speaker_labels(&segments, &turns)
     } else {
         Vec::new()

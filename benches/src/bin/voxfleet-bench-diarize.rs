@@ -1,0 +1,314 @@
+//! voxfleet-bench-diarize: diarization error rate and speaker-count accuracy of
+//! `voxfleet_speakers::Diarizer` on a development set the tests never use, per part and split,
+//! with the real-time factor on CPU.
+//!
+//! - Data: `python/diarize_devset.py` builds it on first use into `--dir`
+//!   (`~/.cache/voxfleet/diarize-devset`; nothing is committed): synthetic espeak-ng
+//!   conversations of 2–6 speakers (clean, telephone-band and noisy versions), the real AMI
+//!   meeting excerpts of pyannote-audio 4.0.7's source archive, and conversations mixed from
+//!   real single voices of Debian packages (16 kHz and telephone 8 kHz). Each recording is
+//!   `tune` (parameters may be chosen on it) or `test` (reported, never tuned on); the script's
+//!   docs say which is which and why voices never cross.
+//! - Scoring: `voxfleet_speakers::diarization_error_rate` with a ±0.25 s collar around every
+//!   reference boundary (pyannote.metrics' `collar=0.5`), overlapped speech scored; the DER of
+//!   a group is pooled (errors over reference time of all its recordings). "count" is the
+//!   number of recordings whose hypothesis has exactly the reference's number of speakers;
+//!   "count≥2s" compares with the reference speakers who have at least 2 s of speech (AMI
+//!   excerpts hold people who say one word).
+//! - Speed: wall time of `Diarizer::run` over all recordings against their duration (RTF),
+//!   decoding excluded.
+//!
+//! ```text
+//! cargo build --release -p voxfleet-benches --bin voxfleet-bench-diarize
+//! $CARGO_TARGET_DIR/release/voxfleet-bench-diarize [--split tune|test|all] [--threshold T] [-v]
+//! ```
+
+#[path = "../progress.rs"]
+#[allow(dead_code)]
+mod progress;
+#[path = "../speaker_models.rs"]
+mod speaker_models;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use progress::{bar, note};
+use serde::Deserialize;
+use voxfleet_speakers::{
+    DiarizeOptions, Diarizer, Embedder, Segmenter, Turn, WindowType, diarization_error_rate,
+};
+
+const DEVSET_SCRIPT: &str = include_str!("../../python/diarize_devset.py");
+const COLLAR_S: f64 = 0.25;
+/// Reference speakers with less speech than this are left out of "count≥2s".
+const AUDIBLE_S: f64 = 2.0;
+
+/// DER and speaker-count accuracy of the diarization pipeline on the development set.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// Which recordings: `tune`, `test` or `all`.
+    #[arg(long, default_value = "all")]
+    split: String,
+    /// Only parts whose name starts with this (synthetic, ami, real-mix, ...).
+    #[arg(long)]
+    part: Option<String>,
+    /// Cosine-distance threshold of the agglomerative clustering (default: the embedding
+    /// model's, `FrontEnd::default_threshold`).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Give the Diarizer the reference's number of speakers.
+    #[arg(long)]
+    oracle_count: bool,
+    /// One line per recording.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Where the development set is (built on first use).
+    #[arg(long, default_value_os_t = default_dir())]
+    dir: PathBuf,
+}
+
+fn default_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cache/voxfleet/diarize-devset")
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    items: Vec<Item>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Item {
+    id: String,
+    part: String,
+    split: String,
+    wav: String,
+    rttm: String,
+    speakers: usize,
+    overlap: bool,
+    duration_s: f64,
+}
+
+/// The development set's manifest, building the set first when it is not there.
+fn manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    if !path.is_file() {
+        std::fs::create_dir_all(dir)?;
+        let script = dir.join("diarize_devset.py");
+        std::fs::write(&script, DEVSET_SCRIPT)?;
+        note(format!(
+            "building the development set in {} (espeak-ng, sox, pip download, apt-get download; a few minutes)",
+            dir.display()
+        ));
+        let status = Command::new("python3")
+            .arg(&script)
+            .arg(dir)
+            .status()
+            .context("python3")?;
+        if !status.success() {
+            bail!("{} failed: {status}", script.display());
+        }
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// RTTM turns, speakers numbered by first appearance of their name.
+fn rttm(path: &Path) -> Result<Vec<Turn>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut turns = Vec::new();
+    for line in std::fs::read_to_string(path)?.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || f[0] != "SPEAKER" {
+            continue;
+        }
+        let start: f64 = f[3].parse()?;
+        let dur: f64 = f[4].parse()?;
+        let speaker = match names.iter().position(|n| n == f[7]) {
+            Some(i) => i,
+            None => {
+                names.push(f[7].to_string());
+                names.len() - 1
+            }
+        };
+        turns.push(Turn {
+            start,
+            end: start + dur,
+            speaker,
+        });
+    }
+    Ok(turns)
+}
+
+/// Speakers of `turns` with at least `min_s` of speech.
+fn speakers_with(turns: &[Turn], min_s: f64) -> usize {
+    let mut total: BTreeMap<usize, f64> = BTreeMap::new();
+    for t in turns {
+        *total.entry(t.speaker).or_default() += t.end - t.start;
+    }
+    total.values().filter(|&&s| s >= min_s).count()
+}
+
+#[derive(Default)]
+struct Tally {
+    recordings: usize,
+    count_right: usize,
+    audible_right: usize,
+    errors: f64,
+    missed: f64,
+    false_alarm: f64,
+    confusion: f64,
+    total: f64,
+}
+
+impl Tally {
+    fn add(&mut self, r: &voxfleet_speakers::DerReport, count_ok: bool, audible_ok: bool) {
+        self.recordings += 1;
+        self.count_right += usize::from(count_ok);
+        self.audible_right += usize::from(audible_ok);
+        self.errors += r.missed + r.false_alarm + r.confusion;
+        self.missed += r.missed;
+        self.false_alarm += r.false_alarm;
+        self.confusion += r.confusion;
+        self.total += r.total;
+    }
+
+    fn row(&self, name: &str) -> String {
+        let pct = |x: f64| 100.0 * x / self.total.max(1e-9);
+        format!(
+            "{name:34} {:>4} {:>6} {:>9} {:>7.1} % {:>6.1} {:>6.1} {:>6.1}",
+            self.recordings,
+            format!("{}/{}", self.count_right, self.recordings),
+            format!("{}/{}", self.audible_right, self.recordings),
+            pct(self.errors),
+            pct(self.missed),
+            pct(self.false_alarm),
+            pct(self.confusion),
+        )
+    }
+}
+
+fn main() -> Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    if !matches!(args.split.as_str(), "tune" | "test" | "all") {
+        bail!("--split must be tune, test or all");
+    }
+    let manifest = manifest(&args.dir)?;
+    let items: Vec<&Item> = manifest
+        .items
+        .iter()
+        .filter(|i| args.split == "all" || i.split == args.split)
+        .filter(|i| args.part.as_deref().is_none_or(|p| i.part.starts_with(p)))
+        .collect();
+    if items.is_empty() {
+        bail!("no recordings match");
+    }
+
+    let models = speaker_models::models_dir();
+    let ort = speaker_models::start_onnxruntime(&models)?;
+    let seg_path = models.segmentation()?;
+    let emb = models.speaker_model("v4")?;
+    let window = if emb.povey_window {
+        WindowType::Povey
+    } else {
+        WindowType::Hamming
+    };
+    let diarizer = Diarizer::new(
+        Arc::new(Segmenter::load(&seg_path)?),
+        Arc::new(Embedder::load(&emb.path, window)?),
+    );
+    println!(
+        "development set: {} ({} recordings, split {}); models: {}, {}; ONNX Runtime: {ort}",
+        args.dir.display(),
+        items.len(),
+        args.split,
+        seg_path.display(),
+        emb.path.display()
+    );
+    println!(
+        "clustering threshold (cosine distance): {}{}; DER collar ±{COLLAR_S} s, overlap scored",
+        args.threshold
+            .unwrap_or_else(|| diarizer.embedder().front_end().default_threshold()),
+        if args.oracle_count {
+            ", oracle speaker count"
+        } else {
+            ""
+        }
+    );
+
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    let (mut wall, mut audio) = (0.0f64, 0.0f64);
+    let pb = bar(items.len() as u64, "diarizing");
+    let stop = AtomicBool::new(false);
+    for item in &items {
+        let pcm = voxfleet_audio::decode_file(&args.dir.join(&item.wav), &Default::default())
+            .with_context(|| item.wav.clone())?
+            .samples;
+        let reference = rttm(&args.dir.join(&item.rttm))?;
+        let opts = DiarizeOptions {
+            num_speakers: args.oracle_count.then_some(item.speakers),
+            threshold: args.threshold,
+            ..DiarizeOptions::default()
+        };
+        let t = Instant::now();
+        let d = diarizer.run(&pcm, &opts, &mut |_| {}, &stop)?;
+        wall += t.elapsed().as_secs_f64();
+        audio += item.duration_s;
+        let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
+        let found = d.speakers.len();
+        let count_ok = found == item.speakers;
+        let audible_ok = found == speakers_with(&reference, AUDIBLE_S);
+        if args.verbose {
+            pb.suspend(|| {
+                println!(
+                    "  {:30} {:5} ref {} (≥2 s: {}) hyp {found}  DER {:5.1} %",
+                    item.id,
+                    item.split,
+                    item.speakers,
+                    speakers_with(&reference, AUDIBLE_S),
+                    100.0 * report.der
+                )
+            });
+        }
+        for key in [
+            format!("{} {}", item.split, item.part),
+            format!(
+                "{} {} {}",
+                item.split,
+                item.part.split('-').next().unwrap_or(&item.part),
+                if item.overlap {
+                    "with overlap"
+                } else {
+                    "no overlap"
+                }
+            ),
+        ] {
+            groups
+                .entry(key)
+                .or_default()
+                .add(&report, count_ok, audible_ok);
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    println!(
+        "\n{:34} {:>4} {:>6} {:>9} {:>9} {:>6} {:>6} {:>6}",
+        "split part", "recs", "count", "count≥2s", "DER", "miss", "FA", "conf"
+    );
+    for (name, tally) in &groups {
+        println!("{}", tally.row(name));
+    }
+    println!(
+        "\ndiarization wall time {wall:.1} s for {audio:.1} s of audio: RTF {:.3} (CPU, {} threads)",
+        wall / audio.max(1e-9),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    Ok(())
+}
