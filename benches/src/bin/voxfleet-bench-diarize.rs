@@ -280,9 +280,13 @@ fn main() -> Result<()> {
         for key in [
             format!("{} {}", item.split, item.part),
             format!(
-                "{} {} {}",
+                "{} {} (all) {}",
                 item.split,
-                item.part.split('-').next().unwrap_or(&item.part),
+                if item.part.starts_with("real-mix") {
+                    "real-mix"
+                } else {
+                    item.part.split('-').next().unwrap_or(&item.part)
+                },
                 if item.overlap {
                     "with overlap"
                 } else {
