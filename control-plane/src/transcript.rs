@@ -324,4 +324,35 @@ mod tests {
         );
         assert!(segment_speakers(&s, &[]).is_empty());
     }
+
+    #[test]
+    fn segments_are_cut_where_the_speaker_changes() {
+        // Ann speaks 0–4.1 s, Bob 4.1–8 s; one Whisper segment spans both.
+        let turns = [
+            turn(1, "SPEAKER_00", Some("Ann"), 0.0, 4.1),
+            turn(2, "SPEAKER_01", None, 4.1, 8.0),
+        ];
+        let text = " one two three four five six seven eight nine ten eleven twelve thirteen ab";
+        let segs = vec![seg(0, 0.0, 8.0, text), seg(1, 8.0, 9.0, " Thanks.")];
+        let split = split_at_turns(segs.clone(), &turns);
+        assert_eq!(split.len(), 3, "{split:?}");
+        assert_eq!(
+            split.iter().map(|s| s.idx).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert!(split[0].text.starts_with("one") && split[0].text.ends_with("eight"));
+        assert!(split[1].text.starts_with("nine"));
+        assert_eq!((split[0].end_s, split[1].start_s), (4.1, 4.1));
+        assert_eq!(split[2].text, " Thanks.");
+        assert_eq!(
+            segment_speakers(&split, &turns),
+            vec![
+                Some("Ann".to_owned()),
+                Some("SPEAKER_01".to_owned()),
+                Some("SPEAKER_01".to_owned())
+            ]
+        );
+        // Without turns nothing changes.
+        assert_eq!(split_at_turns(segs.clone(), &[]), segs);
+    }
 }
