@@ -159,24 +159,10 @@ async fn a_conversation_is_diarized_labelled_and_voiceprinted() {
     }
 
     // Speakers and turns: exactly two speakers, DER under the bound.
-    let (s, sp) = env.get(&format!("/v1/files/{id}/speakers")).await;
-    assert_eq!(s, StatusCode::OK, "{sp}");
+    let (sp, hyp) = env.speakers_and_turns(&id).await;
     let speakers = sp["speakers"].as_array().unwrap();
     assert_eq!(speakers.len(), 2, "{sp}");
     let ids: Vec<&str> = speakers.iter().map(|s| s["id"].as_str().unwrap()).collect();
-    let hyp: Vec<Turn> = sp["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| Turn {
-            start: t["start"].as_f64().unwrap(),
-            end: t["end"].as_f64().unwrap(),
-            speaker: ids
-                .iter()
-                .position(|i| *i == t["speaker_id"].as_str().unwrap())
-                .unwrap(),
-        })
-        .collect();
     let der = diarization_error_rate(&reference, &hyp, 0.25);
     eprintln!("DER {:.3} ({der:?}) over {} turns", der.der, hyp.len());
     assert!(der.der < MAX_DER, "DER {der:?}\nhyp {hyp:?}");

@@ -140,27 +140,7 @@ async fn files_api(env: &Env, wav: &Path) -> Vec<Turn> {
             .await;
         assert_eq!(done["status"], "succeeded", "{done}");
     }
-    let (s, sp) = env.get(&format!("/v1/files/{id}/speakers")).await;
-    assert_eq!(s, StatusCode::OK, "{sp}");
-    let ids: Vec<&str> = sp["speakers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    sp["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| Turn {
-            start: t["start"].as_f64().unwrap(),
-            end: t["end"].as_f64().unwrap(),
-            speaker: ids
-                .iter()
-                .position(|i| *i == t["speaker_id"].as_str().unwrap())
-                .unwrap(),
-        })
-        .collect()
+    env.speakers_and_turns(&id).await.1
 }
 
 /// Segments of `diarized_json` as turns, speakers numbered by label.
@@ -175,19 +155,15 @@ async fn diarized_json(env: &Env, wav: &Path) -> Vec<Turn> {
         .text("chunking_strategy", "auto");
     // Transcription and diarization of a minute of speech on two busy cores can take longer
     // than the harness client's 30 s.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .unwrap();
-    let res = client
-        .post(format!("{}/v1/audio/transcriptions", env.base))
-        .bearer_auth(ADMIN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let v: Value = res.json().await.unwrap();
+    let (status, text) = env
+        .post_form_within(
+            "/v1/audio/transcriptions",
+            ADMIN,
+            form,
+            Duration::from_secs(600),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     assert_eq!(status, StatusCode::OK, "{v}");
     let mut labels: Vec<String> = Vec::new();
     v["segments"]

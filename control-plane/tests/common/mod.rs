@@ -380,16 +380,57 @@ impl Env {
         token: &str,
         form: reqwest::multipart::Form,
     ) -> (StatusCode, String) {
+        self.post_form_within(path, token, form, Duration::from_secs(30))
+            .await
+    }
+
+    /// [`Env::post_form`] for requests that may take longer than the client's 30 s (a
+    /// synchronous transcription, say).
+    pub async fn post_form_within(
+        &self,
+        path: &str,
+        token: &str,
+        form: reqwest::multipart::Form,
+        timeout: Duration,
+    ) -> (StatusCode, String) {
         let res = self
             .http
             .post(format!("{}{}", self.base, path))
             .bearer_auth(token)
             .multipart(form)
+            .timeout(timeout)
             .send()
             .await
             .unwrap();
         let status = res.status();
         (status, res.text().await.unwrap_or_default())
+    }
+
+    /// A diarized file's speakers (`GET /v1/files/{id}/speakers`, asserted 200) and its turns,
+    /// speakers numbered in the order of that list.
+    pub async fn speakers_and_turns(&self, file_id: &str) -> (Value, Vec<voxfleet_speakers::Turn>) {
+        let (s, sp) = self.get(&format!("/v1/files/{file_id}/speakers")).await;
+        assert_eq!(s, StatusCode::OK, "{sp}");
+        let ids: Vec<&str> = sp["speakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        let turns = sp["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| voxfleet_speakers::Turn {
+                start: t["start"].as_f64().unwrap(),
+                end: t["end"].as_f64().unwrap(),
+                speaker: ids
+                    .iter()
+                    .position(|i| *i == t["speaker_id"].as_str().unwrap())
+                    .unwrap(),
+            })
+            .collect();
+        (sp, turns)
     }
 
     pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
