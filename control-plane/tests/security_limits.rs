@@ -270,7 +270,10 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
         "a timed-out upload left an object"
     );
 
-    // An event stream stays open well past both timeouts and still delivers events.
+    // An event stream stays open well past both timeouts and still delivers events. The
+    // control plane's own schedules may queue jobs meanwhile, so the reader waits for this
+    // test's job id, which it learns once the job is submitted.
+    let (id_tx, id_rx) = tokio::sync::oneshot::channel::<String>();
     let reader = {
         let env_base = env.base.clone();
         tokio::spawn(async move {
@@ -285,10 +288,20 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
             let mut stream = res.bytes_stream();
             let mut seen = String::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            let mut id_rx = Some(id_rx);
+            let mut id: Option<String> = None;
             use futures::StreamExt;
             while let Ok(Some(Ok(c))) = tokio::time::timeout_at(deadline, stream.next()).await {
                 seen.push_str(&String::from_utf8_lossy(&c));
-                if seen.contains("\"queued\"") {
+                if id.is_none() {
+                    if let Some(mut rx) = id_rx.take() {
+                        match rx.try_recv() {
+                            Ok(v) => id = Some(v),
+                            Err(_) => id_rx = Some(rx),
+                        }
+                    }
+                }
+                if id.as_ref().is_some_and(|id| seen.contains(id.as_str())) {
                     break;
                 }
             }
@@ -297,6 +310,7 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
     };
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let id = env.submit(json!({})).await;
+    id_tx.send(id.clone()).unwrap();
     let seen = reader.await.unwrap();
     assert!(
         seen.contains(&id),
