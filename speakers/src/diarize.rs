@@ -1,22 +1,35 @@
-//! [`Diarizer`]: who spoke when, pyannote 3.x style, from a [`Segmenter`] and an [`Embedder`].
+//! [`Diarizer`]: who spoke when, from a [`Segmenter`] and an [`Embedder`].
 //!
 //! 1. Segmentation: 10 s windows every `step_s` (1 s by default: 90 % overlap; the last window
 //!    is zero-padded), in batches, decoded by [`crate::powerset::to_multilabel`] into hard
 //!    activations of 3 local speakers per window.
-//! 2. Embeddings: for each (window, local speaker) active for at least 0.2 s, the window's
-//!    samples of that speaker's frames, cut out and concatenated; only its clean
-//!    (non-overlapped) frames when they add up to at least 0.5 s. Clips under 0.25 s are not
-//!    embedded (the speaker then only counts towards the number of active speakers).
-//! 3. Clustering ([`crate::cluster`], centroid linkage, cosine distance) of the embeddings with
-//!    at least 2 s of clean speech in their window (pyannote's 20 % of a window; all
-//!    embeddings when none qualifies), threshold from [`DiarizeOptions::threshold`] or
-//!    [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold), honouring the speaker-count hints. Every embedded local
-//!    speaker then goes to its nearest centroid, two local speakers of one window to different
-//!    clusters where there are enough (best total similarity).
-//! 4. [`crate::aggregate`] over windows (frame step 270 samples, segmentation-3.0's stride),
+//! 2. Embeddings and clustering, by [`DiarizeOptions::method`]:
+//!    - [`Method::SubSegments`]: the windows' speaker counts are averaged into a
+//!      count per frame; stretches where it is one are cut into 1.5 s sub-segments every
+//!      0.75 s ([`crate::subsegment`]), each embedded and clustered (centroid linkage, cosine
+//!      distance, threshold [`FrontEnd::default_subsegment_threshold`](crate::FrontEnd::default_subsegment_threshold),
+//!      tighter on telephone-band audio), clusters with under 3 s folded into their nearest.
+//!      Frames where one speaker talks take their nearest sub-segment's cluster; each window's
+//!      local speakers take the cluster most of their frames have, which names the second
+//!      speaker of overlapped frames. Falls back to windows when nothing can be cut.
+//!    - [`Method::Windows`] (pyannote 3.x, the default): for each (window, local speaker) active for at
+//!      least 0.2 s, the window's samples of that speaker's frames, cut out and concatenated;
+//!      only its clean (non-overlapped) frames when they add up to at least 0.5 s. Clips under
+//!      0.25 s are not embedded. The embeddings with at least 2 s of clean speech in their
+//!      window (pyannote's 20 % of a window; all when none qualifies) are clustered, threshold
+//!      [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold); every embedded
+//!      local speaker then goes to its nearest centroid, two local speakers of one window to
+//!      different clusters where there are enough (best total similarity). On voices the
+//!      segmentation model does not tell apart, one local speaker holds two people and its
+//!      embedding is a mixture, which is what sub-segments avoid.
+//!    - [`Method::Hybrid`]: the windows' number of speakers, the sub-segments' labels.
+//!
+//!    All honour the speaker-count hints.
+//! 3. [`crate::aggregate`] over windows (frame step 270 samples, segmentation-3.0's stride),
 //!    [`Timeline::discrete`](crate::Timeline::discrete) (the estimated number of speakers per
-//!    frame, overlap kept) and [`crate::binarize`] (gaps under 0.1 s filled, turns under
-//!    0.1 s dropped) into turns; speakers renumbered by first appearance.
+//!    frame, overlap kept), sub-segment labels where one speaker talks, and
+//!    [`crate::binarize`] (gaps under 0.1 s filled, turns under 0.1 s dropped) into turns;
+//!    speakers renumbered by first appearance.
 //!
 //! `stop` is checked between batches (of windows, of embeddings); `progress` is told after each
 //! one, segmentation being the first half and embeddings the second half of `total_ms` (the
@@ -25,12 +38,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::aggregate::{AggregateOptions, Chunk, aggregate};
+use crate::aggregate::{AggregateOptions, Chunk, Timeline, aggregate};
 use crate::binarize::{BinarizeOptions, Turn, binarize};
 use crate::cluster::{ClusterOptions, Linkage, cluster_embeddings, cosine_similarity};
 use crate::error::SpeakersError;
 use crate::onnx::{Embedder, SAMPLE_RATE, Segmenter, WINDOW_SAMPLES, normalized};
 use crate::powerset::{NUM_LOCAL_SPEAKERS, to_multilabel};
+use crate::subsegment::{self, SubSegmentOptions};
 
 /// Segmentation-3.0's frame stride in samples (SincNet stride 10, then three max-pools of 3).
 pub const FRAME_SAMPLES: usize = 270;
@@ -59,6 +73,32 @@ pub struct DiarizeOptions {
     pub batch_size: usize,
     /// Segmentation window step in seconds. Default 1.0 (10 s windows, 90 % overlap).
     pub step_s: f64,
+    /// What is embedded and clustered. Default [`Method::Windows`].
+    pub method: Method,
+    /// How [`Method::SubSegments`] cuts and cleans up.
+    pub subsegments: SubSegmentOptions,
+}
+
+/// What [`Diarizer::run`] embeds and clusters. On the development set
+/// (`voxfleet-bench-diarize`, issue 14) sub-segments were better on the `tune` part (synthetic
+/// voices, telephone) but split unseen real voices into too many speakers on the `test` part,
+/// so the windows stay the default; the others are there to be measured and chosen per job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// Every (window, local speaker) of the segmentation, pyannote 3.x style: one embedding
+    /// per local speaker and window, clustered; threshold
+    /// [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold).
+    #[default]
+    Windows,
+    /// Short stretches where the estimated speaker count is one ([`crate::subsegment`]),
+    /// clustered, small clusters folded; each frame where one speaker talks takes the label
+    /// of its nearest sub-segment, and each window's local speakers the label most of their
+    /// frames got (that names the speakers of overlapped frames). Threshold
+    /// [`FrontEnd::default_subsegment_threshold`](crate::FrontEnd::default_subsegment_threshold).
+    SubSegments,
+    /// The number of speakers from [`Method::Windows`], the labels from
+    /// [`Method::SubSegments`] clustered to that number.
+    Hybrid,
 }
 
 impl Default for DiarizeOptions {
@@ -70,6 +110,8 @@ impl Default for DiarizeOptions {
             threshold: None,
             batch_size: 32,
             step_s: 1.0,
+            method: Method::default(),
+            subsegments: SubSegmentOptions::default(),
         }
     }
 }
@@ -107,6 +149,28 @@ pub struct Progress {
 pub struct Diarizer {
     segmenter: Arc<Segmenter>,
     embedder: Arc<Embedder>,
+}
+
+/// The segmentation of one input, as the clustering steps read it.
+struct Segmented<'a> {
+    pcm: &'a [f32],
+    /// Window starts in samples.
+    starts: &'a [usize],
+    /// Hard activations of each window's local speakers.
+    activations: &'a [Vec<[f32; NUM_LOCAL_SPEAKERS]>],
+    duration_s: f64,
+    /// Seconds per segmentation frame.
+    frame_step: f64,
+}
+
+/// What a clustering step gives the aggregation.
+struct Labelled {
+    /// Global cluster of each window's local speakers.
+    clusters: Vec<[Option<usize>; NUM_LOCAL_SPEAKERS]>,
+    /// L2-normalised mean embedding of each cluster.
+    speaker_embeddings: Vec<Vec<f32>>,
+    /// Per global frame, the one speaker of that frame where that is known (empty: none).
+    frame_labels: Vec<Option<usize>>,
 }
 
 /// One (window, local speaker) to embed.
@@ -150,9 +214,14 @@ impl Diarizer {
             )));
         }
         let cluster_opts = ClusterOptions {
-            threshold: opts
-                .threshold
-                .unwrap_or_else(|| self.embedder.front_end().default_threshold()),
+            threshold: opts.threshold.unwrap_or_else(|| {
+                let front_end = self.embedder.front_end();
+                match opts.method {
+                    Method::Windows | Method::Hybrid => front_end.default_threshold(),
+                    Method::SubSegments => front_end
+                        .default_subsegment_threshold(crate::subsegment::is_narrowband(pcm)),
+                }
+            }),
             linkage: Linkage::Centroid,
             num_speakers: opts.num_speakers,
             min_speakers: opts.min_speakers,
@@ -208,10 +277,138 @@ impl Diarizer {
             report(0.5 * activations.len() as f64 / num_windows as f64);
         }
 
-        // 2. Embeddings.
-        let mut candidates = self.candidates(pcm, &starts, &activations, true);
+        // 2. Embeddings and clustering: each window's local speakers get a global cluster.
+        let frame_step = FRAME_SAMPLES as f64 / SAMPLE_RATE as f64;
+        let ctx = Segmented {
+            pcm,
+            starts: &starts,
+            activations: &activations,
+            duration_s,
+            frame_step,
+        };
+        let labelled = match opts.method {
+            Method::SubSegments => {
+                match self.by_subsegments(&ctx, opts, &cluster_opts, &mut report, &check)? {
+                    Some(l) => Some(l),
+                    // Nothing long enough where one speaker talks alone: the windows decide.
+                    None => self.by_windows(&ctx, opts, &cluster_opts, &mut report, &check)?,
+                }
+            }
+            Method::Windows => self.by_windows(&ctx, opts, &cluster_opts, &mut report, &check)?,
+            Method::Hybrid => {
+                let windows = self.by_windows(&ctx, opts, &cluster_opts, &mut report, &check)?;
+                match &windows {
+                    Some(w) if cluster_opts.num_speakers.is_none() => {
+                        let counted = ClusterOptions {
+                            num_speakers: Some(w.speaker_embeddings.len().max(1)),
+                            ..cluster_opts
+                        };
+                        self.by_subsegments(&ctx, opts, &counted, &mut report, &check)?
+                            .or(windows)
+                    }
+                    _ => windows,
+                }
+            }
+        };
+        let Some(Labelled {
+            clusters,
+            speaker_embeddings,
+            frame_labels,
+        }) = labelled
+        else {
+            report(1.0);
+            return Ok(empty);
+        };
+
+        // 3. Aggregation and turns.
+        let chunks: Vec<Chunk<'_>> = starts
+            .iter()
+            .zip(&activations)
+            .zip(&clusters)
+            .map(|((&start, acts), &clusters)| Chunk {
+                start: start as f64 / SAMPLE_RATE as f64,
+                activations: acts,
+                clusters,
+            })
+            .collect();
+        let timeline = aggregate(
+            &chunks,
+            duration_s,
+            &AggregateOptions {
+                frame_step,
+                count_threshold: 0.5,
+            },
+        )
+        .discrete();
+        let timeline = with_frame_labels(timeline, &frame_labels);
+        let raw_turns = binarize(
+            &timeline,
+            &BinarizeOptions {
+                min_duration_on: 0.1,
+                min_duration_off: 0.1,
+                ..BinarizeOptions::default()
+            },
+        );
+
+        // Renumber by first appearance; speakers without turns are dropped.
+        let mut new_id = vec![usize::MAX; speaker_embeddings.len().max(timeline.num_speakers)];
+        let mut speakers = Vec::new();
+        let mut turns = Vec::with_capacity(raw_turns.len());
+        for t in raw_turns {
+            let end = t.end.min(duration_s);
+            if end <= t.start {
+                continue;
+            }
+            if new_id[t.speaker] == usize::MAX {
+                new_id[t.speaker] = speakers.len();
+                let embedding = speaker_embeddings
+                    .get(t.speaker)
+                    .cloned()
+                    .unwrap_or_default();
+                speakers.push(DiarizedSpeaker {
+                    label: format!("SPEAKER_{:02}", speakers.len()),
+                    speech_s: 0.0,
+                    embedding,
+                });
+            }
+            let speaker = new_id[t.speaker];
+            speakers[speaker].speech_s += end - t.start;
+            turns.push(Turn {
+                start: t.start,
+                end,
+                speaker,
+            });
+        }
+        crate::binarize::sort_turns(&mut turns);
+        tracing::debug!(
+            speakers = speakers.len(),
+            turns = turns.len(),
+            clusters = speaker_embeddings.len(),
+            "diarization done"
+        );
+        report(1.0);
+        Ok(Diarization {
+            turns,
+            speakers,
+            duration_s,
+        })
+    }
+
+    /// [`Method::Windows`]: embeds every (window, local speaker) candidate and clusters them.
+    /// `None` when nothing can be embedded.
+    fn by_windows(
+        &self,
+        ctx: &Segmented<'_>,
+        opts: &DiarizeOptions,
+        cluster_opts: &ClusterOptions,
+        report: &mut dyn FnMut(f64),
+        check: &dyn Fn() -> Result<(), SpeakersError>,
+    ) -> Result<Option<Labelled>, SpeakersError> {
+        let (pcm, starts, activations) = (ctx.pcm, ctx.starts, ctx.activations);
+        let num_windows = starts.len();
+        let mut candidates = self.candidates(pcm, starts, activations, true);
         if candidates.is_empty() {
-            candidates = self.candidates(pcm, &starts, &activations, false);
+            candidates = self.candidates(pcm, starts, activations, false);
         }
         tracing::debug!(
             windows = num_windows,
@@ -219,8 +416,7 @@ impl Diarizer {
             "diarization: segmentation done"
         );
         if candidates.is_empty() {
-            report(1.0);
-            return Ok(empty);
+            return Ok(None);
         }
         let clips: Vec<Vec<f32>> = candidates
             .iter()
@@ -231,15 +427,8 @@ impl Diarizer {
                     .collect()
             })
             .collect();
-        let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(clips.len());
-        for batch in clips.chunks(opts.batch_size.max(1)) {
-            check()?;
-            let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
-            embeddings.extend(self.embedder.embed_clips(&refs)?);
-            report(0.5 + 0.5 * embeddings.len() as f64 / clips.len() as f64);
-        }
+        let embeddings = self.embed_all(&clips, opts.batch_size, report, check)?;
 
-        // 3. Clustering.
         let mut train: Vec<&[f32]> = candidates
             .iter()
             .zip(&embeddings)
@@ -249,8 +438,7 @@ impl Diarizer {
         if train.is_empty() {
             train = embeddings.iter().map(Vec::as_slice).collect();
         }
-        let clustering = cluster_embeddings(&train, &cluster_opts)?;
-        let centroids = clustering.centroids;
+        let centroids = cluster_embeddings(&train, cluster_opts)?.centroids;
         let mut clusters = vec![[None; NUM_LOCAL_SPEAKERS]; num_windows];
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); centroids.len()];
         let mut first = 0;
@@ -274,86 +462,171 @@ impl Diarizer {
             }
             first = end;
         }
-
-        // 4. Aggregation and turns.
-        let frame_step = FRAME_SAMPLES as f64 / SAMPLE_RATE as f64;
-        let chunks: Vec<Chunk<'_>> = starts
+        let speaker_embeddings = members
             .iter()
-            .zip(&activations)
-            .zip(&clusters)
-            .map(|((&start, acts), &clusters)| Chunk {
-                start: start as f64 / SAMPLE_RATE as f64,
-                activations: acts,
-                clusters,
+            .zip(&centroids)
+            .map(|(members, centroid)| {
+                mean_embedding(members.iter().map(|&m| embeddings[m].as_slice()))
+                    .unwrap_or_else(|| centroid.clone())
             })
             .collect();
-        let timeline = aggregate(
-            &chunks,
-            duration_s,
+        Ok(Some(Labelled {
+            clusters,
+            speaker_embeddings,
+            frame_labels: Vec::new(),
+        }))
+    }
+
+    /// [`Method::SubSegments`] (see there). `None` when no stretch of one speaker is long
+    /// enough to embed.
+    fn by_subsegments(
+        &self,
+        ctx: &Segmented<'_>,
+        opts: &DiarizeOptions,
+        cluster_opts: &ClusterOptions,
+        report: &mut dyn FnMut(f64),
+        check: &dyn Fn() -> Result<(), SpeakersError>,
+    ) -> Result<Option<Labelled>, SpeakersError> {
+        let so = &opts.subsegments;
+        if !(so.len_s.is_finite()
+            && so.len_s > 0.0
+            && so.step_s.is_finite()
+            && so.step_s > 0.0
+            && so.min_s.is_finite()
+            && so.min_s >= 0.0
+            && so.min_cluster_s.is_finite()
+            && so.min_cluster_s >= 0.0)
+        {
+            return Err(SpeakersError::InvalidOptions(format!(
+                "sub-segment options must be finite and positive, got {so:?}"
+            )));
+        }
+        let (pcm, starts, activations) = (ctx.pcm, ctx.starts, ctx.activations);
+        let fs = ctx.frame_step;
+        let no_clusters: Vec<Chunk<'_>> = starts
+            .iter()
+            .zip(activations)
+            .map(|(&start, acts)| Chunk {
+                start: start as f64 / SAMPLE_RATE as f64,
+                activations: acts,
+                clusters: [None; NUM_LOCAL_SPEAKERS],
+            })
+            .collect();
+        let count = aggregate(
+            &no_clusters,
+            ctx.duration_s,
             &AggregateOptions {
-                frame_step,
+                frame_step: fs,
                 count_threshold: 0.5,
             },
         )
-        .discrete();
-        let raw_turns = binarize(
-            &timeline,
-            &BinarizeOptions {
-                min_duration_on: 0.1,
-                min_duration_off: 0.1,
-                ..BinarizeOptions::default()
-            },
+        .count;
+        let num_frames = count.len();
+        let frames = |s: f64| ((s / fs).round() as usize).max(1);
+        let segments = subsegment::cut(
+            &subsegment::single_speaker_runs(&count),
+            frames(so.len_s),
+            frames(so.step_s),
+            frames(so.min_s),
         );
-
-        // Renumber by first appearance; speakers without turns are dropped.
-        let mut new_id = vec![usize::MAX; centroids.len().max(timeline.num_speakers)];
-        let mut speakers = Vec::new();
-        let mut turns = Vec::with_capacity(raw_turns.len());
-        for t in raw_turns {
-            let end = t.end.min(duration_s);
-            if end <= t.start {
-                continue;
-            }
-            if new_id[t.speaker] == usize::MAX {
-                new_id[t.speaker] = speakers.len();
-                let mut sum = vec![0f32; self.embedder.dim()];
-                for &m in members.get(t.speaker).map_or(&[][..], Vec::as_slice) {
-                    for (s, x) in sum.iter_mut().zip(&embeddings[m]) {
-                        *s += x;
-                    }
-                }
-                let embedding = if sum.iter().any(|&x| x != 0.0) {
-                    normalized(sum)
-                } else {
-                    centroids.get(t.speaker).cloned().unwrap_or_default()
-                };
-                speakers.push(DiarizedSpeaker {
-                    label: format!("SPEAKER_{:02}", speakers.len()),
-                    speech_s: 0.0,
-                    embedding,
-                });
-            }
-            let speaker = new_id[t.speaker];
-            speakers[speaker].speech_s += end - t.start;
-            turns.push(Turn {
-                start: t.start,
-                end,
-                speaker,
-            });
-        }
-        crate::binarize::sort_turns(&mut turns);
         tracing::debug!(
-            speakers = speakers.len(),
-            turns = turns.len(),
-            clusters = centroids.len(),
-            "diarization done"
+            windows = starts.len(),
+            subsegments = segments.len(),
+            "diarization: segmentation done"
         );
-        report(1.0);
-        Ok(Diarization {
-            turns,
-            speakers,
-            duration_s,
-        })
+        if segments.is_empty() {
+            return Ok(None);
+        }
+        let clips: Vec<Vec<f32>> = segments
+            .iter()
+            .map(|&(a, b)| {
+                pcm[(a * FRAME_SAMPLES).min(pcm.len())..(b * FRAME_SAMPLES).min(pcm.len())].to_vec()
+            })
+            .collect();
+        if clips.iter().any(Vec::is_empty) {
+            return Ok(None);
+        }
+        let embeddings = self.embed_all(&clips, opts.batch_size, report, check)?;
+        // Clustered (and folded) centred when asked; the speakers' embeddings stay in the
+        // model's space, where voiceprints are matched.
+        let space = if so.center && embeddings.len() > 1 {
+            subsegment::centered(&embeddings)
+        } else {
+            embeddings.clone()
+        };
+        let clustering = cluster_embeddings(&space, cluster_opts)?;
+        let (labels, k) = if cluster_opts.num_speakers.is_some() {
+            (clustering.labels, clustering.centroids.len())
+        } else {
+            subsegment::fold_small_clusters(
+                &segments,
+                &clustering.labels,
+                &space,
+                frames(so.min_cluster_s),
+                cluster_opts.min_speakers.unwrap_or(1),
+            )
+        };
+        let frame_labels = subsegment::frame_labels(&segments, &labels, num_frames);
+
+        // Each window's local speaker takes the label most of its labelled frames have.
+        let clusters = starts
+            .iter()
+            .zip(activations)
+            .map(|(&start, acts)| {
+                let offset = (start as f64 / SAMPLE_RATE as f64 / fs).round() as usize;
+                let mut out = [None; NUM_LOCAL_SPEAKERS];
+                for (speaker, slot) in out.iter_mut().enumerate() {
+                    let mut votes = vec![0usize; k];
+                    for (j, f) in acts.iter().enumerate() {
+                        if f[speaker] > 0.5
+                            && let Some(Some(l)) = frame_labels.get(offset + j)
+                        {
+                            votes[*l] += 1;
+                        }
+                    }
+                    *slot = (0..k)
+                        .filter(|&c| votes[c] > 0)
+                        .max_by(|&a, &b| votes[a].cmp(&votes[b]).then(b.cmp(&a)));
+                }
+                out
+            })
+            .collect();
+        let speaker_embeddings = (0..k)
+            .map(|c| {
+                mean_embedding(
+                    labels
+                        .iter()
+                        .zip(&embeddings)
+                        .filter(|(l, _)| **l == c)
+                        .map(|(_, e)| e.as_slice()),
+                )
+                .unwrap_or_default()
+            })
+            .collect();
+        Ok(Some(Labelled {
+            clusters,
+            speaker_embeddings,
+            frame_labels,
+        }))
+    }
+
+    /// Embeds clips in batches of `batch_size`, checking `stop` and reporting progress (the
+    /// second half of the work) after each.
+    fn embed_all(
+        &self,
+        clips: &[Vec<f32>],
+        batch_size: usize,
+        report: &mut dyn FnMut(f64),
+        check: &dyn Fn() -> Result<(), SpeakersError>,
+    ) -> Result<Vec<Vec<f32>>, SpeakersError> {
+        let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(clips.len());
+        for batch in clips.chunks(batch_size.max(1)) {
+            check()?;
+            let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
+            embeddings.extend(self.embedder.embed_clips(&refs)?);
+            report(0.5 + 0.5 * embeddings.len() as f64 / clips.len() as f64);
+        }
+        Ok(embeddings)
     }
 
     /// The (window, local speaker) pairs worth embedding, in window order. `strict = false`
@@ -420,6 +693,48 @@ impl Diarizer {
         }
         out
     }
+}
+
+/// L2-normalised mean of unit vectors; `None` when there are none (or they cancel out).
+fn mean_embedding<'a>(embeddings: impl Iterator<Item = &'a [f32]>) -> Option<Vec<f32>> {
+    let mut sum: Vec<f32> = Vec::new();
+    for e in embeddings {
+        if sum.is_empty() {
+            sum = vec![0.0; e.len()];
+        }
+        for (s, x) in sum.iter_mut().zip(e) {
+            *s += x;
+        }
+    }
+    sum.iter().any(|&x| x != 0.0).then(|| normalized(sum))
+}
+
+/// Where `labels` name the one speaker of a frame whose count is one, that speaker alone is
+/// active there (the sub-segment's finer boundaries win over the windows' vote).
+fn with_frame_labels(mut timeline: Timeline, labels: &[Option<usize>]) -> Timeline {
+    let needed = labels.iter().flatten().max().map_or(0, |&m| m + 1);
+    if needed > timeline.num_speakers {
+        let (old, new) = (timeline.num_speakers, needed);
+        let frames = timeline.num_frames();
+        let mut scores = vec![0.0f32; frames * new];
+        for f in 0..frames {
+            scores[f * new..f * new + old]
+                .copy_from_slice(&timeline.scores[f * old..(f + 1) * old]);
+        }
+        timeline.scores = scores;
+        timeline.num_speakers = new;
+    }
+    let n = timeline.num_speakers;
+    for (f, label) in labels.iter().enumerate().take(timeline.num_frames()) {
+        if let Some(l) = *label
+            && timeline.count[f] == 1
+        {
+            let row = &mut timeline.scores[f * n..(f + 1) * n];
+            row.fill(0.0);
+            row[l] = 1.0;
+        }
+    }
+    timeline
 }
 
 /// Cluster for each of (at most 3) local speakers given their similarities to every centroid:

@@ -29,6 +29,8 @@
 //!   [`FrontEnd`] the model's input asks for: fbank80, GE2E mel40 or waveform), with
 //!   `embed_clips` and `voiceprint`.
 //! - [`ge2e`]: Resemblyzer's GE2E mel front end and 1.6 s partials.
+//! - [`subsegment`]: short single-speaker stretches on the frame grid (cutting, small-cluster
+//!   folding, frame labels) for [`Method::SubSegments`].
 //! - [`diarize`]: [`Diarizer`], the whole pipeline (segmentation → embeddings → clustering →
 //!   aggregation → turns) with [`DiarizeOptions`], progress and cancellation.
 //! - [`error`]: [`SpeakersError`] with stable `code()`s.
@@ -45,6 +47,7 @@ pub mod ge2e;
 mod mel;
 pub mod onnx;
 pub mod powerset;
+pub mod subsegment;
 
 pub use aggregate::{AggregateOptions, Chunk, Timeline};
 pub use assign::{Piece, label_segments, split_at_speaker_changes};
@@ -53,7 +56,7 @@ pub use cluster::{
     ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings, cosine_similarity,
 };
 pub use der::{DerReport, diarization_error_rate};
-pub use diarize::{Diarization, DiarizeOptions, DiarizedSpeaker, Diarizer, Progress};
+pub use diarize::{Diarization, DiarizeOptions, DiarizedSpeaker, Diarizer, Method, Progress};
 pub use error::SpeakersError;
 pub use fbank::{Fbank, FbankError, FbankOptions, Features, WindowType, mean_normalize};
 pub use onnx::{Embedder, FrontEnd, Segmenter};

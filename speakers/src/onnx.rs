@@ -216,6 +216,21 @@ impl FrontEnd {
             FrontEnd::Ge2eMel40 => 0.2,
         }
     }
+
+    /// Clustering threshold (cosine distance) of the diarizer's 1.5 s sub-segment embeddings
+    /// ([`Method::SubSegments`](crate::diarize::Method::SubSegments)); `narrowband` for
+    /// telephone-band audio ([`crate::subsegment::is_narrowband`]), where every voice looks
+    /// more alike. CAM++: chosen on the `tune` part of the diarization development set
+    /// (`voxfleet-bench-diarize --split tune`), wideband and telephone separately.
+    pub fn default_subsegment_threshold(self, narrowband: bool) -> f32 {
+        match (self, narrowband) {
+            (FrontEnd::Fbank80 { .. }, false) => 0.3,
+            (FrontEnd::Fbank80 { .. }, true) => 0.2,
+            // Not measured (no such model is shipped, or the diarizer does not run it).
+            (FrontEnd::Waveform, _) => 0.6,
+            (FrontEnd::Ge2eMel40, _) => 0.2,
+        }
+    }
 }
 
 /// Computes what each front end feeds the model.

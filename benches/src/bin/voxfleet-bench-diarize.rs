@@ -40,7 +40,8 @@ use anyhow::{Context, Result, bail};
 use progress::{bar, note};
 use serde::Deserialize;
 use voxfleet_speakers::{
-    DiarizeOptions, Diarizer, Embedder, Segmenter, Turn, WindowType, diarization_error_rate,
+    DiarizeOptions, Diarizer, Embedder, Method, Segmenter, Turn, WindowType,
+    diarization_error_rate, subsegment::SubSegmentOptions,
 };
 
 const DEVSET_SCRIPT: &str = include_str!("../../python/diarize_devset.py");
@@ -61,6 +62,23 @@ struct Args {
     /// model's, `FrontEnd::default_threshold`).
     #[arg(long)]
     threshold: Option<f32>,
+    /// What is embedded and clustered: `windows` (one embedding per window and local
+    /// speaker, the default), `subsegments` (1.5 s stretches of one speaker) or `hybrid`
+    /// (the windows' count, the sub-segments' labels); see `voxfleet_speakers::Method`.
+    #[arg(long, default_value = "windows")]
+    method: String,
+    /// Sub-segment length in seconds (`--method subsegments`).
+    #[arg(long)]
+    sub_len: Option<f64>,
+    /// Hop between sub-segments in seconds.
+    #[arg(long)]
+    sub_step: Option<f64>,
+    /// Clusters with less sub-segment speech than this (seconds) are folded.
+    #[arg(long)]
+    min_cluster: Option<f64>,
+    /// Cluster sub-segment embeddings less the recording's mean embedding.
+    #[arg(long)]
+    center: bool,
     /// Give the Diarizer the reference's number of speakers.
     #[arg(long)]
     oracle_count: bool,
@@ -211,6 +229,20 @@ fn main() -> Result<()> {
         bail!("no recordings match");
     }
 
+    let method = match args.method.as_str() {
+        "subsegments" => Method::SubSegments,
+        "windows" => Method::Windows,
+        "hybrid" => Method::Hybrid,
+        other => bail!("--method must be subsegments, windows or hybrid, not {other}"),
+    };
+    let defaults = SubSegmentOptions::default();
+    let subsegments = SubSegmentOptions {
+        len_s: args.sub_len.unwrap_or(defaults.len_s),
+        step_s: args.sub_step.unwrap_or(defaults.step_s),
+        min_cluster_s: args.min_cluster.unwrap_or(defaults.min_cluster_s),
+        center: args.center,
+        ..defaults
+    };
     let models = speaker_models::models_dir();
     let ort = speaker_models::start_onnxruntime(&models)?;
     let seg_path = models.segmentation()?;
@@ -232,10 +264,33 @@ fn main() -> Result<()> {
         seg_path.display(),
         emb.path.display()
     );
+    let front_end = diarizer.embedder().front_end();
     println!(
-        "clustering threshold (cosine distance): {}{}; DER collar ±{COLLAR_S} s, overlap scored",
-        args.threshold
-            .unwrap_or_else(|| diarizer.embedder().front_end().default_threshold()),
+        "clustering: {method:?}{}, threshold (cosine distance) {}{}; DER collar ±{COLLAR_S} s, overlap scored",
+        if method == Method::SubSegments {
+            format!(
+                " ({} s every {} s, clusters under {} s folded, {})",
+                subsegments.len_s,
+                subsegments.step_s,
+                subsegments.min_cluster_s,
+                if subsegments.center {
+                    "centred"
+                } else {
+                    "not centred"
+                }
+            )
+        } else {
+            String::new()
+        },
+        match (args.threshold, method) {
+            (Some(t), _) => t.to_string(),
+            (None, Method::Windows | Method::Hybrid) => front_end.default_threshold().to_string(),
+            (None, Method::SubSegments) => format!(
+                "{} ({} on telephone-band audio)",
+                front_end.default_subsegment_threshold(false),
+                front_end.default_subsegment_threshold(true)
+            ),
+        },
         if args.oracle_count {
             ", oracle speaker count"
         } else {
@@ -255,6 +310,8 @@ fn main() -> Result<()> {
         let opts = DiarizeOptions {
             num_speakers: args.oracle_count.then_some(item.speakers),
             threshold: args.threshold,
+            method,
+            subsegments,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
