@@ -27,7 +27,8 @@ Parts:
   vk2tpm_004, whose hiss leaves 7 dB between speech and pauses, so no reference can be cut
   from it, nor david4, the same voice: CAM++ cosine 0.97). Each recording is cut at its
   pauses into utterances. All `test`. `real-mix-phone` versions are
-  written at 8 kHz.
+  written at 8 kHz. Their manifest entries name the person behind each RTTM label
+  (`voices`), for the known-speaker check of voxfleet-bench-diarize.
 
 Usage: diarize_devset.py [OUT] [--seed N]
 """
@@ -235,7 +236,8 @@ def conversation(rng, speakers, lines, overlap, min_s):
     return utts
 
 
-def write_item(out, items, item_id, part, split, pcm, ref, rate=SR, channel=None, rng=None):
+def write_item(out, items, item_id, part, split, pcm, ref, rate=SR, channel=None, rng=None,
+               voices=None):
     wav = os.path.join(out, "audio", item_id + ".wav")
     tmp = wav + ".tmp.wav"
     write_wav(tmp, pcm)
@@ -266,14 +268,18 @@ def write_item(out, items, item_id, part, split, pcm, ref, rate=SR, channel=None
     with open(rttm, "w") as f:
         for a, b, s in ref:
             f.write(f"SPEAKER {item_id} 1 {a:.3f} {b - a:.3f} <NA> <NA> spk{s} <NA> <NA>\n")
-    items.append({
+    item = {
         "id": item_id, "part": part, "split": split, "wav": os.path.relpath(wav, out),
         "rttm": os.path.relpath(rttm, out), "sample_rate": rate,
         "speakers": len({s for _, _, s in ref}),
         "overlap": any(ref[i][1] > ref[j][0] and ref[i][2] != ref[j][2]
                        for i in range(len(ref)) for j in range(i + 1, min(len(ref), i + 6))),
         "duration_s": round(len(pcm) / SR, 3),
-    })
+    }
+    if voices is not None:
+        # The person behind each RTTM label: `spk{i}` is voices[i].
+        item["voices"] = list(voices)
+    items.append(item)
 
 
 def variants():
@@ -425,9 +431,9 @@ def real_mix(out, items, rng, count):
 
         pcm, ref = mix(conversation(rng, chosen, lines, c % 2 == 1, min_s=30 + 5 * n))
         base = f"real-mix-{c:02d}-{n}spk" + ("-ov" if c % 2 == 1 else "")
-        write_item(out, items, base, "real-mix", "test", pcm, ref)
+        write_item(out, items, base, "real-mix", "test", pcm, ref, voices=chosen)
         write_item(out, items, base + "-phone", "real-mix-phone", "test", pcm, ref,
-                   channel="phone")
+                   channel="phone", voices=chosen)
         print(f"  {base}: {len(pcm) / SR:.0f} s, voices {', '.join(chosen)}", flush=True)
 
 

@@ -5,14 +5,72 @@
 //! that turn is at most `tolerance` seconds away ([`NEAREST_TURN_TOLERANCE`] = 0.5 s in
 //! [`label_segments`]; ties to the earlier turn in the slice), otherwise `None`.
 //!
+//! [`match_known`] names diarized speakers after known speakers' reference voiceprints.
+//!
 //! [`split_at_speaker_changes`] first cuts a segment where the speaker changes inside it, so
 //! the words at a turn change go to the person who said them (see its docs).
 
 use crate::binarize::Turn;
+use crate::cluster::cosine_similarity;
 
 /// Largest gap (seconds) between a segment and the nearest turn for [`label_segments`] to still
 /// use that turn's speaker when nothing overlaps.
 pub const NEAREST_TURN_TOLERANCE: f64 = 0.5;
+
+/// Cosine similarity a known speaker's reference must reach with a diarized speaker's
+/// voiceprint (same model, CAM++) to name it, on wideband audio. Rechecked on the real voices
+/// of the diarization development set (`voxfleet-bench-diarize --split test --part real-mix
+/// --known`, issue 14): a person's reference from another recording scores 0.84–0.99, and with
+/// their own reference withheld no one was named after someone else at any bar from 0.4 up;
+/// 0.6 keeps a margin below the right person.
+pub const KNOWN_SPEAKER_MIN_SIMILARITY: f32 = 0.6;
+
+/// The same bar on telephone-band audio ([`crate::subsegment::is_narrowband`]). There, other
+/// people's references scored 0.38–0.89 (median 0.58): at 0.6, 13 of 20 speakers whose own
+/// reference was withheld were named after someone else; at 0.8, 1 of 20, while the right
+/// person still scored at least 0.84. Chosen on that same part (the only real voices with
+/// known identities), so it is not an unseen-data figure; a wrong name is worse than none.
+pub const KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND: f32 = 0.8;
+
+/// [`KNOWN_SPEAKER_MIN_SIMILARITY`] or, for telephone-band audio,
+/// [`KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND`].
+pub fn known_speaker_min_similarity(narrowband: bool) -> f32 {
+    if narrowband {
+        KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND
+    } else {
+        KNOWN_SPEAKER_MIN_SIMILARITY
+    }
+}
+
+/// Pairs known speakers with diarized speakers, best similarity first, each at most once, at
+/// or above `min_similarity`: `(speaker index, name)`, sorted by speaker.
+pub fn match_known(
+    speakers: &[Vec<f32>],
+    known: &[(String, Vec<f32>)],
+    min_similarity: f32,
+) -> Vec<(usize, String)> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (s, v) in speakers.iter().enumerate() {
+        for (k, (_, r)) in known.iter().enumerate() {
+            let sim = cosine_similarity(v, r);
+            if sim >= min_similarity {
+                pairs.push((sim, s, k));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut used_s, mut used_k) = (vec![false; speakers.len()], vec![false; known.len()]);
+    let mut out = Vec::new();
+    for (_, s, k) in pairs {
+        if !used_s[s] && !used_k[k] {
+            used_s[s] = true;
+            used_k[k] = true;
+            out.push((s, known[k].0.clone()));
+        }
+    }
+    out.sort();
+    out
+}
 
 /// Labels each `(start, end)` segment with [`NEAREST_TURN_TOLERANCE`]; see the module docs.
 pub fn label_segments(segments: &[(f64, f64)], turns: &[Turn]) -> Vec<Option<usize>> {
@@ -215,6 +273,23 @@ pub fn split_at_speaker_changes(start: f64, end: f64, text: &str, turns: &[Turn]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_speakers_match_best_first_above_the_threshold() {
+        let s = [vec![1.0, 0.0], vec![0.0, 1.0], vec![0.7, 0.7]];
+        let k = [
+            ("Bea".to_owned(), vec![0.1, 1.0]),
+            ("Al".to_owned(), vec![1.0, 0.05]),
+            ("Cy".to_owned(), vec![-1.0, 0.0]),
+        ];
+        assert_eq!(
+            match_known(&s, &k, 0.6),
+            [(0, "Al".to_owned()), (1, "Bea".to_owned())]
+        );
+        // A higher bar names nobody whose best match is below it.
+        assert_eq!(match_known(&s, &k, 0.999), []);
+        assert!(match_known(&s, &[], 0.6).is_empty());
+    }
 
     fn turn(start: f64, end: f64, speaker: usize) -> Turn {
         Turn {

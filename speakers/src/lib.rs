@@ -50,7 +50,10 @@ pub mod powerset;
 pub mod subsegment;
 
 pub use aggregate::{AggregateOptions, Chunk, Timeline};
-pub use assign::{Piece, label_segments, split_at_speaker_changes};
+pub use assign::{
+    KNOWN_SPEAKER_MIN_SIMILARITY, KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND, Piece,
+    known_speaker_min_similarity, label_segments, match_known, split_at_speaker_changes,
+};
 pub use binarize::{BinarizeOptions, Turn};
 pub use cluster::{
     ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings, cosine_similarity,

@@ -76,7 +76,8 @@ pub fn centered(embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
 
 /// Whether 16 kHz `pcm` is telephone-band (nothing above 4 kHz): see [`NARROWBAND_DB`].
 /// Every voice of such audio looks more alike to a speaker model trained on wideband speech,
-/// so the diarizer clusters it with a tighter threshold. Looks at up to 2,000 frames of 512
+/// so sub-segment clustering uses a tighter threshold there and known-speaker naming a higher
+/// bar ([`crate::assign::known_speaker_min_similarity`]). Looks at up to 2,000 frames of 512
 /// samples spread over the input (a hand-written band-energy ratio: no crate measures this).
 pub fn is_narrowband(pcm: &[f32]) -> bool {
     const N: usize = 512;

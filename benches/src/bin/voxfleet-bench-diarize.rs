@@ -79,6 +79,13 @@ struct Args {
     /// Cluster sub-segment embeddings less the recording's mean embedding.
     #[arg(long)]
     center: bool,
+    /// Also check known-speaker naming (`known_speaker_references`) on the recordings whose
+    /// manifest entry names its people (`voices`: the real-voice mixes): each person's
+    /// reference is their first 10 s of speech in another recording of the same part, every
+    /// person of the part is offered, and the worker's matching runs at a range of
+    /// thresholds.
+    #[arg(long)]
+    known: bool,
     /// Give the Diarizer the reference's number of speakers.
     #[arg(long)]
     oracle_count: bool,
@@ -112,6 +119,9 @@ struct Item {
     speakers: usize,
     overlap: bool,
     duration_s: f64,
+    /// The person behind each RTTM label `spk{i}`, where the set knows it.
+    #[serde(default)]
+    voices: Option<Vec<String>>,
 }
 
 /// The development set's manifest, building the set first when it is not there.
@@ -140,6 +150,11 @@ fn manifest(dir: &Path) -> Result<Manifest> {
 
 /// RTTM turns, speakers numbered by first appearance of their name.
 fn rttm(path: &Path) -> Result<Vec<Turn>> {
+    Ok(rttm_with_names(path)?.0)
+}
+
+/// [`rttm`] with the label of each speaker index.
+fn rttm_with_names(path: &Path) -> Result<(Vec<Turn>, Vec<String>)> {
     let mut names: Vec<String> = Vec::new();
     let mut turns = Vec::new();
     for line in std::fs::read_to_string(path)?.lines() {
@@ -162,7 +177,7 @@ fn rttm(path: &Path) -> Result<Vec<Turn>> {
             speaker,
         });
     }
-    Ok(turns)
+    Ok((turns, names))
 }
 
 /// Speakers of `turns` with at least `min_s` of speech.
@@ -298,6 +313,19 @@ fn main() -> Result<()> {
         }
     );
 
+    let references = if args.known {
+        let refs = known_references(&args.dir, &items, diarizer.embedder())?;
+        if refs.is_empty() {
+            bail!(
+                "--known: no recording of this selection names its people (`voices`); the real-mix parts do (delete {} to rebuild an older set)",
+                args.dir.join("manifest.json").display()
+            );
+        }
+        refs
+    } else {
+        Vec::new()
+    };
+    let mut known_tally: BTreeMap<String, KnownTally> = BTreeMap::new();
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     let (mut wall, mut audio) = (0.0f64, 0.0f64);
     let pb = bar(items.len() as u64, "diarizing");
@@ -319,6 +347,15 @@ fn main() -> Result<()> {
         wall += t.elapsed().as_secs_f64();
         audio += item.duration_s;
         let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
+        if let Some(voices) = item.voices.as_ref().filter(|_| args.known) {
+            known_tally.entry(item.part.clone()).or_default().add(
+                &args.dir,
+                item,
+                voices,
+                &d,
+                &references,
+            )?;
+        }
         let found = d.speakers.len();
         let count_ok = found == item.speakers;
         let audible_ok = found == speakers_with(&reference, AUDIBLE_S);
@@ -366,10 +403,211 @@ fn main() -> Result<()> {
     for (name, tally) in &groups {
         println!("{}", tally.row(name));
     }
+    for (part, tally) in &known_tally {
+        tally.print(part);
+    }
     println!(
         "\ndiarization wall time {wall:.1} s for {audio:.1} s of audio: RTF {:.3} (CPU, {} threads)",
         wall / audio.max(1e-9),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())
+}
+
+/// Seconds of a person's speech that make their known-speaker reference.
+const KNOWN_REFERENCE_S: f64 = 10.0;
+/// Match thresholds (cosine similarity) the known-speaker check tries.
+const KNOWN_THRESHOLDS: [f32; 9] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8];
+
+/// A person's reference voiceprint, cut from one recording, as a user would upload it.
+struct KnownReference {
+    part: String,
+    voice: String,
+    /// The recording it was cut from (never offered for that recording).
+    item: String,
+    print: Vec<f32>,
+}
+
+/// Up to two references per (part, person), from different recordings, recordings without
+/// overlapped speech first; each the person's first [`KNOWN_REFERENCE_S`] of speech there,
+/// embedded as the worker embeds an uploaded reference clip (`Embedder::voiceprint`).
+fn known_references(
+    dir: &Path,
+    items: &[&Item],
+    embedder: &Embedder,
+) -> Result<Vec<KnownReference>> {
+    let mut ordered: Vec<&&Item> = items.iter().filter(|i| i.voices.is_some()).collect();
+    ordered.sort_by_key(|i| i.overlap);
+    let mut out: Vec<KnownReference> = Vec::new();
+    for item in ordered {
+        let Some(voices) = &item.voices else { continue };
+        let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
+        let mut pcm: Option<Vec<f32>> = None;
+        for (label, name) in names.iter().enumerate() {
+            let Some(voice) = name
+                .strip_prefix("spk")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| voices.get(i))
+            else {
+                continue;
+            };
+            let have = out
+                .iter()
+                .filter(|r| r.part == item.part && &r.voice == voice)
+                .count();
+            if have >= 2 {
+                continue;
+            }
+            let mut regions = Vec::new();
+            let mut total = 0.0;
+            for t in turns.iter().filter(|t| t.speaker == label) {
+                if total >= KNOWN_REFERENCE_S {
+                    break;
+                }
+                let end = t.end.min(t.start + KNOWN_REFERENCE_S - total);
+                regions.push((t.start, end));
+                total += end - t.start;
+            }
+            if pcm.is_none() {
+                pcm = Some(
+                    voxfleet_audio::decode_file(&dir.join(&item.wav), &Default::default())
+                        .with_context(|| item.wav.clone())?
+                        .samples,
+                );
+            }
+            if let Some(print) = embedder.voiceprint(pcm.as_deref().unwrap_or(&[]), &regions)? {
+                out.push(KnownReference {
+                    part: item.part.clone(),
+                    voice: voice.clone(),
+                    item: item.id.clone(),
+                    print,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Known-speaker naming over the recordings, per threshold.
+#[derive(Default)]
+struct KnownTally {
+    /// Per threshold: (named right, named wrong, left unnamed, named when a stranger).
+    counts: Vec<(usize, usize, usize, usize)>,
+    same: Vec<f32>,
+    different: Vec<f32>,
+    speakers: usize,
+}
+
+impl KnownTally {
+    /// Names `d`'s speakers against every person of the item's part (each from another
+    /// recording); a speaker's true person is the reference speaker it overlaps most.
+    fn add(
+        &mut self,
+        dir: &Path,
+        item: &Item,
+        voices: &[String],
+        d: &voxfleet_speakers::Diarization,
+        references: &[KnownReference],
+    ) -> Result<()> {
+        let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
+        let person = |label: usize| -> Option<&String> {
+            names[label]
+                .strip_prefix("spk")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| voices.get(i))
+        };
+        let truth: Vec<Option<&String>> = (0..d.speakers.len())
+            .map(|s| {
+                let mut overlap = vec![0.0f64; names.len()];
+                for h in d.turns.iter().filter(|t| t.speaker == s) {
+                    for r in &turns {
+                        overlap[r.speaker] += (h.end.min(r.end) - h.start.max(r.start)).max(0.0);
+                    }
+                }
+                (0..names.len())
+                    .filter(|&l| overlap[l] > 0.0)
+                    .max_by(|&a, &b| overlap[a].total_cmp(&overlap[b]))
+                    .and_then(person)
+            })
+            .collect();
+        let mut known: Vec<(String, Vec<f32>)> = Vec::new();
+        for r in references
+            .iter()
+            .filter(|r| r.part == item.part && r.item != item.id)
+        {
+            if !known.iter().any(|(v, _)| v == &r.voice) {
+                known.push((r.voice.clone(), r.print.clone()));
+            }
+        }
+        let prints: Vec<Vec<f32>> = d.speakers.iter().map(|s| s.embedding.clone()).collect();
+        for (s, print) in prints.iter().enumerate() {
+            for (voice, r) in &known {
+                let sim = voxfleet_speakers::cosine_similarity(print, r);
+                if truth[s] == Some(voice) {
+                    self.same.push(sim);
+                } else {
+                    self.different.push(sim);
+                }
+            }
+        }
+        // A stranger: the same speakers with their own person's reference withheld; any
+        // name is then wrong.
+        let best_other: Vec<f32> = prints
+            .iter()
+            .enumerate()
+            .map(|(s, print)| {
+                known
+                    .iter()
+                    .filter(|(v, _)| truth[s] != Some(v))
+                    .map(|(_, r)| voxfleet_speakers::cosine_similarity(print, r))
+                    .fold(f32::NEG_INFINITY, f32::max)
+            })
+            .collect();
+        self.speakers += prints.len();
+        self.counts.resize(KNOWN_THRESHOLDS.len(), (0, 0, 0, 0));
+        for (i, &t) in KNOWN_THRESHOLDS.iter().enumerate() {
+            let named = voxfleet_speakers::match_known(&prints, &known, t);
+            let right = named.iter().filter(|(s, v)| truth[*s] == Some(v)).count();
+            self.counts[i].0 += right;
+            self.counts[i].1 += named.len() - right;
+            self.counts[i].2 += prints.len() - named.len();
+            self.counts[i].3 += best_other.iter().filter(|&&b| b >= t).count();
+        }
+        Ok(())
+    }
+
+    fn print(&self, part: &str) {
+        let stats = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.sort_by(f32::total_cmp);
+            match (v.first(), v.get(v.len() / 2), v.last()) {
+                (Some(a), Some(m), Some(b)) => format!("{a:.2} / {m:.2} / {b:.2} (n={})", v.len()),
+                _ => "none".to_owned(),
+            }
+        };
+        println!(
+            "\nknown speakers, {part} ({} diarized speakers; references: first {KNOWN_REFERENCE_S} s of each person in another recording of the part; the worker's bar: {} wideband, {} telephone-band)",
+            self.speakers,
+            voxfleet_speakers::KNOWN_SPEAKER_MIN_SIMILARITY,
+            voxfleet_speakers::KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND
+        );
+        println!(
+            "  similarity to the right person's reference  min / median / max: {}",
+            stats(&self.same)
+        );
+        println!(
+            "  similarity to other people's references     min / median / max: {}",
+            stats(&self.different)
+        );
+        println!(
+            "  {:>9} {:>11} {:>11} {:>9} {:>26}",
+            "threshold", "named right", "named wrong", "unnamed", "stranger given a name"
+        );
+        for (t, (right, wrong, unnamed, stranger)) in KNOWN_THRESHOLDS.iter().zip(&self.counts) {
+            println!(
+                "  {t:>9.2} {right:>11} {wrong:>11} {unnamed:>9} {stranger:>19} of {}",
+                self.speakers
+            );
+        }
+    }
 }

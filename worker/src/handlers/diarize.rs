@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use voxfleet_jobs::{DiarizeInput, ExtractEmbeddingsInput, HandlerError};
-use voxfleet_speakers::{DiarizeOptions, Progress, SpeakersError, Turn, cosine_similarity};
+use voxfleet_speakers::{
+    DiarizeOptions, Progress, SpeakersError, Turn, known_speaker_min_similarity, match_known,
+    subsegment::is_narrowband,
+};
 use voxfleet_store::speakers::{DiarizationWrite, NewEmbedding, NewSpeaker, NewTurn};
 
 use crate::handlers::shared::{
@@ -22,11 +25,6 @@ use crate::runtime::JobContext;
 
 /// The profile whose model diarization clusters with (its voiceprints come for free).
 const CLUSTER_PROFILE: &str = "v4";
-
-/// Cosine similarity a known speaker's reference must reach with a diarized speaker's
-/// voiceprint (same model) to name it. CAM++ on espeak voices: the same voice scores
-/// 0.78–0.91, different voices about 0.3 (two similar male voices up to 0.77; MODELS.md).
-const KNOWN_SPEAKER_MIN_SIMILARITY: f32 = 0.6;
 
 fn speakers_error(e: SpeakersError) -> HandlerError {
     match e {
@@ -81,32 +79,6 @@ pub fn exclusive_regions(turns: &[Turn], speaker: usize) -> Vec<(f64, f64)> {
     if out.iter().map(|(s, e)| e - s).sum::<f64>() < 0.5 {
         return own;
     }
-    out
-}
-
-/// Pairs known speakers with diarized speakers, best similarity first, each at most once, at
-/// or above the threshold: `(speaker index, name)`.
-fn match_known(speakers: &[Vec<f32>], known: &[(String, Vec<f32>)]) -> Vec<(usize, String)> {
-    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (s, v) in speakers.iter().enumerate() {
-        for (k, (_, r)) in known.iter().enumerate() {
-            let sim = cosine_similarity(v, r);
-            if sim >= KNOWN_SPEAKER_MIN_SIMILARITY {
-                pairs.push((sim, s, k));
-            }
-        }
-    }
-    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (mut used_s, mut used_k) = (vec![false; speakers.len()], vec![false; known.len()]);
-    let mut out = Vec::new();
-    for (_, s, k) in pairs {
-        if !used_s[s] && !used_k[k] {
-            used_s[s] = true;
-            used_k[k] = true;
-            out.push((s, known[k].0.clone()));
-        }
-    }
-    out.sort();
     out
 }
 
@@ -230,7 +202,12 @@ pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, Handler
                 }
             }
             let centroids: Vec<Vec<f32>> = d.speakers.iter().map(|s| s.embedding.clone()).collect();
-            let names = match_known(&centroids, &known);
+            // Telephone-band audio (the recording's or a reference's) makes every voice look
+            // alike: a stricter bar there.
+            let narrowband = !known.is_empty()
+                && (is_narrowband(&samples)
+                    || references.iter().any(|(_, pcm)| is_narrowband(pcm)));
+            let names = match_known(&centroids, &known, known_speaker_min_similarity(narrowband));
             Ok((d, prints, names))
         })
         .await?;
@@ -450,20 +427,5 @@ mod tests {
         // All overlapped: the turns themselves.
         let turns = [t(0.0, 2.0, 0), t(0.0, 2.0, 1)];
         assert_eq!(exclusive_regions(&turns, 1), [(0.0, 2.0)]);
-    }
-
-    #[test]
-    fn known_speakers_match_best_first_above_the_threshold() {
-        let s = [vec![1.0, 0.0], vec![0.0, 1.0], vec![0.7, 0.7]];
-        let k = [
-            ("Bea".to_owned(), vec![0.1, 1.0]),
-            ("Al".to_owned(), vec![1.0, 0.05]),
-            ("Cy".to_owned(), vec![-1.0, 0.0]),
-        ];
-        assert_eq!(
-            match_known(&s, &k),
-            [(0, "Al".to_owned()), (1, "Bea".to_owned())]
-        );
-        assert!(match_known(&s, &[]).is_empty());
     }
 }
