@@ -189,10 +189,10 @@ pub fn fold_small_clusters(
         for (rank, &c) in order.iter().enumerate() {
             keep[c] = size[c] >= min_frames || rank < keep_at_least;
         }
-        if !keep.iter().any(|&x| x) {
-            if let Some(&c) = order.first() {
-                keep[c] = true;
-            }
+        if !keep.iter().any(|&x| x)
+            && let Some(&c) = order.first()
+        {
+            keep[c] = true;
         }
         keep
     };

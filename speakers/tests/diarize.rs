@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use common::{SR, conversation};
 use voxfleet_speakers::{
-    Diarization, DiarizeOptions, Diarizer, Progress, Turn, diarization_error_rate,
+    Diarization, DiarizeOptions, Diarizer, Method, Progress, Turn, diarization_error_rate,
 };
 
 fn diarizer() -> Diarizer {
@@ -88,6 +88,34 @@ fn two_voices() {
         },
     );
     check("two voices, num_speakers=2", &r, &reference, 2, 0.15);
+}
+
+/// The methods that are not the default (`voxfleet-bench-diarize --method`) run the whole way
+/// on the same conversation: sub-segment labels, overlapped-frame votes and the hybrid's count.
+#[test]
+fn sub_segment_and_hybrid_methods_two_voices() {
+    let (pcm, reference) = conversation(&["en-us", "en-us+f3"], 50.0, 7);
+    let d = diarizer();
+    for method in [Method::SubSegments, Method::Hybrid] {
+        for num_speakers in [None, Some(2)] {
+            let r = run(
+                &d,
+                &pcm,
+                &DiarizeOptions {
+                    method,
+                    num_speakers,
+                    ..DiarizeOptions::default()
+                },
+            );
+            check(
+                &format!("two voices, {method:?}, num_speakers={num_speakers:?}"),
+                &r,
+                &reference,
+                2,
+                0.15,
+            );
+        }
+    }
 }
 
 #[test]
