@@ -288,18 +288,13 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
             let mut stream = res.bytes_stream();
             let mut seen = String::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-            let mut id_rx = Some(id_rx);
+            let mut id_rx = id_rx;
             let mut id: Option<String> = None;
             use futures::StreamExt;
             while let Ok(Some(Ok(c))) = tokio::time::timeout_at(deadline, stream.next()).await {
                 seen.push_str(&String::from_utf8_lossy(&c));
                 if id.is_none() {
-                    if let Some(mut rx) = id_rx.take() {
-                        match rx.try_recv() {
-                            Ok(v) => id = Some(v),
-                            Err(_) => id_rx = Some(rx),
-                        }
-                    }
+                    id = id_rx.try_recv().ok();
                 }
                 if id.as_ref().is_some_and(|id| seen.contains(id.as_str())) {
                     break;
