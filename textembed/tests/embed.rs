@@ -279,7 +279,7 @@ fn matches_reference_values() {
 /// Prints, asserts nothing: `cargo test -p voxfleet-textembed --test embed --
 /// --ignored --nocapture throughput`.
 #[test]
-#[ignore]
+#[ignore = "a throughput figure, not a check: it asserts nothing and is run by hand (see above); speed goals live in benches/"]
 fn throughput() {
     let segments: Vec<TimedText> = (0..1024)
         .map(|i| TimedText {
