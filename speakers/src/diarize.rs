@@ -549,19 +549,21 @@ impl Diarizer {
         let embeddings = self.embed_all(&clips, opts.batch_size, report, check)?;
         // Clustered (and folded) centred when asked; the speakers' embeddings stay in the
         // model's space, where voiceprints are matched.
-        let space = if so.center && embeddings.len() > 1 {
-            subsegment::centered(&embeddings)
+        let centered;
+        let space: &[Vec<f32>] = if so.center && embeddings.len() > 1 {
+            centered = subsegment::centered(&embeddings);
+            &centered
         } else {
-            embeddings.clone()
+            &embeddings
         };
-        let clustering = cluster_embeddings(&space, cluster_opts)?;
+        let clustering = cluster_embeddings(space, cluster_opts)?;
         let (labels, k) = if cluster_opts.num_speakers.is_some() {
             (clustering.labels, clustering.centroids.len())
         } else {
             subsegment::fold_small_clusters(
                 &segments,
                 &clustering.labels,
-                &space,
+                space,
                 frames(so.min_cluster_s),
                 cluster_opts.min_speakers.unwrap_or(1),
             )

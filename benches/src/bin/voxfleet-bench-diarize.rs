@@ -419,6 +419,14 @@ const KNOWN_REFERENCE_S: f64 = 10.0;
 /// Match thresholds (cosine similarity) the known-speaker check tries.
 const KNOWN_THRESHOLDS: [f32; 9] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8];
 
+/// The person behind the dev set's RTTM label `spk{i}`: `voices[i]`.
+fn person_of<'a>(label: &str, voices: &'a [String]) -> Option<&'a String> {
+    label
+        .strip_prefix("spk")
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| voices.get(i))
+}
+
 /// A person's reference voiceprint, cut from one recording, as a user would upload it.
 struct KnownReference {
     part: String,
@@ -444,11 +452,7 @@ fn known_references(
         let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
         let mut pcm: Option<Vec<f32>> = None;
         for (label, name) in names.iter().enumerate() {
-            let Some(voice) = name
-                .strip_prefix("spk")
-                .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| voices.get(i))
-            else {
+            let Some(voice) = person_of(name, voices) else {
                 continue;
             };
             let have = out
@@ -510,12 +514,7 @@ impl KnownTally {
         references: &[KnownReference],
     ) -> Result<()> {
         let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
-        let person = |label: usize| -> Option<&String> {
-            names[label]
-                .strip_prefix("spk")
-                .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| voices.get(i))
-        };
+        let person = |label: usize| person_of(&names[label], voices);
         let truth: Vec<Option<&String>> = (0..d.speakers.len())
             .map(|s| {
                 let mut overlap = vec![0.0f64; names.len()];
