@@ -208,12 +208,20 @@ impl FrontEnd {
     /// on two espeak voices at 0.3, merged most voices of most conversations into one.
     /// GE2E's similarities all lie in `[0, 1]` (same voice ≈ 0.85–0.9, different ≈ 0.6–0.7);
     /// its 0.2 was not re-measured (the diarizer runs the v4 profile's fbank model).
-    pub fn default_threshold(self) -> f32 {
-        match self {
-            FrontEnd::Fbank80 { .. } => 0.28,
+    ///
+    /// `narrowband`: telephone-band audio ([`crate::subsegment::is_narrowband`]), where every
+    /// voice looks more alike. CAM++: 0.16, the lowest DER of 0.06–0.28 on the `tune` part's
+    /// telephone conversations (`voxfleet-bench-diarize --split tune --part synthetic-phone
+    /// --sweep-threshold ...`: 33.9 % at 0.28, 11.6 % at 0.16, 12.4–15.4 % at 0.14–0.18).
+    /// The wideband 0.28 stays: on the wideband tune parts a lower threshold trades synthetic
+    /// DER (17.7 % → 14.5 % at 0.24) for real-meeting DER (AMI 18.6 % → 20.4 %).
+    pub fn default_threshold(self, narrowband: bool) -> f32 {
+        match (self, narrowband) {
+            (FrontEnd::Fbank80 { .. }, false) => 0.28,
+            (FrontEnd::Fbank80 { .. }, true) => 0.16,
             // Not measured here (no such model is shipped); the former shared default.
-            FrontEnd::Waveform => 0.6,
-            FrontEnd::Ge2eMel40 => 0.2,
+            (FrontEnd::Waveform, _) => 0.6,
+            (FrontEnd::Ge2eMel40, _) => 0.2,
         }
     }
 

@@ -175,10 +175,23 @@ pub fn fold_small_clusters(
     min_frames: usize,
     keep_at_least: usize,
 ) -> (Vec<usize>, usize) {
+    let weights: Vec<usize> = segments.iter().map(|&(a, b)| b - a).collect();
+    fold_light_clusters(&weights, labels, embeddings, min_frames, keep_at_least)
+}
+
+/// [`fold_small_clusters`] with a weight per item (frames, or 1 to count members): clusters
+/// whose members weigh less than `min_weight` in all are folded.
+pub fn fold_light_clusters<E: AsRef<[f32]>>(
+    weights: &[usize],
+    labels: &[usize],
+    embeddings: &[E],
+    min_weight: usize,
+    keep_at_least: usize,
+) -> (Vec<usize>, usize) {
     let k = labels.iter().max().map_or(0, |&m| m + 1);
     let mut size = vec![0usize; k];
-    for (&(a, b), &l) in segments.iter().zip(labels) {
-        size[l] += b - a;
+    for (&w, &l) in weights.iter().zip(labels) {
+        size[l] += w;
     }
     // Clusters by size, largest first; the large ones, and enough of the largest to keep the
     // floor, survive.
@@ -187,7 +200,7 @@ pub fn fold_small_clusters(
     let keep: Vec<bool> = {
         let mut keep = vec![false; k];
         for (rank, &c) in order.iter().enumerate() {
-            keep[c] = size[c] >= min_frames || rank < keep_at_least;
+            keep[c] = size[c] >= min_weight || rank < keep_at_least;
         }
         if !keep.iter().any(|&x| x)
             && let Some(&c) = order.first()
@@ -196,10 +209,10 @@ pub fn fold_small_clusters(
         }
         keep
     };
-    let dim = embeddings.first().map_or(0, Vec::len);
+    let dim = embeddings.first().map_or(0, |e| e.as_ref().len());
     let mut centroids = vec![vec![0f32; dim]; k];
     for (e, &l) in embeddings.iter().zip(labels) {
-        for (c, x) in centroids[l].iter_mut().zip(e) {
+        for (c, x) in centroids[l].iter_mut().zip(e.as_ref()) {
             *c += x;
         }
     }
@@ -214,8 +227,8 @@ pub fn fold_small_clusters(
             (0..k)
                 .filter(|&c| keep[c])
                 .max_by(|&x, &y| {
-                    cosine_similarity(e, &centroids[x])
-                        .total_cmp(&cosine_similarity(e, &centroids[y]))
+                    cosine_similarity(e.as_ref(), &centroids[x])
+                        .total_cmp(&cosine_similarity(e.as_ref(), &centroids[y]))
                         .then(y.cmp(&x))
                 })
                 .unwrap_or(l)
@@ -317,6 +330,26 @@ mod tests {
         let (labels3, k) = fold_small_clusters(&segments, &labels, &embeddings, 100, 2);
         assert_eq!(k, 2);
         assert_eq!(labels3, vec![0, 0, 1, 1, 0]);
+    }
+
+    #[test]
+    fn light_clusters_fold_by_member_count() {
+        // Cluster 1 has one member, cluster 0 three, cluster 2 two: with a minimum of 2 members
+        // only cluster 1 folds, into cluster 2, whose centroid is nearer.
+        let labels = vec![0, 0, 0, 1, 2, 2];
+        let embeddings = vec![
+            [1.0f32, 0.0],
+            [1.0, 0.1],
+            [0.9, 0.0],
+            [0.3, 1.0],
+            [0.0, 1.0],
+            [0.1, 1.0],
+        ];
+        let (folded, k) = fold_light_clusters(&[1; 6], &labels, &embeddings, 2, 1);
+        assert_eq!((folded, k), (vec![0, 0, 0, 1, 1, 1], 2));
+        // Weights count: one heavy member keeps its cluster.
+        let (kept, k) = fold_light_clusters(&[1, 1, 1, 5, 1, 1], &labels, &embeddings, 2, 1);
+        assert_eq!((kept, k), (labels.clone(), 3));
     }
 
     #[test]

@@ -90,6 +90,36 @@ fn two_voices() {
     check("two voices, num_speakers=2", &r, &reference, 2, 0.15);
 }
 
+/// A diarizer with a memo (the bench's parameter sweeps) gives what a fresh one gives, on a
+/// second run of the same audio and with other clustering options.
+#[test]
+fn memo_changes_nothing() {
+    let (pcm, _) = conversation(&["en-us", "en-us+f3"], 30.0, 11);
+    let fresh = diarizer();
+    let memo = diarizer().with_memo();
+    for opts in [
+        DiarizeOptions::default(),
+        DiarizeOptions {
+            threshold: Some(0.1),
+            min_cluster_size: 3,
+            ..DiarizeOptions::default()
+        },
+        DiarizeOptions {
+            method: Method::SubSegments,
+            ..DiarizeOptions::default()
+        },
+    ] {
+        let want = run(&fresh, &pcm, &opts);
+        assert_eq!(run(&memo, &pcm, &opts), want, "{opts:?}");
+        assert_eq!(run(&memo, &pcm, &opts), want, "{opts:?}, again");
+    }
+    memo.forget();
+    assert_eq!(
+        run(&memo, &pcm, &DiarizeOptions::default()),
+        run(&fresh, &pcm, &DiarizeOptions::default())
+    );
+}
+
 /// The methods that are not the default (`voxfleet-bench-diarize --method`) run the whole way
 /// on the same conversation: sub-segment labels, overlapped-frame votes and the hybrid's count.
 #[test]

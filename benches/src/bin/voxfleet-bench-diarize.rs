@@ -89,6 +89,18 @@ struct Args {
     /// Give the Diarizer the reference's number of speakers.
     #[arg(long)]
     oracle_count: bool,
+    /// `--method windows`: clusters with fewer members than this are folded
+    /// (`DiarizeOptions::min_cluster_size`; default: the Diarizer's).
+    #[arg(long)]
+    min_cluster_size: Option<usize>,
+    /// Also run these thresholds (comma-separated) on every recording, the models' outputs
+    /// computed once, and print one summary row per part for each setting.
+    #[arg(long, value_delimiter = ',')]
+    sweep_threshold: Vec<f32>,
+    /// Also run these `min_cluster_size` values (comma-separated), crossed with
+    /// `--sweep-threshold`.
+    #[arg(long, value_delimiter = ',')]
+    sweep_min_cluster_size: Vec<usize>,
     /// One line per recording.
     #[arg(short, long)]
     verbose: bool,
@@ -189,7 +201,7 @@ fn speakers_with(turns: &[Turn], min_s: f64) -> usize {
     total.values().filter(|&&s| s >= min_s).count()
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Tally {
     recordings: usize,
     count_right: usize,
@@ -267,10 +279,35 @@ fn main() -> Result<()> {
     } else {
         WindowType::Hamming
     };
-    let diarizer = Diarizer::new(
+    let mut diarizer = Diarizer::new(
         Arc::new(Segmenter::load(&seg_path)?),
         Arc::new(Embedder::load(&emb.path, window)?),
     );
+    let min_cluster_size = args
+        .min_cluster_size
+        .unwrap_or(DiarizeOptions::default().min_cluster_size);
+    // The first setting is the one reported in full; the sweep's others are summarised.
+    let mut settings = vec![(args.threshold, min_cluster_size)];
+    if !args.sweep_threshold.is_empty() || !args.sweep_min_cluster_size.is_empty() {
+        let thresholds: Vec<Option<f32>> = if args.sweep_threshold.is_empty() {
+            vec![args.threshold]
+        } else {
+            args.sweep_threshold.iter().copied().map(Some).collect()
+        };
+        let sizes = if args.sweep_min_cluster_size.is_empty() {
+            vec![min_cluster_size]
+        } else {
+            args.sweep_min_cluster_size.clone()
+        };
+        for t in &thresholds {
+            for m in &sizes {
+                if !settings.contains(&(*t, *m)) {
+                    settings.push((*t, *m));
+                }
+            }
+        }
+        diarizer = diarizer.with_memo();
+    }
     println!(
         "development set: {} ({} recordings, split {}); models: {}, {}; ONNX Runtime: {ort}",
         args.dir.display(),
@@ -299,7 +336,11 @@ fn main() -> Result<()> {
         },
         match (args.threshold, method) {
             (Some(t), _) => t.to_string(),
-            (None, Method::Windows | Method::Hybrid) => front_end.default_threshold().to_string(),
+            (None, Method::Windows | Method::Hybrid) => format!(
+                "{} ({} on telephone-band audio)",
+                front_end.default_threshold(false),
+                front_end.default_threshold(true)
+            ),
             (None, Method::SubSegments) => format!(
                 "{} ({} on telephone-band audio)",
                 front_end.default_subsegment_threshold(false),
@@ -327,6 +368,8 @@ fn main() -> Result<()> {
     };
     let mut known_tally: BTreeMap<String, KnownTally> = BTreeMap::new();
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut swept: Vec<BTreeMap<String, Tally>> =
+        settings.iter().map(|_| BTreeMap::new()).collect();
     let (mut wall, mut audio) = (0.0f64, 0.0f64);
     let pb = bar(items.len() as u64, "diarizing");
     let stop = AtomicBool::new(false);
@@ -340,6 +383,7 @@ fn main() -> Result<()> {
             threshold: args.threshold,
             method,
             subsegments,
+            min_cluster_size,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
@@ -347,6 +391,24 @@ fn main() -> Result<()> {
         wall += t.elapsed().as_secs_f64();
         audio += item.duration_s;
         let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
+        for (&(threshold, min_cluster_size), tallies) in settings.iter().zip(&mut swept).skip(1) {
+            let opts = DiarizeOptions {
+                threshold,
+                min_cluster_size,
+                ..opts.clone()
+            };
+            let d = diarizer.run(&pcm, &opts, &mut |_| {}, &stop)?;
+            let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
+            tallies
+                .entry(format!("{} {}", item.split, item.part))
+                .or_default()
+                .add(
+                    &report,
+                    d.speakers.len() == item.speakers,
+                    d.speakers.len() == speakers_with(&reference, AUDIBLE_S),
+                );
+        }
+        diarizer.forget();
         if let Some(voices) = item.voices.as_ref().filter(|_| args.known) {
             known_tally.entry(item.part.clone()).or_default().add(
                 &args.dir,
@@ -405,6 +467,32 @@ fn main() -> Result<()> {
     }
     for (part, tally) in &known_tally {
         tally.print(part);
+    }
+    if settings.len() > 1 {
+        println!("\nsweep (threshold, min_cluster_size): count right and DER per part");
+        swept[0] = groups
+            .iter()
+            .filter(|(k, _)| !k.contains("(all)"))
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        for ((threshold, size), tallies) in settings.iter().zip(&swept) {
+            let cells: Vec<String> = tallies
+                .iter()
+                .map(|(part, t)| {
+                    format!(
+                        "{part} {}/{} {:.1} %",
+                        t.count_right,
+                        t.recordings,
+                        100.0 * t.errors / t.total.max(1e-9)
+                    )
+                })
+                .collect();
+            println!(
+                "  {:>8} {size:>3}  {}",
+                threshold.map_or("default".into(), |t| t.to_string()),
+                cells.join(" | ")
+            );
+        }
     }
     println!(
         "\ndiarization wall time {wall:.1} s for {audio:.1} s of audio: RTF {:.3} (CPU, {} threads)",
