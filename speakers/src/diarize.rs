@@ -244,54 +244,55 @@ impl Diarizer {
         &self,
         windows: &[&[f32]],
     ) -> Result<Vec<Vec<[f32; NUM_LOCAL_SPEAKERS]>>, SpeakersError> {
-        let run = |windows: &[&[f32]]| -> Result<Vec<_>, SpeakersError> {
-            Ok(self
-                .segmenter
-                .segment(windows)?
-                .iter()
-                .map(|logits| to_multilabel(logits))
-                .collect())
-        };
-        let Some(memo) = &self.memo else {
-            return run(windows);
-        };
-        let keys: Vec<u64> = windows.iter().map(|w| clip_key(w)).collect();
-        let known = {
-            let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
-            keys.iter()
-                .map(|k| memo.segments.get(k).cloned())
-                .collect::<Option<Vec<_>>>()
-        };
-        if let Some(known) = known {
-            return Ok(known);
-        }
-        let out = run(windows)?;
-        let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, acts) in keys.iter().zip(&out) {
-            memo.segments.insert(*k, acts.clone());
-        }
-        Ok(out)
+        self.through_memo(
+            windows,
+            |m| &mut m.segments,
+            |windows| {
+                Ok(self
+                    .segmenter
+                    .segment(windows)?
+                    .iter()
+                    .map(|logits| to_multilabel(logits))
+                    .collect())
+            },
+        )
     }
 
     /// Embeddings of `clips`, through the memo when there is one.
     fn embed(&self, clips: &[&[f32]]) -> Result<Vec<Vec<f32>>, SpeakersError> {
+        self.through_memo(
+            clips,
+            |m| &mut m.embeddings,
+            |clips| self.embedder.embed_clips(clips),
+        )
+    }
+
+    /// `compute(inputs)`, or what the memo's `table` holds for every one of them.
+    fn through_memo<T: Clone>(
+        &self,
+        inputs: &[&[f32]],
+        table: fn(&mut Memo) -> &mut HashMap<u64, T>,
+        compute: impl FnOnce(&[&[f32]]) -> Result<Vec<T>, SpeakersError>,
+    ) -> Result<Vec<T>, SpeakersError> {
         let Some(memo) = &self.memo else {
-            return self.embedder.embed_clips(clips);
+            return compute(inputs);
         };
-        let keys: Vec<u64> = clips.iter().map(|c| clip_key(c)).collect();
+        let keys: Vec<u64> = inputs.iter().map(|c| clip_key(c)).collect();
         let known = {
-            let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+            let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+            let table = table(&mut memo);
             keys.iter()
-                .map(|k| memo.embeddings.get(k).cloned())
+                .map(|k| table.get(k).cloned())
                 .collect::<Option<Vec<_>>>()
         };
         if let Some(known) = known {
             return Ok(known);
         }
-        let out = self.embedder.embed_clips(clips)?;
+        let out = compute(inputs)?;
         let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, e) in keys.iter().zip(&out) {
-            memo.embeddings.insert(*k, e.clone());
+        let table = table(&mut memo);
+        for (k, v) in keys.iter().zip(&out) {
+            table.insert(*k, v.clone());
         }
         Ok(out)
     }
