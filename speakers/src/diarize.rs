@@ -551,18 +551,7 @@ impl Diarizer {
                 opts.min_cluster_size,
                 cluster_opts.min_speakers.unwrap_or(1),
             );
-            (0..k)
-                .map(|c| {
-                    mean_embedding(
-                        labels
-                            .iter()
-                            .zip(&train)
-                            .filter(|(l, _)| **l == c)
-                            .map(|(_, e)| *e),
-                    )
-                    .unwrap_or_default()
-                })
-                .collect()
+            cluster_means(&labels, k, &train)
         } else {
             clustering.centroids
         };
@@ -720,18 +709,7 @@ impl Diarizer {
                 out
             })
             .collect();
-        let speaker_embeddings = (0..k)
-            .map(|c| {
-                mean_embedding(
-                    labels
-                        .iter()
-                        .zip(&embeddings)
-                        .filter(|(l, _)| **l == c)
-                        .map(|(_, e)| e.as_slice()),
-                )
-                .unwrap_or_default()
-            })
-            .collect();
+        let speaker_embeddings = cluster_means(&labels, k, &embeddings);
         Ok(Some(Labelled {
             clusters,
             speaker_embeddings,
@@ -822,6 +800,23 @@ impl Diarizer {
         }
         out
     }
+}
+
+/// The [`mean_embedding`] of each of the `k` clusters of `labels` (empty for one with no
+/// members).
+fn cluster_means<E: AsRef<[f32]>>(labels: &[usize], k: usize, embeddings: &[E]) -> Vec<Vec<f32>> {
+    (0..k)
+        .map(|c| {
+            mean_embedding(
+                labels
+                    .iter()
+                    .zip(embeddings)
+                    .filter(|(l, _)| **l == c)
+                    .map(|(_, e)| e.as_ref()),
+            )
+            .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// L2-normalised mean of unit vectors; `None` when there are none (or they cancel out).
