@@ -10,6 +10,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
 
 scripts/services.sh
 scripts/tools.sh
+# CTranslate2's MKL (scripts/tools.sh installs it) by its absolute path: .cargo/config.toml's
+# fallback names it through the checkout, and a clone elsewhere would rebuild CTranslate2.
+export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
+export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs) and run this again" >&2
   exit 1

@@ -8,6 +8,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/services.sh
 scripts/tools.sh
+# CTranslate2's MKL (scripts/tools.sh installs it) by its absolute path: .cargo/config.toml's
+# fallback names it through the checkout, and a clone elsewhere would rebuild CTranslate2.
+export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
+export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
 export VOXFLEET_MODELS_DIR="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
 
 echo "== cargo fmt --check"

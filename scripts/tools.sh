@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The command-line tools the tests and the demo use to make real audio: espeak-ng (speech),
-# sox and ffmpeg (containers and codecs), and python3-venv. Installs the Debian packages when one is missing.
+# sox and ffmpeg (containers and codecs), and python3-venv; cmake and MKL for the build of
+# CTranslate2. Installs the Debian packages when one is missing.
 set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 missing=()
+# ct2rs's build script compiles CTranslate2 with CMake.
+command -v cmake >/dev/null || missing+=(cmake)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox libsox-fmt-all)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
@@ -28,3 +32,49 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
   echo "== installing s3s-fs 0.14.1 (cargo install)"
   cargo install --quiet s3s-fs@0.14.1 --locked --features binary
 fi
+# CTranslate2's CPU backend: Intel MKL and Intel's OpenMP runtime, as static libraries, from the
+# PyPI wheels faster-whisper's CTranslate2 is built against (Intel's own download site is not
+# reachable from every machine; PyPI is). Unpacked once into a cache, checked by sha256, and
+# linked as .cache/mkl, where .cargo/config.toml points MKLROOT.
+mkl="$HOME/.cache/voxfleet/mkl-2026.2.0"
+if [ ! -f "$mkl/.complete" ]; then
+  echo "== installing MKL 2026.2.0 and Intel OpenMP (static, from PyPI) into $mkl"
+  tmp=$(mktemp -d)
+  cat > "$tmp/requirements.txt" <<'REQ'
+mkl-static==2026.2.0 --hash=sha256:090e439bf202b45579c75d2ba50ff7ead05752d553a06aba79c3ed2b5247921b
+mkl-include==2026.2.0 --hash=sha256:889cc72057a1671fee1e9a8beb2fc4e0d222ba78c08b6d69584dae03fbec4822
+intel-openmp==2026.2.0 --hash=sha256:2308a1a3e74718a9cd8cccf218c34d8cd80b43d3b89dfbb01b38dee205c50980
+REQ
+  python3 -m pip download -q --no-deps --require-hashes --only-binary :all: \
+    -r "$tmp/requirements.txt" -d "$tmp/wheels"
+  python3 - "$tmp" "$mkl" <<'PY'
+import glob, os, shutil, sys, zipfile
+tmp, mkl = sys.argv[1], sys.argv[2]
+libs = {"libmkl_core.a", "libmkl_intel_ilp64.a", "libmkl_intel_thread.a",
+        "libmkl_sequential.a", "libiomp5.a"}
+os.makedirs(os.path.join(mkl, "lib"), exist_ok=True)
+os.makedirs(os.path.join(mkl, "include"), exist_ok=True)
+for wheel in glob.glob(os.path.join(tmp, "wheels", "*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            parts = name.split("/")
+            if len(parts) < 4 or not parts[0].endswith(".data") or parts[1] != "data":
+                continue
+            if parts[2] == "lib" and len(parts) == 4 and parts[3] in libs:
+                dest = os.path.join(mkl, "lib", parts[3])
+            elif parts[2] == "include" and not name.endswith("/"):
+                dest = os.path.join(mkl, "include", *parts[3:])
+            else:
+                continue
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with z.open(name) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+missing = [l for l in libs if not os.path.exists(os.path.join(mkl, "lib", l))]
+if missing or not os.path.exists(os.path.join(mkl, "include", "mkl.h")):
+    sys.exit(f"MKL wheels lacked {missing or 'mkl.h'}")
+PY
+  rm -rf "$tmp"
+  touch "$mkl/.complete"
+fi
+mkdir -p "$repo/.cache"
+ln -sfn "$mkl" "$repo/.cache/mkl"

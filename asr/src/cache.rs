@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use voxfleet_models::ModelsDir;
 
 use crate::vad::{SileroVad, init_onnxruntime};
-use crate::{AsrError, DeviceSpec, WhisperEngine};
+use crate::{AsrError, DeviceSpec, EngineSettings, WhisperEngine};
 
 /// A model held in memory, for the worker's heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,17 +33,29 @@ type Slot = Arc<Mutex<Option<Arc<WhisperEngine>>>>;
 pub struct ModelCache {
     models: ModelsDir,
     device: DeviceSpec,
+    settings: EngineSettings,
     whisper: Mutex<HashMap<String, Slot>>,
     vad: Mutex<Option<Arc<SileroVad>>>,
 }
 
 impl ModelCache {
-    /// Checks that `device` can be opened; loads nothing yet.
+    /// Checks that `device` can be opened; loads nothing yet. Whisper runs on the default
+    /// engine settings (CTranslate2, int8 on CPU).
     pub fn new(models: ModelsDir, device: DeviceSpec) -> Result<Self, AsrError> {
+        Self::with_settings(models, device, EngineSettings::default())
+    }
+
+    /// As [`ModelCache::new`], with the engine, compute type and threads of `settings`.
+    pub fn with_settings(
+        models: ModelsDir,
+        device: DeviceSpec,
+        settings: EngineSettings,
+    ) -> Result<Self, AsrError> {
         device.open()?;
         Ok(Self {
             models,
             device,
+            settings,
             whisper: Mutex::new(HashMap::new()),
             vad: Mutex::new(None),
         })
@@ -51,6 +63,10 @@ impl ModelCache {
 
     pub fn device(&self) -> DeviceSpec {
         self.device
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
     }
 
     pub fn models_dir(&self) -> &ModelsDir {
@@ -76,7 +92,7 @@ impl ModelCache {
             return Ok(engine.clone());
         }
         let files = self.models.whisper(spec.name)?;
-        let engine = Arc::new(WhisperEngine::load(&files, self.device)?);
+        let engine = Arc::new(WhisperEngine::load(&files, self.device, &self.settings)?);
         *slot = Some(engine.clone());
         Ok(engine)
     }

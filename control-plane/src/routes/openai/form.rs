@@ -352,6 +352,7 @@ fn check_jobs(form: &Form) -> Result<(), OpenAiError> {
         temperature: form.temperature,
         prompt: form.prompt.clone(),
         vad: None,
+        batched: None,
     };
     let mut jobs = vec![(JobKind::Transcribe, serde_json::to_value(&t))];
     if form.diarize() {

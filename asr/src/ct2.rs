@@ -1,0 +1,227 @@
+//! Whisper on CTranslate2 (through `ct2rs`), the engine faster-whisper, WhisperX and speaches run.
+//!
+//! CTranslate2 does the network: the encoder, the decoder with its timestamp rules, greedy /
+//! beam / sampled search, the no-speech probability, and language detection, on its own int8 or
+//! float kernels (MKL + Intel OpenMP on x86 CPUs here, see `scripts/tools.sh`). voxfleet keeps the
+//! long-form loop on top (`engine`): the 30 s windows, seeking by timestamps, the temperature
+//! fallback, prompts, VAD skips, progress and cancellation.
+//!
+//! It reads the CTranslate2 model directory `models fetch` keeps (`ct2/model.bin`, `config.json`,
+//! `vocabulary.txt`): the same files faster-whisper loads, not a conversion.
+
+use std::path::Path;
+
+use ct2rs::sys::{
+    self, ComputeType as Ct2Compute, Config, Device, StorageView, Whisper, WhisperOptions,
+};
+
+use crate::decode::WindowResult;
+use crate::{AsrError, ComputeType, DeviceSpec};
+
+/// A loaded CTranslate2 Whisper model.
+pub(crate) struct Ct2Net {
+    inner: Whisper,
+    /// Token strings by id, as CTranslate2 reads them (`vocabulary.txt`): prompts are passed to
+    /// it as strings.
+    vocab: Vec<String>,
+    pub n_mels: usize,
+}
+
+/// The encoder's output for a batch of windows, kept for language detection and every fallback
+/// attempt.
+pub(crate) struct Ct2Encoded(StorageView<'static>);
+
+fn runtime(context: &'static str) -> impl Fn(anyhow::Error) -> AsrError {
+    move |e| AsrError::Runtime {
+        context,
+        source: e.into(),
+    }
+}
+
+impl Ct2Net {
+    /// Loads `dir` (a CTranslate2 Whisper directory) on `device`, `threads` CPU threads for
+    /// each call (0: CTranslate2's default), `replicas` calls at once (they share the weights).
+    pub(crate) fn load(
+        dir: &Path,
+        device: DeviceSpec,
+        compute: ComputeType,
+        threads: usize,
+        replicas: usize,
+    ) -> Result<Self, AsrError> {
+        let load_err = |reason: String| AsrError::Load {
+            what: "CTranslate2 model",
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let vocab_path = dir.join("vocabulary.txt");
+        let vocab: Vec<String> = std::fs::read_to_string(&vocab_path)
+            .map_err(|e| load_err(format!("{}: {e}", vocab_path.display())))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        // CTranslate2 makes one replica per entry of `device_indices`.
+        let (device, index) = match device {
+            DeviceSpec::Cpu => (Device::CPU, 0),
+            DeviceSpec::Cuda(n) => (Device::CUDA, n as i32),
+        };
+        let replicas = replicas.max(1);
+        let device_indices = vec![index; replicas];
+        // 0: the cores shared among the replicas (CTranslate2's own default is 4 threads each,
+        // whatever the machine).
+        let threads = match threads {
+            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / replicas).max(1),
+            n => n,
+        };
+        let config = Config {
+            device,
+            compute_type: compute.to_ct2(),
+            device_indices,
+            num_threads_per_replica: threads,
+            ..Default::default()
+        };
+        let inner = Whisper::new(dir, config).map_err(|e| load_err(format!("{e:#}")))?;
+        let n_mels = inner.n_mels();
+        Ok(Self {
+            inner,
+            vocab,
+            n_mels,
+        })
+    }
+
+    /// Encodes `batch` windows' log-mels, each `n_mels × 3000` row-major, one after another.
+    pub(crate) fn encode(&self, mel: &mut [f32], batch: usize) -> Result<Ct2Encoded, AsrError> {
+        let frames = mel.len() / (self.n_mels * batch.max(1));
+        let view = StorageView::new(&[batch, self.n_mels, frames], mel, Device::CPU)
+            .map_err(runtime("passing the log-mel to CTranslate2"))?;
+        let out = self
+            .inner
+            .encode(&view, false)
+            .map_err(runtime("encoding a window"))?;
+        Ok(Ct2Encoded(out))
+    }
+
+    /// Language token strings (`<|en|>`) with their probabilities, best first, for the first
+    /// window of the batch.
+    pub(crate) fn detect_language(
+        &self,
+        audio: &Ct2Encoded,
+    ) -> Result<Vec<(String, f32)>, AsrError> {
+        let found = self
+            .inner
+            .detect_language(&audio.0)
+            .map_err(runtime("detecting the language"))?;
+        Ok(found
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.language, d.probability))
+            .collect())
+    }
+
+    /// Decodes each window of the batch with its prompt (one per window, each ending with
+    /// `<|startoftranscript|>` and the language and task tokens); CTranslate2 applies the
+    /// timestamp rules, `suppress` and the blank rule itself.
+    pub(crate) fn generate(
+        &self,
+        audio: &Ct2Encoded,
+        prompts: &[&[u32]],
+        suppress: &[u32],
+        step: &Ct2Step,
+    ) -> Result<Vec<WindowResult>, AsrError> {
+        let words: Vec<Vec<&str>> = prompts
+            .iter()
+            .map(|prompt| {
+                prompt
+                    .iter()
+                    .map(|&id| {
+                        self.vocab
+                            .get(id as usize)
+                            .map(String::as_str)
+                            .ok_or_else(|| AsrError::Runtime {
+                                context: "building the prompt",
+                                source: format!("token {id} is not in the vocabulary").into(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()?;
+        let sampled = step.temperature > 0.0;
+        let opts = WhisperOptions {
+            beam_size: if sampled { 1 } else { step.beam_size.max(1) },
+            // best_of at a temperature: that many samples, the most probable kept.
+            num_hypotheses: if sampled { step.beam_size.max(1) } else { 1 },
+            sampling_topk: if sampled { 0 } else { 1 },
+            sampling_temperature: if sampled { step.temperature } else { 1.0 },
+            // The total of prompt and new tokens (the decoder's positions): CTranslate2 decodes
+            // at most half of it, and never past it.
+            max_length: step.max_length,
+            return_scores: true,
+            return_no_speech_prob: true,
+            max_initial_timestamp_index: crate::decode::MAX_INITIAL_TIMESTAMP_STEPS as usize,
+            suppress_blank: true,
+            suppress_tokens: suppress.iter().map(|&t| t as i32).collect(),
+            ..Default::default()
+        };
+        let results = self
+            .inner
+            .generate(&audio.0, &words, &opts)
+            .map_err(runtime("decoding a window"))?;
+        if results.len() != prompts.len() {
+            return Err(AsrError::Runtime {
+                context: "decoding a window",
+                source: format!(
+                    "CTranslate2 returned {} results for {} windows",
+                    results.len(),
+                    prompts.len()
+                )
+                .into(),
+            });
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| {
+                // The best of the hypotheses: CTranslate2 orders them by score.
+                let tokens: Vec<u32> = result
+                    .sequences_ids
+                    .first()
+                    .map(|s| s.iter().map(|&t| t as u32).collect())
+                    .unwrap_or_default();
+                // CTranslate2's score is the sum of log-probabilities over the length (length
+                // penalty 1); Whisper's avg_logprob counts the end token in the length as well.
+                let score = result.scores.first().copied().unwrap_or(f32::NEG_INFINITY);
+                let n = tokens.len() as f32;
+                WindowResult {
+                    tokens,
+                    avg_logprob: score * n / (n + 1.0),
+                    no_speech_prob: result.no_speech_prob,
+                    temperature: step.temperature,
+                }
+            })
+            .collect())
+    }
+}
+
+/// One decoding attempt's settings.
+pub(crate) struct Ct2Step {
+    pub temperature: f32,
+    pub beam_size: usize,
+    /// The decoder's positions (448).
+    pub max_length: usize,
+}
+
+impl ComputeType {
+    fn to_ct2(self) -> Ct2Compute {
+        match self {
+            ComputeType::Int8 => Ct2Compute::INT8,
+            ComputeType::Float32 => Ct2Compute::FLOAT32,
+            ComputeType::Float16 => Ct2Compute::FLOAT16,
+            ComputeType::Int8Float16 => Ct2Compute::INT8_FLOAT16,
+        }
+    }
+}
+
+/// Seeds CTranslate2's sampler (temperature fallback), so a run is repeatable.
+pub(crate) fn seed(seed: u32) {
+    sys::set_random_seed(seed);
+}
