@@ -35,6 +35,9 @@ pub struct ModelCache {
     device: DeviceSpec,
     settings: EngineSettings,
     whisper: Mutex<HashMap<String, Slot>>,
+    /// The loaded ones, for [`ModelCache::loaded`] (never locked for longer than a lookup, so
+    /// the heartbeat neither waits for a load nor misses a model another job is fetching).
+    ready: Mutex<HashMap<String, Arc<WhisperEngine>>>,
     vad: Mutex<Option<Arc<SileroVad>>>,
 }
 
@@ -57,6 +60,7 @@ impl ModelCache {
             device,
             settings,
             whisper: Mutex::new(HashMap::new()),
+            ready: Mutex::new(HashMap::new()),
             vad: Mutex::new(None),
         })
     }
@@ -94,6 +98,10 @@ impl ModelCache {
         let files = self.models.whisper(spec.name)?;
         let engine = Arc::new(WhisperEngine::load(&files, self.device, &self.settings)?);
         *slot = Some(engine.clone());
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.name.to_string(), engine.clone());
         Ok(engine)
     }
 
@@ -112,13 +120,12 @@ impl ModelCache {
 
     /// What is loaded, with its memory.
     pub fn loaded(&self) -> Vec<LoadedModel> {
-        let slots: Vec<Slot> = {
-            let map = self.whisper.lock().unwrap_or_else(|p| p.into_inner());
+        let engines: Vec<Arc<WhisperEngine>> = {
+            let map = self.ready.lock().unwrap_or_else(|p| p.into_inner());
             map.values().cloned().collect()
         };
-        let mut out: Vec<LoadedModel> = slots
+        let mut out: Vec<LoadedModel> = engines
             .iter()
-            .filter_map(|s| s.try_lock().ok().and_then(|g| g.clone()))
             .map(|e| LoadedModel {
                 name: e.name().to_string(),
                 device: self.device.to_string(),

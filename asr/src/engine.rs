@@ -33,18 +33,11 @@ const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
 /// (Whisper tends to hallucinate "you" on them even with VAD off).
 const SILENCE_RMS: f32 = 3.2e-4;
 
-/// Longest chunk of batched mode. Less than the 30 s window: Whisper tends to end a window
-/// with `<|endoftext|>` instead of the last sentence when that sentence runs to the window's
-/// edge, which the sequential loop repairs by seeking and batched mode cannot; with a few
-/// seconds of padding after the speech it closes the last segment.
-const BATCH_CHUNK_S: f64 = 25.0;
+/// Longest chunk of batched mode: Whisper's window.
+const BATCH_CHUNK_S: f64 = 30.0;
 /// Silence kept around each VAD region in batched mode (faster-whisper pads by 0.4 s too): a
 /// chunk that starts right on the first word loses it.
 const BATCH_PAD_S: f64 = 0.4;
-
-/// Batched mode decodes what follows a chunk's last segment again when that is longer than this
-/// and holds at least half as much speech.
-const MIN_TAIL_S: f64 = 2.0;
 
 /// Progress once the first `seek` mel frames are done.
 fn progress_at(seek: usize, total_s: f64, windows_done: usize, segments: usize) -> Progress {
@@ -415,10 +408,11 @@ impl WhisperEngine {
 
 impl WhisperEngine {
     /// Batched mode: the speech (VAD regions, or the whole file without VAD) cut into chunks of
-    /// at most 30 s, each decoded once on its own, `opts.batch_size` chunks per encoder and
-    /// decoder call (faster-whisper's batched pipeline and WhisperX do the same). No
-    /// previous-text conditioning and no temperature fallback (`opts.temperature` or 0); the
-    /// initial prompt conditions every chunk. Progress and cancellation between batches.
+    /// at most 30 s at its longest pauses, each decoded once on its own, without timestamps,
+    /// `opts.batch_size` chunks per encoder and decoder call (faster-whisper's batched pipeline
+    /// and WhisperX do the same); each chunk gives one segment. No previous-text conditioning
+    /// and no temperature fallback (`opts.temperature` or 0); the initial prompt conditions
+    /// every chunk. Progress and cancellation between batches.
     fn transcribe_batched(
         &self,
         pcm: &[f32],
@@ -483,27 +477,22 @@ impl WhisperEngine {
                 sp.transcribe
             });
         }
+        // Without timestamps, as faster-whisper's batched pipeline decodes: with them, Whisper
+        // ends about every other full 30 s chunk before its last sentence (the sequential
+        // loop repairs that by seeking back; here it took a second pass over the tails, which
+        // cost more than batching saved). Each chunk is then one segment.
+        prompt.push(sp.no_timestamps);
         let rules = LogitRules {
             special: sp,
             suppress: &self.suppress,
             suppress_begin: &self.suppress_begin,
         };
         let temperature = opts.temperature.unwrap_or(0.0).max(0.0);
-        let speech_in = |a: f64, b: f64| -> f64 {
-            regions
-                .iter()
-                .map(|&(x, y)| (y.min(b) - x.max(a)).max(0.0))
-                .sum()
-        };
         let mut windows_done = 0;
-        let mut processed_s: f64 = 0.0;
-        let mut queue: std::collections::VecDeque<(f64, f64)> = chunks.into();
-        while !queue.is_empty() {
-            let take = queue.len().min(opts.batch_size.max(1));
-            let group: Vec<(f64, f64)> = queue.drain(..take).collect();
+        for group in chunks.chunks(opts.batch_size.max(1)) {
             let mut mels = Vec::with_capacity(group.len() * n_mels * cw::N_FRAMES);
             let mut sizes = Vec::with_capacity(group.len());
-            for c in &group {
+            for c in group {
                 let (mel, size) = chunk_mel(c);
                 mels.extend(mel);
                 sizes.push(size);
@@ -528,37 +517,20 @@ impl WhisperEngine {
                     continue;
                 }
                 let text = self.tokenizer.decode(&result.tokens)?;
-                let before = out.segments.len();
                 self.add_segments(
                     &result,
                     &text,
                     start,
-                    // Times past the chunk (into its padding) are clamped to its end.
+                    // The chunk's own end: nothing reaches into its padding.
                     end,
                     size,
                     None,
                     &mut out.segments,
                 )?;
-                // Whisper sometimes ends a chunk early, leaving its last sentence out (the
-                // sequential loop would seek back to it): speech left after the chunk's last
-                // segment is decoded again as a chunk of its own (shorter each time).
-                let covered = out.segments[before..]
-                    .iter()
-                    .map(|s| s.end)
-                    .fold(start, f64::max);
-                if end - covered > MIN_TAIL_S && speech_in(covered, end) >= MIN_TAIL_S / 2.0 {
-                    tracing::debug!(
-                        from = covered,
-                        to = end,
-                        "chunk ended early: its tail again"
-                    );
-                    queue.push_back((covered, end));
-                }
             }
             windows_done += group.len();
-            processed_s = group.iter().map(|c| c.1).fold(processed_s, f64::max);
             let progress = Progress {
-                processed_s: processed_s.min(total_s),
+                processed_s: group.last().map_or(total_s, |c| c.1).min(total_s),
                 total_s,
                 windows_done,
                 segments_so_far: out.segments.len(),
@@ -567,7 +539,6 @@ impl WhisperEngine {
                 return Err(AsrError::Cancelled);
             }
         }
-        out.segments.sort_by(|a, b| a.start.total_cmp(&b.start));
         Ok(out)
     }
 

@@ -25,7 +25,8 @@ pub struct TranscribeOptions {
     /// Feed each window's text as the prompt of the next.
     pub condition_on_previous_text: bool,
     /// Batched mode: the speech cut into chunks of up to 30 s (by VAD when `vad`), decoded
-    /// `batch_size` at a time, each on its own (no previous text, no temperature fallback).
+    /// `batch_size` at a time, each on its own (no previous text, no temperature fallback, no
+    /// timestamps: one segment per chunk).
     pub batched: bool,
     /// Chunks per encoder/decoder call in batched mode.
     pub batch_size: usize,
