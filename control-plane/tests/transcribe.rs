@@ -171,6 +171,47 @@ async fn every_container_transcribes_close_to_the_spoken_text() {
     assert_eq!(log.matches("models preloaded").count(), 1, "{log}");
 }
 
+/// A transcription job may ask for batched decoding (`"batched": true`): the worker decodes
+/// the VAD chunks together, without timestamps, and the transcript is as right; a value that
+/// is not a boolean is refused before anything is queued.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batched_job_transcribes_its_vad_chunks() {
+    let mut env = Env::start().await;
+    transcribe_worker(&mut env, "batched", &[]);
+    let dir = env.logs.join("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = speech_wav(&dir, SPOKEN);
+    let (s, file) = upload(&env, ADMIN, &wav, false).await;
+    assert_eq!(s, StatusCode::CREATED, "{file}");
+    let id = file["id"].as_str().unwrap();
+    let (s, v) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "transcribe", "input": {"file_id": id, "batched": "yes"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, job) = env
+        .post(
+            "/v1/jobs",
+            json!({"kind": "transcribe", "input": {"file_id": id, "batched": true}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{job}");
+    let job = env
+        .wait_ended(job["id"].as_str().unwrap(), Duration::from_secs(240))
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let text = env
+        .text_auth(&format!("/v1/files/{id}/transcript?format=txt"))
+        .await;
+    let wer = word_error_rate(SPOKEN, &text);
+    println!("batched: WER {wer:.3}: {text}");
+    assert!(wer <= MAX_WER, "WER {wer} for `{text}`");
+    let log = env.log("worker-batched.log");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_audio_fails_once_with_its_code_and_silence_has_no_segments() {
     let mut env = Env::start().await;
