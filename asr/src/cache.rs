@@ -55,6 +55,9 @@ impl ModelCache {
         settings: EngineSettings,
     ) -> Result<Self, AsrError> {
         device.open()?;
+        if settings.engine == crate::EngineKind::Ct2 {
+            crate::ct2::check_device(device)?;
+        }
         Ok(Self {
             models,
             device,

@@ -221,6 +221,27 @@ impl ComputeType {
     }
 }
 
+/// Whether this build of CTranslate2 can run on `device`: every build runs on the CPU; CUDA
+/// needs a build with it (this project's is without) and a visible GPU.
+pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
+    let DeviceSpec::Cuda(n) = device else {
+        return Ok(());
+    };
+    let count = sys::get_device_count(Device::CUDA);
+    if (n as i64) < i64::from(count) {
+        return Ok(());
+    }
+    Err(AsrError::DeviceUnavailable {
+        device: device.to_string(),
+        reason: if count == 0 {
+            "this build of CTranslate2 has no CUDA (or sees no GPU): use `--engine candle` on GPUs"
+                .into()
+        } else {
+            format!("CTranslate2 sees {count} GPU(s)")
+        },
+    })
+}
+
 /// Seeds CTranslate2's sampler (temperature fallback), so a run is repeatable.
 pub(crate) fn seed(seed: u32) {
     sys::set_random_seed(seed);

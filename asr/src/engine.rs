@@ -59,7 +59,7 @@ fn rms(x: &[f32]) -> f32 {
 /// The network of one engine.
 enum Net {
     Ct2(Ct2Net),
-    Candle(WhisperNet),
+    Candle(Box<WhisperNet>),
 }
 
 /// One window's encoder output.
@@ -173,7 +173,7 @@ impl WhisperEngine {
                 let net = WhisperNet::load(vb, config.clone())
                     .map_err(|e| load_err("weights", &src.weights, e))?;
                 let bytes = tensor_bytes(net.tensors().into_iter());
-                (Net::Candle(net), bytes, None)
+                (Net::Candle(Box::new(net)), bytes, None)
             }
         };
         let tokenizer = TextTokenizer::load(&src.tokenizer)?;

@@ -398,7 +398,7 @@ fn bench_voxfleet(
         let mut hyp = String::new();
         for _ in 0..args.reps {
             let t = Instant::now();
-            hyp = go(&pcm)?.text();
+            hyp = go(pcm)?.text();
             walls.push(t.elapsed().as_secs_f64());
         }
         walls.sort_by(f64::total_cmp);
