@@ -10,6 +10,7 @@
 //! `vocabulary.txt`): the same files faster-whisper loads, not a conversion.
 
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 
 use ct2rs::sys::{
     self, ComputeType as Ct2Compute, Config, Device, StorageView, Whisper, WhisperOptions,
@@ -18,9 +19,18 @@ use ct2rs::sys::{
 use crate::decode::WindowResult;
 use crate::{AsrError, ComputeType, DeviceSpec};
 
-/// A loaded CTranslate2 Whisper model.
+/// A loaded CTranslate2 Whisper model: one instance per replica, each lent to one transcription
+/// at a time.
+///
+/// Why not CTranslate2's own replicas (several `device_indices`)? They share the packed int8
+/// weights, and two of them running at once on the CPU crash in MKL's packed int8 GEMM with an
+/// integer division by zero (SIGFPE, measured here with two and four concurrent calls); separate
+/// instances, each with its own weights, run side by side without it (the
+/// `two_replicas_transcribe_at_once` test).
 pub(crate) struct Ct2Net {
-    inner: Whisper,
+    pool: Vec<Whisper>,
+    free: Mutex<Vec<usize>>,
+    returned: Condvar,
     /// Token strings by id, as CTranslate2 reads them (`vocabulary.txt`): prompts are passed to
     /// it as strings.
     vocab: Vec<String>,
@@ -65,36 +75,81 @@ impl Ct2Net {
             DeviceSpec::Cuda(n) => (Device::CUDA, n as i32),
         };
         let replicas = replicas.max(1);
-        let device_indices = vec![index; replicas];
         // 0: the cores shared among the replicas (CTranslate2's own default is 4 threads each,
         // whatever the machine).
         let threads = match threads {
             0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / replicas).max(1),
             n => n,
         };
-        let config = Config {
-            device,
-            compute_type: compute.to_ct2(),
-            device_indices,
-            num_threads_per_replica: threads,
-            ..Default::default()
-        };
-        let inner = Whisper::new(dir, config).map_err(|e| load_err(format!("{e:#}")))?;
-        let n_mels = inner.n_mels();
+        let pool = (0..replicas)
+            .map(|_| {
+                let config = Config {
+                    device,
+                    compute_type: compute.to_ct2(),
+                    device_indices: vec![index],
+                    num_threads_per_replica: threads,
+                    ..Default::default()
+                };
+                Whisper::new(dir, config).map_err(|e| load_err(format!("{e:#}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n_mels = pool[0].n_mels();
         Ok(Self {
-            inner,
+            free: Mutex::new((0..pool.len()).rev().collect()),
+            returned: Condvar::new(),
+            pool,
             vocab,
             n_mels,
         })
     }
 
+    /// Instances loaded (each holds its own weights).
+    pub(crate) fn replicas(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// An instance for one transcription, waiting for one to be free.
+    pub(crate) fn lease(&self) -> Ct2Lease<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(i) = free.pop() {
+                return Ct2Lease { net: self, i };
+            }
+            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// One instance of a [`Ct2Net`], given back when dropped.
+pub(crate) struct Ct2Lease<'a> {
+    net: &'a Ct2Net,
+    i: usize,
+}
+
+impl Drop for Ct2Lease<'_> {
+    fn drop(&mut self) {
+        self.net
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(self.i);
+        self.net.returned.notify_one();
+    }
+}
+
+impl Ct2Lease<'_> {
+    fn inner(&self) -> &Whisper {
+        &self.net.pool[self.i]
+    }
+
     /// Encodes `batch` windows' log-mels, each `n_mels × 3000` row-major, one after another.
     pub(crate) fn encode(&self, mel: &mut [f32], batch: usize) -> Result<Ct2Encoded, AsrError> {
-        let frames = mel.len() / (self.n_mels * batch.max(1));
-        let view = StorageView::new(&[batch, self.n_mels, frames], mel, Device::CPU)
+        let n_mels = self.net.n_mels;
+        let frames = mel.len() / (n_mels * batch.max(1));
+        let view = StorageView::new(&[batch, n_mels, frames], mel, Device::CPU)
             .map_err(runtime("passing the log-mel to CTranslate2"))?;
         let out = self
-            .inner
+            .inner()
             .encode(&view, false)
             .map_err(runtime("encoding a window"))?;
         Ok(Ct2Encoded(out))
@@ -107,7 +162,7 @@ impl Ct2Net {
         audio: &Ct2Encoded,
     ) -> Result<Vec<(String, f32)>, AsrError> {
         let found = self
-            .inner
+            .inner()
             .detect_language(&audio.0)
             .map_err(runtime("detecting the language"))?;
         Ok(found
@@ -135,7 +190,8 @@ impl Ct2Net {
                 prompt
                     .iter()
                     .map(|&id| {
-                        self.vocab
+                        self.net
+                            .vocab
                             .get(id as usize)
                             .map(String::as_str)
                             .ok_or_else(|| AsrError::Runtime {
@@ -164,7 +220,7 @@ impl Ct2Net {
             ..Default::default()
         };
         let results = self
-            .inner
+            .inner()
             .generate(&audio.0, &words, &opts)
             .map_err(runtime("decoding a window"))?;
         if results.len() != prompts.len() {

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self as cw, Config};
 
-use crate::ct2::{Ct2Encoded, Ct2Net, Ct2Step};
+use crate::ct2::{Ct2Encoded, Ct2Lease, Ct2Net, Ct2Step};
 use crate::decode::{LogitRules, WindowRequest, WindowResult, decode_window};
 use crate::model::{WhisperNet, tensor_bytes};
 use crate::tokens::TextTokenizer;
@@ -60,6 +60,12 @@ fn rms(x: &[f32]) -> f32 {
 enum Net {
     Ct2(Ct2Net),
     Candle(Box<WhisperNet>),
+}
+
+/// The network for one transcription: a leased CTranslate2 instance, or the candle network.
+enum Run<'a> {
+    Ct2(Ct2Lease<'a>),
+    Candle(&'a WhisperNet),
 }
 
 /// One window's encoder output.
@@ -158,7 +164,8 @@ impl WhisperEngine {
                     ));
                 }
                 let weights = src.ct2_dir.join("model.bin");
-                let bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
+                let bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0)
+                    * net.replicas() as u64;
                 (Net::Ct2(net), bytes, Some(compute))
             }
             EngineKind::Candle => {
@@ -275,6 +282,7 @@ impl WhisperEngine {
         let span = tracing::info_span!("transcribe", model = %self.name, audio_s = total_s);
         let _enter = span.enter();
 
+        let run = self.runner();
         let t_mel = std::time::Instant::now();
         let n_mels = self.config.num_mel_bins;
         let (mel, mel_frames) = crate::mel::log_mel(pcm, cw::N_SAMPLES, &self.mel_filters, n_mels);
@@ -325,13 +333,13 @@ impl WhisperEngine {
             }
             let window = mel_window(&mel, mel_frames, n_mels, seek, segment_size);
             let t_enc = std::time::Instant::now();
-            let audio = self.encode(window)?;
+            let audio = self.encode(&run, window)?;
             let enc_s = t_enc.elapsed().as_secs_f64();
             let t_dec = std::time::Instant::now();
             let lang = match &language {
                 Some(l) => l.clone(),
                 None => {
-                    let l = self.detect_language(&audio)?;
+                    let l = self.detect_language(&run, &audio)?;
                     tracing::debug!(language = %l, "detected language");
                     out.language = l.clone();
                     language = Some(l.clone());
@@ -360,6 +368,7 @@ impl WhisperEngine {
             let at = progress_at(seek, total_s, windows_done, out.segments.len());
             let mut proceed = || on_progress(&at).is_continue();
             let (result, text) = self.decode_with_fallback(
+                &run,
                 &audio,
                 &rules,
                 &prompt,
@@ -437,6 +446,7 @@ impl WhisperEngine {
         }
         let span = tracing::info_span!("transcribe", model = %self.name, audio_s = total_s, batched = true);
         let _enter = span.enter();
+        let run = self.runner();
         let n_mels = self.config.num_mel_bins;
         let chunk_mel = |&(a, b): &(f64, f64)| {
             let from = ((a * SAMPLE_RATE) as usize).min(pcm.len());
@@ -451,7 +461,7 @@ impl WhisperEngine {
         let lang = match language {
             Some(l) => l,
             None => {
-                let l = self.detect_language(&self.encode(chunk_mel(&chunks[0]).0)?)?;
+                let l = self.detect_language(&run, &self.encode(&run, chunk_mel(&chunks[0]).0)?)?;
                 out.language = l.clone();
                 l
             }
@@ -499,6 +509,7 @@ impl WhisperEngine {
             }
             let t = std::time::Instant::now();
             let results = self.decode_batch(
+                &run,
                 mels,
                 group.len(),
                 &rules,
@@ -548,6 +559,7 @@ impl WhisperEngine {
     #[allow(clippy::too_many_arguments)]
     fn decode_batch(
         &self,
+        run: &Run<'_>,
         mut mels: Vec<f32>,
         n: usize,
         rules: &LogitRules<'_>,
@@ -558,8 +570,8 @@ impl WhisperEngine {
     ) -> Result<Vec<WindowResult>, AsrError> {
         let beam_size = opts.beam_size.max(1);
         let max_new = self.config.max_target_positions / 2;
-        match &self.net {
-            Net::Ct2(net) => {
+        match run {
+            Run::Ct2(net) => {
                 let audio = net.encode(&mut mels, n)?;
                 if temperature > 0.0 {
                     crate::ct2::seed(0x5eed);
@@ -571,11 +583,11 @@ impl WhisperEngine {
                 };
                 net.generate(&audio, &vec![prompt; n], rules.suppress, &step)
             }
-            Net::Candle(net) => mels
+            Run::Candle(net) => mels
                 .chunks_exact(mels.len() / n.max(1))
                 .enumerate()
                 .map(|(i, window)| {
-                    let Encoded::Candle(audio) = self.encode(window.to_vec())? else {
+                    let Encoded::Candle(audio) = self.encode(run, window.to_vec())? else {
                         return Err(mismatched());
                     };
                     let req = WindowRequest {
@@ -619,11 +631,19 @@ impl WhisperEngine {
         }
     }
 
-    /// Runs the encoder on one window's log-mel (`n_mels × 3000`, row-major).
-    fn encode(&self, mut window: Vec<f32>) -> Result<Encoded, AsrError> {
+    /// The network for one transcription (on CTranslate2, waits for a free instance).
+    fn runner(&self) -> Run<'_> {
         match &self.net {
-            Net::Ct2(net) => Ok(Encoded::Ct2(net.encode(&mut window, 1)?)),
-            Net::Candle(net) => {
+            Net::Ct2(net) => Run::Ct2(net.lease()),
+            Net::Candle(net) => Run::Candle(net),
+        }
+    }
+
+    /// Runs the encoder on one window's log-mel (`n_mels × 3000`, row-major).
+    fn encode(&self, run: &Run<'_>, mut window: Vec<f32>) -> Result<Encoded, AsrError> {
+        match run {
+            Run::Ct2(net) => Ok(Encoded::Ct2(net.encode(&mut window, 1)?)),
+            Run::Candle(net) => {
                 let n_mels = self.config.num_mel_bins;
                 let mel = Tensor::from_vec(window, (1, n_mels, cw::N_FRAMES), net.device())?
                     .to_dtype(net.dtype())?;
@@ -633,11 +653,11 @@ impl WhisperEngine {
     }
 
     /// The most likely language after `<|startoftranscript|>`, among the tokenizer's languages.
-    fn detect_language(&self, audio: &Encoded) -> Result<String, AsrError> {
+    fn detect_language(&self, run: &Run<'_>, audio: &Encoded) -> Result<String, AsrError> {
         let sp = &self.tokenizer.special;
         let unknown = || AsrError::UnsupportedLanguage("(none in tokenizer)".into());
-        match (&self.net, audio) {
-            (Net::Ct2(net), Encoded::Ct2(audio)) => net
+        match (run, audio) {
+            (Run::Ct2(net), Encoded::Ct2(audio)) => net
                 .detect_language(audio)?
                 .into_iter()
                 .filter_map(|(token, _)| {
@@ -649,7 +669,7 @@ impl WhisperEngine {
                 })
                 .next()
                 .ok_or_else(unknown),
-            (Net::Candle(net), Encoded::Candle(audio)) => {
+            (Run::Candle(net), Encoded::Candle(audio)) => {
                 let mut cache = net.new_cache(audio)?;
                 let input = Tensor::new(&[[sp.sot]], net.device())?;
                 let logits = net.last_logits(&net.decode(&input, &mut cache)?)?;
@@ -670,6 +690,7 @@ impl WhisperEngine {
     #[allow(clippy::too_many_arguments)]
     fn decode_with_fallback(
         &self,
+        run: &Run<'_>,
         audio: &Encoded,
         rules: &LogitRules<'_>,
         prompt: &[u32],
@@ -690,8 +711,8 @@ impl WhisperEngine {
             let seed = 0x5eed ^ ((window as u64) << 8) ^ i as u64;
             let max_new = self.config.max_target_positions / 2;
             let beam_size = opts.beam_size.max(1);
-            let result = match (&self.net, audio) {
-                (Net::Ct2(net), Encoded::Ct2(audio)) => {
+            let result = match (run, audio) {
+                (Run::Ct2(net), Encoded::Ct2(audio)) => {
                     if temperature > 0.0 {
                         crate::ct2::seed(seed as u32);
                     }
@@ -706,7 +727,7 @@ impl WhisperEngine {
                         source: "CTranslate2 returned no result".into(),
                     })?
                 }
-                (Net::Candle(net), Encoded::Candle(audio)) => {
+                (Run::Candle(net), Encoded::Candle(audio)) => {
                     let req = WindowRequest {
                         prompt,
                         sot_index,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use voxfleet_asr::{
-    AsrError, ComputeType, EngineKind, EngineSettings, TranscribeOptions, Transcript,
+    AsrError, ComputeType, EngineKind, EngineSettings, ModelCache, TranscribeOptions, Transcript,
 };
 
 fn run(pcm: &[f32], opts: &TranscribeOptions) -> (Transcript, usize) {
@@ -290,4 +290,33 @@ fn batched_mode_transcribes_vad_chunks_in_order() {
     });
     assert!(matches!(r, Err(AsrError::Cancelled)), "{r:?}");
     assert_eq!(calls, 1);
+}
+
+/// A worker with `--concurrency 2` runs two CTranslate2 replicas: two transcriptions at once
+/// give the text one alone gives.
+#[test]
+fn two_replicas_transcribe_at_once() {
+    let pcm = Arc::new(speak(SHORT));
+    let cache = Arc::new(cache_with(EngineSettings {
+        replicas: 2,
+        ..Default::default()
+    }));
+    let one = |cache: &ModelCache, pcm: &[f32]| {
+        cache
+            .whisper("tiny.en")
+            .expect("tiny.en")
+            .transcribe(pcm, &no_vad(1), None, &mut |_| ControlFlow::Continue(()))
+            .expect("transcribe")
+            .text()
+    };
+    let alone = one(&cache, &pcm);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, pcm) = (cache.clone(), pcm.clone());
+            std::thread::spawn(move || one(&cache, &pcm))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), alone);
+    }
 }
