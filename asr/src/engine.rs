@@ -302,7 +302,6 @@ impl WhisperEngine {
         let mut seek = 0usize;
         let mut windows_done = 0usize;
         let input_stride = cw::N_FRAMES / self.config.max_source_positions;
-        let max_new = self.config.max_target_positions / 2;
 
         while seek < content_frames {
             if let Some(regions) = &regions {
@@ -346,23 +345,8 @@ impl WhisperEngine {
                     l
                 }
             };
-            let mut prompt = Vec::new();
-            let history = &all_tokens[prompt_reset_since..];
-            if !history.is_empty() {
-                prompt.push(sp.sot_prev);
-                let keep = history.len().min(max_new - 1);
-                prompt.extend_from_slice(&history[history.len() - keep..]);
-            }
-            let sot_index = prompt.len();
-            prompt.push(sp.sot);
-            if self.multilingual {
-                prompt.push(self.tokenizer.language_token(&lang).unwrap_or(sp.sot + 1));
-                prompt.push(if opts.translate {
-                    sp.translate
-                } else {
-                    sp.transcribe
-                });
-            }
+            let (prompt, sot_index) =
+                self.prompt(&all_tokens[prompt_reset_since..], &lang, opts.translate);
             // Asked again before each fallback attempt, so a cancel does not wait out a window
             // that needs several temperatures.
             let at = progress_at(seek, total_s, windows_done, out.segments.len());
@@ -466,27 +450,11 @@ impl WhisperEngine {
                 l
             }
         };
-        let mut prompt = Vec::new();
-        if let Some(p) = opts
-            .initial_prompt
-            .as_deref()
-            .filter(|p| !p.trim().is_empty())
-        {
-            let tokens = self.tokenizer.encode(&format!(" {}", p.trim()))?;
-            let keep = tokens.len().min(self.config.max_target_positions / 2 - 1);
-            prompt.push(sp.sot_prev);
-            prompt.extend_from_slice(&tokens[tokens.len() - keep..]);
-        }
-        let sot_index = prompt.len();
-        prompt.push(sp.sot);
-        if self.multilingual {
-            prompt.push(self.tokenizer.language_token(&lang).unwrap_or(sp.sot + 1));
-            prompt.push(if opts.translate {
-                sp.translate
-            } else {
-                sp.transcribe
-            });
-        }
+        let initial = match opts.initial_prompt.as_deref() {
+            Some(p) if !p.trim().is_empty() => self.tokenizer.encode(&format!(" {}", p.trim()))?,
+            _ => Vec::new(),
+        };
+        let (mut prompt, sot_index) = self.prompt(&initial, &lang, opts.translate);
         // Without timestamps, as faster-whisper's batched pipeline decodes: with them, Whisper
         // ends about every other full 30 s chunk before its last sentence (the sequential
         // loop repairs that by seeking back; here it took a second pass over the tails, which
@@ -629,6 +597,30 @@ impl WhisperEngine {
             Some(l) if self.tokenizer.language_token(&l).is_some() => Ok(Some(l)),
             Some(l) => Err(AsrError::UnsupportedLanguage(l)),
         }
+    }
+
+    /// A window's prompt: `[<|startofprev|>, the last of history…,] <|startoftranscript|>`, and
+    /// on multilingual models the language and task tokens; with the index of
+    /// `<|startoftranscript|>`.
+    fn prompt(&self, history: &[u32], lang: &str, translate: bool) -> (Vec<u32>, usize) {
+        let sp = &self.tokenizer.special;
+        let mut prompt = Vec::new();
+        if !history.is_empty() {
+            prompt.push(sp.sot_prev);
+            let keep = history.len().min(self.config.max_target_positions / 2 - 1);
+            prompt.extend_from_slice(&history[history.len() - keep..]);
+        }
+        let sot_index = prompt.len();
+        prompt.push(sp.sot);
+        if self.multilingual {
+            prompt.push(self.tokenizer.language_token(lang).unwrap_or(sp.sot + 1));
+            prompt.push(if translate {
+                sp.translate
+            } else {
+                sp.transcribe
+            });
+        }
+        (prompt, sot_index)
     }
 
     /// The network for one transcription (on CTranslate2, waits for a free instance).
