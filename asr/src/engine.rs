@@ -294,10 +294,7 @@ impl WhisperEngine {
             suppress: &self.suppress,
             suppress_begin: &self.suppress_begin,
         };
-        let mut all_tokens: Vec<u32> = match &opts.initial_prompt {
-            Some(p) if !p.trim().is_empty() => self.tokenizer.encode(&format!(" {}", p.trim()))?,
-            _ => Vec::new(),
-        };
+        let mut all_tokens: Vec<u32> = self.initial_prompt(opts)?;
         let mut prompt_reset_since = 0;
         let mut seek = 0usize;
         let mut windows_done = 0usize;
@@ -450,10 +447,7 @@ impl WhisperEngine {
                 l
             }
         };
-        let initial = match opts.initial_prompt.as_deref() {
-            Some(p) if !p.trim().is_empty() => self.tokenizer.encode(&format!(" {}", p.trim()))?,
-            _ => Vec::new(),
-        };
+        let initial = self.initial_prompt(opts)?;
         let (mut prompt, sot_index) = self.prompt(&initial, &lang, opts.translate);
         // Without timestamps, as faster-whisper's batched pipeline decodes: with them, Whisper
         // ends about every other full 30 s chunk before its last sentence (the sequential
@@ -596,6 +590,14 @@ impl WhisperEngine {
             None => Ok(None),
             Some(l) if self.tokenizer.language_token(&l).is_some() => Ok(Some(l)),
             Some(l) => Err(AsrError::UnsupportedLanguage(l)),
+        }
+    }
+
+    /// The tokens of `opts.initial_prompt` (none when it is absent or blank).
+    fn initial_prompt(&self, opts: &TranscribeOptions) -> Result<Vec<u32>, AsrError> {
+        match opts.initial_prompt.as_deref() {
+            Some(p) if !p.trim().is_empty() => self.tokenizer.encode(&format!(" {}", p.trim())),
+            _ => Ok(Vec::new()),
         }
     }
 
