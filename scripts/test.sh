@@ -22,6 +22,8 @@ echo "== cargo build (binaries used by the end-to-end tests)"
 cargo build --workspace --bins --locked
 echo "== model files (fetched once into $VOXFLEET_MODELS_DIR, verified every time)"
 "$CARGO_TARGET_DIR/debug/voxfleet-worker" models fetch
+# The multilingual model: translations, and the memory-budget test's second model.
+"$CARGO_TARGET_DIR/debug/voxfleet-worker" models fetch --models whisper-base
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads "${VOXFLEET_TEST_THREADS:-4}"
 echo "== all checks passed"

@@ -258,6 +258,49 @@ impl Ct2Lease<'_> {
     }
 }
 
+impl Ct2Lease<'_> {
+    /// Aligns each window's text tokens with its audio (dynamic time warping over the alignment
+    /// heads' cross-attention): per window, `(text token index, frame index)` pairs over its
+    /// tokens and the end-of-text token after them, and each token's probability. `start`: the
+    /// `<|startoftranscript|>` sequence (with language and task); `frames`: each window's mel
+    /// frames of audio (the rest is padding).
+    pub(crate) fn align(
+        &self,
+        audio: &Ct2Encoded,
+        start: &[u32],
+        texts: &[Vec<u32>],
+        frames: &[usize],
+    ) -> Result<Vec<Alignment>, AsrError> {
+        let start: Vec<usize> = start.iter().map(|&t| t as usize).collect();
+        let texts: Vec<Vec<usize>> = texts
+            .iter()
+            .map(|t| t.iter().map(|&t| t as usize).collect())
+            .collect();
+        // faster-whisper's median filter width.
+        let found = self
+            .inner()
+            .align(&audio.0, &start, &texts, frames, 7)
+            .map_err(runtime("aligning words"))?;
+        Ok(found
+            .into_iter()
+            .map(|r| Alignment {
+                path: r
+                    .alignments
+                    .iter()
+                    .map(|a| (a.token_x, a.frame_x))
+                    .collect(),
+                token_probs: r.text_token_probs,
+            })
+            .collect())
+    }
+}
+
+/// One window's alignment: the DTW path and the text tokens' probabilities.
+pub(crate) struct Alignment {
+    pub path: Vec<(i64, i64)>,
+    pub token_probs: Vec<f32>,
+}
+
 /// One decoding attempt's settings.
 pub(crate) struct Ct2Step {
     pub temperature: f32,

@@ -17,6 +17,7 @@ use crate::decode::{LogitRules, WindowRequest, WindowResult, decode_window};
 use crate::model::{WhisperNet, tensor_bytes};
 use crate::tokens::TextTokenizer;
 use crate::vad::SileroVad;
+use crate::words;
 use crate::{
     AsrError, ComputeType, DeviceSpec, EngineKind, EngineSettings, Progress, Segment,
     TranscribeOptions, Transcript,
@@ -39,14 +40,36 @@ const BATCH_CHUNK_S: f64 = 30.0;
 /// chunk that starts right on the first word loses it.
 const BATCH_PAD_S: f64 = 0.4;
 
-/// Progress once the first `seek` mel frames are done.
-fn progress_at(seek: usize, total_s: f64, windows_done: usize, segments: usize) -> Progress {
+/// Progress once the first `seek` mel frames are done, with the text of the segments after
+/// the first `reported` (which then counts them as reported).
+fn progress_at(
+    seek: usize,
+    total_s: f64,
+    windows_done: usize,
+    segments: &[Segment],
+    reported: &mut usize,
+) -> Progress {
     Progress {
         processed_s: (seek as f64 / FRAMES_PER_S).min(total_s),
         total_s,
         windows_done,
-        segments_so_far: segments,
+        segments_so_far: segments.len(),
+        new_text: new_text(segments, reported),
     }
+}
+
+/// The trimmed texts of `segments[*reported..]`, each after a space but the very first
+/// segment's; `reported` then counts them all.
+fn new_text(segments: &[Segment], reported: &mut usize) -> String {
+    let mut out = String::new();
+    for (i, s) in segments.iter().enumerate().skip(*reported) {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(s.text.trim());
+    }
+    *reported = segments.len();
+    out
 }
 
 fn rms(x: &[f32]) -> f32 {
@@ -218,6 +241,26 @@ impl WhisperEngine {
         })
     }
 
+    /// About how many bytes [`WhisperEngine::load`] will hold, from the files' sizes (before
+    /// loading anything): CTranslate2's `model.bin` once per replica; candle's weights, halved
+    /// on CUDA (f16).
+    pub fn estimate_bytes(
+        src: &WhisperFiles,
+        device: DeviceSpec,
+        settings: &EngineSettings,
+    ) -> u64 {
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        match settings.engine {
+            EngineKind::Ct2 => {
+                size(&src.ct2_dir.join("model.bin")) * settings.replicas.max(1) as u64
+            }
+            EngineKind::Candle => match device {
+                DeviceSpec::Cpu => size(&src.weights),
+                DeviceSpec::Cuda(_) => size(&src.weights) / 2,
+            },
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -262,6 +305,9 @@ impl WhisperEngine {
         vad: Option<&SileroVad>,
         on_progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Transcript, AsrError> {
+        if opts.word_timestamps && self.engine != EngineKind::Ct2 {
+            return Err(words_need_ct2());
+        }
         if opts.batched {
             return self.transcribe_batched(pcm, opts, vad, on_progress);
         }
@@ -298,6 +344,8 @@ impl WhisperEngine {
         let mut prompt_reset_since = 0;
         let mut seek = 0usize;
         let mut windows_done = 0usize;
+        let mut reported = 0usize;
+        let mut last_speech = 0.0;
         let input_stride = cw::N_FRAMES / self.config.max_source_positions;
 
         while seek < content_frames {
@@ -321,7 +369,8 @@ impl WhisperEngine {
             if rms(samples) < SILENCE_RMS {
                 seek += segment_size;
                 windows_done += 1;
-                let progress = progress_at(seek, total_s, windows_done, out.segments.len());
+                let progress =
+                    progress_at(seek, total_s, windows_done, &out.segments, &mut reported);
                 if on_progress(&progress).is_break() {
                     return Err(AsrError::Cancelled);
                 }
@@ -346,7 +395,8 @@ impl WhisperEngine {
                 self.prompt(&all_tokens[prompt_reset_since..], &lang, opts.translate);
             // Asked again before each fallback attempt, so a cancel does not wait out a window
             // that needs several temperatures.
-            let at = progress_at(seek, total_s, windows_done, out.segments.len());
+            // Everything is reported already: `at` carries no text, however often it is sent.
+            let at = progress_at(seek, total_s, windows_done, &out.segments, &mut reported);
             let mut proceed = || on_progress(&at).is_continue();
             let (result, text) = self.decode_with_fallback(
                 &run,
@@ -367,6 +417,7 @@ impl WhisperEngine {
                 seek += segment_size;
             } else {
                 let before = out.segments.len();
+                let mut tokens = Vec::new();
                 seek += self.add_segments(
                     &result,
                     &text,
@@ -375,7 +426,25 @@ impl WhisperEngine {
                     segment_size,
                     Some(input_stride),
                     &mut out.segments,
+                    &mut tokens,
                 )?;
+                if opts.word_timestamps && out.segments.len() > before {
+                    let window = WordWindow {
+                        segments: before..out.segments.len(),
+                        tokens,
+                        frames: segment_size,
+                        offset: time_offset,
+                    };
+                    self.add_words(
+                        &run,
+                        &audio,
+                        &lang,
+                        opts.translate,
+                        &[window],
+                        &mut out.segments,
+                        &mut last_speech,
+                    )?;
+                }
                 all_tokens.extend_from_slice(&result.tokens);
                 if !opts.condition_on_previous_text || result.temperature > 0.5 {
                     prompt_reset_since = all_tokens.len();
@@ -387,7 +456,7 @@ impl WhisperEngine {
                     "window decoded"
                 );
             }
-            let progress = progress_at(seek, total_s, windows_done, out.segments.len());
+            let progress = progress_at(seek, total_s, windows_done, &out.segments, &mut reported);
             if on_progress(&progress).is_break() {
                 return Err(AsrError::Cancelled);
             }
@@ -461,6 +530,8 @@ impl WhisperEngine {
         };
         let temperature = opts.temperature.unwrap_or(0.0).max(0.0);
         let mut windows_done = 0;
+        let mut reported = 0usize;
+        let mut last_speech = 0.0;
         for group in chunks.chunks(opts.batch_size.max(1)) {
             let mut mels = Vec::with_capacity(group.len() * n_mels * cw::N_FRAMES);
             let mut sizes = Vec::with_capacity(group.len());
@@ -470,7 +541,7 @@ impl WhisperEngine {
                 sizes.push(size);
             }
             let t = std::time::Instant::now();
-            let results = self.decode_batch(
+            let (audio, results) = self.decode_batch(
                 &run,
                 mels,
                 group.len(),
@@ -485,20 +556,41 @@ impl WhisperEngine {
                 s = t.elapsed().as_secs_f64(),
                 "batch decoded"
             );
+            let mut windows = Vec::with_capacity(group.len());
             for ((&(start, end), size), result) in group.iter().zip(sizes).zip(results) {
-                if result.no_speech_prob > 0.6 && result.avg_logprob < -1.0 {
-                    continue;
+                let before = out.segments.len();
+                let mut tokens = Vec::new();
+                if result.no_speech_prob <= 0.6 || result.avg_logprob >= -1.0 {
+                    let text = self.tokenizer.decode(&result.tokens)?;
+                    self.add_segments(
+                        &result,
+                        &text,
+                        start,
+                        // The chunk's own end: nothing reaches into its padding.
+                        end,
+                        size,
+                        None,
+                        &mut out.segments,
+                        &mut tokens,
+                    )?;
                 }
-                let text = self.tokenizer.decode(&result.tokens)?;
-                self.add_segments(
-                    &result,
-                    &text,
-                    start,
-                    // The chunk's own end: nothing reaches into its padding.
-                    end,
-                    size,
-                    None,
+                windows.push(WordWindow {
+                    segments: before..out.segments.len(),
+                    tokens,
+                    frames: size,
+                    offset: start,
+                });
+            }
+            if opts.word_timestamps && windows.iter().any(|w| !w.segments.is_empty()) {
+                let audio = audio.ok_or_else(words_need_ct2)?;
+                self.add_words(
+                    &run,
+                    &audio,
+                    &lang,
+                    opts.translate,
+                    &windows,
                     &mut out.segments,
+                    &mut last_speech,
                 )?;
             }
             windows_done += group.len();
@@ -507,6 +599,7 @@ impl WhisperEngine {
                 total_s,
                 windows_done,
                 segments_so_far: out.segments.len(),
+                new_text: new_text(&out.segments, &mut reported),
             };
             if on_progress(&progress).is_break() {
                 return Err(AsrError::Cancelled);
@@ -516,8 +609,8 @@ impl WhisperEngine {
     }
 
     /// Encodes and decodes `n` windows (`mels`: their log-mels one after another) with the same
-    /// prompt at one temperature: in one call each on CTranslate2, one window at a time on
-    /// candle.
+    /// prompt at one temperature: in one call each on CTranslate2 (the encoder output comes
+    /// back too, for word timing), one window at a time on candle.
     #[allow(clippy::too_many_arguments)]
     fn decode_batch(
         &self,
@@ -529,7 +622,7 @@ impl WhisperEngine {
         sot_index: usize,
         temperature: f32,
         opts: &TranscribeOptions,
-    ) -> Result<Vec<WindowResult>, AsrError> {
+    ) -> Result<(Option<Encoded>, Vec<WindowResult>), AsrError> {
         let beam_size = opts.beam_size.max(1);
         let max_new = self.config.max_target_positions / 2;
         match run {
@@ -543,27 +636,70 @@ impl WhisperEngine {
                     beam_size,
                     max_length: self.config.max_target_positions,
                 };
-                net.generate(&audio, &vec![prompt; n], rules.suppress, &step)
+                let results = net.generate(&audio, &vec![prompt; n], rules.suppress, &step)?;
+                Ok((Some(Encoded::Ct2(audio)), results))
             }
-            Run::Candle(net) => mels
-                .chunks_exact(mels.len() / n.max(1))
-                .enumerate()
-                .map(|(i, window)| {
-                    let Encoded::Candle(audio) = self.encode(run, window.to_vec())? else {
-                        return Err(mismatched());
-                    };
-                    let req = WindowRequest {
-                        prompt,
-                        sot_index,
-                        temperature,
-                        beam_size,
-                        max_new,
-                        seed: 0x5eed ^ ((i as u64) << 8),
-                    };
-                    decode_window(net, &audio, rules, &req)
-                })
-                .collect(),
+            Run::Candle(net) => Ok((
+                None,
+                mels.chunks_exact(mels.len() / n.max(1))
+                    .enumerate()
+                    .map(|(i, window)| {
+                        let Encoded::Candle(audio) = self.encode(run, window.to_vec())? else {
+                            return Err(mismatched());
+                        };
+                        let req = WindowRequest {
+                            prompt,
+                            sot_index,
+                            temperature,
+                            beam_size,
+                            max_new,
+                            seed: 0x5eed ^ ((i as u64) << 8),
+                        };
+                        decode_window(net, &audio, rules, &req)
+                    })
+                    .collect::<Result<_, _>>()?,
+            )),
         }
+    }
+
+    /// Word timestamps for the segments of the `windows` encoded in `audio` (one window, or a
+    /// batch in order): each window's segment tokens aligned in one CTranslate2 call.
+    #[allow(clippy::too_many_arguments)]
+    fn add_words(
+        &self,
+        run: &Run<'_>,
+        audio: &Encoded,
+        lang: &str,
+        translate: bool,
+        windows: &[WordWindow],
+        segments: &mut [Segment],
+        last_speech: &mut f64,
+    ) -> Result<(), AsrError> {
+        let (Run::Ct2(net), Encoded::Ct2(audio)) = (run, audio) else {
+            return Err(words_need_ct2());
+        };
+        let (start, _) = self.prompt(&[], lang, translate);
+        let texts: Vec<Vec<u32>> = windows.iter().map(|w| w.tokens.concat()).collect();
+        let frames: Vec<usize> = windows.iter().map(|w| w.frames).collect();
+        let aligned = net.align(audio, &start, &texts, &frames)?;
+        let decode = |t: &[u32]| self.tokenizer.decode(t).unwrap_or_default();
+        for ((w, text), a) in windows.iter().zip(&texts).zip(aligned) {
+            if text.is_empty() || w.segments.is_empty() {
+                continue;
+            }
+            let pieces = words::unicode_pieces(text, &decode);
+            let timed =
+                words::time_words(words::group_words(pieces, lang), &a.path, &a.token_probs);
+            let counts: Vec<usize> = w.tokens.iter().map(Vec::len).collect();
+            words::assign(
+                timed,
+                &counts,
+                &mut segments[w.segments.clone()],
+                w.offset,
+                last_speech,
+            );
+        }
+        Ok(())
     }
 
     /// `Some(code)` when the language is fixed, `None` when it is to be detected.
@@ -752,7 +888,8 @@ impl WhisperEngine {
         last.ok_or_else(|| AsrError::InvalidOptions("empty temperature schedule".into()))
     }
 
-    /// Turns a window's tokens into segments; returns how many mel frames to advance.
+    /// Turns a window's tokens into segments, and each segment's text tokens into `out_tokens`;
+    /// returns how many mel frames to advance.
     /// `input_stride`: mel frames per timestamp step when the loop seeks (text after the last
     /// complete timestamp pair is then decoded again in the next window); `None` in batched
     /// mode, where nothing is decoded twice, so that text becomes a segment up to the window's
@@ -767,8 +904,10 @@ impl WhisperEngine {
         segment_size: usize,
         input_stride: Option<usize>,
         out: &mut Vec<Segment>,
+        out_tokens: &mut Vec<Vec<u32>>,
     ) -> Result<usize, AsrError> {
         let ts = self.tokenizer.special.timestamp_begin;
+        let eot = self.tokenizer.special.eot;
         let tokens = &result.tokens;
         let is_ts = |t: u32| t >= ts;
         let secs = |t: u32| (t - ts) as f64 * TIME_PRECISION;
@@ -790,7 +929,9 @@ impl WhisperEngine {
                 no_speech_prob: result.no_speech_prob,
                 temperature: result.temperature,
                 compression_ratio: compression,
+                words: Vec::new(),
             });
+            out_tokens.push(toks.iter().copied().filter(|&t| t < eot).collect());
             Ok(())
         };
         let single_ending = tokens.len() >= 2
@@ -843,6 +984,25 @@ impl WhisperEngine {
         let advance = (tokens[from - 1] - ts) as usize * input_stride;
         Ok(if advance == 0 { segment_size } else { advance })
     }
+}
+
+/// One window's segments, for word timing.
+struct WordWindow {
+    /// Where its segments are in the transcript.
+    segments: std::ops::Range<usize>,
+    /// Each segment's text tokens.
+    tokens: Vec<Vec<u32>>,
+    /// Mel frames of audio in the window.
+    frames: usize,
+    /// The window's start in the file, in seconds.
+    offset: f64,
+}
+
+fn words_need_ct2() -> AsrError {
+    AsrError::InvalidOptions(
+        "word timestamps need the CTranslate2 engine (`--engine ct2`); this worker runs candle"
+            .into(),
+    )
 }
 
 /// An encoder output handed to the other engine's decoder: a bug, not an input problem.

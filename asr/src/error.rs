@@ -47,6 +47,21 @@ pub enum AsrError {
     /// Options that cannot be honoured (e.g. translation with an English-only model).
     #[error("invalid options: {0}")]
     InvalidOptions(String),
+
+    /// Loading the model would pass the worker's model memory budget, even after unloading
+    /// every model no job is using.
+    #[error(
+        "loading {model} needs about {need} MiB; {held} MiB of models in use are held on {device}, \
+         and the budget is {budget} MiB (raise --model-memory-budget, or run it on another worker)",
+        need = need >> 20, held = held >> 20, budget = budget >> 20
+    )]
+    OverBudget {
+        model: String,
+        device: String,
+        need: u64,
+        held: u64,
+        budget: u64,
+    },
 }
 
 impl AsrError {
@@ -61,6 +76,7 @@ impl AsrError {
             AsrError::Runtime { .. } => "runtime_error",
             AsrError::UnsupportedLanguage(_) => "unsupported_language",
             AsrError::InvalidOptions(_) => "invalid_options",
+            AsrError::OverBudget { .. } => "model_over_budget",
         }
     }
 
@@ -69,6 +85,9 @@ impl AsrError {
     pub fn is_permanent(&self) -> bool {
         match self {
             AsrError::Cancelled | AsrError::Runtime { .. } => false,
+            // Past the budget alone: never. Past it with other models in use: another attempt
+            // may find them unloaded.
+            AsrError::OverBudget { need, budget, .. } => need > budget,
             AsrError::Model(voxfleet_models::ModelError::Fetch { .. })
             | AsrError::Model(voxfleet_models::ModelError::Io { .. }) => false,
             AsrError::Model(_)

@@ -51,12 +51,13 @@ mod tokens;
 mod types;
 pub mod vad;
 pub mod wer;
+mod words;
 
-pub use cache::{LoadedModel, ModelCache};
+pub use cache::{CacheLimits, LoadedModel, ModelCache};
 pub use device::DeviceSpec;
 pub use engine::WhisperEngine;
 pub use error::AsrError;
 pub use types::{
-    ComputeType, EngineKind, EngineSettings, Progress, Segment, TranscribeOptions, Transcript,
+    ComputeType, EngineKind, EngineSettings, Progress, Segment, TranscribeOptions, Transcript, Word,
 };
 pub use vad::SileroVad;

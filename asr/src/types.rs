@@ -30,6 +30,9 @@ pub struct TranscribeOptions {
     pub batched: bool,
     /// Chunks per encoder/decoder call in batched mode.
     pub batch_size: usize,
+    /// Time every word (cross-attention alignment, as faster-whisper's `word_timestamps`):
+    /// each segment then carries its [`Word`]s. CTranslate2 engine only.
+    pub word_timestamps: bool,
 }
 
 impl Default for TranscribeOptions {
@@ -44,6 +47,7 @@ impl Default for TranscribeOptions {
             condition_on_previous_text: true,
             batched: false,
             batch_size: 8,
+            word_timestamps: false,
         }
     }
 }
@@ -62,6 +66,20 @@ pub struct Segment {
     pub temperature: f32,
     /// gzip compression ratio of the window's text.
     pub compression_ratio: f32,
+    /// The segment's words with their times, when word timestamps were asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
+}
+
+/// One word of a segment, timed by aligning its tokens with the audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Word {
+    /// As Whisper spells it, with its leading space and any punctuation attached.
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    /// Mean probability of the word's tokens.
+    pub probability: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +104,10 @@ pub struct Progress {
     pub total_s: f64,
     pub windows_done: usize,
     pub segments_so_far: usize,
+    /// The segments finished since the last report, for clients that show text as it comes
+    /// (trimmed texts, each after a space except the transcript's very first): the reports'
+    /// `new_text` joined is the transcript's [`Transcript::text`].
+    pub new_text: String,
 }
 
 /// Which implementation runs Whisper's network.

@@ -320,3 +320,181 @@ fn two_replicas_transcribe_at_once() {
         assert_eq!(h.join().unwrap(), alone);
     }
 }
+
+/// Word timestamps (sequential and batched), on sentences with 1.5 s of silence between them.
+/// Word times come from where the alignment path moves from one token to the next, so a
+/// word's span runs to the next word's start and can take in the pause after it (faster-whisper
+/// gives the same spans on this audio: 6.66–7.64 s for the first sentence's last word, said
+/// until 7.07 s). What must hold: every word touches speech; each sentence's words start near
+/// its audio and end before the next sentence; the words spell their segment; and the text
+/// reported with progress adds up to the transcript.
+#[test]
+fn word_timestamps_fall_on_the_words() {
+    let sentences = &LONG[3..9];
+    let (pcm, spans) = speak_with_gaps(sentences, 1.5);
+    let vad = vad();
+    for batched in [false, true] {
+        let opts = TranscribeOptions {
+            word_timestamps: true,
+            batched,
+            ..TranscribeOptions::default()
+        };
+        let mut streamed = String::new();
+        let t = tiny_en()
+            .transcribe(&pcm, &opts, Some(&vad), &mut |p| {
+                streamed.push_str(&p.new_text);
+                ControlFlow::Continue(())
+            })
+            .expect("transcribe with words");
+        assert_eq!(streamed, t.text(), "progress text (batched: {batched})");
+        let words: Vec<_> = t.segments.iter().flat_map(|s| &s.words).collect();
+        eprintln!("batched {batched}: {} words", words.len());
+        for s in &t.segments {
+            let spelled: String = s.words.iter().map(|w| w.word.as_str()).collect();
+            assert_eq!(spelled.trim(), s.text.trim(), "words of {s:?}");
+            for w in &s.words {
+                assert!(w.start <= w.end, "{w:?}");
+                assert!((0.0..=1.0).contains(&w.probability), "{w:?}");
+                assert!(
+                    w.start >= s.start - 1e-6 && w.end <= s.end + 1e-6,
+                    "{w:?} outside {s:?}"
+                );
+            }
+        }
+        for w in words.windows(2) {
+            assert!(w[1].start >= w[0].start, "out of order: {w:?}");
+        }
+        for w in &words {
+            assert!(
+                spans.iter().any(|&(a, b)| w.end > a && w.start < b),
+                "{w:?} lies wholly in a silence (sentences at {spans:?})"
+            );
+        }
+        for (k, (&(a, b), text)) in spans.iter().zip(sentences).enumerate() {
+            let next = spans.get(k + 1).map_or(f64::INFINITY, |s| s.0);
+            let mine: Vec<_> = words.iter().filter(|w| w.end > a && w.start < b).collect();
+            let expected = text.split_whitespace().count();
+            assert!(
+                mine.len() + 2 >= expected && mine.len() <= expected + 2,
+                "{} words for `{text}`",
+                mine.len()
+            );
+            let (first, last) = (mine[0], mine[mine.len() - 1]);
+            assert!((first.start - a).abs() <= 0.6, "{first:?} vs start {a:.2}");
+            assert!(
+                last.end >= b - 0.3 && last.end <= next,
+                "{last:?} vs end {b:.2} (next sentence at {next:.2})"
+            );
+        }
+    }
+}
+
+/// Words said one by one, 0.8 s apart: each word's span holds the middle of its own audio
+/// and of no other word's (a shift by one word, or times from another window, fail this).
+#[test]
+fn isolated_words_are_timed_each_in_its_place() {
+    let said = [
+        "Morning.", "Purple.", "Window.", "Garden.", "Thunder.", "Pencil.",
+    ];
+    let (pcm, spans) = speak_with_gaps(&said, 0.8);
+    let opts = TranscribeOptions {
+        word_timestamps: true,
+        vad: false,
+        ..TranscribeOptions::default()
+    };
+    let (t, _) = run(&pcm, &opts);
+    let words: Vec<_> = t.segments.iter().flat_map(|s| &s.words).collect();
+    eprintln!("{words:#?}");
+    let middles: Vec<f64> = spans.iter().map(|&(a, b)| 0.5 * (a + b)).collect();
+    for (k, w) in said.iter().enumerate() {
+        let stem = w.trim_end_matches('.').to_lowercase();
+        let found = words
+            .iter()
+            .find(|x| x.word.to_lowercase().contains(&stem))
+            .unwrap_or_else(|| panic!("`{stem}` not recognised: {}", t.text()));
+        let holds: Vec<usize> = (0..middles.len())
+            .filter(|&i| (found.start..=found.end).contains(&middles[i]))
+            .collect();
+        assert_eq!(
+            holds,
+            [k],
+            "`{stem}` timed {:.2}–{:.2}; the words' middles are at {middles:.2?}",
+            found.start,
+            found.end
+        );
+    }
+}
+
+/// The candle engine has no alignment: word timestamps are refused, not left out.
+#[test]
+fn word_timestamps_need_ctranslate2() {
+    let cache = cache_with(EngineSettings {
+        engine: EngineKind::Candle,
+        ..EngineSettings::default()
+    });
+    let engine = cache.whisper("tiny.en").expect("candle tiny.en");
+    let opts = TranscribeOptions {
+        word_timestamps: true,
+        ..TranscribeOptions::default()
+    };
+    let r = engine.transcribe(&speak("Hello there."), &opts, None, &mut |_| {
+        ControlFlow::Continue(())
+    });
+    assert!(matches!(r, Err(AsrError::InvalidOptions(_))), "{r:?}");
+}
+
+/// The memory budget: a model bigger than the budget is refused for good; one that fits once
+/// idle models go unloads them (least recently used first); one that would only fit by
+/// unloading a model in use is refused for now (another attempt may fit). Idle models are
+/// unloaded after the idle time, and never while a job holds them.
+#[test]
+fn the_cache_keeps_to_its_memory_budget_and_unloads_idle_models() {
+    use std::time::Duration;
+    use voxfleet_asr::CacheLimits;
+    const MIB: u64 = 1 << 20;
+
+    let tiny = cache_with(EngineSettings::default()).with_limits(CacheLimits {
+        unload_idle_after: None,
+        memory_budget: Some(MIB),
+    });
+    match tiny.whisper("tiny.en") {
+        Err(e @ AsrError::OverBudget { .. }) => {
+            assert_eq!(e.code(), "model_over_budget");
+            assert!(e.is_permanent(), "bigger than the whole budget: {e}");
+        }
+        other => panic!("expected OverBudget, got {:?}", other.map(|_| ())),
+    }
+    assert!(tiny.loaded().is_empty());
+
+    // Room for base, not for base and tiny.en together.
+    let cache = cache_with(EngineSettings::default()).with_limits(CacheLimits {
+        unload_idle_after: Some(Duration::ZERO),
+        memory_budget: Some(160 * MIB),
+    });
+    let names =
+        |c: &ModelCache| -> Vec<String> { c.loaded().into_iter().map(|m| m.name).collect() };
+    drop(cache.whisper("tiny.en").expect("tiny.en fits"));
+    let base = cache
+        .whisper("base")
+        .expect("base fits once tiny.en is unloaded");
+    assert_eq!(names(&cache), ["whisper-base"]);
+    let loaded = cache.loaded();
+    assert_eq!(loaded[0].engine.as_deref(), Some("ct2"));
+    assert_eq!(loaded[0].compute_type.as_deref(), Some("int8"));
+    assert_eq!(loaded[0].in_use, 1);
+    match cache.whisper("tiny.en") {
+        Err(e @ AsrError::OverBudget { .. }) => {
+            assert!(!e.is_permanent(), "fits once base is free: {e}");
+        }
+        other => panic!("expected OverBudget, got {:?}", other.map(|_| ())),
+    }
+    // In use: not unloaded, however idle.
+    assert!(cache.unload_idle().is_empty());
+    assert_eq!(names(&cache), ["whisper-base"]);
+    drop(base);
+    assert_eq!(cache.unload_idle(), ["whisper-base"]);
+    assert!(names(&cache).is_empty());
+    // And it loads again when asked.
+    cache.whisper("tiny.en").expect("tiny.en again");
+    assert_eq!(names(&cache), ["whisper-tiny.en"]);
+}

@@ -201,7 +201,11 @@ pub fn time_in_range(t: &DateTime<Utc>) -> bool {
 
 /// The routes whose multipart bodies may be as large as the upload limit (the media router in
 /// `openapi::router`); their other bodies (JSON) and every other route's keep the general limit.
-pub const MEDIA_PATHS: [&str; 2] = ["/v1/files", "/v1/audio/transcriptions"];
+pub const MEDIA_PATHS: [&str; 3] = [
+    "/v1/files",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+];
 
 /// The body limits [`early_limit`] applies.
 #[derive(Debug, Clone, Copy)]

@@ -37,9 +37,12 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
     let media = OpenApiRouter::new()
         .routes(routes!(files::upload_file, files::list_files))
         .routes(routes!(openai::transcriptions))
+        .routes(routes!(openai::translations))
         .layer(axum::extract::DefaultBodyLimit::max(max_upload));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(media)
+        .routes(routes!(openai::models::list_models))
+        .routes(routes!(openai::models::get_model))
         .routes(routes!(files::get_file, files::delete_file))
         .routes(routes!(files::get_transcript))
         .routes(routes!(files::usage))

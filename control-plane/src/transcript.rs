@@ -93,16 +93,42 @@ pub fn split_at_turns(segments: Vec<SegmentRow>, turns: &[TurnRow]) -> Vec<Segme
     let (numbered, _) = numbered_turns(turns);
     let mut out = Vec::with_capacity(segments.len());
     for s in segments {
-        let pieces = split_at_speaker_changes(s.start_s, s.end_s, &s.text, &numbered);
+        // Timed words, when there is one per whitespace-separated word of the text.
+        let words = s
+            .words
+            .as_ref()
+            .filter(|w| w.len() == s.text.split_whitespace().count());
+        let times: Option<Vec<(f64, f64)>> =
+            words.map(|w| w.iter().map(|w| (w.start, w.end)).collect());
+        let pieces =
+            split_at_speaker_changes(s.start_s, s.end_s, &s.text, &numbered, times.as_deref());
         if pieces.len() < 2 {
             out.push(s);
             continue;
         }
         for p in pieces {
+            let piece_words = match (words, &s.words) {
+                (Some(w), _) => Some(w[p.words.clone()].to_vec()),
+                // Words that do not match the text one for one: by their middle.
+                (None, Some(all)) => Some(
+                    all.iter()
+                        .filter(|w| (p.start..p.end).contains(&(0.5 * (w.start + w.end))))
+                        .cloned()
+                        .collect(),
+                ),
+                (None, None) => None,
+            };
+            // With word times, a piece spans its words.
+            let (start_s, end_s) = match piece_words.as_deref() {
+                Some([first, .., last]) => (first.start, last.end),
+                Some([only]) => (only.start, only.end),
+                _ => (p.start, p.end),
+            };
             out.push(SegmentRow {
-                start_s: p.start,
-                end_s: p.end,
+                start_s,
+                end_s,
                 text: s.text[p.text].to_owned(),
+                words: piece_words,
                 ..s.clone()
             });
         }
@@ -134,6 +160,10 @@ pub fn render(format: Format, t: &Transcript<'_>) -> String {
                 "id": s.idx, "start": s.start_s, "end": s.end_s, "text": s.text.trim(),
                 "speaker": t.label(i),
                 "avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
+                "words": s.words.as_ref().map(|words| words.iter().map(|w| json!({
+                    "word": w.word.trim(), "start": w.start, "end": w.end,
+                    "probability": w.probability, "speaker": t.label(i),
+                })).collect::<Vec<_>>()),
             })).collect::<Vec<_>>(),
             "speakers": t.speakers.iter().map(|sp| json!({
                 "id": sp.id, "label": sp.label, "name": sp.name, "speech_s": sp.speech_s,
@@ -254,6 +284,7 @@ mod tests {
             temperature: 0.0,
             compression_ratio: 1.2,
             language: "en".into(),
+            words: None,
         }
     }
 

@@ -233,6 +233,68 @@ async fn a_conversation_is_diarized_labelled_and_voiceprinted() {
         .await;
     assert!(vtt.contains("<v Host>"), "{vtt}");
 
+    // Word timestamps on the diarized file: each word carries the speaker of its own time,
+    // so the words around a turn change go each to their speaker.
+    let job = env
+        .submit_with(
+            json!({"kind": "transcribe", "input": {"file_id": id, "word_timestamps": true}}),
+        )
+        .await;
+    let done = wait_done(&env, &job).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (_, tj) = env.get(&format!("/v1/files/{id}/transcript")).await;
+    let mut timed: Vec<(f64, String)> = Vec::new();
+    for seg in tj["segments"].as_array().unwrap() {
+        let words = seg["words"].as_array().expect("words in every segment");
+        let spelled: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+        assert_eq!(
+            spelled.join(" ").split_whitespace().collect::<Vec<_>>(),
+            seg["text"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            "{seg}"
+        );
+        for w in words {
+            assert_eq!(w["speaker"], seg["speaker"], "{seg}");
+            let mid = 0.5 * (w["start"].as_f64().unwrap() + w["end"].as_f64().unwrap());
+            timed.push((mid, w["speaker"].as_str().unwrap_or("").to_owned()));
+        }
+    }
+    // Each label stands for the reference speaker most of its words fall in.
+    let truth = |t: f64| {
+        reference
+            .iter()
+            .find(|r| r.start <= t && t < r.end)
+            .map(|r| r.speaker)
+    };
+    let mut votes: std::collections::HashMap<(String, usize), usize> = Default::default();
+    for (t, label) in &timed {
+        if let Some(r) = truth(*t) {
+            *votes.entry((label.clone(), r)).or_default() += 1;
+        }
+    }
+    let stands_for = |label: &str| {
+        votes
+            .iter()
+            .filter(|((l, _), _)| l == label)
+            .max_by_key(|(_, n)| **n)
+            .map(|((_, r), _)| *r)
+    };
+    let judged: Vec<bool> = timed
+        .iter()
+        .filter_map(|(t, label)| truth(*t).map(|r| stands_for(label) == Some(r)))
+        .collect();
+    let right = judged.iter().filter(|x| **x).count();
+    eprintln!("words with the right speaker: {right}/{}", judged.len());
+    assert!(judged.len() >= 20, "{} words judged", judged.len());
+    assert!(
+        right as f64 >= 0.9 * judged.len() as f64,
+        "{right}/{} words with the right speaker",
+        judged.len()
+    );
+
     // OpenAI-compatible diarization, with the host's voice given as a known speaker (a clip
     // that is not part of the conversation).
     let clip = utterance(

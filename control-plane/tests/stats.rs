@@ -481,6 +481,7 @@ async fn gpu_readings_are_exported_and_stale_ones_are_refreshed() {
             name: "whisper-tiny.en".into(),
             device: "cuda:0".into(),
             bytes: 151 << 20,
+            ..LoadedModel::default()
         }],
     };
     q.heartbeat(&info, Duration::from_secs(3600)).await.unwrap();

@@ -616,6 +616,217 @@ async fn the_official_openai_sdk_transcribes_through_voxfleet() {
     assert_eq!(v["error"]["code"], "model_not_found", "{v}");
 }
 
+/// Several sentences, about 35 s: two Whisper windows, so a stream has text before the end.
+const SPOKEN_LONG: &str = "The weather was cold and clear on the morning of the first day. \
+    She walked to the station and bought a ticket for the early train. \
+    The train was late, so she read a book while she waited on the platform. \
+    When the train arrived, she found a seat next to the window. \
+    The fields outside were covered with a thin layer of white frost. \
+    After an hour, the train stopped at a small town near the river. \
+    She stepped off the train and looked for her brother in the crowd.";
+
+/// The official OpenAI Python SDK on the rest of the audio API: word timestamps in
+/// verbose_json, `stream=True` (text deltas as windows finish, then the whole text),
+/// translations (German speech into English, on the multilingual `base`), and the models list.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_sdk_streams_translates_times_words_and_lists_models() {
+    let python = std::env::var("VOXFLEET_OPENAI_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/voxfleet/venv-openai/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    assert!(
+        Path::new(&python).exists(),
+        "{python} missing: run scripts/tools.sh (it installs the OpenAI SDK)"
+    );
+    let mut env = Env::start().await;
+    transcribe_worker(&mut env, "asr", &[]);
+    let dir = env.logs.join("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let english = dir.join("english.wav");
+    run_tool(
+        Command::new("espeak-ng")
+            .args(["-s", "150", "-w"])
+            .arg(&english)
+            .arg(SPOKEN_LONG),
+    );
+    let german = dir.join("german.wav");
+    run_tool(
+        Command::new("espeak-ng")
+            .args(["-v", "de", "-s", "140", "-w"])
+            .arg(&german)
+            .arg("Guten Morgen. Das Wetter ist heute sehr schön. Ich gehe in den Park."),
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/checks/openai_sdk_features.py");
+    let base = format!("{}/v1", env.base);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args([base.as_str(), ADMIN])
+            .arg(&english)
+            .arg(&german)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Words: as many as were said, in order, spelling the text.
+    let words = v["words"].as_array().expect("words");
+    let text = v["words_text"].as_str().unwrap();
+    assert!(word_error_rate(SPOKEN_LONG, text) <= MAX_WER, "{text}");
+    let said = SPOKEN_LONG.split_whitespace().count();
+    assert!(
+        words.len() + 8 >= said && words.len() <= said + 8,
+        "{} words for {said} said",
+        words.len()
+    );
+    let spelled: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    assert!(
+        word_error_rate(text, &spelled.join(" ")) <= 0.02,
+        "words {spelled:?} vs text {text}"
+    );
+    let duration = v["words_segments"]
+        .as_array()
+        .and_then(|s| s.last())
+        .map_or(0.0, |s| s["end"].as_f64().unwrap());
+    let mut prev = 0.0;
+    for w in words {
+        let (a, b) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+        assert!(
+            a >= prev - 1e-6 && a <= b && b <= duration + 0.01,
+            "{w} after {prev}"
+        );
+        prev = a;
+    }
+
+    // Stream: deltas, then one done with the whole text.
+    let events = v["stream"].as_array().expect("events");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "transcript.text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert!(
+        types
+            .iter()
+            .filter(|t| **t == "transcript.text.delta")
+            .count()
+            >= 2,
+        "one delta per window, two windows: {types:?}"
+    );
+    assert_eq!(types.last(), Some(&"transcript.text.done"), "{types:?}");
+    let done = events.last().unwrap()["text"].as_str().unwrap();
+    assert_eq!(deltas, done);
+    assert!(word_error_rate(SPOKEN_LONG, done) <= MAX_WER, "{done}");
+
+    // Translation: English words out of German speech.
+    let t = v["translation"].as_str().unwrap().to_lowercase();
+    eprintln!("translation: {t}");
+    assert!(
+        ["morning", "weather", "park"]
+            .iter()
+            .filter(|w| t.contains(**w))
+            .count()
+            >= 2,
+        "{t}"
+    );
+    assert!(!t.contains("wetter") && !t.contains("guten"), "{t}");
+    assert_eq!(v["translation_task"], "translate", "{v}");
+    assert_eq!(v["translation_error"]["status"], 400, "{v}");
+    assert_eq!(
+        v["translation_error"]["code"], "model_not_multilingual",
+        "{v}"
+    );
+
+    // Models.
+    let ids: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for id in ["whisper-1", "tiny.en", "base"] {
+        assert!(ids.contains(&id), "{ids:?}");
+    }
+    assert_eq!(v["model"]["id"], "whisper-1");
+    assert_eq!(v["model"]["object"], "model");
+    assert_eq!(v["model_error"]["status"], 404, "{v}");
+    assert_eq!(v["model_error"]["code"], "model_not_found", "{v}");
+}
+
+/// The same request sent again (an SDK retrying with no idempotency key) gets the first
+/// request's work: no second file, no second job. Other parameters, or another caller, do
+/// start new work.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_request_is_answered_from_its_first_run() {
+    let mut env = Env::start().await;
+    transcribe_worker(&mut env, "asr", &[]);
+    let dir = env.logs.join("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = speech_wav(&dir, SPOKEN);
+    let count = |v: &Value, k: &str| v[k].as_array().map_or(0, Vec::len);
+
+    let (s, first) = openai(&env, &[("model", "whisper-1")], Some(&wav)).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let (_, files) = env.call("GET", "/v1/files", Some(ADMIN), None).await;
+    let (_, jobs) = env.call("GET", "/v1/jobs", Some(ADMIN), None).await;
+    let (n_files, n_jobs) = (count(&files, "files"), count(&jobs, "jobs"));
+    assert_eq!(n_files, 1, "{files}");
+
+    // Again, as text this time: the same work answers every format.
+    let (s, again) = openai(
+        &env,
+        &[("model", "whisper-1"), ("response_format", "text")],
+        Some(&wav),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    let first_text = serde_json::from_str::<Value>(&first).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(again.trim(), first_text);
+    let (_, files) = env.call("GET", "/v1/files", Some(ADMIN), None).await;
+    let (_, jobs) = env.call("GET", "/v1/jobs", Some(ADMIN), None).await;
+    assert_eq!(count(&files, "files"), n_files, "a second file: {files}");
+    assert_eq!(count(&jobs, "jobs"), n_jobs, "a second job: {jobs}");
+
+    // Another parameter: new work.
+    let (s, _) = openai(
+        &env,
+        &[("model", "whisper-1"), ("prompt", "Quick brown fox.")],
+        Some(&wav),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, files) = env.call("GET", "/v1/files", Some(ADMIN), None).await;
+    assert_eq!(count(&files, "files"), n_files + 1, "{files}");
+
+    // Once its file is deleted, the request is run again.
+    let id = files["files"][0]["id"].as_str().unwrap().to_owned();
+    let first_id = files["files"][1]["id"].as_str().unwrap().to_owned();
+    for f in [&id, &first_id] {
+        let (s, b) = env
+            .call("DELETE", &format!("/v1/files/{f}"), Some(ADMIN), None)
+            .await;
+        assert!(s.is_success(), "{s} {b}");
+    }
+    let (s, _) = openai(&env, &[("model", "whisper-1")], Some(&wav)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, files) = env.call("GET", "/v1/files", Some(ADMIN), None).await;
+    assert_eq!(count(&files, "files"), 1, "{files}");
+}
+
 /// A long recording reports progress per window with an ETA, and a cancel stops it between
 /// windows: the job ends `cancelled`, the file says so, and the worker takes new work.
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,8 @@ use crate::model::{JobId, JobStatus};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobEvent {
     pub id: JobId,
-    /// `status` or `progress`.
+    /// `status`, `progress`, or `text` (a transcription finished more text: see
+    /// `QueueClient::append_text`).
     #[serde(rename = "type")]
     pub event_type: String,
     pub status: JobStatus,

@@ -67,12 +67,25 @@ pub struct WorkerInfo {
 }
 
 /// A model held in a worker's cache.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LoadedModel {
     pub name: String,
     pub device: String,
     /// Bytes of weights held (host or device memory).
     pub bytes: u64,
+    /// Whisper's engine (`ct2`, `candle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// CTranslate2's compute type (`int8`, `float32`, `float16`, `int8_float16`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_type: Option<String>,
+    /// Seconds since a job last asked for it (Whisper models; unloaded past the worker's
+    /// `--unload-idle-after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_s: Option<u64>,
+    /// Jobs using it now.
+    #[serde(default)]
+    pub in_use: u32,
 }
 
 /// One mounted filesystem.

@@ -58,6 +58,13 @@ impl Keys {
         format!("{}:stats-refresh", self.prefix)
     }
 
+    /// STRING (JSON): the file and jobs an OpenAI-compatible request started, under a hash of
+    /// its owner, audio and parameters, so the same request sent again (an SDK retrying after
+    /// a timeout) gets that work's result instead of doing it twice. Expires.
+    pub fn request(&self, hash: &str) -> String {
+        format!("{}:request:{}", self.prefix, hash)
+    }
+
     /// The pub/sub channel for job events.
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
@@ -92,6 +99,11 @@ impl QueueKeys {
     pub fn job_prefix(&self) -> String {
         format!("{}:job:", self.tag)
     }
+    /// STRING: the text a running transcription has finished so far (APPEND per window), for
+    /// clients that stream it; it expires an hour after the last write.
+    pub fn partial_text(&self, id: &JobId) -> String {
+        format!("{}:text:{}", self.tag, id)
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +121,7 @@ mod tests {
             q.wake(),
             q.persist(),
             q.job(&JobId::new()),
+            q.partial_text(&JobId::new()),
         ] {
             assert!(key.starts_with("{vf:gpu}:"), "{key}");
         }

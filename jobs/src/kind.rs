@@ -226,9 +226,42 @@ pub struct TranscribeInput {
     /// cores and on GPUs; absent = the worker's default (`--batched`).
     #[serde(default)]
     pub batched: Option<bool>,
+    /// Time every word (start, end, probability): kept with each segment, shown in the JSON
+    /// export and in OpenAI's `verbose_json` words (default false; CTranslate2 engine only).
+    #[serde(default)]
+    pub word_timestamps: Option<bool>,
+    /// `transcribe` (default) or `translate` (into English; multilingual models only).
+    #[serde(default)]
+    pub task: Option<Task>,
+}
+
+/// What Whisper does with the speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Text in the language spoken.
+    Transcribe,
+    /// Text in English, whatever the language spoken.
+    Translate,
 }
 
 impl TranscribeInput {
+    /// Only `file_id` set: every option left to the worker's defaults.
+    pub fn for_file(file_id: Uuid) -> Self {
+        Self {
+            file_id,
+            model: None,
+            language: None,
+            beam_size: None,
+            temperature: None,
+            prompt: None,
+            vad: None,
+            batched: None,
+            word_timestamps: None,
+            task: None,
+        }
+    }
+
     pub const MAX_BEAM: u32 = 10;
     /// Longest model name accepted.
     pub const MAX_MODEL_NAME: usize = 64;

@@ -27,7 +27,7 @@ pub use keys::Keys;
 pub use kind::{
     DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, EmbeddingMigrationInput,
     EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput,
-    JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, RetentionInput,
+    JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, RetentionInput, Task,
     TranscribeInput,
 };
 pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};

@@ -129,6 +129,8 @@ pub struct Piece {
     pub start: f64,
     pub end: f64,
     pub text: std::ops::Range<usize>,
+    /// The piece's words, as indices among the segment's whitespace-separated words.
+    pub words: std::ops::Range<usize>,
 }
 
 /// Cuts the segment `(start, end, text)` where the speaker changes inside it.
@@ -136,16 +138,24 @@ pub struct Piece {
 /// Over the segment, the speaker at each moment is the one whose turn is active (in overlap,
 /// the one active longest over the segment); stretches of one speaker shorter than
 /// [`MIN_PIECE_S`] and moments with no one are given to their neighbours. Each remaining
-/// stretch becomes a piece. Without word times (Whisper's segments here carry none), a word's
-/// time is estimated from its position in the text, characters being spread evenly over the
-/// segment, and each word goes to the stretch holding the middle of it; cuts fall between
-/// words. Pieces that get no words are dropped (their time goes to the piece before). A
-/// segment with one speaker, no turns or one word comes back whole.
-pub fn split_at_speaker_changes(start: f64, end: f64, text: &str, turns: &[Turn]) -> Vec<Piece> {
+/// stretch becomes a piece. Each word goes to the stretch holding the middle of it; cuts fall
+/// between words. A word's time is `word_times[i]` (start, end) for the `i`-th
+/// whitespace-separated word when given for every word (word timestamps); otherwise it is
+/// estimated from its position in the text, characters being spread evenly over the segment.
+/// Pieces that get no words are dropped (their time goes to the piece before). A segment with
+/// one speaker, no turns or one word comes back whole.
+pub fn split_at_speaker_changes(
+    start: f64,
+    end: f64,
+    text: &str,
+    turns: &[Turn],
+    word_times: Option<&[(f64, f64)]>,
+) -> Vec<Piece> {
     let whole = vec![Piece {
         start,
         end,
         text: 0..text.len(),
+        words: 0..text.split_whitespace().count(),
     }];
     if end - start < 2.0 * MIN_PIECE_S {
         return whole;
@@ -240,6 +250,11 @@ pub fn split_at_speaker_changes(start: f64, end: f64, text: &str, turns: &[Turn]
     if words.len() < 2 {
         return whole;
     }
+    if let Some(times) = word_times.filter(|t| t.len() == words.len()) {
+        for (w, &(a, b)) in words.iter_mut().zip(times) {
+            w.2 = 0.5 * (a + b);
+        }
+    }
     let mut pieces: Vec<Piece> = Vec::new();
     let mut w = 0;
     for (k, s) in stretches.iter().enumerate() {
@@ -259,6 +274,7 @@ pub fn split_at_speaker_changes(start: f64, end: f64, text: &str, turns: &[Turn]
             start: piece_start,
             end: s.1,
             text: words[first_word].0..words[w - 1].1,
+            words: first_word..w,
         });
     }
     if pieces.len() < 2 {
@@ -331,7 +347,7 @@ mod tests {
         // 0–4 s speaker 0, 4–8 s speaker 1; 16 characters a second.
         let text = "one two three four five six seven eight nine ten eleven twelve thirteen ab";
         let turns = [turn(0.0, 4.1, 0), turn(4.1, 8.0, 1)];
-        let pieces = split_at_speaker_changes(0.0, 8.0, text, &turns);
+        let pieces = split_at_speaker_changes(0.0, 8.0, text, &turns, None);
         assert_eq!(pieces.len(), 2, "{pieces:?}");
         assert_eq!(pieces[0].start, 0.0);
         assert_eq!(pieces[1].end, 8.0);
@@ -355,23 +371,53 @@ mod tests {
 
         // A back-channel under the sentence (0.4 s) and a short pause do not split it.
         let turns = [turn(0.0, 3.0, 0), turn(3.3, 8.0, 0), turn(5.0, 5.4, 1)];
-        assert_eq!(split_at_speaker_changes(0.0, 8.0, text, &turns).len(), 1);
-        // One speaker, no turns, one word, a short segment: whole.
         assert_eq!(
-            split_at_speaker_changes(0.0, 8.0, text, &[turn(0.0, 8.0, 2)]).len(),
+            split_at_speaker_changes(0.0, 8.0, text, &turns, None).len(),
             1
         );
-        assert_eq!(split_at_speaker_changes(0.0, 8.0, text, &[]).len(), 1);
+        // One speaker, no turns, one word, a short segment: whole.
+        assert_eq!(
+            split_at_speaker_changes(0.0, 8.0, text, &[turn(0.0, 8.0, 2)], None).len(),
+            1
+        );
+        assert_eq!(split_at_speaker_changes(0.0, 8.0, text, &[], None).len(), 1);
         let two = [turn(0.0, 4.0, 0), turn(4.0, 8.0, 1)];
-        assert_eq!(split_at_speaker_changes(0.0, 8.0, "word", &two).len(), 1);
-        assert_eq!(split_at_speaker_changes(0.0, 1.5, text, &two).len(), 1);
+        assert_eq!(
+            split_at_speaker_changes(0.0, 8.0, "word", &two, None).len(),
+            1
+        );
+        assert_eq!(
+            split_at_speaker_changes(0.0, 1.5, text, &two, None).len(),
+            1
+        );
         // Three speakers, multi-byte text: cuts on character boundaries.
         let text = "été ça où naïve café déjà vu über straße œuvre fête crème brûlée";
         let three = [turn(0.0, 3.0, 0), turn(3.0, 6.0, 1), turn(6.0, 9.0, 2)];
-        let pieces = split_at_speaker_changes(0.0, 9.0, text, &three);
+        let pieces = split_at_speaker_changes(0.0, 9.0, text, &three, None);
         assert_eq!(pieces.len(), 3, "{pieces:?}");
         let joined: Vec<&str> = pieces.iter().map(|p| &text[p.text.clone()]).collect();
         assert_eq!(joined.join(" "), text);
+    }
+
+    #[test]
+    fn word_times_put_a_word_at_a_speaker_change_with_its_speaker() {
+        let text = "one two three four";
+        let turns = [turn(0.0, 5.5, 0), turn(5.5, 8.0, 1)];
+        // Estimated from the text, "three" falls at 4.4 s: speaker 0's.
+        let guessed = split_at_speaker_changes(0.0, 8.0, text, &turns, None);
+        assert_eq!(&text[guessed[0].text.clone()], "one two three");
+        // Said at 5.6–6.0 s, it is speaker 1's.
+        let times = [(0.0, 0.5), (0.5, 1.0), (5.6, 6.0), (6.0, 7.0)];
+        let timed = split_at_speaker_changes(0.0, 8.0, text, &turns, Some(&times));
+        assert_eq!(&text[timed[0].text.clone()], "one two");
+        assert_eq!(&text[timed[1].text.clone()], "three four");
+        assert_eq!(
+            (timed[0].words.clone(), timed[1].words.clone()),
+            (0..2, 2..4)
+        );
+        // Times that do not match the words one for one are not used.
+        let short = split_at_speaker_changes(0.0, 8.0, text, &turns, Some(&times[..3]));
+        assert_eq!(&text[short[0].text.clone()], "one two three");
     }
 
     #[test]

@@ -405,6 +405,20 @@ pub struct SegmentRow {
     pub temperature: f32,
     pub compression_ratio: f32,
     pub language: String,
+    /// The segment's words, when word timestamps were asked for.
+    #[sqlx(json(nullable))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<WordRow>>,
+}
+
+/// One timed word of a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WordRow {
+    /// As Whisper spells it: leading space and attached punctuation included.
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub probability: f32,
 }
 
 /// A finished transcription, as a worker records it.
@@ -449,12 +463,12 @@ pub async fn save_transcript(pool: &PgPool, t: &TranscriptWrite<'_>) -> Result<b
     sqlx::query(
         "INSERT INTO transcript_segments \
          (file_id, idx, start_s, end_s, text, avg_logprob, no_speech_prob, temperature, \
-         compression_ratio, language) \
+         compression_ratio, language, words) \
          SELECT $1, s.idx, s.start_s, s.end_s, s.text, s.avg_logprob, s.no_speech_prob, \
-         s.temperature, s.compression_ratio, s.language \
+         s.temperature, s.compression_ratio, s.language, s.words \
          FROM jsonb_to_recordset($2) AS s(idx int, start_s float8, end_s float8, text text, \
               avg_logprob real, no_speech_prob real, temperature real, compression_ratio real, \
-              language text)",
+              language text, words jsonb)",
     )
     .bind(t.file)
     .bind(serde_json::to_value(t.segments).map_err(|e| StoreError::Invalid(e.to_string()))?)
@@ -480,7 +494,7 @@ pub async fn save_transcript(pool: &PgPool, t: &TranscriptWrite<'_>) -> Result<b
 pub async fn segments(pool: &PgPool, file: Uuid) -> Result<Vec<SegmentRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT idx, start_s, end_s, text, avg_logprob, no_speech_prob, temperature, \
-         compression_ratio, language \
+         compression_ratio, language, words \
          FROM transcript_segments WHERE file_id = $1 ORDER BY idx",
     )
     .bind(file)

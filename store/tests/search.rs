@@ -9,7 +9,8 @@ use common::Db;
 use serde_json::json;
 use uuid::Uuid;
 use voxfleet_store::files::{
-    SegmentRow, StoredFile, TranscriptWrite, insert_file, save_transcript, set_transcription_jobs,
+    SegmentRow, StoredFile, TranscriptWrite, WordRow, insert_file, save_transcript, segments,
+    set_transcription_jobs,
 };
 use voxfleet_store::search::{
     IndexCounts, IndexFile, ReferenceCounts, clear_failures, existing_speakers, failures,
@@ -61,6 +62,17 @@ async fn transcribe(db: &Db, file: Uuid, job: Uuid, text: &str) -> bool {
         temperature: 0.0,
         compression_ratio: 1.1,
         language: "en".into(),
+        words: Some(
+            text.split_whitespace()
+                .enumerate()
+                .map(|(i, w)| WordRow {
+                    word: format!(" {w}"),
+                    start: i as f64 * 0.5,
+                    end: i as f64 * 0.5 + 0.4,
+                    probability: 0.9,
+                })
+                .collect(),
+        ),
     }];
     save_transcript(
         &db.pool,
@@ -183,6 +195,14 @@ async fn a_file_is_pending_until_indexed_at_its_current_version() {
     let job = Uuid::now_v7();
     set_transcription_jobs(&db.pool, &[(f, job)]).await.unwrap();
     assert!(transcribe(&db, f, job, "hello there").await);
+    // Word timestamps are kept with their segment.
+    let saved = segments(&db.pool, f).await.unwrap();
+    let words = saved[0].words.as_ref().expect("words saved");
+    assert_eq!(
+        words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>(),
+        [" hello", " there"]
+    );
+    assert_eq!((words[1].start, words[1].end), (0.5, 0.9));
     assert_eq!(index_counts(&db.pool).await.unwrap(), counts(1, 0, 0, &[]));
     let pending = indexable_files(&db.pool, true).await.unwrap();
     assert_eq!(

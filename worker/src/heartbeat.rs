@@ -56,6 +56,10 @@ impl Heartbeat {
                     name: m.name,
                     device: m.device,
                     bytes: m.bytes,
+                    engine: m.engine,
+                    compute_type: m.compute_type,
+                    idle_s: m.idle_s,
+                    in_use: m.in_use,
                 })
                 .chain(self.rt.speech.speaker_models.loaded())
                 .chain(self.rt.search.loaded())
@@ -97,6 +101,9 @@ impl Heartbeat {
                 r = state.changed() => if r.is_err() { return },
             }
             let s = *state.borrow();
+            // Idle models go before the beat, so it reports what is held.
+            let models = self.rt.speech.models.clone();
+            let _ = tokio::task::spawn_blocking(move || models.unload_idle()).await;
             self.beat(s, &mut outage).await;
             if s == WorkerState::Stopped {
                 return;

@@ -123,6 +123,14 @@ struct Cli {
     /// Batched decoding for transcription jobs that do not say (`"batched"` in the job).
     #[arg(long, env = "VOXFLEET_BATCHED")]
     batched: bool,
+    /// Unload a Whisper model no job has asked for in this many seconds (0: keep it).
+    #[arg(long, env = "VOXFLEET_UNLOAD_IDLE_AFTER", default_value_t = 0)]
+    unload_idle_after: u64,
+    /// MiB of Whisper weights this worker may hold on its device (0: no limit). Loading past
+    /// it unloads idle models first, then fails the job with `model_over_budget` instead of
+    /// running out of memory mid-job.
+    #[arg(long, env = "VOXFLEET_MODEL_MEMORY_BUDGET", default_value_t = 0)]
+    model_memory_budget: u64,
     /// Whisper model for jobs that name none: `tiny.en` or `base`.
     #[arg(long, env = "VOXFLEET_WHISPER_MODEL", default_value = "tiny.en")]
     whisper_model: String,
@@ -425,7 +433,12 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speec
         device,
         settings,
     )
-    .context("model cache")?;
+    .context("model cache")?
+    .with_limits(voxfleet_asr::CacheLimits {
+        unload_idle_after: (cli.unload_idle_after > 0)
+            .then(|| Duration::from_secs(cli.unload_idle_after)),
+        memory_budget: (cli.model_memory_budget > 0).then_some(cli.model_memory_budget << 20),
+    });
     Ok(handlers::transcribe::Speech {
         speaker_models,
         media,

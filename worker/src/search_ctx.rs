@@ -54,6 +54,7 @@ impl SearchContext {
                 name: n.clone(),
                 device: "cpu".into(),
                 bytes: 0,
+                ..LoadedModel::default()
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

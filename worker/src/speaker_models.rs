@@ -88,6 +88,7 @@ impl SpeakerModels {
                 name: "pyannote-segmentation-3.0".into(),
                 device: "cpu".into(),
                 bytes: s.bytes(),
+                ..LoadedModel::default()
             });
         }
         let slots: Vec<_> = {
@@ -102,6 +103,7 @@ impl SpeakerModels {
                     name: format!("{} ({})", m.model, m.profile),
                     device: "cpu".into(),
                     bytes: m.embedder.bytes(),
+                    ..LoadedModel::default()
                 });
             }
         }

@@ -11,7 +11,10 @@
 //!
 //! `form` reads the multipart form with every part bounded and checks every field before
 //! anything is stored: a 400 leaves no file behind.
+mod dedupe;
 mod form;
+pub mod models;
+mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -22,9 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
-use voxfleet_jobs::{
-    DiarizeInput, JobKind, JobSnapshot, JobStatus, KnownSpeaker, Priority, TranscribeInput,
-};
+use voxfleet_jobs::{DiarizeInput, JobKind, JobSnapshot, JobStatus, KnownSpeaker, Priority, Task};
 use voxfleet_store::files::SegmentRow;
 use voxfleet_store::speakers::TurnRow;
 
@@ -34,6 +35,7 @@ use crate::error::{ApiError, Code};
 use crate::extract::{clip, clip_quoted, openai_type};
 use crate::transcript;
 use crate::upload;
+use models::model;
 
 /// An error in OpenAI's format: `{"error":{"message","type","param","code"}}`.
 #[derive(Debug)]
@@ -93,11 +95,18 @@ impl From<voxfleet_store::StoreError> for OpenAiError {
     }
 }
 
+impl OpenAiError {
+    /// `{"error":{"message","type","param","code"}}`.
+    fn body(&self) -> Value {
+        let message = clip_quoted(&self.message);
+        json!({"error": {"message": message, "type": self.kind,
+                         "param": self.param, "code": self.code}})
+    }
+}
+
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let message = clip_quoted(&self.message);
-        let body = json!({"error": {"message": message, "type": self.kind,
-                                    "param": self.param, "code": self.code}});
+        let body = self.body();
         (self.status, Json(body)).into_response()
     }
 }
@@ -131,27 +140,6 @@ impl ResponseFormat {
                 ));
             }
         })
-    }
-}
-
-/// OpenAI model names map to the worker's default model; voxfleet's own names pick one.
-fn model(name: &str) -> Result<Option<String>, OpenAiError> {
-    match name {
-        "whisper-1"
-        | "gpt-4o-transcribe"
-        | "gpt-4o-mini-transcribe"
-        | "gpt-4o-transcribe-diarize"
-        | "default" => Ok(None),
-        "tiny.en" | "whisper-tiny.en" => Ok(Some("tiny.en".into())),
-        "base" | "whisper-base" => Ok(Some("base".into())),
-        other => Err(OpenAiError::invalid(
-            "model",
-            format!(
-                "model `{}` does not exist here; use whisper-1 (the default), tiny.en or base",
-                clip(other)
-            ),
-        )
-        .with_code("model_not_found")),
     }
 }
 
@@ -198,14 +186,38 @@ async fn current(st: &AppState, job: &JobSnapshot) -> Result<Option<JobSnapshot>
 
 /// Transcribe audio (OpenAI-compatible).
 #[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "openai",
-    request_body(content_type = "multipart/form-data", description = "file, model, language, prompt, response_format, temperature, timestamp_granularities[]"),
-    responses((status = 200, description = "json / text / srt / vtt / verbose_json, as OpenAI's API answers"),
+    request_body(content_type = "multipart/form-data", description = "file, model, language, prompt, response_format, temperature, timestamp_granularities[] (segment, word), stream, known_speaker_names[], known_speaker_references[]"),
+    responses((status = 200, description = "json / text / srt / vtt / verbose_json / diarized_json, as OpenAI's API answers; with stream=true, text/event-stream of transcript.text.delta events and a transcript.text.done"),
               (status = 400, description = "OpenAI-format error"), (status = 504, description = "still running at the timeout")),
     security(("bearer" = [])))]
 pub async fn transcriptions(
     State(st): State<AppState>,
     auth: Result<Auth, ApiError>,
     req: axum::extract::Request,
+) -> Result<Response, OpenAiError> {
+    audio(st, auth, req, Task::Transcribe).await
+}
+
+/// Translate audio into English text (OpenAI-compatible): Whisper's translate task on a
+/// multilingual model (`whisper-1` runs on `base`).
+#[utoipa::path(post, path = "/v1/audio/translations", tag = "openai",
+    request_body(content_type = "multipart/form-data", description = "file, model, prompt, response_format, temperature"),
+    responses((status = 200, description = "json / text / srt / vtt / verbose_json, as OpenAI's API answers"),
+              (status = 400, description = "OpenAI-format error"), (status = 504, description = "still running at the timeout")),
+    security(("bearer" = [])))]
+pub async fn translations(
+    State(st): State<AppState>,
+    auth: Result<Auth, ApiError>,
+    req: axum::extract::Request,
+) -> Result<Response, OpenAiError> {
+    audio(st, auth, req, Task::Translate).await
+}
+
+async fn audio(
+    st: AppState,
+    auth: Result<Auth, ApiError>,
+    req: axum::extract::Request,
+    task: Task,
 ) -> Result<Response, OpenAiError> {
     let auth = auth?;
     let mp = Multipart::from_request(req, &st).await.map_err(|e| {
@@ -216,30 +228,83 @@ pub async fn transcriptions(
         .with_code("invalid_body")
     })?;
     // Every field is checked here; nothing is stored before.
-    let r = form::read(&st, mp).await?;
-    let file_id = upload::store(&st, auth.token_id, &r.file, None).await?;
-    let input = TranscribeInput {
-        file_id,
-        model: r.model.clone(),
-        language: r.language.clone(),
-        beam_size: None,
-        temperature: r.temperature,
-        prompt: r.prompt.clone(),
-        vad: None,
-        batched: None,
+    let r = form::read(&st, mp, task).await?;
+    let (format, diarize, words, stream) = (r.format, r.diarize(), r.words, r.stream);
+    // Subscribed before any job is queued (or looked at), so no event falls in between.
+    let events = st.events.subscribe();
+    let request = dedupe::request_hash(auth.token_id, &r);
+    let earlier = match &request {
+        Some(hash) => dedupe::earlier(&st, hash).await,
+        None => None,
     };
+    let (file_id, submitted) = match earlier {
+        Some(e) => {
+            tracing::info!(file.id = %e.file_id, "the same request again: answering with its earlier work");
+            metrics::counter!("voxfleet_openai_repeated_requests_total").increment(1);
+            (e.file_id, e.jobs)
+        }
+        None => {
+            let (file_id, submitted) = submit(&st, &auth, r).await?;
+            if let Some(hash) = &request {
+                dedupe::remember(&st, hash, file_id, &submitted).await;
+            }
+            (file_id, submitted)
+        }
+    };
+    if stream && let Some(job) = submitted.first() {
+        return Ok(stream::respond(st, job.clone(), file_id, events).into_response());
+    }
+    let deadline = Instant::now() + st.limits.openai_wait;
+    for job in &submitted {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(done) = wait_for(&st, job, events.resubscribe(), left).await? else {
+            return Err(timed_out(&st, job, file_id));
+        };
+        if done.status != JobStatus::Succeeded {
+            return Err(job_failed(done));
+        }
+    }
+    let stored = stored_transcript(&st, file_id, diarize).await?;
+    let speakers = if diarize {
+        openai_speaker_labels(&stored.segments, &stored.turns)
+    } else {
+        Vec::new()
+    };
+    let shape = Shape {
+        format,
+        task,
+        words,
+    };
+    Ok(respond(
+        shape,
+        &stored.segments,
+        &speakers,
+        &stored.language,
+        stored.duration,
+    ))
+}
+
+/// Stores the upload (and any known speakers' clips) and queues its jobs: the file's id and
+/// the jobs, the transcription first.
+async fn submit(
+    st: &AppState,
+    auth: &Auth,
+    r: form::Form,
+) -> Result<(Uuid, Vec<JobSnapshot>), OpenAiError> {
+    let file_id = upload::store(st, auth.token_id, &r.file, None).await?;
+    let input = r.transcribe_input(file_id);
     let mut jobs = vec![(JobKind::Transcribe, to_value(&input)?)];
     if r.diarize() {
         let mut known_speakers = Vec::new();
         for (i, k) in r.known.iter().enumerate() {
             let spooled = upload::spool_bytes(
-                &st,
+                st,
                 &k.clip,
                 format!("known-speaker-{i}"),
                 Some(k.content_type.clone()),
             )
             .await?;
-            let id = upload::store(&st, auth.token_id, &spooled, None).await?;
+            let id = upload::store(st, auth.token_id, &spooled, None).await?;
             known_speakers.push(KnownSpeaker {
                 name: k.name.clone(),
                 file_id: id,
@@ -255,34 +320,26 @@ pub async fn transcriptions(
         };
         jobs.push((JobKind::Diarize, to_value(&d)?));
     }
-    let format = r.format;
-    let diarize = r.diarize();
     drop(r);
-    let events = st.events.subscribe();
     // The payloads passed the same checks in `form::read`; what is left is the queue's.
-    let submitted = upload::enqueue(&st, &auth, jobs, Priority::High).await?;
-    let deadline = Instant::now() + st.limits.openai_wait;
-    for job in &submitted {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(done) = wait_for(&st, job, events.resubscribe(), left).await? else {
-            return Err(OpenAiError {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                kind: "server_error",
-                message: format!(
-                    "the {} is still running after {} s; it continues as job {} (file {})",
-                    job.kind,
-                    st.limits.openai_wait.as_secs(),
-                    job.id,
-                    file_id
-                ),
-                param: None,
-                code: Some("timeout".into()),
-            });
-        };
-        if done.status != JobStatus::Succeeded {
-            return Err(job_failed(done));
-        }
-    }
+    let submitted = upload::enqueue(st, auth, jobs, Priority::High).await?;
+    Ok((file_id, submitted))
+}
+
+/// A finished transcript as the answers show it.
+struct Stored {
+    /// Cut where the speaker changes when diarized.
+    segments: Vec<SegmentRow>,
+    turns: Vec<TurnRow>,
+    language: String,
+    duration: f64,
+}
+
+async fn stored_transcript(
+    st: &AppState,
+    file_id: Uuid,
+    diarize: bool,
+) -> Result<Stored, OpenAiError> {
     let file = voxfleet_store::files::get_file(&st.pool, file_id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
@@ -299,13 +356,37 @@ pub async fn transcriptions(
         .file
         .duration_s
         .unwrap_or_else(|| segments.last().map_or(0.0, |s| s.end_s));
-    let language = file.language.clone().unwrap_or_default();
-    let speakers = if diarize {
-        openai_speaker_labels(&segments, &turns)
-    } else {
-        Vec::new()
-    };
-    Ok(respond(format, &segments, &speakers, &language, duration))
+    Ok(Stored {
+        segments,
+        turns,
+        language: file.language.clone().unwrap_or_default(),
+        duration,
+    })
+}
+
+/// A job still running when the request's wait is over (it goes on).
+fn timed_out(st: &AppState, job: &JobSnapshot, file_id: Uuid) -> OpenAiError {
+    OpenAiError {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        kind: "server_error",
+        message: format!(
+            "the {} is still running after {} s; it continues as job {} (file {})",
+            job.kind,
+            st.limits.openai_wait.as_secs(),
+            job.id,
+            file_id
+        ),
+        param: None,
+        code: Some("timeout".into()),
+    }
+}
+
+/// How to answer: the format, the task and whether words were asked for.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    format: ResponseFormat,
+    task: Task,
+    words: bool,
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, OpenAiError> {
@@ -419,7 +500,7 @@ fn letter_label(mut i: usize) -> String {
 }
 
 fn respond(
-    format: ResponseFormat,
+    shape: Shape,
     segments: &[SegmentRow],
     speakers: &[String],
     language: &str,
@@ -428,7 +509,11 @@ fn respond(
     let text_body =
         |body: String, ctype: &'static str| ([(header::CONTENT_TYPE, ctype)], body).into_response();
     let usage = json!({"type": "duration", "seconds": duration.ceil() as u64});
-    match format {
+    let task = match shape.task {
+        Task::Transcribe => "transcribe",
+        Task::Translate => "translate",
+    };
+    match shape.format {
         ResponseFormat::Json => {
             Json(json!({"text": transcript::text(segments), "usage": usage})).into_response()
         }
@@ -455,7 +540,7 @@ fn respond(
                 })
                 .collect();
             Json(json!({
-                "task": "transcribe",
+                "task": task,
                 "duration": duration,
                 "text": transcript::text(segments),
                 "segments": segs,
@@ -475,15 +560,23 @@ fn respond(
                     })
                 })
                 .collect();
-            Json(json!({
-                "task": "transcribe",
+            let mut body = json!({
+                "task": task,
                 "language": language_name(language),
                 "duration": duration,
                 "text": transcript::text(segments),
                 "segments": segs,
                 "usage": usage,
-            }))
-            .into_response()
+            });
+            if shape.words {
+                let words: Vec<Value> = segments
+                    .iter()
+                    .flat_map(|s| s.words.iter().flatten())
+                    .map(|w| json!({"word": w.word.trim(), "start": w.start, "end": w.end}))
+                    .collect();
+                body["words"] = Value::Array(words);
+            }
+            Json(body).into_response()
         }
     }
 }

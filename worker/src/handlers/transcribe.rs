@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use voxfleet_asr::{AsrError, ModelCache, Progress, TranscribeOptions};
-use voxfleet_jobs::{HandlerError, TranscribeInput};
-use voxfleet_store::files::{SegmentRow, TranscriptWrite};
+use voxfleet_jobs::{HandlerError, Task, TranscribeInput};
+use voxfleet_store::files::{SegmentRow, TranscriptWrite, WordRow};
 use voxfleet_store::media::MediaStore;
 
 use crate::handlers::shared::{
@@ -77,15 +77,35 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
         initial_prompt: input.prompt.clone(),
         vad: use_vad,
         batched: input.batched.unwrap_or(sp.batched),
+        word_timestamps: input.word_timestamps.unwrap_or(false),
+        translate: input.task == Some(Task::Translate),
         ..TranscribeOptions::default()
     };
     let total_ms = (audio.duration_s * 1000.0).round() as u64;
+    if let Err(e) = ctx.rt.queue.reset_text(&ctx.job).await {
+        tracing::debug!(error = %e, "resetting the partial transcript failed");
+    }
     ctx.progress(0, total_ms).await;
+
+    // Each window's finished text goes to Redis in order, for clients that stream it.
+    let (text_tx, mut text_rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64)>();
+    let (queue, claimed) = (ctx.rt.queue.clone(), ctx.job.clone());
+    let text_writer = tokio::spawn(async move {
+        while let Some((text, done)) = text_rx.recv().await {
+            if let Err(e) = queue.append_text(&claimed, &text, done, total_ms).await {
+                tracing::debug!(error = %e, "appending to the partial transcript failed");
+            }
+        }
+    });
 
     let samples = audio.samples;
     let transcript = run_blocking(ctx, total_ms, move |progress, stop| {
         let mut on_progress = |p: &Progress| {
-            progress((p.processed_s * 1000.0).round() as u64);
+            let done = (p.processed_s * 1000.0).round() as u64;
+            if !p.new_text.is_empty() {
+                let _ = text_tx.send((p.new_text.clone(), done));
+            }
+            progress(done);
             if stop.load(Ordering::Relaxed) {
                 ControlFlow::Break(())
             } else {
@@ -96,7 +116,10 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
             .transcribe(&samples, &opts, vad.as_deref(), &mut on_progress)
             .map_err(asr_error)
     })
-    .await?;
+    .await;
+    // The sender went with the closure: the writer ends once its queue is written.
+    let _ = text_writer.await;
+    let transcript = transcript?;
     let processing_s = started.elapsed().as_secs_f64();
 
     let rows: Vec<SegmentRow> = transcript
@@ -113,6 +136,17 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
             temperature: s.temperature,
             compression_ratio: s.compression_ratio,
             language: transcript.language.clone(),
+            words: (!s.words.is_empty()).then(|| {
+                s.words
+                    .iter()
+                    .map(|w| WordRow {
+                        word: w.word.clone(),
+                        start: w.start,
+                        end: w.end,
+                        probability: w.probability,
+                    })
+                    .collect()
+            }),
         })
         .collect();
     let saved = voxfleet_store::files::save_transcript(

@@ -7,7 +7,7 @@ use axum::extract::Multipart;
 use axum::extract::multipart::Field;
 use serde_json::Value;
 use uuid::Uuid;
-use voxfleet_jobs::{DiarizeInput, JobKind, KnownSpeaker, TranscribeInput};
+use voxfleet_jobs::{DiarizeInput, JobKind, KnownSpeaker, Task, TranscribeInput};
 
 use super::{OpenAiError, ResponseFormat, is_language, model};
 use crate::AppState;
@@ -54,11 +54,29 @@ pub(super) struct Form {
     /// The diarizing model was asked for.
     pub diarize_model: bool,
     pub known: Vec<Known>,
+    /// `timestamp_granularities[]=word`.
+    pub words: bool,
+    /// `stream=true`: server-sent events as the text comes.
+    pub stream: bool,
+    pub task: Task,
 }
 
 impl Form {
     pub fn diarize(&self) -> bool {
         self.diarize_model || self.format == ResponseFormat::DiarizedJson
+    }
+
+    /// The transcription job for the stored `file_id`.
+    pub fn transcribe_input(&self, file_id: Uuid) -> TranscribeInput {
+        TranscribeInput {
+            model: self.model.clone(),
+            language: self.language.clone(),
+            temperature: self.temperature,
+            prompt: self.prompt.clone(),
+            word_timestamps: self.words.then_some(true),
+            task: (self.task == Task::Translate).then_some(Task::Translate),
+            ..TranscribeInput::for_file(file_id)
+        }
     }
 }
 
@@ -79,6 +97,8 @@ struct Fields {
     format: Option<ResponseFormat>,
     names: Vec<String>,
     references: Vec<String>,
+    words: bool,
+    stream: bool,
 }
 
 impl Fields {
@@ -137,27 +157,28 @@ impl Fields {
             }
             "timestamp_granularities" => match t {
                 "segment" => {}
-                "word" => {
-                    return Err(OpenAiError::invalid(
-                        "timestamp_granularities",
-                        "word timestamps are not supported by this server; use segment",
-                    ));
-                }
+                "word" => self.words = true,
                 other => {
                     return Err(OpenAiError::invalid(
                         "timestamp_granularities",
-                        format!("unknown granularity `{}`", clip(other)),
+                        format!("unknown granularity `{}`: use word or segment", clip(other)),
                     ));
                 }
             },
-            "stream" if t == "true" => {
-                return Err(OpenAiError::invalid(
-                    "stream",
-                    "streaming responses are not supported by this server",
-                ));
+            "stream" => {
+                self.stream = match t {
+                    "true" => true,
+                    "false" | "" => false,
+                    _ => {
+                        return Err(OpenAiError::invalid(
+                            "stream",
+                            "stream must be true or false",
+                        ));
+                    }
+                }
             }
             // Accepted for compatibility; they do not change the result here.
-            "stream" | "chunking_strategy" | "include" | "language" | "prompt" => {}
+            "chunking_strategy" | "include" | "language" | "prompt" => {}
             other => {
                 tracing::debug!(
                     field = %clip(other),
@@ -173,7 +194,11 @@ impl Fields {
 /// drop). A form past its bounds (parts, sizes) is answered at once; a field that is merely
 /// wrong is answered once the form has been read (the rest drained, bounded all the same), so
 /// that a client still sending its file reads the answer rather than a reset connection.
-pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenAiError> {
+pub(super) async fn read(
+    st: &AppState,
+    mut mp: Multipart,
+    task: Task,
+) -> Result<Form, OpenAiError> {
     let max = st.limits.max_upload_bytes;
     let mut budget = TextBudget::new(st.limits.max_body_bytes);
     let (mut parts, mut counts) = (0usize, HashMap::<String, usize>::new());
@@ -228,7 +253,9 @@ pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenA
                     .await
                     .map_err(|e| part_error(e, &key))?;
                 if wrong.is_none()
-                    && let Err(e) = fields.take(&key, v)
+                    && let Err(e) = fields
+                        .check_for(task, &key)
+                        .and_then(|_| fields.take(&key, v))
                 {
                     wrong = Some(e);
                 }
@@ -245,19 +272,93 @@ pub(super) async fn read(st: &AppState, mut mp: Multipart) -> Result<Form, OpenA
         ));
     }
     let file = file.ok_or_else(|| OpenAiError::invalid("file", "you must provide a file"))?;
+    let format = fields.format.unwrap_or(ResponseFormat::Json);
+    if fields.words && format != ResponseFormat::VerboseJson {
+        return Err(OpenAiError::invalid(
+            "timestamp_granularities",
+            "timestamp_granularities[]=word needs response_format=verbose_json",
+        ));
+    }
+    if fields.stream && !matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
+        return Err(OpenAiError::invalid(
+            "stream",
+            "stream=true answers with text events: use response_format json or text",
+        ));
+    }
+    if fields.stream && fields.diarize_model {
+        return Err(OpenAiError::invalid(
+            "stream",
+            "streaming is not offered for diarization: leave stream out",
+        ));
+    }
+    let mut model = fields.model;
+    if task == Task::Translate {
+        if format == ResponseFormat::DiarizedJson || fields.diarize_model {
+            return Err(OpenAiError::invalid(
+                "response_format",
+                "translations are not diarized: use json, text, srt, vtt or verbose_json",
+            ));
+        }
+        model = translation_model(model)?;
+    }
     let mut form = Form {
         file,
-        model: fields.model,
+        model,
         language: fields.language,
         prompt: fields.prompt,
         temperature: fields.temperature,
-        format: fields.format.unwrap_or(ResponseFormat::Json),
+        format,
         diarize_model: fields.diarize_model,
         known: Vec::new(),
+        words: fields.words,
+        stream: fields.stream,
+        task,
     };
     form.known = known_speakers(&form, fields.names, fields.references).await?;
     check_jobs(&form)?;
     Ok(form)
+}
+
+/// The model a translation runs on: translating needs a multilingual model, so OpenAI's
+/// names (and none) take `base`; an English-only model is refused.
+fn translation_model(model: Option<String>) -> Result<Option<String>, OpenAiError> {
+    match model.as_deref() {
+        None => Ok(Some(TRANSLATION_MODEL.to_owned())),
+        Some(m) if m.ends_with(".en") => Err(OpenAiError::invalid(
+            "model",
+            format!(
+                "model `{m}` is English-only and cannot translate; use whisper-1 or {TRANSLATION_MODEL}"
+            ),
+        )
+        .with_code("model_not_multilingual")),
+        Some(_) => Ok(model),
+    }
+}
+
+/// The multilingual model translations run on when the request names OpenAI's model.
+pub(super) const TRANSLATION_MODEL: &str = "base";
+
+impl Fields {
+    /// Translations take the fields of OpenAI's translation endpoint: file, model, prompt,
+    /// response_format and temperature (others are refused by name, not ignored: a
+    /// `language` would not do what the caller meant).
+    fn check_for(&self, task: Task, key: &str) -> Result<(), OpenAiError> {
+        const NOT_FOR_TRANSLATIONS: [&str; 6] = [
+            "language",
+            "timestamp_granularities",
+            "stream",
+            "known_speaker_names",
+            "include",
+            "chunking_strategy",
+        ];
+        if task == Task::Translate && NOT_FOR_TRANSLATIONS.contains(&key) {
+            return Err(OpenAiError::invalid(
+                key,
+                format!("`{key}` is not a field of translations (the text is always English)"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads a file part to its end without keeping it (the upload limit still holds).
@@ -344,16 +445,7 @@ async fn known_speakers(
 /// The jobs' own validation (the same as `POST /v1/jobs`), on their payloads with
 /// placeholder ids, before anything is stored.
 fn check_jobs(form: &Form) -> Result<(), OpenAiError> {
-    let t = TranscribeInput {
-        file_id: Uuid::nil(),
-        model: form.model.clone(),
-        language: form.language.clone(),
-        beam_size: None,
-        temperature: form.temperature,
-        prompt: form.prompt.clone(),
-        vad: None,
-        batched: None,
-    };
+    let t = form.transcribe_input(Uuid::nil());
     let mut jobs = vec![(JobKind::Transcribe, serde_json::to_value(&t))];
     if form.diarize() {
         let d = DiarizeInput {
