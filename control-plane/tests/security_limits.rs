@@ -417,9 +417,19 @@ async fn item9_openai_checks_every_field_before_storing_anything() {
             "response_format",
         ),
         (
-            "word timestamps",
+            "word timestamps without verbose_json",
             w(&[("timestamp_granularities[]", "word")]),
             "timestamp_granularities",
+        ),
+        (
+            "a stream of subtitles",
+            w(&[("stream", "true"), ("response_format", "srt")]),
+            "stream",
+        ),
+        (
+            "a stream that is not a boolean",
+            w(&[("stream", "yes")]),
+            "stream",
         ),
     ];
     for (what, fields, param) in &cases {

@@ -654,9 +654,9 @@ async fn the_openai_sdk_streams_translates_times_words_and_lists_models() {
     let german = dir.join("german.wav");
     run_tool(
         Command::new("espeak-ng")
-            .args(["-v", "de", "-s", "140", "-w"])
+            .args(["-v", "de", "-s", "110", "-w"])
             .arg(&german)
-            .arg("Guten Morgen. Das Wetter ist heute sehr schön. Ich gehe in den Park."),
+            .arg("Ich habe heute keine Zeit. Morgen fahre ich mit dem Zug nach Berlin."),
     );
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/checks/openai_sdk_features.py");
@@ -729,18 +729,25 @@ async fn the_openai_sdk_streams_translates_times_words_and_lists_models() {
     assert_eq!(deltas, done);
     assert!(word_error_rate(SPOKEN_LONG, done) <= MAX_WER, "{done}");
 
-    // Translation: English words out of German speech.
+    // Translation: English words out of German speech. (The sentence is one base renders
+    // well from espeak-ng's German voice: a first one, "Guten Morgen. Das Wetter ist heute
+    // sehr schön…" at 140 words a minute, came out garbled.)
     let t = v["translation"].as_str().unwrap().to_lowercase();
     eprintln!("translation: {t}");
     assert!(
-        ["morning", "weather", "park"]
+        ["time", "today", "tomorrow", "train", "berlin"]
             .iter()
             .filter(|w| t.contains(**w))
             .count()
-            >= 2,
+            >= 3,
         "{t}"
     );
-    assert!(!t.contains("wetter") && !t.contains("guten"), "{t}");
+    assert!(
+        !["zeit", "morgen", "zug", "heute"]
+            .iter()
+            .any(|w| t.contains(w)),
+        "{t}"
+    );
     assert_eq!(v["translation_task"], "translate", "{v}");
     assert_eq!(v["translation_error"]["status"], 400, "{v}");
     assert_eq!(
