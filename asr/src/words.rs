@@ -250,6 +250,17 @@ fn round2(x: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// A one-token word.
+    fn w(word: &str, start: f64, end: f64) -> TimedWord {
+        TimedWord {
+            word: word.into(),
+            tokens: 1,
+            start,
+            end,
+            probability: 0.9,
+        }
+    }
+
     fn seg(start: f64, end: f64, text: &str) -> Segment {
         Segment {
             start,
@@ -306,13 +317,6 @@ mod tests {
 
     #[test]
     fn punctuation_joins_its_word_and_words_reach_their_segments() {
-        let w = |word: &str, start: f64, end: f64| TimedWord {
-            word: word.into(),
-            tokens: 1,
-            start,
-            end,
-            probability: 0.9,
-        };
         let words = vec![
             w(" \"", 0.0, 0.1),
             w("Hi", 0.1, 0.4),
@@ -334,13 +338,6 @@ mod tests {
 
     #[test]
     fn a_sentence_mark_stretched_over_a_pause_is_clipped() {
-        let w = |word: &str, start: f64, end: f64| TimedWord {
-            word: word.into(),
-            tokens: 1,
-            start,
-            end,
-            probability: 0.9,
-        };
         let mut words = vec![
             w(" one", 0.0, 0.3),
             w(" two", 0.3, 0.6),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use voxfleet_speakers::{Turn, label_segments, split_at_speaker_changes};
-use voxfleet_store::files::{FileRecord, SegmentRow};
+use voxfleet_store::files::{FileRecord, SegmentRow, WordRow};
 use voxfleet_store::speakers::{SpeakerRecord, TurnRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -93,13 +93,22 @@ pub fn split_at_turns(segments: Vec<SegmentRow>, turns: &[TurnRow]) -> Vec<Segme
     let (numbered, _) = numbered_turns(turns);
     let mut out = Vec::with_capacity(segments.len());
     for s in segments {
-        // Timed words, when there is one per whitespace-separated word of the text.
-        let words = s
+        // Whisper's words as the text's whitespace-separated words (a word with no leading
+        // space, such as "-room" after "full", belongs to the one before), when they match
+        // the text one for one.
+        let groups = s
             .words
-            .as_ref()
-            .filter(|w| w.len() == s.text.split_whitespace().count());
-        let times: Option<Vec<(f64, f64)>> =
-            words.map(|w| w.iter().map(|w| (w.start, w.end)).collect());
+            .as_deref()
+            .map(text_words)
+            .filter(|g| g.len() == s.text.split_whitespace().count());
+        let times: Option<Vec<(f64, f64)>> = match (&groups, &s.words) {
+            (Some(g), Some(w)) => Some(
+                g.iter()
+                    .map(|r| (w[r.start].start, w[r.end - 1].end))
+                    .collect(),
+            ),
+            _ => None,
+        };
         let pieces =
             split_at_speaker_changes(s.start_s, s.end_s, &s.text, &numbered, times.as_deref());
         if pieces.len() < 2 {
@@ -107,16 +116,18 @@ pub fn split_at_turns(segments: Vec<SegmentRow>, turns: &[TurnRow]) -> Vec<Segme
             continue;
         }
         for p in pieces {
-            let piece_words = match (words, &s.words) {
-                (Some(w), _) => Some(w[p.words.clone()].to_vec()),
-                // Words that do not match the text one for one: by their middle.
+            let piece_words = match (&groups, &s.words) {
+                (Some(g), Some(all)) => {
+                    Some(all[g[p.words.start].start..g[p.words.end - 1].end].to_vec())
+                }
+                // Words that do not match the text: by their middle.
                 (None, Some(all)) => Some(
                     all.iter()
                         .filter(|w| (p.start..p.end).contains(&(0.5 * (w.start + w.end))))
                         .cloned()
                         .collect(),
                 ),
-                (None, None) => None,
+                (_, None) => None,
             };
             // With word times, a piece spans its words.
             let (start_s, end_s) = match piece_words.as_deref() {
@@ -135,6 +146,19 @@ pub fn split_at_turns(segments: Vec<SegmentRow>, turns: &[TurnRow]) -> Vec<Segme
     }
     for (i, s) in out.iter_mut().enumerate() {
         s.idx = i32::try_from(i).unwrap_or(i32::MAX);
+    }
+    out
+}
+
+/// Ranges of `words` that make up one whitespace-separated word of their text each: a word
+/// that starts with a space (or is the first) opens a range; one that does not joins it.
+fn text_words(words: &[WordRow]) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        match out.last_mut() {
+            Some(r) if !w.word.starts_with(char::is_whitespace) => r.end = i + 1,
+            _ => out.push(i..i + 1),
+        }
     }
     out
 }
@@ -161,7 +185,7 @@ pub fn render(format: Format, t: &Transcript<'_>) -> String {
                 "speaker": t.label(i),
                 "avg_logprob": s.avg_logprob, "no_speech_prob": s.no_speech_prob,
                 "words": s.words.as_ref().map(|words| words.iter().map(|w| json!({
-                    "word": w.word.trim(), "start": w.start, "end": w.end,
+                    "word": w.word, "start": w.start, "end": w.end,
                     "probability": w.probability, "speaker": t.label(i),
                 })).collect::<Vec<_>>()),
             })).collect::<Vec<_>>(),
@@ -385,5 +409,40 @@ mod tests {
         );
         // Without turns nothing changes.
         assert_eq!(split_at_turns(segs.clone(), &[]), segs);
+    }
+
+    #[test]
+    fn timed_words_decide_the_cut_and_go_with_their_piece() {
+        // Ann 0–5.5 s, Bob 5.5–8 s; "full-room" is two Whisper words ("full", "-room").
+        let turns = [
+            turn(1, "SPEAKER_00", Some("Ann"), 0.0, 5.5),
+            turn(2, "SPEAKER_01", None, 5.5, 8.0),
+        ];
+        let w = |word: &str, start: f64, end: f64| WordRow {
+            word: word.into(),
+            start,
+            end,
+            probability: 0.9,
+        };
+        let mut s = seg(0, 0.0, 8.0, "a full-room test today");
+        s.words = Some(vec![
+            w(" a", 0.0, 0.5),
+            w(" full", 0.5, 1.0),
+            w("-room", 1.0, 1.5),
+            w(" test", 5.6, 6.0),
+            w(" today", 6.0, 7.0),
+        ]);
+        let split = split_at_turns(vec![s], &turns);
+        assert_eq!(split.len(), 2, "{split:?}");
+        assert_eq!(split[0].text, "a full-room");
+        assert_eq!(split[1].text, "test today");
+        let spelled = |s: &SegmentRow| -> String {
+            s.words.iter().flatten().map(|w| w.word.as_str()).collect()
+        };
+        assert_eq!(spelled(&split[0]).trim(), split[0].text);
+        assert_eq!(spelled(&split[1]).trim(), split[1].text);
+        // Each piece spans its own words.
+        assert_eq!((split[0].start_s, split[0].end_s), (0.0, 1.5));
+        assert_eq!((split[1].start_s, split[1].end_s), (5.6, 7.0));
     }
 }

@@ -564,9 +564,9 @@ async fn openai_compatible_endpoint_answers_in_openai_shapes() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
 }
 
-/// The official OpenAI Python SDK (installed by scripts/tools.sh) against this server.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_official_openai_sdk_transcribes_through_voxfleet() {
+/// The Python with the official OpenAI SDK (scripts/tools.sh installs it); fails the test
+/// when it is missing.
+fn sdk_python() -> String {
     let python = std::env::var("VOXFLEET_OPENAI_PYTHON").unwrap_or_else(|_| {
         format!(
             "{}/.cache/voxfleet/venv-openai/bin/python",
@@ -577,18 +577,21 @@ async fn the_official_openai_sdk_transcribes_through_voxfleet() {
         Path::new(&python).exists(),
         "{python} missing: run scripts/tools.sh (it installs the OpenAI SDK)"
     );
-    let mut env = Env::start().await;
-    transcribe_worker(&mut env, "asr", &[]);
-    let dir = env.logs.join("audio");
-    std::fs::create_dir_all(&dir).unwrap();
-    let wav = speech_wav(&dir, SPOKEN);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/checks/openai_sdk.py");
+    python
+}
+
+/// Runs `scripts/checks/<script>` with the SDK against `env` (base URL and token first, then
+/// `files`); its JSON output.
+async fn run_sdk(python: String, env: &Env, script: &str, files: Vec<PathBuf>) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/checks")
+        .join(script);
     let base = format!("{}/v1", env.base);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
             .args([base.as_str(), ADMIN])
-            .arg(&wav)
+            .args(&files)
             .output()
             .unwrap()
     })
@@ -599,7 +602,19 @@ async fn the_official_openai_sdk_transcribes_through_voxfleet() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The official OpenAI Python SDK (installed by scripts/tools.sh) against this server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_openai_sdk_transcribes_through_voxfleet() {
+    let python = sdk_python();
+    let mut env = Env::start().await;
+    transcribe_worker(&mut env, "asr", &[]);
+    let dir = env.logs.join("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = speech_wav(&dir, SPOKEN);
+    let v = run_sdk(python, &env, "openai_sdk.py", vec![wav]).await;
     for k in ["json", "text"] {
         let t = v[k].as_str().unwrap();
         assert!(word_error_rate(SPOKEN, t) <= MAX_WER, "{k}: {t}");
@@ -630,16 +645,7 @@ const SPOKEN_LONG: &str = "The weather was cold and clear on the morning of the 
 /// translations (German speech into English, on the multilingual `base`), and the models list.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openai_sdk_streams_translates_times_words_and_lists_models() {
-    let python = std::env::var("VOXFLEET_OPENAI_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/voxfleet/venv-openai/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    });
-    assert!(
-        Path::new(&python).exists(),
-        "{python} missing: run scripts/tools.sh (it installs the OpenAI SDK)"
-    );
+    let python = sdk_python();
     let mut env = Env::start().await;
     transcribe_worker(&mut env, "asr", &[]);
     let dir = env.logs.join("audio");
@@ -658,26 +664,13 @@ async fn the_openai_sdk_streams_translates_times_words_and_lists_models() {
             .arg(&german)
             .arg("Ich habe heute keine Zeit. Morgen fahre ich mit dem Zug nach Berlin."),
     );
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/checks/openai_sdk_features.py");
-    let base = format!("{}/v1", env.base);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args([base.as_str(), ADMIN])
-            .arg(&english)
-            .arg(&german)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_sdk(
+        python,
+        &env,
+        "openai_sdk_features.py",
+        vec![english, german],
+    )
+    .await;
 
     // Words: as many as were said, in order, spelling the text.
     let words = v["words"].as_array().expect("words");

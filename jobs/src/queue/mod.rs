@@ -585,12 +585,13 @@ impl QueueClient {
     /// Forgets the partial transcript of an earlier attempt (a new attempt starts over).
     pub async fn reset_text(&self, claimed: &ClaimedJob) -> Result<(), QueueError> {
         let job = &claimed.job;
-        let key = self.keys.queue(&job.queue).partial_text(&job.id);
+        self.delete(self.keys.queue(&job.queue).partial_text(&job.id))
+            .await
+    }
+
+    async fn delete(&self, key: String) -> Result<(), QueueError> {
         let mut c = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(&key)
-            .query_async::<()>(&mut c)
-            .await?;
+        redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await?;
         Ok(())
     }
 
@@ -642,12 +643,7 @@ impl QueueClient {
 
     /// Forgets the request `hash` (its work failed, or its file is gone).
     pub async fn forget_request(&self, hash: &str) -> Result<(), QueueError> {
-        let mut c = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(self.keys.request(hash))
-            .query_async::<()>(&mut c)
-            .await?;
-        Ok(())
+        self.delete(self.keys.request(hash)).await
     }
 
     /// Records progress (done of total) and publishes a progress event.
