@@ -320,10 +320,25 @@ impl ComputeType {
     }
 }
 
-/// Whether this build of CTranslate2 can run on `device`: every build runs on the CPU; CUDA
-/// needs a build with it (this project's is without) and a visible GPU.
+/// Whether this build of CTranslate2 can run on `device`. On the CPU it needs MKL, which
+/// CTranslate2 uses on Intel CPUs only (elsewhere, unless `CT2_USE_MKL=1`, it finds no GEMM
+/// backend in this build: "Requested int8 compute type, but the target device or backend do
+/// not support efficient int8 computation", measured with `CT2_USE_MKL=0`). CUDA needs a
+/// build with it (this project's is without) and a visible GPU.
 pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
     let DeviceSpec::Cuda(n) = device else {
+        let forced = std::env::var("CT2_USE_MKL").is_ok_and(|v| matches!(v.as_str(), "1" | "true"));
+        if cpu_vendor() != "GenuineIntel" && !forced {
+            return Err(AsrError::DeviceUnavailable {
+                device: device.to_string(),
+                reason: format!(
+                    "this build of CTranslate2 computes with Intel MKL, which it uses on Intel CPUs \
+                     only (this one is {}): use `--engine candle`, or set CT2_USE_MKL=1 with \
+                     `--compute-type float32`",
+                    cpu_vendor()
+                ),
+            });
+        }
         return Ok(());
     };
     let count = sys::get_device_count(Device::CUDA);
@@ -344,4 +359,81 @@ pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
 /// Seeds CTranslate2's sampler (temperature fallback), so a run is repeatable.
 pub(crate) fn seed(seed: u32) {
     sys::set_random_seed(seed);
+}
+
+/// The CPU's vendor string (`GenuineIntel`, `AuthenticAMD`), from /proc/cpuinfo.
+fn cpu_vendor() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("vendor_id"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Whether int8 gives right answers on this CPU, and if not why. Measured on a Xeon with
+/// AVX-512 VNNI and AMX by limiting MKL's code paths with `MKL_ENABLE_INSTRUCTIONS`: with
+/// `AVX512_E1` (VNNI) and above tiny.en int8 transcribes the bench recording word for word as
+/// without the limit; with `AVX512` (no VNNI) or `AVX2` every window decodes to "uh..." (with
+/// MKL 2026.2 and 2025.3 alike; float32 stays right, and faster-whisper's own CTranslate2 wheel
+/// stays right too, so the cause is in this build and is not found yet). So int8 needs VNNI
+/// and no lower MKL limit; the default compute type falls back to float32 without them.
+pub(crate) fn cpu_int8() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    let vnni = std::arch::is_x86_feature_detected!("avx512vnni");
+    #[cfg(not(target_arch = "x86_64"))]
+    let vnni = false;
+    int8_verdict(
+        vnni,
+        std::env::var("MKL_ENABLE_INSTRUCTIONS").ok().as_deref(),
+    )
+}
+
+fn int8_verdict(vnni: bool, mkl_limit: Option<&str>) -> Result<(), String> {
+    if !vnni {
+        return Err(
+            "this CPU has no AVX-512 VNNI, and this build's int8 kernels give wrong \
+                    text without it"
+                .into(),
+        );
+    }
+    if let Some(limit) = mkl_limit {
+        let ok = [
+            "AVX512_E1",
+            "AVX512_E2",
+            "AVX512_E3",
+            "AVX512_E4",
+            "AVX512_E5",
+            "AVX10",
+        ]
+        .iter()
+        .any(|p| limit.trim().to_ascii_uppercase().starts_with(p));
+        if !ok {
+            return Err(format!(
+                "MKL_ENABLE_INSTRUCTIONS={limit} keeps MKL below AVX-512 VNNI, where this \
+                 build's int8 kernels give wrong text"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::int8_verdict;
+
+    #[test]
+    fn int8_needs_vnni_and_no_lower_mkl_limit() {
+        assert!(int8_verdict(true, None).is_ok());
+        assert!(int8_verdict(true, Some("AVX512_E1")).is_ok());
+        assert!(int8_verdict(true, Some("avx512_e4")).is_ok());
+        assert!(int8_verdict(false, None).is_err());
+        for low in ["AVX2", "AVX512", "SSE4_2", "AVX2_E1"] {
+            let e = int8_verdict(true, Some(low)).unwrap_err();
+            assert!(e.contains(low), "{e}");
+        }
+    }
 }

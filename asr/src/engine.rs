@@ -164,11 +164,7 @@ impl WhisperEngine {
                 let compute = settings
                     .compute_type
                     .unwrap_or_else(|| ComputeType::default_for(device));
-                if compute.cuda_only() && device == DeviceSpec::Cpu {
-                    return Err(AsrError::InvalidOptions(format!(
-                        "compute type {compute} needs a CUDA device; on CPU use int8 or float32"
-                    )));
-                }
+                compute.check_on(device)?;
                 let net = Ct2Net::load(
                     &src.ct2_dir,
                     device,

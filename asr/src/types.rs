@@ -158,12 +158,36 @@ pub enum ComputeType {
 }
 
 impl ComputeType {
-    /// int8 on CPU (faster-whisper's CPU setting), float16 on CUDA.
+    /// int8 on CPU (faster-whisper's CPU setting) where it gives right answers (see
+    /// [`ComputeType::check_on`]), float32 on other CPUs; float16 on CUDA.
     pub fn default_for(device: crate::DeviceSpec) -> Self {
         match device {
-            crate::DeviceSpec::Cpu => ComputeType::Int8,
+            crate::DeviceSpec::Cpu if crate::ct2::cpu_int8().is_ok() => ComputeType::Int8,
+            crate::DeviceSpec::Cpu => ComputeType::Float32,
             crate::DeviceSpec::Cuda(_) => ComputeType::Float16,
         }
+    }
+
+    /// Whether CTranslate2 can compute at this type on `device`: the CUDA-only types are
+    /// refused on the CPU, and int8 on a CPU where this build's int8 kernels give wrong text
+    /// (no AVX-512 VNNI, or MKL held below it).
+    pub fn check_on(self, device: crate::DeviceSpec) -> Result<(), crate::AsrError> {
+        if device != crate::DeviceSpec::Cpu {
+            return Ok(());
+        }
+        if self.cuda_only() {
+            return Err(crate::AsrError::InvalidOptions(format!(
+                "compute type {self} needs a CUDA device; on CPU use int8 or float32"
+            )));
+        }
+        if self == ComputeType::Int8
+            && let Err(why) = crate::ct2::cpu_int8()
+        {
+            return Err(crate::AsrError::InvalidOptions(format!(
+                "compute type int8 on this CPU: {why}; use float32"
+            )));
+        }
+        Ok(())
     }
 
     pub fn cuda_only(self) -> bool {

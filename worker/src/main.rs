@@ -412,15 +412,22 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speec
     ));
     let mut compute_type = cli.compute_type;
     if let Some(ct) = compute_type
-        && ct.cuda_only()
-        && device == voxfleet_asr::DeviceSpec::Cpu
+        && cli.engine == voxfleet_asr::EngineKind::Ct2
+        && let Err(e) = ct.check_on(device)
     {
-        if cli.device == "cpu" {
-            anyhow::bail!("--compute-type {ct} needs a CUDA device; on CPU use int8 or float32");
+        if cli.device == "cpu" || !ct.cuda_only() {
+            anyhow::bail!("--compute-type {ct}: {e}");
         }
         // Asked for a GPU, fell back to the CPU (none visible): the CPU's default instead.
-        tracing::warn!(compute_type = %ct, "no GPU: CPU compute type int8 instead");
+        let instead = voxfleet_asr::ComputeType::default_for(device);
+        tracing::warn!(compute_type = %ct, %instead, "no GPU: the CPU's compute type instead");
         compute_type = None;
+    }
+    if cli.engine == voxfleet_asr::EngineKind::Ct2 && compute_type.is_none() {
+        let chosen = voxfleet_asr::ComputeType::default_for(device);
+        if device == voxfleet_asr::DeviceSpec::Cpu && chosen != voxfleet_asr::ComputeType::Int8 {
+            tracing::warn!(compute_type = %chosen, "int8 is not safe on this CPU (no AVX-512 VNNI): float32");
+        }
     }
     let settings = voxfleet_asr::EngineSettings {
         engine: cli.engine,
