@@ -525,22 +525,22 @@ impl QueueClient {
         done: u64,
         total: u64,
     ) -> Result<(), QueueError> {
-        let ev = Self::running_event(claimed, event_type, done, total, now_ms());
-        let payload = serde_json::to_string(&ev).unwrap_or_default();
+        let payload = Self::running_payload(claimed, event_type, done, total, now_ms());
         let mut c = self.conn.clone();
         c.publish::<_, _, ()>(self.keys.events(), payload).await?;
         Ok(())
     }
 
-    fn running_event(
+    /// A running job's event (with its latest progress), as the JSON the events channel carries.
+    fn running_payload(
         claimed: &ClaimedJob,
         event_type: &str,
         done: u64,
         total: u64,
         now: i64,
-    ) -> JobEvent {
+    ) -> String {
         let job = &claimed.job;
-        JobEvent {
+        let ev = JobEvent {
             id: job.id,
             event_type: event_type.into(),
             status: JobStatus::Running,
@@ -553,7 +553,8 @@ impl QueueClient {
             owner: job.owner,
             started_at: job.started_at.map(|t| t.timestamp_millis()),
             at: now,
-        }
+        };
+        serde_json::to_string(&ev).unwrap_or_default()
     }
 
     /// Appends `text` to the job's partial transcript ([`QueueKeys::partial_text`]) and
@@ -567,8 +568,7 @@ impl QueueClient {
     ) -> Result<(), QueueError> {
         let job = &claimed.job;
         let key = self.keys.queue(&job.queue).partial_text(&job.id);
-        let ev = Self::running_event(claimed, "text", done, total, now_ms());
-        let payload = serde_json::to_string(&ev).unwrap_or_default();
+        let payload = Self::running_payload(claimed, "text", done, total, now_ms());
         let mut c = self.conn.clone();
         redis::pipe()
             .append(&key, text)
@@ -656,8 +656,7 @@ impl QueueClient {
         let job = &claimed.job;
         let key = self.keys.queue(&job.queue).job(&job.id);
         let now = now_ms();
-        let ev = Self::running_event(claimed, "progress", done, total, now);
-        let payload = serde_json::to_string(&ev).unwrap_or_default();
+        let payload = Self::running_payload(claimed, "progress", done, total, now);
         let mut c = self.conn.clone();
         redis::pipe()
             .hset_multiple(
