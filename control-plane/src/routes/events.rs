@@ -14,7 +14,8 @@ use crate::auth::Auth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::routes::jobs::{ProgressView, load, progress_view};
 
-/// The `data` of an SSE event (`event: status` or `event: progress`).
+/// The `data` of an SSE event (`event: status`, `event: progress`, or `event: text`: a
+/// transcription finished more text, readable in full from the OpenAI endpoint's stream).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub id: String,
