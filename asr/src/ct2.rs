@@ -103,11 +103,6 @@ impl Ct2Net {
         })
     }
 
-    /// Instances loaded (each holds its own weights).
-    pub(crate) fn replicas(&self) -> usize {
-        self.pool.len()
-    }
-
     /// An instance for one transcription, waiting for one to be free.
     pub(crate) fn lease(&self) -> Ct2Lease<'_> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());

@@ -182,9 +182,8 @@ impl WhisperEngine {
                         ),
                     ));
                 }
-                let weights = src.ct2_dir.join("model.bin");
-                let bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0)
-                    * net.replicas() as u64;
+                // What the budget counted: `model.bin` once per instance.
+                let bytes = Self::estimate_bytes(src, device, settings);
                 (Net::Ct2(net), bytes, Some(compute))
             }
             EngineKind::Candle => {

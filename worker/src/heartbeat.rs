@@ -103,7 +103,9 @@ impl Heartbeat {
             let s = *state.borrow();
             // Idle models go before the beat, so it reports what is held.
             let models = self.rt.speech.models.clone();
-            let _ = tokio::task::spawn_blocking(move || models.unload_idle()).await;
+            if models.limits().unload_idle_after.is_some() {
+                let _ = tokio::task::spawn_blocking(move || models.unload_idle()).await;
+            }
             self.beat(s, &mut outage).await;
             if s == WorkerState::Stopped {
                 return;
