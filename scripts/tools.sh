@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command-line tools the tests and the demo use to make real audio: espeak-ng (speech),
 # sox and ffmpeg (containers and codecs), and python3-venv; cmake and MKL for the build of
-# CTranslate2. Installs the Debian packages when one is missing.
+# CTranslate2; real voices for the held-out diarization test. Installs the Debian packages when
+# one is missing.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 missing=()
@@ -75,6 +76,30 @@ if missing or not os.path.exists(os.path.join(mkl, "include", "mkl.h")):
 PY
   rm -rf "$tmp"
   touch "$mkl/.complete"
+fi
+# Real voices nobody tuned on, for the held-out diarization test
+# (control-plane/tests/diarize_unseen.rs): six people's telephone prompts (8 kHz) from Debian's
+# Asterisk sound packages, at the versions the test was written against. apt verifies the
+# packages; only their sound folders are kept.
+voices="$HOME/.cache/voxfleet/voices-asterisk"
+if [ ! -f "$voices/.complete" ]; then
+  echo "== fetching the held-out real voices (Debian Asterisk prompts) into $voices"
+  tmp=$(mktemp -d)
+  pkgs=(asterisk-core-sounds-fr-wav=1.6.1-1 asterisk-core-sounds-it-wav=1.6.1-1
+        asterisk-core-sounds-ru-wav=1.6.1-1 "asterisk-prompt-it-menardi-wav=1:1.4.22+mm20110907-3.1"
+        asterisk-prompt-fr-armelle=20070613-2.2 asterisk-prompt-es-co=0.20070403-2.1)
+  if ! (cd "$tmp" && apt-get download -qq "${pkgs[@]}" >/dev/null 2>&1); then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    (cd "$tmp" && apt-get download -qq "${pkgs[@]}" >/dev/null)
+  fi
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/x"; done
+  rm -rf "$voices"
+  mkdir -p "$voices"
+  cp -r "$tmp/x/usr/share/asterisk/sounds/." "$voices/"
+  rm -rf "$tmp"
+  touch "$voices/.complete"
 fi
 mkdir -p "$repo/.cache"
 ln -sfn "$mkl" "$repo/.cache/mkl"
