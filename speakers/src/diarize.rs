@@ -89,7 +89,15 @@ pub struct DiarizeOptions {
     /// pairs) than this are folded into their nearest cluster, as pyannote's
     /// `min_cluster_size` does; 0 or 1 keeps every cluster. Not applied with `num_speakers`.
     pub min_cluster_size: usize,
+    /// [`Method::Windows`] without `threshold`: when set, the clustering threshold comes from
+    /// the recording itself, this factor times the median cosine distance from each embedding
+    /// to its nearest one in a window that does not overlap its own (how far apart one voice's
+    /// stretches lie in this recording), within [`ADAPTIVE_RANGE`].
+    pub threshold_scale: Option<f32>,
 }
+
+/// Bounds of the recording-derived threshold of [`DiarizeOptions::threshold_scale`].
+pub const ADAPTIVE_RANGE: (f32, f32) = (0.1, 0.7);
 
 /// What [`Diarizer::run`] embeds and clusters. On the development set
 /// (`voxfleet-bench-diarize`, issue 14) sub-segments were better on the `tune` part (synthetic
@@ -125,6 +133,7 @@ impl Default for DiarizeOptions {
             method: Method::default(),
             subsegments: SubSegmentOptions::default(),
             min_cluster_size: DEFAULT_MIN_CLUSTER_SIZE,
+            threshold_scale: None,
         }
     }
 }
@@ -533,15 +542,31 @@ impl Diarizer {
             .collect();
         let embeddings = self.embed_all(&clips, opts.batch_size, report, check)?;
 
-        let mut train: Vec<&[f32]> = candidates
-            .iter()
-            .zip(&embeddings)
-            .filter(|(c, _)| c.clean_s >= MIN_TRAIN_S)
-            .map(|(_, e)| e.as_slice())
+        // The clusters are trained on the clips with enough clean speech (all when none has).
+        let mut trained: Vec<usize> = (0..candidates.len())
+            .filter(|&i| candidates[i].clean_s >= MIN_TRAIN_S)
             .collect();
-        if train.is_empty() {
-            train = embeddings.iter().map(Vec::as_slice).collect();
+        if trained.is_empty() {
+            trained = (0..candidates.len()).collect();
         }
+        let train: Vec<&[f32]> = trained.iter().map(|&i| embeddings[i].as_slice()).collect();
+        let adaptive;
+        let cluster_opts = match opts.threshold_scale.filter(|_| opts.threshold.is_none()) {
+            Some(scale) => {
+                let windows: Vec<usize> = trained.iter().map(|&i| candidates[i].window).collect();
+                let apart = (WINDOW_SAMPLES as f64 / (opts.step_s * SAMPLE_RATE as f64)).ceil()
+                    as usize;
+                let threshold = adaptive_threshold(&train, &windows, apart, scale)
+                    .unwrap_or(cluster_opts.threshold);
+                tracing::debug!(threshold, "diarization: threshold from the recording");
+                adaptive = ClusterOptions {
+                    threshold,
+                    ..*cluster_opts
+                };
+                &adaptive
+            }
+            None => cluster_opts,
+        };
         let clustering = cluster_embeddings(&train, cluster_opts)?;
         let centroids = if cluster_opts.num_speakers.is_none() && opts.min_cluster_size > 1 {
             let (labels, k) = subsegment::fold_light_clusters(
@@ -904,6 +929,31 @@ fn best_assignment(sims: &[Vec<f32>]) -> Vec<usize> {
     }
 }
 
+/// [`DiarizeOptions::threshold_scale`]: `scale` × the median over embeddings of the cosine
+/// distance to the nearest embedding whose window is at least `apart` windows from its own,
+/// clamped to [`ADAPTIVE_RANGE`]. `None` when no embedding has such a neighbour.
+fn adaptive_threshold(
+    embeddings: &[&[f32]],
+    windows: &[usize],
+    apart: usize,
+    scale: f32,
+) -> Option<f32> {
+    let mut nearest: Vec<f32> = (0..embeddings.len())
+        .filter_map(|i| {
+            (0..embeddings.len())
+                .filter(|&j| windows[i].abs_diff(windows[j]) >= apart)
+                .map(|j| 1.0 - cosine_similarity(embeddings[i], embeddings[j]))
+                .min_by(f32::total_cmp)
+        })
+        .collect();
+    if nearest.is_empty() {
+        return None;
+    }
+    nearest.sort_by(f32::total_cmp);
+    let median = nearest[nearest.len() / 2];
+    Some((scale * median).clamp(ADAPTIVE_RANGE.0, ADAPTIVE_RANGE.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,6 +970,35 @@ mod tests {
     }
 
     #[test]
+    fn the_adaptive_threshold_scales_the_median_distance_to_another_window() {
+        let unit = |deg: f32| {
+            let r = deg.to_radians();
+            vec![r.cos(), r.sin()]
+        };
+        // Distances 1 - cos: 0° vs 0° is 0, 0° vs 60° is 0.5. Windows 0 and 5 overlap
+        // (`apart` 10), so each embedding's nearest far-enough neighbour is in window 20 or 30.
+        let e = [unit(0.0), unit(0.0), unit(60.0), unit(60.0)];
+        let refs: Vec<&[f32]> = e.iter().map(Vec::as_slice).collect();
+        let windows = [0, 20, 5, 30];
+        let t = adaptive_threshold(&refs, &windows, 10, 1.0).unwrap();
+        // Nearest far-enough: 0→20 (0.0), 20→0 (0.0), 5→30 (0.0), 30→5 (0.0): median 0.
+        assert_eq!(t, ADAPTIVE_RANGE.0, "clamped to the floor");
+        let windows = [0, 20, 40, 60];
+        let e = [unit(0.0), unit(30.0), unit(60.0), unit(120.0)];
+        let refs: Vec<&[f32]> = e.iter().map(Vec::as_slice).collect();
+        // Nearest: 0→30° (0.134), 30°→0 or 60° (0.134), 60°→30° (0.134), 120°→60° (0.5).
+        let t = adaptive_threshold(&refs, &windows, 10, 2.0).unwrap();
+        let d = 1.0 - 30f32.to_radians().cos();
+        assert!((t - 2.0 * d).abs() < 1e-5, "{t}");
+        assert_eq!(
+            adaptive_threshold(&refs, &windows, 10, 100.0),
+            Some(ADAPTIVE_RANGE.1)
+        );
+        // No two windows far enough apart: no threshold from the recording.
+        assert_eq!(adaptive_threshold(&refs, &[0, 1, 2, 3], 10, 2.0), None);
+    }
+
+    #[test]
     fn diarizer_is_send_sync() {
         fn f<T: Send + Sync>() {}
         f::<Diarizer>();
@@ -927,3 +1006,4 @@ mod tests {
         f::<Segmenter>();
     }
 }
+

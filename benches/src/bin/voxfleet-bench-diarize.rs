@@ -101,6 +101,14 @@ struct Args {
     /// `--sweep-threshold`.
     #[arg(long, value_delimiter = ',')]
     sweep_min_cluster_size: Vec<usize>,
+    /// `--method windows`: the threshold from each recording, this factor times its median
+    /// nearest-neighbour distance (`DiarizeOptions::threshold_scale`).
+    #[arg(long)]
+    threshold_scale: Option<f32>,
+    /// Also run these `threshold_scale` values (comma-separated), crossed with the other
+    /// sweeps.
+    #[arg(long, value_delimiter = ',')]
+    sweep_scale: Vec<f32>,
     /// One line per recording.
     #[arg(short, long)]
     verbose: bool,
@@ -287,8 +295,11 @@ fn main() -> Result<()> {
         .min_cluster_size
         .unwrap_or(DiarizeOptions::default().min_cluster_size);
     // The first setting is the one reported in full; the sweep's others are summarised.
-    let mut settings = vec![(args.threshold, min_cluster_size)];
-    if !args.sweep_threshold.is_empty() || !args.sweep_min_cluster_size.is_empty() {
+    let mut settings = vec![(args.threshold, min_cluster_size, args.threshold_scale)];
+    if !args.sweep_threshold.is_empty()
+        || !args.sweep_min_cluster_size.is_empty()
+        || !args.sweep_scale.is_empty()
+    {
         let thresholds: Vec<Option<f32>> = if args.sweep_threshold.is_empty() {
             vec![args.threshold]
         } else {
@@ -299,10 +310,17 @@ fn main() -> Result<()> {
         } else {
             args.sweep_min_cluster_size.clone()
         };
+        let scales: Vec<Option<f32>> = if args.sweep_scale.is_empty() {
+            vec![args.threshold_scale]
+        } else {
+            args.sweep_scale.iter().copied().map(Some).collect()
+        };
         for t in &thresholds {
             for m in &sizes {
-                if !settings.contains(&(*t, *m)) {
-                    settings.push((*t, *m));
+                for c in &scales {
+                    if !settings.contains(&(*t, *m, *c)) {
+                        settings.push((*t, *m, *c));
+                    }
                 }
             }
         }
@@ -384,6 +402,7 @@ fn main() -> Result<()> {
             method,
             subsegments,
             min_cluster_size,
+            threshold_scale: args.threshold_scale,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
@@ -391,10 +410,13 @@ fn main() -> Result<()> {
         wall += t.elapsed().as_secs_f64();
         audio += item.duration_s;
         let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
-        for (&(threshold, min_cluster_size), tallies) in settings.iter().zip(&mut swept).skip(1) {
+        for (&(threshold, min_cluster_size, threshold_scale), tallies) in
+            settings.iter().zip(&mut swept).skip(1)
+        {
             let opts = DiarizeOptions {
                 threshold,
                 min_cluster_size,
+                threshold_scale,
                 ..opts.clone()
             };
             let d = diarizer.run(&pcm, &opts, &mut |_| {}, &stop)?;
@@ -469,13 +491,15 @@ fn main() -> Result<()> {
         tally.print(part);
     }
     if settings.len() > 1 {
-        println!("\nsweep (threshold, min_cluster_size): count right and DER per part");
+        println!(
+            "\nsweep (threshold, min_cluster_size, threshold_scale): count right and DER per part"
+        );
         swept[0] = groups
             .iter()
             .filter(|(k, _)| !k.contains("(all)"))
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
-        for ((threshold, size), tallies) in settings.iter().zip(&swept) {
+        for ((threshold, size, scale), tallies) in settings.iter().zip(&swept) {
             let cells: Vec<String> = tallies
                 .iter()
                 .map(|(part, t)| {
@@ -488,8 +512,9 @@ fn main() -> Result<()> {
                 })
                 .collect();
             println!(
-                "  {:>8} {size:>3}  {}",
+                "  {:>8} {size:>3} {:>6}  {}",
                 threshold.map_or("default".into(), |t| t.to_string()),
+                scale.map_or("-".into(), |c| c.to_string()),
                 cells.join(" | ")
             );
         }
