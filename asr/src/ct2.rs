@@ -318,8 +318,9 @@ impl ComputeType {
 /// Whether this build of CTranslate2 can run on `device`. On the CPU it needs MKL, which
 /// CTranslate2 uses on Intel CPUs only (elsewhere, unless `CT2_USE_MKL=1`, it finds no GEMM
 /// backend in this build: "Requested int8 compute type, but the target device or backend do
-/// not support efficient int8 computation", measured with `CT2_USE_MKL=0`). CUDA needs a
-/// build with it (this project's is without) and a visible GPU.
+/// not support efficient int8 computation", measured with `CT2_USE_MKL=0`). CUDA needs the
+/// `cuda` feature (CTranslate2 built with CUDA; the default build is without) and a visible
+/// GPU.
 pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
     let DeviceSpec::Cuda(n) = device else {
         let forced = std::env::var("CT2_USE_MKL").is_ok_and(|v| matches!(v.as_str(), "1" | "true"));
@@ -342,9 +343,12 @@ pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
     }
     Err(AsrError::DeviceUnavailable {
         device: device.to_string(),
-        reason: if count == 0 {
-            "this build of CTranslate2 has no CUDA (or sees no GPU): use `--engine candle` on GPUs"
+        reason: if count == 0 && !cfg!(feature = "cuda") {
+            "this build of CTranslate2 has no CUDA (build with `--features cuda`, or use \
+             `--engine candle`)"
                 .into()
+        } else if count == 0 {
+            "CTranslate2 sees no GPU (driver, or CUDA_VISIBLE_DEVICES)".into()
         } else {
             format!("CTranslate2 sees {count} GPU(s)")
         },
