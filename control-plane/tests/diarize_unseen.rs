@@ -191,11 +191,7 @@ fn prompts(dir: &Path, voice: &str, skip: usize, out: &Path) -> impl Iterator<It
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.is_file()
-                && matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("wav" | "gsm")
-                )
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("wav" | "gsm"))
         })
         .collect();
     files.sort();

@@ -554,8 +554,8 @@ impl Diarizer {
         let cluster_opts = match opts.threshold_scale.filter(|_| opts.threshold.is_none()) {
             Some(scale) => {
                 let windows: Vec<usize> = trained.iter().map(|&i| candidates[i].window).collect();
-                let apart = (WINDOW_SAMPLES as f64 / (opts.step_s * SAMPLE_RATE as f64)).ceil()
-                    as usize;
+                let apart =
+                    (WINDOW_SAMPLES as f64 / (opts.step_s * SAMPLE_RATE as f64)).ceil() as usize;
                 let threshold = adaptive_threshold(&train, &windows, apart, scale)
                     .unwrap_or(cluster_opts.threshold);
                 tracing::debug!(threshold, "diarization: threshold from the recording");
@@ -1006,4 +1006,3 @@ mod tests {
         f::<Segmenter>();
     }
 }
-

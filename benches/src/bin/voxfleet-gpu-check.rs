@@ -98,10 +98,12 @@ impl Memory {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         let pid = std::process::id();
         let own = dev.running_compute_processes().ok().and_then(|ps| {
-            ps.iter().find(|p| p.pid == pid).and_then(|p| match p.used_gpu_memory {
-                nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => Some(mib(b)),
-                nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => None,
-            })
+            ps.iter()
+                .find(|p| p.pid == pid)
+                .and_then(|p| match p.used_gpu_memory {
+                    nvml_wrapper::enums::device::UsedGpuMemory::Used(b) => Some(mib(b)),
+                    nvml_wrapper::enums::device::UsedGpuMemory::Unavailable => None,
+                })
         });
         let used = dev.memory_info().ok().map(|m| mib(m.used));
         (own, used)
@@ -171,7 +173,7 @@ fn main() -> Result<()> {
     };
     report.stage("decode + resample (CPU)", decode, None);
 
-        let mut vad_done = false;
+    let mut vad_done = false;
     for run in &args.runs {
         let (engine, compute) = run.split_once(':').unwrap_or((run.as_str(), "float16"));
         let engine: EngineKind = engine.parse().map_err(anyhow::Error::msg)?;
@@ -210,7 +212,9 @@ fn main() -> Result<()> {
             Ok(w) => w,
             Err(e) => {
                 println!("{label}: cannot load: {e}");
-                report.rows.push(json!({"stage": format!("{label} load"), "error": e.to_string()}));
+                report
+                    .rows
+                    .push(json!({"stage": format!("{label} load"), "error": e.to_string()}));
                 continue;
             }
         };
