@@ -9,6 +9,7 @@
 #                                     packs it with tiny.en, Silero VAD and 137 s of espeak-ng
 #                                     speech, compressed and cut into parts of at most 56 MiB
 #                                     under .gpu/part-N (ignored by git)
+#   scripts/gpu-check.sh build        here: only the CUDA build (scripts/test.sh runs it)
 #   scripts/gpu-check.sh receive      there, one call per part but the last (carry .gpu/part-N):
 #                                     says what has arrived; the parts stay between calls
 #                                     while the machine is warm
@@ -23,13 +24,13 @@ cd "$repo"
 gpu="$repo/.gpu"
 part_size=$((56 * 1024 * 1024))
 
-pack() {
+# Builds voxfleet-gpu-check, for CUDA when given `--features cuda` (the one place the GPU
+# build's settings live; scripts/test.sh calls `build`).
+build() {
   local features=("$@")
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
   export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
   export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
-  local models="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
-  scripts/tools.sh
   if [ ${#features[@]} -gt 0 ]; then
     CUDA_TOOLKIT_ROOT_DIR="$(scripts/cuda.sh)"
     export CUDA_TOOLKIT_ROOT_DIR CUDA_PATH="$CUDA_TOOLKIT_ROOT_DIR"
@@ -38,6 +39,12 @@ pack() {
   fi
   echo "== building voxfleet-gpu-check ${features[*]:-(CPU)}"
   cargo build --locked -p voxfleet-benches --bin voxfleet-gpu-check "${features[@]}"
+}
+
+pack() {
+  local models="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
+  scripts/tools.sh
+  build "$@"
   local stage
   stage=$(mktemp -d)
   mkdir -p "$stage/check/models"
@@ -133,6 +140,7 @@ run() {
 }
 
 case "${1:-}" in
+  build) build --features cuda ;;
   pack) pack --features cuda ;;
   receive) receive ;;
   run) shift; run "$@" ;;
@@ -140,5 +148,5 @@ case "${1:-}" in
     pack
     run --runs ct2:int8,candle:float32 --reps 1
     ;;
-  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
+  *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac

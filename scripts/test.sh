@@ -20,12 +20,7 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== CUDA build of voxfleet-gpu-check (compiled and linked only: no GPU here)"
 # Before the CPU build, so the binaries left in the target folder are the CPU ones.
-(
-  CUDA_TOOLKIT_ROOT_DIR="$(scripts/cuda.sh)"
-  export CUDA_TOOLKIT_ROOT_DIR CUDA_PATH="$CUDA_TOOLKIT_ROOT_DIR" PATH="$CUDA_TOOLKIT_ROOT_DIR/bin:$PATH"
-  export CUDA_ARCH_LIST="${CUDA_ARCH_LIST:-9.0}" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
-  cargo build --locked -p voxfleet-benches --bin voxfleet-gpu-check --features cuda
-)
+scripts/gpu-check.sh build
 echo "== cargo build (binaries used by the end-to-end tests)"
 cargo build --workspace --bins --locked
 echo "== model files (fetched once into $VOXFLEET_MODELS_DIR, verified every time)"
