@@ -1,5 +1,8 @@
 //! Every API error has a stable code; codes map to HTTP statuses here and nowhere else.
-//! Internal detail (SQL, Redis messages) is logged, never returned.
+//! Internal detail (SQL, Redis messages) is logged, never returned. Client input a message
+//! repeats is cut short: [`clip`] / [`clip_quoted`] (to [`ECHO_MAX`] characters).
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +26,6 @@ pub enum Code {
     InvalidSetting,
     InvalidQuery,
     TooManyJobs,
-    NotImplemented,
     JobFinished,
     NotRetryable,
     AlreadyRunning,
@@ -56,7 +58,6 @@ impl Code {
             Self::InvalidSetting => "invalid_setting",
             Self::InvalidQuery => "invalid_query",
             Self::TooManyJobs => "too_many_jobs",
-            Self::NotImplemented => "not_implemented",
             Self::JobFinished => "job_finished",
             Self::NotRetryable => "not_retryable",
             Self::AlreadyRunning => "already_running",
@@ -87,7 +88,6 @@ impl Code {
             | Self::InvalidInput
             | Self::InvalidQueue
             | Self::InvalidSetting => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::JobFinished
             | Self::NotRetryable
             | Self::NotReady
@@ -143,8 +143,8 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().into(),
-                // Client input a message repeats is cut short (`extract::clip_quoted`).
-                message: crate::extract::clip_quoted(&self.message),
+                // Client input a message repeats is cut short ([`clip_quoted`]).
+                message: clip_quoted(&self.message),
             },
         };
         (self.code.status(), Json(body)).into_response()
@@ -166,6 +166,38 @@ impl From<voxfleet_store::StoreError> for ApiError {
     }
 }
 
+impl From<voxfleet_search::SearchError> for ApiError {
+    fn from(e: voxfleet_search::SearchError) -> Self {
+        use voxfleet_search::SearchError;
+        match e {
+            SearchError::Unavailable(m) => {
+                tracing::warn!(error = %m, "search index unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "the search index is unavailable; try again shortly",
+                )
+            }
+            SearchError::NoSuchIndex(i) => ApiError::new(
+                Code::NotReady,
+                format!("the index `{i}` does not exist yet: run a reindex"),
+            ),
+            e => {
+                tracing::error!(error = %e, "search index error");
+                ApiError::new(Code::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl From<voxfleet_store::submit::SubmitError> for ApiError {
+    fn from(e: voxfleet_store::submit::SubmitError) -> Self {
+        match e {
+            voxfleet_store::submit::SubmitError::Store(e) => e.into(),
+            voxfleet_store::submit::SubmitError::Queue(e) => e.into(),
+        }
+    }
+}
+
 impl From<voxfleet_jobs::QueueError> for ApiError {
     fn from(e: voxfleet_jobs::QueueError) -> Self {
         if e.is_unavailable() {
@@ -178,6 +210,48 @@ impl From<voxfleet_jobs::QueueError> for ApiError {
             tracing::error!(error = %e, "queue error");
             Self::new(Code::Internal, "internal error")
         }
+    }
+}
+
+/// The most characters of client input a message repeats.
+pub const ECHO_MAX: usize = 100;
+
+/// `s` cut to [`ECHO_MAX`] characters (with `…` when cut).
+pub fn clip(s: &str) -> Cow<'_, str> {
+    match s.char_indices().nth(ECHO_MAX) {
+        None => Cow::Borrowed(s),
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+    }
+}
+
+/// The longest message an error carries.
+const MESSAGE_MAX: usize = 1000;
+
+/// A message with every `quoted` span (where messages repeat client input: serde's, ours) cut
+/// to [`ECHO_MAX`] characters, and the whole to 1,000.
+pub fn clip_quoted(msg: &str) -> String {
+    if msg.len() <= ECHO_MAX {
+        return msg.to_owned();
+    }
+    let mut out = String::with_capacity(msg.len().min(MESSAGE_MAX + 8));
+    for (i, piece) in msg.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        // Odd pieces lie between backticks.
+        let piece = if i % 2 == 1 {
+            clip(piece)
+        } else {
+            Cow::Borrowed(piece)
+        };
+        out.push_str(&piece);
+        if out.len() > MESSAGE_MAX {
+            break;
+        }
+    }
+    match out.char_indices().nth(MESSAGE_MAX) {
+        Some((i, _)) => format!("{}…", &out[..i]),
+        None => out,
     }
 }
 
@@ -197,5 +271,19 @@ mod tests {
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(Code::Unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn echoes_are_clipped() {
+        assert_eq!(clip("short"), "short");
+        let long = "x".repeat(500);
+        assert_eq!(clip(&long).chars().count(), ECHO_MAX + 1);
+        let msg = format!("unknown variant `{long}`, expected one of `a`, `b`");
+        let c = clip_quoted(&msg);
+        assert!(c.len() < 200, "{c}");
+        assert!(c.ends_with("expected one of `a`, `b`"), "{c}");
+        assert!(clip_quoted(&"y".repeat(5000)).chars().count() <= MESSAGE_MAX + 1);
+        // Multi-byte characters are cut on a boundary.
+        assert_eq!(clip(&"é".repeat(300)).chars().count(), ECHO_MAX + 1);
     }
 }

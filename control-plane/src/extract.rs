@@ -11,11 +11,8 @@
 //!   OpenAI endpoint).
 //! - [`close_unread`]: `Connection: close` on the answer to a request whose body was left
 //!   unread, so that no client reuses a connection the server is dropping.
-//! - [`clip`] / [`clip_quoted`]: client input echoed in a message is cut to [`ECHO_MAX`]
-//!   characters.
 //! - [`check_time`]: instants a client sends lie in years 1–9999 (PostgreSQL's `timestamptz`
 //!   ends at 4713 BC; chrono goes much further).
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -31,7 +28,7 @@ use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult, Code, clip_quoted};
 
 /// `Json<T>` with errors as `{"error":{...}}`: 400 malformed JSON, 413 too large, 415 wrong
 /// content type, 422 well-formed JSON of the wrong shape, 408 a body that stopped coming.
@@ -392,65 +389,9 @@ fn status_code(status: StatusCode) -> &'static str {
     code.as_str()
 }
 
-/// The most characters of client input a message repeats.
-pub const ECHO_MAX: usize = 100;
-
-/// `s` cut to [`ECHO_MAX`] characters (with `…` when cut).
-pub fn clip(s: &str) -> Cow<'_, str> {
-    match s.char_indices().nth(ECHO_MAX) {
-        None => Cow::Borrowed(s),
-        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
-    }
-}
-
-/// The longest message an error carries.
-const MESSAGE_MAX: usize = 1000;
-
-/// A message with every `quoted` span (where messages repeat client input: serde's, ours) cut
-/// to [`ECHO_MAX`] characters, and the whole to 1,000.
-pub fn clip_quoted(msg: &str) -> String {
-    if msg.len() <= ECHO_MAX {
-        return msg.to_owned();
-    }
-    let mut out = String::with_capacity(msg.len().min(MESSAGE_MAX + 8));
-    for (i, piece) in msg.split('`').enumerate() {
-        if i > 0 {
-            out.push('`');
-        }
-        // Odd pieces lie between backticks.
-        let piece = if i % 2 == 1 {
-            clip(piece)
-        } else {
-            Cow::Borrowed(piece)
-        };
-        out.push_str(&piece);
-        if out.len() > MESSAGE_MAX {
-            break;
-        }
-    }
-    match out.char_indices().nth(MESSAGE_MAX) {
-        Some((i, _)) => format!("{}…", &out[..i]),
-        None => out,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn echoes_are_clipped() {
-        assert_eq!(clip("short"), "short");
-        let long = "x".repeat(500);
-        assert_eq!(clip(&long).chars().count(), ECHO_MAX + 1);
-        let msg = format!("unknown variant `{long}`, expected one of `a`, `b`");
-        let c = clip_quoted(&msg);
-        assert!(c.len() < 200, "{c}");
-        assert!(c.ends_with("expected one of `a`, `b`"), "{c}");
-        assert!(clip_quoted(&"y".repeat(5000)).chars().count() <= MESSAGE_MAX + 1);
-        // Multi-byte characters are cut on a boundary.
-        assert_eq!(clip(&"é".repeat(300)).chars().count(), ECHO_MAX + 1);
-    }
 
     #[test]
     fn instants_outside_years_1_to_9999_are_refused() {

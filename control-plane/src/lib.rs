@@ -2,6 +2,8 @@
 //!
 //! - [`app`] builds the axum `Router` from an [`AppState`] (tests drive it without a socket);
 //!   [`serve`] runs it on a listener until a shutdown future resolves.
+//! - `services/`: what routes, the scheduler and uploads do, without HTTP (submission,
+//!   job reads, maintenance sections); `views`: the job as the API shows it.
 //! - `routes/`: one module per resource (jobs, events, fleet: queues/workers/GPUs, settings,
 //!   health and metrics); `error` maps every error code to its HTTP status in one table;
 //!   `auth` turns bearer tokens into roles; `extract` makes body/query rejections speak the
@@ -16,8 +18,10 @@ pub mod routes;
 pub mod scheduler;
 pub mod search;
 pub mod server;
+pub mod services;
 pub mod transcript;
 pub mod upload;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +54,18 @@ pub struct AppState {
     pub search: Option<Arc<search::SearchState>>,
     /// The dedicated `/metrics` token (`--metrics-token`); admin tokens scrape too.
     pub metrics_token: Option<auth::MetricsToken>,
+}
+
+impl AppState {
+    /// The search index, or 503 `unavailable` on a control plane without one.
+    pub fn search_index(&self) -> error::ApiResult<Arc<search::SearchState>> {
+        self.search.clone().ok_or_else(|| {
+            error::ApiError::new(
+                error::Code::Unavailable,
+                "this control plane has no search index configured",
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -14,17 +14,20 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use voxfleet_jobs::schedule::{DailyAt, interval_slot};
-use voxfleet_jobs::{JobKind, Outage, Priority};
+use voxfleet_jobs::{
+    CollectStatsInput, EmbeddingRepairInput, IntegrityCheckInput, JobInput, Outage, RetentionInput,
+};
 use voxfleet_store::StoreError;
 use voxfleet_store::schedules::{self, Claim, ScheduleRun};
 use voxfleet_store::settings::{RetentionSettings, ScheduleSettings};
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
+use crate::services::sections::start_section_by;
+use crate::services::submit::submit_many;
 
 /// How long a replica may hold a schedule's lock (it is released as soon as the tick is done).
 const LOCK_MS: u64 = 30_000;
@@ -202,11 +205,7 @@ pub async fn run(st: AppState, stop: CancellationToken) {
 
 impl Scheduler {
     fn lock_key(&self, name: ScheduleName) -> String {
-        format!(
-            "{}:sched:lock:{}",
-            self.st.queue.keys().prefix(),
-            name.as_str()
-        )
+        self.st.queue.keys().schedule_lock(name.as_str())
     }
 
     async fn tick_one(&mut self, name: ScheduleName) {
@@ -284,45 +283,36 @@ impl Scheduler {
 
 /// Submits the schedule's job; its id.
 async fn submit(st: &AppState, name: ScheduleName) -> Result<Uuid, ApiError> {
-    use crate::routes::maintenance::start_section_by;
-    let section = |kind: JobKind, section: &'static str, input: Value| async move {
-        let v = start_section_by(st, None, section, kind, input).await?;
-        v.job
-            .map(|j| j.id.0)
-            .ok_or_else(|| ApiError::new(Code::Internal, "the section run has no job"))
-    };
-    match name {
-        ScheduleName::Retention => section(JobKind::Retention, "retention", json!({})).await,
-        ScheduleName::Integrity => section(JobKind::IntegrityCheck, "integrity", json!({})).await,
+    let input: JobInput = match name {
+        ScheduleName::Retention => RetentionInput {
+            dry_run: false,
+            as_of: None,
+            stall_after: None,
+        }
+        .into(),
+        ScheduleName::Integrity => IntegrityCheckInput { dry_run: false }.into(),
         ScheduleName::Consistency => {
             let profile = voxfleet_store::settings::get_embedding_settings(&st.pool)
                 .await?
                 .active_profile;
-            section(
-                JobKind::EmbeddingRepair,
-                "repair",
-                json!({ "profile": profile }),
-            )
-            .await
+            EmbeddingRepairInput {
+                profile: Some(profile),
+            }
+            .into()
         }
         ScheduleName::CollectStats => {
-            let kind = JobKind::CollectStats;
-            let job = voxfleet_store::jobs::new_snapshot(
-                kind,
-                kind.default_queue(),
-                Priority::Normal,
-                json!({}),
-                None,
-                None,
-                None,
-            );
-            let inserted = crate::routes::jobs::submit_many(st, vec![job]).await?;
-            inserted
+            let job = voxfleet_store::submit::new_job(&CollectStatsInput {}.into(), None);
+            let inserted = submit_many(st, vec![job]).await?;
+            return inserted
                 .first()
                 .map(|i| i.job().id.0)
-                .ok_or_else(|| ApiError::new(Code::Internal, "the job was not inserted"))
+                .ok_or_else(|| ApiError::new(Code::Internal, "the job was not inserted"));
         }
-    }
+    };
+    let v = start_section_by(st, None, input).await?;
+    v.job
+        .map(|j| j.id.0)
+        .ok_or_else(|| ApiError::new(Code::Internal, "the section run has no job"))
 }
 
 #[cfg(test)]

@@ -312,7 +312,7 @@ pub async fn enqueue(
     }
     let mut snapshots = Vec::new();
     for (kind, input) in jobs {
-        crate::routes::jobs::parse_input(kind, &input)?;
+        crate::services::submit::parse_input(kind, &input)?;
         snapshots.push(voxfleet_store::jobs::new_snapshot(
             kind,
             kind.default_queue(),
@@ -325,8 +325,8 @@ pub async fn enqueue(
     }
     // The same check as `POST /v1/jobs`: every file a job reads (its own, and the known
     // speakers' reference clips) is one the caller may see.
-    crate::routes::jobs::check_files(st, auth, &snapshots).await?;
-    let inserted = crate::routes::jobs::submit_many(st, snapshots).await?;
+    crate::services::submit::check_files(st, auth, &snapshots).await?;
+    let inserted = crate::services::submit::submit_many(st, snapshots).await?;
     Ok(inserted
         .into_iter()
         .map(|i| match i {

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::error::QueueError;
-use crate::model::{JobId, JobSnapshot, JobStatus, Priority, QueueName, ms_to_time};
+use crate::model::{JobId, JobStatus, Priority, QueueName, ms_to_time};
+use crate::snapshot::{EnqueueRequest, JobSnapshot};
 
 /// The hash fields of a new (or re-run) job, as field/value pairs for `HSET`.
-pub(crate) fn new_job_fields(req: &crate::queue::EnqueueRequest) -> Vec<(String, String)> {
+pub(crate) fn new_job_fields(req: &EnqueueRequest) -> Vec<(String, String)> {
     let mut f = vec![
         ("id".into(), req.id.to_string()),
         ("kind".into(), req.kind.as_str().into()),

@@ -69,6 +69,12 @@ impl Keys {
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
     }
+
+    /// STRING holding the name of the control-plane replica that is ticking a schedule
+    /// (SET NX PX; deleted by its holder only).
+    pub fn schedule_lock(&self, schedule: &str) -> String {
+        format!("{}:sched:lock:{}", self.prefix, schedule)
+    }
 }
 
 impl QueueKeys {

@@ -1,7 +1,9 @@
 //! voxfleet-jobs: everything both binaries must agree on about a job.
 //!
-//! - [`kind`]: the job kinds, their payload types and default queues (parsed once at the edge).
-//! - [`model`]: ids, statuses, priorities, queue names and the job snapshot shape.
+//! - [`kinds`]: the job kinds, one file each with its payload type, checks, default queue,
+//!   admin-only flag, run time and maintenance section (parsed once at the edge).
+//! - [`model`]: ids, statuses, priorities and queue names.
+//! - [`snapshot`]: a job's whole state at one moment, and the request that queues one.
 //! - [`retry`]: the retry policy (global setting + per-job cap) and exponential backoff with jitter.
 //! - [`error`]: errors a handler returns (with a retry class and a stable code) and queue errors.
 //! - [`keys`]: every Redis key, built in one place.
@@ -13,27 +15,26 @@ pub mod events;
 pub mod fleet;
 mod hash;
 pub mod keys;
-pub mod kind;
+pub mod kinds;
 pub mod model;
 pub mod outage;
 pub mod queue;
 pub mod retry;
 pub mod schedule;
 mod scripts;
+pub mod snapshot;
 
 pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;
-pub use kind::{
-    DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES, EmbeddingMigrationInput,
-    EmbeddingRepairInput, ExtractEmbeddingsInput, InputError, IntegrityCheckInput, JobInput,
-    JobKind, KnownSpeaker, MigrationAction, ReindexInput, ReindexMode, RetentionInput, Task,
-    TranscribeInput,
+pub use kinds::{
+    CollectStatsInput, DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES,
+    EmbeddingMigrationInput, EmbeddingRepairInput, ExtractEmbeddingsInput, InputError,
+    IntegrityCheckInput, JobInput, JobKind, Kind, KnownSpeaker, MigrationAction, ReindexInput,
+    ReindexMode, RetentionInput, Section, Task, TranscribeInput,
 };
-pub use model::{JobId, JobSnapshot, JobStatus, Priority, QueueName};
+pub use model::{JobId, JobStatus, Priority, QueueName};
 pub use outage::Outage;
-pub use queue::{
-    CancelOutcome, Claim, ClaimedJob, EnqueueRequest, Outcome, QueueClient, QueueOptions,
-    QueueStats,
-};
+pub use queue::{CancelOutcome, Claim, ClaimedJob, Outcome, QueueClient, QueueOptions, QueueStats};
 pub use retry::{RetryDecision, RetrySettings};
+pub use snapshot::{EnqueueRequest, JobSnapshot};

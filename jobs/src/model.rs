@@ -1,5 +1,5 @@
-//! Ids, statuses, priorities, queue names and the job snapshot shape shared by the worker,
-//! the control plane and PostgreSQL.
+//! Ids, statuses, priorities and queue names shared by the worker, the control plane and
+//! PostgreSQL (the job snapshot that holds them is in [`crate::snapshot`]).
 use std::fmt;
 use std::str::FromStr;
 
@@ -7,8 +7,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::kind::JobKind;
 
 /// A job's id: a UUIDv7, so ids sort by creation time.
 #[derive(
@@ -195,34 +193,6 @@ impl fmt::Display for QueueName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Everything known about a job at one moment: the Redis hash while it is live, the
-/// PostgreSQL row afterwards. `version` grows with every change, so a writer can refuse to
-/// overwrite a newer state with an older one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobSnapshot {
-    pub id: JobId,
-    pub kind: JobKind,
-    pub queue: QueueName,
-    pub priority: Priority,
-    pub status: JobStatus,
-    pub input: serde_json::Value,
-    pub owner: Option<Uuid>,
-    pub idempotency_key: Option<String>,
-    pub attempts: u32,
-    /// The job's own cap on retries, if it asked for one.
-    pub max_retries: Option<u32>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub result: Option<serde_json::Value>,
-    pub progress_done: Option<u64>,
-    pub progress_total: Option<u64>,
-    pub worker: Option<String>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn ms_to_time(ms: i64) -> DateTime<Utc> {

@@ -35,7 +35,15 @@ pub const SPEAKERS_ALIAS: &str = "speakers";
 
 /// `speakers_v3`, `speakers_v4`.
 pub fn speakers_index(profile: &str) -> String {
-    format!("speakers_{profile}")
+    format!("{SPEAKERS_INDEX_PREFIX}{profile}")
+}
+
+const SPEAKERS_INDEX_PREFIX: &str = "speakers_";
+
+/// The profile whose voiceprints an index of [`speakers_index`] holds (`None` for another
+/// index).
+pub fn speakers_index_profile(index: &str) -> Option<&str> {
+    index.strip_prefix(SPEAKERS_INDEX_PREFIX)
 }
 
 /// A transcript chunk: about 200 words of one file with its times and speakers.

@@ -12,6 +12,7 @@
 //!   the active embedding profile.
 //! - [`speakers`]: diarized speakers, their turns and voiceprints (the voiceprints' source of
 //!   truth).
+//! - [`submit`]: the one submission path (record, link, queue; undone when queueing fails).
 //! - [`tokens`]: hashed bearer tokens and roles; [`audit`]: the audit log.
 pub mod audit;
 pub mod db;
@@ -26,6 +27,7 @@ pub mod search;
 pub mod settings;
 pub mod speakers;
 pub mod stats;
+pub mod submit;
 pub mod tokens;
 
 pub use db::{StoreError, connect};

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config, HiddenAct, PositionEmbeddingType};
 
-use crate::embed::{Batch, DIM};
+use crate::batch::{Batch, DIM};
 use crate::error::TextEmbedError;
 
 /// all-MiniLM-L6-v2 (`nreimers/MiniLM-L6-H384-uncased`'s config.json).

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use crate::embed::{Batch, DIM};
+use crate::batch::{Batch, DIM};
 use crate::error::TextEmbedError;
 
 const INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];

@@ -14,10 +14,10 @@ use std::path::Path;
 use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 use voxfleet_models::{ModelsDir, TextModelFormat};
 
+use crate::batch::Batch;
+pub use crate::batch::DIM;
 use crate::error::TextEmbedError;
 
-/// Size of the embeddings of every model here.
-pub const DIM: usize = 384;
 /// Word pieces a text is cut to, `[CLS]` and `[SEP]` included (sentence-transformers'
 /// `max_seq_length` for all-MiniLM-L6-v2).
 pub const MAX_TOKENS: usize = 256;
@@ -39,15 +39,6 @@ impl Default for EmbedOptions {
             device: candle_core::Device::Cpu,
         }
     }
-}
-
-/// One padded batch of token ids, row-major `[rows, len]`.
-pub(crate) struct Batch {
-    pub rows: usize,
-    pub len: usize,
-    pub ids: Vec<u32>,
-    pub mask: Vec<u32>,
-    pub type_ids: Vec<u32>,
 }
 
 enum Backend {

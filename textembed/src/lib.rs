@@ -7,6 +7,7 @@
 //!   module `bert_candle`) or ONNX Runtime (`all-minilm-l6-v2-int8`; `bert_onnx`). Model files
 //!   come from `voxfleet_models::ModelsDir::text_model`.
 //! - `error`: [`TextEmbedError`] with stable codes.
+mod batch;
 mod bert_candle;
 mod bert_onnx;
 pub mod chunk;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use voxfleet_jobs::{Outage, Outcome};
 
 use crate::backend::ClaimedTask;
-use crate::runtime::Runtime;
+use crate::context::Runtime;
 
 /// Longest block on the wake lists; a safety net only (enqueues wake workers directly).
 const MAX_BLOCK: Duration = Duration::from_secs(2);

@@ -6,21 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
-use voxfleet_jobs::{ClaimedJob, JobStatus, Outage, Outcome, QueueName};
+use tokio::sync::mpsc;
+use voxfleet_jobs::{Outage, Outcome, QueueName};
 
-use crate::runtime::Runtime;
+use crate::context::{FinishRequest, Runtime};
 
 /// Most outcomes recorded in one call.
 const MAX_BATCH: usize = 64;
-
-pub struct FinishRequest {
-    pub claimed: ClaimedJob,
-    pub outcome: Outcome,
-    /// Whether to claim this slot's next job in the same call.
-    pub claim_next: bool,
-    pub reply: oneshot::Sender<(Option<JobStatus>, Option<ClaimedJob>)>,
-}
 
 pub async fn run(rt: Arc<Runtime>, mut rx: mpsc::Receiver<FinishRequest>) {
     while let Some(first) = rx.recv().await {

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use voxfleet_jobs::Outage;
 use voxfleet_jobs::fleet::{LoadedModel, SystemSampler, WorkerInfo, WorkerState, sample_system};
 
+use crate::context::Runtime;
 use crate::gpu::Gpus;
-use crate::runtime::Runtime;
 
 pub struct Heartbeat {
     pub rt: Arc<Runtime>,

@@ -4,15 +4,20 @@
 //!   blocks on the queues' wake lists when idle.
 //! - `backend`: hands claimed jobs to apalis, which runs them through its tower layers
 //!   (tracing, concurrency limit, panic catching) into `runtime::execute`.
-//! - `runtime`: one attempt's life: the handler (in `handlers/`, one module per kind), then
-//!   the outcome recorded in Redis (retry decision inside the script, with the global retry
-//!   setting read from PostgreSQL).
+//! - `context`: what every part shares (the `Runtime`) and what a handler sees (`JobContext`).
+//! - `runtime`: one attempt's life: the handler (in `handlers/`, one module per kind, named as
+//!   the kind; `handlers/mod.rs` is the registry), then the outcome recorded in Redis through
+//!   `finisher` (retry decision inside the script, with the global retry setting read from
+//!   PostgreSQL).
+//! - `steps/`: what handlers share (audio, the blocking runner, voiceprints, follow-up jobs,
+//!   maintenance runs, error codes); handlers never import each other.
 //! - `maintenance`: lease renewal and cancel requests, the reaper, the PostgreSQL persister.
 //! - `heartbeat` and `gpu`: what the worker tells the fleet about itself (NVML stats).
 //!
 //! SIGTERM drains: no new claims; running jobs finish within `--drain-timeout`, or are
 //! released back to the queue (no attempt counted); exit 0.
 mod backend;
+mod context;
 mod fetch;
 mod finisher;
 mod gpu;
@@ -23,6 +28,7 @@ mod models_cmd;
 mod runtime;
 mod search_ctx;
 mod speaker_models;
+mod steps;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -39,8 +45,8 @@ use voxfleet_jobs::{Keys, Outage, QueueClient, QueueName, QueueOptions};
 use voxfleet_store::settings::RetrySettingsSource;
 
 use crate::backend::RedisBackend;
+use crate::context::{Runtime, StopReason};
 use crate::heartbeat::Heartbeat;
-use crate::runtime::{Runtime, StopReason};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -402,7 +408,7 @@ fn models_dir(cli: &Cli) -> std::path::PathBuf {
 }
 
 /// Media storage and the model cache (models load on first use, or at start with --preload).
-fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speech> {
+fn speech(cli: &Cli, device: &str) -> anyhow::Result<steps::speech::Speech> {
     let media = voxfleet_store::media::MediaStore::from_url(&cli.storage_url)
         .context("media storage (--storage-url)")?;
     let models_dir = models_dir(cli);
@@ -446,7 +452,7 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speec
             .then(|| Duration::from_secs(cli.unload_idle_after)),
         memory_budget: (cli.model_memory_budget > 0).then_some(cli.model_memory_budget << 20),
     });
-    Ok(handlers::transcribe::Speech {
+    Ok(steps::speech::Speech {
         speaker_models,
         media,
         models: Arc::new(models),
@@ -458,7 +464,7 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<handlers::transcribe::Speec
 }
 
 /// Loads the default model and the VAD now; a failure is logged (jobs will report it).
-async fn preload(speech: &handlers::transcribe::Speech) {
+async fn preload(speech: &steps::speech::Speech) {
     let models = speech.models.clone();
     let name = speech.default_model.clone();
     let t0 = std::time::Instant::now();

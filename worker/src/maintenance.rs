@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use voxfleet_jobs::{JobId, Outage, QueueName};
 
-use crate::runtime::{Runtime, StopReason};
+use crate::context::{Runtime, StopReason};
 
 /// Renews this worker's leases every third of the lease time; tells handlers about cancel
 /// requests and lost leases.

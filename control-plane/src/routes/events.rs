@@ -12,7 +12,8 @@ use voxfleet_jobs::{JobEvent, JobSnapshot, JobStatus};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiResult, ErrorBody};
-use crate::routes::jobs::{ProgressView, load, progress_view};
+use crate::services::jobs::load;
+use crate::views::{ProgressView, progress_view};
 
 /// The `data` of an SSE event (`event: status`, `event: progress`, or `event: text`: a
 /// transcription finished more text, readable in full from the OpenAI endpoint's stream).

@@ -16,8 +16,9 @@ use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
 
 use crate::AppState;
 use crate::auth::Auth;
+use crate::error::clip;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{ApiQuery, clip};
+use crate::extract::ApiQuery;
 use crate::transcript::{Format, Transcript, render, segment_speakers, split_at_turns};
 use crate::upload::{self, Spooled};
 
@@ -231,7 +232,7 @@ fn processing(
             );
         }
         if let voxfleet_jobs::JobInput::Diarize(d) =
-            crate::routes::jobs::parse_input(kind, &Value::Object(obj.clone()))?
+            crate::services::submit::parse_input(kind, &Value::Object(obj.clone()))?
         {
             references.extend(d.known_speakers.iter().map(|k| k.file_id));
         }
@@ -249,7 +250,7 @@ async fn finish_upload(
 ) -> ApiResult<(StatusCode, Json<UploadView>)> {
     // Known speakers' reference files are checked before anything is stored.
     let references: Vec<(usize, Uuid)> = p.references.iter().map(|&f| (0, f)).collect();
-    crate::routes::jobs::check_file_ids(st, auth, &references, false).await?;
+    crate::services::submit::check_file_ids(st, auth, &references, false).await?;
     let id = upload::store(st, auth.token_id, &sp, registered).await?;
     let inputs = p
         .jobs

@@ -9,154 +9,31 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use voxfleet_jobs::{CancelOutcome, EMBEDDING_PROFILES, JobKind, JobStatus, Priority};
+use voxfleet_jobs::{
+    EMBEDDING_PROFILES, EmbeddingMigrationInput, EmbeddingRepairInput, IntegrityCheckInput,
+    JobInput, MigrationAction, Section,
+};
 use voxfleet_search::{SPEAKERS_ALIAS, SearchIndex, speakers_index};
-use voxfleet_store::jobs::Inserted;
-use voxfleet_store::search::{EmbeddingFailure, MaintenanceRun, ReferenceCounts};
+use voxfleet_store::search::{EmbeddingFailure, ReferenceCounts};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
-use crate::routes::jobs::{JobView, overlay, view};
-use crate::routes::search::{index_error, search_state};
-
-/// A section's latest run with its job.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SectionView {
-    pub section: String,
-    /// `running`, `completed`, `stopped`, `failed` (`stalled`, `finalized`, `rolled_back` for
-    /// the migration). A run whose job ended without writing its state shows the job's.
-    pub state: String,
-    #[schema(value_type = Object)]
-    pub report: Value,
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The job, with its progress and ETA.
-    pub job: Option<JobView>,
-}
-
-async fn job_of(st: &AppState, id: Option<Uuid>) -> ApiResult<Option<voxfleet_jobs::JobSnapshot>> {
-    let Some(id) = id else { return Ok(None) };
-    let Some(row) = voxfleet_store::jobs::get_job(&st.pool, voxfleet_jobs::JobId(id)).await? else {
-        return Ok(None);
-    };
-    Ok(overlay(st, vec![row]).await.pop())
-}
-
-pub async fn section_view(st: &AppState, section: &str) -> ApiResult<Option<SectionView>> {
-    let Some(run) = voxfleet_store::search::get_run(&st.pool, section).await? else {
-        return Ok(None);
-    };
-    Ok(Some(view_of(st, run).await?))
-}
-
-async fn view_of(st: &AppState, run: MaintenanceRun) -> ApiResult<SectionView> {
-    let job = job_of(st, run.job_id).await?;
-    let mut state = run.state.clone();
-    if let Some(j) = &job {
-        // The row says running but the job ended without saying how (it was cancelled
-        // before it started, or failed for good in a way the handler did not record).
-        if state == "running" && j.status.is_terminal() {
-            state = match j.status {
-                JobStatus::Cancelled => "stopped".into(),
-                JobStatus::Failed => "failed".into(),
-                _ => state,
-            };
-        } else if state == "running" && j.status == JobStatus::Queued {
-            state = "queued".into();
-        }
-    }
-    let settings = st.settings.current().await;
-    Ok(SectionView {
-        section: run.section,
-        state,
-        report: run.report,
-        started_at: run.started_at,
-        finished_at: run.finished_at,
-        job: job.map(|j| view(j, &settings)),
-    })
-}
-
-/// 409 `already_running` while the section's job is queued, running or retrying.
-pub async fn ensure_idle(st: &AppState, section: &str) -> ApiResult<()> {
-    if let Some(run) = voxfleet_store::search::get_run(&st.pool, section).await?
-        && let Some(j) = job_of(st, run.job_id).await?
-        && !j.status.is_terminal()
-    {
-        return Err(ApiError::new(
-            Code::AlreadyRunning,
-            format!(
-                "a {section} run is {} (job {}): stop it first",
-                j.status, j.id
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Submits the section's job (one at a time) and records it as the section's run.
-pub async fn start_section(
-    st: &AppState,
-    auth: &Auth,
-    section: &str,
-    kind: JobKind,
-    input: Value,
-) -> ApiResult<SectionView> {
-    start_section_by(st, Some(auth.token_id), section, kind, input).await
-}
-
-/// [`start_section`] on behalf of `actor` (`None`: the scheduler).
-pub async fn start_section_by(
-    st: &AppState,
-    actor: Option<uuid::Uuid>,
-    section: &str,
-    kind: JobKind,
-    input: Value,
-) -> ApiResult<SectionView> {
-    crate::routes::jobs::parse_input(kind, &input)?;
-    ensure_idle(st, section).await?;
-    let job = voxfleet_store::jobs::new_snapshot(
-        kind,
-        kind.default_queue(),
-        Priority::Normal,
-        input.clone(),
-        actor,
-        None,
-        None,
-    );
-    // The run row first, so a status read right after sees this job (queued).
-    voxfleet_store::search::start_run(&st.pool, section, job.id.0, &json!({"input": input}))
-        .await?;
-    let inserted = crate::routes::jobs::submit_many(st, vec![job]).await?;
-    let id = inserted.first().map(|i: &Inserted| i.job().id.0);
-    voxfleet_store::audit::record(
-        &st.pool,
-        actor,
-        &format!("maintenance.{section}.start"),
-        id.map(|i| i.to_string()).as_deref(),
-        input,
-    )
-    .await?;
-    section_view(st, section)
-        .await?
-        .ok_or_else(|| ApiError::new(Code::Internal, "the run was not recorded"))
-}
+use crate::services::sections::{SectionView, section_view, start_section, stop_section};
 
 /// An admin's start of a section's job, answered 202 with the section.
 pub async fn start_as_admin(
     st: &AppState,
     auth: &Auth,
-    section: &str,
-    kind: JobKind,
-    input: Value,
+    input: JobInput,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
     auth.require(Role::Admin)?;
-    let v = start_section(st, auth, section, kind, input).await?;
+    let v = start_section(st, auth, input).await?;
     Ok((StatusCode::ACCEPTED, Json(v)))
 }
 
@@ -164,45 +41,10 @@ pub async fn start_as_admin(
 pub async fn stop_as_admin(
     st: &AppState,
     auth: &Auth,
-    section: &str,
+    section: Section,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
     auth.require(Role::Admin)?;
     Ok((StatusCode::ACCEPTED, Json(stop_section(st, section).await?)))
-}
-
-/// Cancels the section's running job (409 `not_running` when none runs).
-pub async fn stop_section(st: &AppState, section: &str) -> ApiResult<SectionView> {
-    let run = voxfleet_store::search::get_run(&st.pool, section)
-        .await?
-        .ok_or_else(|| ApiError::new(Code::NotRunning, format!("no {section} has run yet")))?;
-    let job = job_of(st, run.job_id)
-        .await?
-        .filter(|j| !j.status.is_terminal())
-        .ok_or_else(|| ApiError::new(Code::NotRunning, format!("no {section} is running")))?;
-    match st.queue.cancel(&job.queue, &job.id).await? {
-        CancelOutcome::Cancelled => {
-            // It never started: record the stop ourselves.
-            voxfleet_store::search::update_run(
-                &st.pool,
-                section,
-                job.id.0,
-                "stopped",
-                &run.report,
-                true,
-            )
-            .await?;
-        }
-        CancelOutcome::Cancelling => {}
-        CancelOutcome::AlreadyFinished(_) | CancelOutcome::Missing => {
-            return Err(ApiError::new(
-                Code::NotRunning,
-                format!("the {section} run has already ended"),
-            ));
-        }
-    }
-    section_view(st, section)
-        .await?
-        .ok_or_else(|| ApiError::new(Code::Internal, "the run disappeared"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,13 +77,13 @@ pub async fn integrity(
     auth: Auth,
 ) -> ApiResult<Json<IntegrityOverview>> {
     auth.require(Role::Admin)?;
-    let s = search_state(&st)?;
-    let infos = s.index.indices().await.map_err(index_error)?;
+    let s = st.search_index()?;
+    let infos = s.index.indices().await.map_err(ApiError::from)?;
     let alias = s
         .index
         .alias_target(SPEAKERS_ALIAS)
         .await
-        .map_err(index_error)?;
+        .map_err(ApiError::from)?;
     let indices: Vec<IndexCard> = infos
         .into_iter()
         .map(|i| IndexCard {
@@ -259,7 +101,7 @@ pub async fn integrity(
         total_docs: indices.iter().map(|i| i.docs).sum(),
         indices,
         references: voxfleet_store::search::reference_counts(&st.pool).await?,
-        check: section_view(&st, "integrity").await?,
+        check: section_view(&st, Section::Integrity).await?,
     }))
 }
 
@@ -279,14 +121,8 @@ pub async fn start_integrity(
     auth: Auth,
     ApiJson(r): ApiJson<IntegrityRequest>,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    start_as_admin(
-        &st,
-        &auth,
-        "integrity",
-        JobKind::IntegrityCheck,
-        json!({"dry_run": r.dry_run}),
-    )
-    .await
+    let input = IntegrityCheckInput { dry_run: r.dry_run };
+    start_as_admin(&st, &auth, input.into()).await
 }
 
 /// Stop a running integrity check.
@@ -296,7 +132,7 @@ pub async fn stop_integrity(
     State(st): State<AppState>,
     auth: Auth,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    stop_as_admin(&st, &auth, "integrity").await
+    stop_as_admin(&st, &auth, Section::Integrity).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,12 +171,12 @@ pub struct Consistency {
     responses((status = 200, body = Consistency), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn consistency(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Consistency>> {
     auth.require(Role::Admin)?;
-    let s = search_state(&st)?;
+    let s = st.search_index()?;
     let existing: HashSet<String> = s
         .index
         .indices()
         .await
-        .map_err(index_error)?
+        .map_err(ApiError::from)?
         .into_iter()
         .map(|i| i.name)
         .collect();
@@ -357,7 +193,7 @@ pub async fn consistency(State(st): State<AppState>, auth: Auth) -> ApiResult<Js
         if existing.contains(&name) {
             doc_speakers = voxfleet_search::all_keys(&s.index, &name)
                 .await
-                .map_err(index_error)?
+                .map_err(ApiError::from)?
                 .into_iter()
                 .filter_map(|k| k.speaker_id)
                 .collect();
@@ -396,7 +232,7 @@ pub async fn consistency(State(st): State<AppState>, auth: Auth) -> ApiResult<Js
             .await?
             .active_profile,
         profiles,
-        repair: section_view(&st, "repair").await?,
+        repair: section_view(&st, Section::Repair).await?,
     }))
 }
 
@@ -416,14 +252,8 @@ pub async fn start_repair(
     auth: Auth,
     ApiJson(r): ApiJson<RepairRequest>,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    start_as_admin(
-        &st,
-        &auth,
-        "repair",
-        JobKind::EmbeddingRepair,
-        json!({"profile": r.profile}),
-    )
-    .await
+    let input = EmbeddingRepairInput { profile: r.profile };
+    start_as_admin(&st, &auth, input.into()).await
 }
 
 /// Stop a running repair.
@@ -433,7 +263,7 @@ pub async fn stop_repair(
     State(st): State<AppState>,
     auth: Auth,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    stop_as_admin(&st, &auth, "repair").await
+    stop_as_admin(&st, &auth, Section::Repair).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,8 +298,8 @@ pub struct MigrationStatus {
 }
 
 async fn migration_status(st: &AppState) -> ApiResult<MigrationStatus> {
-    let s = search_state(st)?;
-    let infos = s.index.indices().await.map_err(index_error)?;
+    let s = st.search_index()?;
+    let infos = s.index.indices().await.map_err(ApiError::from)?;
     let docs = |p: &str| {
         infos
             .iter()
@@ -481,14 +311,14 @@ async fn migration_status(st: &AppState) -> ApiResult<MigrationStatus> {
         .index
         .alias_target(SPEAKERS_ALIAS)
         .await
-        .map_err(index_error)?;
+        .map_err(ApiError::from)?;
     let active = voxfleet_store::settings::get_embedding_settings(&st.pool)
         .await?
         .active_profile;
     let rows = voxfleet_store::search::speakers_for_profile(&st.pool, TO).await?;
     let processed = rows.iter().filter(|r| r.has_voiceprint).count() as u64;
     let failures = voxfleet_store::search::failures(&st.pool, TO).await?;
-    let run = section_view(st, "migration").await?;
+    let run = section_view(st, Section::Migration).await?;
     let migrating = run
         .as_ref()
         .and_then(|r| r.job.as_ref())
@@ -497,7 +327,11 @@ async fn migration_status(st: &AppState) -> ApiResult<MigrationStatus> {
     Ok(MigrationStatus {
         mode: alias
             .as_deref()
-            .map(|a| a.trim_start_matches("speakers_").to_owned())
+            .map(|a| {
+                voxfleet_search::speakers_index_profile(a)
+                    .unwrap_or(a)
+                    .to_owned()
+            })
             .unwrap_or_else(|| active.clone()),
         active_profile: active,
         v3_docs: docs(FROM),
@@ -532,13 +366,13 @@ async fn swap_to(
     state: &str,
     forced: bool,
 ) -> ApiResult<MigrationStatus> {
-    let s = search_state(st)?;
+    let s = st.search_index()?;
     let index = speakers_index(profile);
     let exists = s
         .index
         .indices()
         .await
-        .map_err(index_error)?
+        .map_err(ApiError::from)?
         .iter()
         .any(|i| i.name == index);
     if !exists {
@@ -551,7 +385,7 @@ async fn swap_to(
     s.index
         .swap_alias(SPEAKERS_ALIAS, &index)
         .await
-        .map_err(index_error)?;
+        .map_err(ApiError::from)?;
     let settings = voxfleet_store::settings::EmbeddingSettings {
         active_profile: profile.to_owned(),
     };
@@ -560,7 +394,7 @@ async fn swap_to(
     let before = migration_status(st).await?;
     voxfleet_store::search::set_run_state(
         &st.pool,
-        "migration",
+        Section::Migration.as_str(),
         state,
         &json!({
             "mode": profile,
@@ -594,40 +428,25 @@ pub async fn migration_action(
     Path(action): Path<String>,
 ) -> ApiResult<(StatusCode, Json<MigrationStatus>)> {
     auth.require(Role::Admin)?;
-    let job = |a: &str| json!({"action": a, "from_profile": FROM, "to_profile": TO});
+    let job = |action| {
+        JobInput::from(EmbeddingMigrationInput {
+            action,
+            from_profile: FROM.into(),
+            to_profile: TO.into(),
+        })
+    };
     match action.as_str() {
         "start" => {
-            start_section(
-                &st,
-                &auth,
-                "migration",
-                JobKind::EmbeddingMigration,
-                job("start"),
-            )
-            .await?;
+            start_section(&st, &auth, job(MigrationAction::Start)).await?;
         }
         "retry-failed" => {
-            start_section(
-                &st,
-                &auth,
-                "migration",
-                JobKind::EmbeddingMigration,
-                job("retry_failed"),
-            )
-            .await?;
+            start_section(&st, &auth, job(MigrationAction::RetryFailed)).await?;
         }
         "force-reextract" => {
-            start_section(
-                &st,
-                &auth,
-                "migration",
-                JobKind::EmbeddingMigration,
-                job("force_reextract"),
-            )
-            .await?;
+            start_section(&st, &auth, job(MigrationAction::ForceReextract)).await?;
         }
         "stop" => {
-            stop_section(&st, "migration").await?;
+            stop_section(&st, Section::Migration).await?;
         }
         "finalize" | "force-complete" => {
             let forced = action == "force-complete";

@@ -6,9 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
-use voxfleet_jobs::JobKind;
+use voxfleet_jobs::{RetentionInput, Section};
 use voxfleet_store::retention::Candidate;
 use voxfleet_store::settings::RetentionSettings;
 use voxfleet_store::tokens::Role;
@@ -17,9 +16,10 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, check_time};
-use crate::routes::maintenance::{SectionView, section_view, start_as_admin, stop_as_admin};
+use crate::routes::maintenance::{start_as_admin, stop_as_admin};
+use crate::services::sections::{SectionView, section_view};
 
-const SECTION: &str = "retention";
+const SECTION: Section = Section::Retention;
 
 /// Retention's settings.
 #[utoipa::path(get, path = "/v1/settings/retention", tag = "settings",
@@ -239,14 +239,12 @@ pub async fn run(
             "a retention run deletes files for good: send \"confirm\": true (or \"dry_run\": true)",
         ));
     }
-    let mut input = json!({"dry_run": r.dry_run});
-    if let Some(a) = check_time("as_of", r.as_of, Code::InvalidInput)? {
-        input["as_of"] = json!(a);
-    }
-    if let Some(n) = r.stall_after {
-        input["stall_after"] = json!(n);
-    }
-    start_as_admin(&st, &auth, SECTION, JobKind::Retention, input).await
+    let input = RetentionInput {
+        dry_run: r.dry_run,
+        as_of: check_time("as_of", r.as_of, Code::InvalidInput)?,
+        stall_after: r.stall_after,
+    };
+    start_as_admin(&st, &auth, input.into()).await
 }
 
 /// Stop the running retention between two files (409 `not_running` when none runs).

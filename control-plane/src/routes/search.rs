@@ -2,7 +2,6 @@
 //! rank), voices similar to a speaker's across recordings, and the search section of the admin
 //! panel (status, reindex all or pending, stop, the text-model setting).
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use voxfleet_jobs::{JobKind, ReindexMode};
+use voxfleet_jobs::{ReindexInput, ReindexMode, Section};
 use voxfleet_search::{SPEAKERS_ALIAS, Scope, SearchError, SearchIndex};
 use voxfleet_store::search::IndexCounts;
 use voxfleet_store::settings::SearchSettings;
@@ -21,39 +20,8 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::maintenance::{
-    SectionView, section_view, start_as_admin, start_section, stop_as_admin,
-};
-use crate::search::SearchState;
-
-pub fn search_state(st: &AppState) -> ApiResult<Arc<SearchState>> {
-    st.search.clone().ok_or_else(|| {
-        ApiError::new(
-            Code::Unavailable,
-            "this control plane has no search index configured",
-        )
-    })
-}
-
-pub fn index_error(e: SearchError) -> ApiError {
-    match e {
-        SearchError::Unavailable(m) => {
-            tracing::warn!(error = %m, "search index unavailable");
-            ApiError::new(
-                Code::Unavailable,
-                "the search index is unavailable; try again shortly",
-            )
-        }
-        SearchError::NoSuchIndex(i) => ApiError::new(
-            Code::NotReady,
-            format!("the index `{i}` does not exist yet: run a reindex"),
-        ),
-        e => {
-            tracing::error!(error = %e, "search index error");
-            ApiError::new(Code::Internal, "internal error")
-        }
-    }
-}
+use crate::routes::maintenance::{start_as_admin, stop_as_admin};
+use crate::services::sections::{SectionView, ensure_idle, section_view, start_section};
 
 fn scope(auth: &Auth) -> Scope {
     if auth.is_admin() {
@@ -123,7 +91,7 @@ pub async fn search(
             "limit must be between 1 and 100",
         ));
     }
-    let s = search_state(&st)?;
+    let s = st.search_index()?;
     let model = voxfleet_store::settings::get_search_settings(&st.pool)
         .await?
         .model;
@@ -146,7 +114,7 @@ pub async fn search(
         Ok(h) => h,
         // Nothing indexed yet: no hits rather than an error.
         Err(SearchError::NoSuchIndex(_)) => Vec::new(),
-        Err(e) => return Err(index_error(e)),
+        Err(e) => return Err(ApiError::from(e)),
     };
     let ids: Vec<Uuid> = hits.iter().map(|h| h.file_id).collect();
     let names: HashMap<Uuid, String> = voxfleet_store::search::files_by_id(&st.pool, &ids)
@@ -221,19 +189,21 @@ pub async fn similar_speakers(
         ));
     }
     let speaker = crate::routes::speakers::load_speaker(&st, &auth, &id).await?;
-    let s = search_state(&st)?;
+    let s = st.search_index()?;
     let index = s
         .index
         .alias_target(SPEAKERS_ALIAS)
         .await
-        .map_err(index_error)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| {
             ApiError::new(
                 Code::NotReady,
                 "no speaker index yet: diarize a file or run a reindex",
             )
         })?;
-    let profile = index.trim_start_matches("speakers_").to_owned();
+    let profile = voxfleet_search::speakers_index_profile(&index)
+        .unwrap_or(&index)
+        .to_owned();
     // The voiceprint comes from PostgreSQL (the source of truth), under the alias's profile.
     let print = voxfleet_store::speakers::speaker_voiceprints(&st.pool, speaker.id)
         .await?
@@ -255,7 +225,7 @@ pub async fn similar_speakers(
             limit,
         )
         .await
-        .map_err(index_error)?;
+        .map_err(ApiError::from)?;
     Ok(Json(SimilarSpeakers {
         speaker_id: speaker.id,
         profile,
@@ -300,7 +270,7 @@ pub async fn search_status(
     auth: Auth,
 ) -> ApiResult<Json<SearchStatus>> {
     auth.require(Role::Admin)?;
-    let s = search_state(&st)?;
+    let s = st.search_index()?;
     let counts = voxfleet_store::search::index_counts(&st.pool).await?;
     let model = voxfleet_store::settings::get_search_settings(&st.pool)
         .await?
@@ -345,7 +315,7 @@ pub async fn search_status(
         problems,
         index_chunks,
         backend: json!(health),
-        reindex: section_view(&st, "reindex").await?,
+        reindex: section_view(&st, Section::Reindex).await?,
     }))
 }
 
@@ -365,14 +335,12 @@ pub async fn start_reindex(
     auth: Auth,
     ApiJson(r): ApiJson<ReindexRequest>,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    start_as_admin(
-        &st,
-        &auth,
-        "reindex",
-        JobKind::Reindex,
-        json!({"mode": r.mode}),
-    )
-    .await
+    let input = ReindexInput {
+        mode: r.mode,
+        file_ids: None,
+        recreate: false,
+    };
+    start_as_admin(&st, &auth, input.into()).await
 }
 
 /// Stop the running reindex (it ends promptly with a `stopped` event).
@@ -382,7 +350,7 @@ pub async fn stop_reindex(
     State(st): State<AppState>,
     auth: Auth,
 ) -> ApiResult<(StatusCode, Json<SectionView>)> {
-    stop_as_admin(&st, &auth, "reindex").await
+    stop_as_admin(&st, &auth, Section::Reindex).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -445,7 +413,7 @@ pub async fn put_search_settings(
         ));
     }
     // A running reindex would keep writing the old model's vectors: refuse while one runs.
-    crate::routes::maintenance::ensure_idle(&st, "reindex").await?;
+    ensure_idle(&st, Section::Reindex).await?;
     voxfleet_store::settings::put_search_settings(&st.pool, &new, Some(auth.token_id)).await?;
     voxfleet_store::audit::record(
         &st.pool,
@@ -455,14 +423,12 @@ pub async fn put_search_settings(
         json!({"from": old.model, "to": new.model}),
     )
     .await?;
-    let v = start_section(
-        &st,
-        &auth,
-        "reindex",
-        JobKind::Reindex,
-        json!({"mode": "all", "recreate": true}),
-    )
-    .await?;
+    let input = ReindexInput {
+        mode: ReindexMode::All,
+        file_ids: None,
+        recreate: true,
+    };
+    let v = start_section(&st, &auth, input.into()).await?;
     Ok(Json(SearchSettingsView {
         model: new.model,
         reindex: Some(v),

@@ -156,7 +156,7 @@ async fn request_refresh(st: &AppState) -> Option<String> {
             return None;
         }
     }
-    match crate::routes::jobs::submit_many(st, vec![job]).await {
+    match crate::services::submit::submit_many(st, vec![job]).await {
         Ok(_) => {
             tracing::info!(job.id = %id, job.kind = kind.as_str(), "stale worker stats: refresh asked for");
             Some(id.to_string())

@@ -8,19 +8,17 @@
 //! `persist` ZSET of jobs whose latest state PostgreSQL has not seen yet.
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client};
-use uuid::Uuid;
 
 use crate::error::{ErrorClass, QueueError};
 use crate::events::JobEvent;
 use crate::hash::{new_job_fields, pairs_to_map, snapshot_from_hash};
 use crate::keys::Keys;
-use crate::kind::JobKind;
-use crate::model::{JobId, JobSnapshot, JobStatus, Priority, QueueName, now_ms};
+use crate::model::{JobId, JobStatus, Priority, QueueName, now_ms};
 use crate::retry::RetrySettings;
 use crate::scripts::SCRIPTS;
+use crate::snapshot::{EnqueueRequest, JobSnapshot};
 
 mod reads;
 
@@ -48,39 +46,6 @@ impl Default for QueueOptions {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             response_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// A submission, ready to be queued.
-#[derive(Debug, Clone)]
-pub struct EnqueueRequest {
-    pub id: JobId,
-    pub kind: JobKind,
-    pub queue: QueueName,
-    pub priority: Priority,
-    pub input: serde_json::Value,
-    pub owner: Option<Uuid>,
-    pub idempotency_key: Option<String>,
-    pub max_retries: Option<u32>,
-    pub created_at: DateTime<Utc>,
-    /// Starting version of the Redis hash (a re-run continues the PostgreSQL row's version).
-    pub version: i64,
-}
-
-impl From<&JobSnapshot> for EnqueueRequest {
-    fn from(j: &JobSnapshot) -> Self {
-        Self {
-            id: j.id,
-            kind: j.kind,
-            queue: j.queue.clone(),
-            priority: j.priority,
-            input: j.input.clone(),
-            owner: j.owner,
-            idempotency_key: j.idempotency_key.clone(),
-            max_retries: j.max_retries,
-            created_at: j.created_at,
-            version: j.version,
         }
     }
 }

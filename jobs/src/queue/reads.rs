@@ -7,8 +7,9 @@ use redis::AsyncCommands;
 use super::{QueueClient, QueueStats};
 use crate::error::QueueError;
 use crate::hash::snapshot_from_hash;
-use crate::model::{JobId, JobSnapshot, Priority, QueueName, now_ms};
+use crate::model::{JobId, Priority, QueueName, now_ms};
 use crate::scripts::SCRIPTS;
+use crate::snapshot::JobSnapshot;
 
 impl QueueClient {
     /// The live state of a job, if its hash is still in Redis.

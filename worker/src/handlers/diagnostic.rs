@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use voxfleet_jobs::{DiagnosticFail, DiagnosticInput, HandlerError};
 
-use crate::runtime::JobContext;
+use crate::context::JobContext;
 
 pub async fn run(ctx: &JobContext, input: DiagnosticInput) -> Result<Value, HandlerError> {
     if input.crash && !ctx.rt.allow_crash {

@@ -1,19 +1,21 @@
-//! Job handlers, one module per kind. A payload is parsed into its kind's type here, once.
+//! Job handlers, one module per kind, named as the kind; this file is the registry that knows
+//! them. A payload is parsed into its kind's type here, once. Handlers share code through
+//! [`crate::steps`] and never import each other.
 use serde_json::Value;
 use voxfleet_jobs::{HandlerError, JobInput};
 
-use crate::runtime::JobContext;
+use crate::context::JobContext;
 
+mod collect_stats;
 mod diagnostic;
-pub mod diarize;
-mod embeddings;
-mod integrity;
-mod maint;
-pub mod reindex;
+mod diarize;
+mod embedding_migration;
+mod embedding_repair;
+mod extract_embeddings;
+mod integrity_check;
+mod reindex;
 mod retention;
-mod shared;
-mod stats;
-pub mod transcribe;
+mod transcribe;
 
 /// Runs one attempt of the job in `ctx`.
 pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
@@ -26,12 +28,12 @@ pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
         JobInput::Diagnostic(d) => diagnostic::run(ctx, d).await,
         JobInput::Transcribe(t) => transcribe::run(ctx, t).await,
         JobInput::Diarize(d) => diarize::run(ctx, d).await,
-        JobInput::ExtractEmbeddings(e) => diarize::extract(ctx, e).await,
+        JobInput::ExtractEmbeddings(e) => extract_embeddings::run(ctx, e).await,
         JobInput::Reindex(r) => reindex::run(ctx, r).await,
-        JobInput::IntegrityCheck(i) => integrity::run(ctx, i).await,
-        JobInput::EmbeddingRepair(r) => embeddings::repair(ctx, r).await,
-        JobInput::EmbeddingMigration(m) => embeddings::migrate(ctx, m).await,
+        JobInput::IntegrityCheck(i) => integrity_check::run(ctx, i).await,
+        JobInput::EmbeddingRepair(r) => embedding_repair::run(ctx, r).await,
+        JobInput::EmbeddingMigration(m) => embedding_migration::run(ctx, m).await,
         JobInput::Retention(r) => retention::run(ctx, r).await,
-        JobInput::CollectStats(c) => stats::collect(ctx, c).await,
+        JobInput::CollectStats(c) => collect_stats::run(ctx, c).await,
     }
 }

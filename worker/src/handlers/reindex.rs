@@ -9,51 +9,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
-use uuid::Uuid;
-use voxfleet_jobs::{
-    EMBEDDING_PROFILES, HandlerError, JobKind, Priority, ReindexInput, ReindexMode,
-};
+use voxfleet_jobs::{EMBEDDING_PROFILES, HandlerError, ReindexInput, ReindexMode, Section};
 use voxfleet_search::{ChunkDoc, SearchIndex, SpeakerDoc, chunk_id};
 use voxfleet_store::search::IndexFile;
 use voxfleet_textembed::{ChunkOptions, TextEmbedder, TimedText, chunk_transcript};
 
-use crate::handlers::maint::{Run, finish_or_record};
-use crate::handlers::shared::{join_error, store_error};
-use crate::runtime::JobContext;
+use crate::context::JobContext;
 use crate::search_ctx::{index_error, text_error};
+use crate::steps::blocking::run_blocking;
+use crate::steps::errors::{join_error, store_error};
+use crate::steps::section_run::{Run, finish_or_record};
 
 /// Files per index write.
 const BATCH_FILES: usize = 8;
 /// Texts per embedding call (the stop flag is checked between calls).
 const EMBED_BATCH: usize = 32;
-
-/// Queues a reindex of `files` (after their transcript or speakers changed). Best effort: if
-/// it cannot be queued the files stay pending, and "reindex pending" picks them up.
-pub async fn queue_files(ctx: &JobContext, files: &[Uuid]) {
-    let job = voxfleet_store::jobs::new_snapshot(
-        JobKind::Reindex,
-        JobKind::Reindex.default_queue(),
-        Priority::Normal,
-        json!({"file_ids": files}),
-        ctx.job.job.owner,
-        None,
-        None,
-    );
-    let res = async {
-        voxfleet_store::jobs::insert_jobs(&ctx.rt.pool, std::slice::from_ref(&job))
-            .await
-            .map_err(|e| e.to_string())?;
-        ctx.rt
-            .queue
-            .enqueue(&(&job).into())
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    if let Err(e) = res {
-        tracing::warn!(error = %e, ?files, "reindex not queued; the files stay pending");
-    }
-}
 
 #[derive(Default)]
 struct Counts {
@@ -91,7 +61,7 @@ pub async fn run(ctx: &JobContext, input: ReindexInput) -> Result<Value, Handler
         (None, ReindexMode::All) => "all",
         (None, ReindexMode::Pending) => "pending",
     };
-    let section = input.file_ids.is_none().then_some("reindex");
+    let section = input.file_ids.is_none().then_some(Section::Reindex);
     let run = Run::start(ctx, section, &Counts::default().report(mode, &model)).await?;
     let mut counts = Counts::default();
     let res = reindex(ctx, &run, &input, mode, &model, &mut counts).await;
@@ -313,7 +283,7 @@ async fn embed(
     if texts.is_empty() {
         return Ok(Vec::new());
     }
-    crate::handlers::shared::run_blocking(ctx, 0, move |_, stop: &AtomicBool| {
+    run_blocking(ctx, 0, move |_, stop: &AtomicBool| {
         let mut out = Vec::with_capacity(texts.len());
         for part in texts.chunks(EMBED_BATCH) {
             if stop.load(Ordering::Relaxed) {

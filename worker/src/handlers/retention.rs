@@ -7,14 +7,14 @@
 //! and deletes nothing.
 use chrono::Utc;
 use serde_json::{Value, json};
-use voxfleet_jobs::{HandlerError, RetentionInput};
+use voxfleet_jobs::{HandlerError, RetentionInput, Section};
 use voxfleet_store::retention::{self, Doomed};
 use voxfleet_store::settings::get_retention_settings;
 
-use crate::handlers::maint::{Run, finish_or_record};
-use crate::handlers::shared::{storage_error, store_error};
-use crate::runtime::JobContext;
+use crate::context::JobContext;
 use crate::search_ctx::index_error;
+use crate::steps::errors::{storage_error, store_error};
+use crate::steps::section_run::{Run, finish_or_record};
 
 /// Files listed per query (the list is re-read after each batch, so files that became
 /// eligible or ineligible meanwhile are seen).
@@ -59,7 +59,7 @@ pub async fn run(ctx: &JobContext, input: RetentionInput) -> Result<Value, Handl
         }
         r
     };
-    let run = Run::start(ctx, Some("retention"), &report(&Counts::default())).await?;
+    let run = Run::start(ctx, Some(Section::Retention), &report(&Counts::default())).await?;
     let mut c = Counts::default();
     let res = sweep(
         ctx,

@@ -6,37 +6,19 @@
 //! API turns it into an ETA). Cancellation, a job timeout or a drain stop the decoder between
 //! windows: the flag is set by a guard, so even a dropped handler future stops its thread.
 use std::ops::ControlFlow;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
-use voxfleet_asr::{AsrError, ModelCache, Progress, TranscribeOptions};
+use voxfleet_asr::{AsrError, Progress, TranscribeOptions};
 use voxfleet_jobs::{HandlerError, Task, TranscribeInput};
 use voxfleet_store::files::{SegmentRow, TranscriptWrite, WordRow};
-use voxfleet_store::media::MediaStore;
 
-use crate::handlers::shared::{
-    fetch_audio, join_error, load_file, run_blocking, store_error, superseded,
-};
-use crate::runtime::JobContext;
-
-/// What model work needs, built once per worker process.
-pub struct Speech {
-    pub media: MediaStore,
-    pub models: Arc<ModelCache>,
-    /// Used when a job names no model (`tiny.en` unless configured).
-    pub default_model: String,
-    /// Batched decoding for jobs that do not say.
-    pub batched: bool,
-    /// Longer audio fails with `too_long`.
-    pub max_audio: Duration,
-    /// Where fetched media is kept while decoding.
-    pub spool_dir: PathBuf,
-    /// Segmentation and speaker-embedding models (ONNX), loaded once per process.
-    pub speaker_models: Arc<crate::speaker_models::SpeakerModels>,
-}
+use crate::context::JobContext;
+use crate::steps::audio::{fetch_audio, load_file, superseded};
+use crate::steps::blocking::run_blocking;
+use crate::steps::errors::{join_error, store_error};
+use crate::steps::followups::queue_reindex;
 
 fn asr_error(e: AsrError) -> HandlerError {
     match e {
@@ -167,7 +149,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
     if !saved {
         return Err(superseded(file.file.id, "re-transcribed"));
     }
-    super::reindex::queue_files(ctx, &[file.file.id]).await;
+    queue_reindex(ctx, &[file.file.id]).await;
     ctx.progress(total_ms, total_ms).await;
     let text = transcript.text();
     let preview: String = text.chars().take(200).collect();

@@ -11,8 +11,8 @@ use voxfleet_jobs::{DiarizeInput, JobKind, KnownSpeaker, Task, TranscribeInput};
 
 use super::{OpenAiError, ResponseFormat, is_language, model};
 use crate::AppState;
+use crate::error::clip;
 use crate::error::{ApiError, Code};
-use crate::extract::clip;
 use crate::routes::files::{SMALL_TEXT, TextBudget, text_part};
 use crate::upload;
 
@@ -468,7 +468,7 @@ fn check_jobs(form: &Form) -> Result<(), OpenAiError> {
     for (kind, v) in jobs {
         let v: Value =
             v.map_err(|_| OpenAiError::from(ApiError::new(Code::Internal, "internal error")))?;
-        crate::routes::jobs::parse_input(kind, &v).map_err(OpenAiError::from)?;
+        crate::services::submit::parse_input(kind, &v).map_err(OpenAiError::from)?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use super::OpenAiError;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::clip;
+use crate::error::clip;
 
 /// Every name the audio endpoints take, with the voxfleet model it runs (`None`: the worker's
 /// default; translations take `base` then).

@@ -6,20 +6,20 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use voxfleet_jobs::HandlerError;
+use voxfleet_jobs::{HandlerError, Section};
 
-use crate::handlers::shared::store_error;
-use crate::runtime::JobContext;
+use crate::context::JobContext;
+use crate::steps::errors::store_error;
 
 /// The live report is written to PostgreSQL at most this often (progress events go out on
 /// every step).
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 
-pub(crate) struct Run<'a> {
+pub struct Run<'a> {
     ctx: &'a JobContext,
     /// `None` for runs that are not a section's (a reindex of the files a transcription just
     /// wrote).
-    section: Option<&'static str>,
+    section: Option<Section>,
     pub started: Instant,
     last: Mutex<Option<Instant>>,
 }
@@ -27,11 +27,11 @@ pub(crate) struct Run<'a> {
 impl<'a> Run<'a> {
     pub async fn start(
         ctx: &'a JobContext,
-        section: Option<&'static str>,
+        section: Option<Section>,
         report: &Value,
     ) -> Result<Run<'a>, HandlerError> {
         if let Some(s) = section {
-            voxfleet_store::search::start_run(&ctx.rt.pool, s, ctx.job.job.id.0, report)
+            voxfleet_store::search::start_run(&ctx.rt.pool, s.as_str(), ctx.job.job.id.0, report)
                 .await
                 .map_err(store_error)?;
         }
@@ -101,7 +101,7 @@ impl<'a> Run<'a> {
         let Some(section) = self.section else { return };
         if let Err(e) = voxfleet_store::search::update_run(
             &self.ctx.rt.pool,
-            section,
+            section.as_str(),
             self.ctx.job.job.id.0,
             state,
             report,
@@ -109,7 +109,7 @@ impl<'a> Run<'a> {
         )
         .await
         {
-            tracing::warn!(section, error = %e, "maintenance report not written");
+            tracing::warn!(section = section.as_str(), error = %e, "maintenance report not written");
         }
     }
 }
@@ -122,7 +122,7 @@ fn add_timing(report: &mut Value, started: Instant) {
 
 /// Runs a section's body; a permanent failure is written to the section's report before it
 /// is returned (a retryable one leaves the run `running`: the next attempt continues it).
-pub(crate) async fn finish_or_record(
+pub async fn finish_or_record(
     run: &Run<'_>,
     res: Result<Value, HandlerError>,
     report_on_error: impl FnOnce() -> Value,

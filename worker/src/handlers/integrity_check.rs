@@ -6,13 +6,13 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voxfleet_jobs::{HandlerError, IntegrityCheckInput};
+use voxfleet_jobs::{HandlerError, IntegrityCheckInput, Section};
 use voxfleet_search::{CHUNKS, DocKey, SearchIndex};
 
-use crate::handlers::maint::{Run, finish_or_record};
-use crate::handlers::shared::store_error;
-use crate::runtime::JobContext;
+use crate::context::JobContext;
 use crate::search_ctx::index_error;
+use crate::steps::errors::store_error;
+use crate::steps::section_run::{Run, finish_or_record};
 
 const PAGE: usize = 500;
 
@@ -44,7 +44,7 @@ fn report(dry_run: bool, per: &[IndexCount], refs: &Value) -> Value {
 pub async fn run(ctx: &JobContext, input: IntegrityCheckInput) -> Result<Value, HandlerError> {
     let run = Run::start(
         ctx,
-        Some("integrity"),
+        Some(Section::Integrity),
         &report(input.dry_run, &[], &json!({})),
     )
     .await?;

@@ -4,13 +4,13 @@
 //! The control plane submits one when a reader finds a live worker's readings expired.
 use chrono::Utc;
 use serde_json::Value;
+use voxfleet_jobs::CollectStatsInput;
 use voxfleet_jobs::HandlerError;
 use voxfleet_jobs::fleet::{COLLECTED_STATS_TTL, NodeStats, StatsSource, SystemSampler};
-use voxfleet_jobs::kind::CollectStatsInput;
 
-use crate::runtime::JobContext;
+use crate::context::JobContext;
 
-pub async fn collect(ctx: &JobContext, _input: CollectStatsInput) -> Result<Value, HandlerError> {
+pub async fn run(ctx: &JobContext, _input: CollectStatsInput) -> Result<Value, HandlerError> {
     let rt = &ctx.rt;
     let gpus = rt.gpus.clone();
     // NVML and /proc reads block, and a CPU reading needs two samples apart: off the runtime

@@ -1,0 +1,9 @@
+//! The control plane's services: what the routes, the scheduler and the upload path do,
+//! without HTTP. A route checks who calls, extracts the request, calls one service and shapes
+//! the answer; services never import routes.
+//! - [`submit`]: checks on a caller's submission and the one submission path.
+//! - [`jobs`]: jobs read with their live state, only the caller's.
+//! - [`sections`]: the maintenance sections' runs (start one at a time, stop, read).
+pub mod jobs;
+pub mod sections;
+pub mod submit;
