@@ -17,6 +17,7 @@
 //!   applies atomically.
 //! - Scores: OpenSearch reports `(1 + cos) / 2` for `cosinesimil`; hits carry the cosine.
 //! - A recreate deletes and re-creates the index; an alias on it is put back.
+mod answers;
 mod bodies;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use self::answers::*;
 use self::bodies::*;
 use crate::{
     BackendHealth, CHUNKS, ChunkDoc, ChunkHit, DocKey, IndexInfo, Result, SPEAKERS_ALIAS, ScanPage,
@@ -52,106 +54,6 @@ pub struct OpenSearchIndex {
     client: std::sync::Arc<OpenSearch>,
     /// Vector dimension per concrete index, read from its mapping once.
     dims: Mutex<HashMap<String, usize>>,
-}
-
-/// A chunk's `_source` as a search returns it (without its vector).
-#[derive(Deserialize)]
-struct ChunkSource {
-    id: String,
-    file_id: Uuid,
-    owner: Option<Uuid>,
-    #[serde(default)]
-    seq: u32,
-    #[serde(default)]
-    start_s: f64,
-    #[serde(default)]
-    end_s: f64,
-    #[serde(default)]
-    speakers: Vec<String>,
-    #[serde(default)]
-    text: String,
-}
-
-#[derive(Deserialize)]
-struct SpeakerSource {
-    speaker_id: Uuid,
-    file_id: Uuid,
-    owner: Option<Uuid>,
-    #[serde(default)]
-    label: String,
-    name: Option<String>,
-    #[serde(default)]
-    profile: String,
-}
-
-fn unavailable(e: opensearch::Error) -> SearchError {
-    SearchError::Unavailable(e.to_string())
-}
-
-fn key_field(index: &str) -> &'static str {
-    if index == CHUNKS { "id" } else { "speaker_id" }
-}
-
-/// The answer's JSON, or the error class its status says.
-async fn answer(resp: std::result::Result<Response, opensearch::Error>) -> Result<Value> {
-    let resp = resp.map_err(unavailable)?;
-    let status = resp.status_code();
-    if status.is_success() {
-        return resp.json::<Value>().await.map_err(unavailable);
-    }
-    let body = resp.text().await.unwrap_or_default();
-    Err(match status {
-        StatusCode::NOT_FOUND => SearchError::NoSuchIndex(body),
-        StatusCode::TOO_MANY_REQUESTS => SearchError::Unavailable(body),
-        s if s.is_server_error() => SearchError::Unavailable(format!("{s}: {body}")),
-        s => SearchError::Backend(format!("{s}: {body}")),
-    })
-}
-
-/// `answer`, with 404 as `None`.
-async fn answer_opt(
-    resp: std::result::Result<Response, opensearch::Error>,
-) -> Result<Option<Value>> {
-    match answer(resp).await {
-        Err(SearchError::NoSuchIndex(_)) => Ok(None),
-        other => other.map(Some),
-    }
-}
-
-fn hits(answer: &Value) -> &[Value] {
-    answer
-        .pointer("/hits/hits")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-fn source<T: for<'de> Deserialize<'de>>(hit: &Value) -> Result<T> {
-    T::deserialize(hit.get("_source").unwrap_or(&Value::Null))
-        .map_err(|e| SearchError::Backend(format!("unexpected document: {e}")))
-}
-
-fn score(hit: &Value) -> f32 {
-    hit.get("_score")
-        .and_then(Value::as_f64)
-        .unwrap_or_default() as f32
-}
-
-fn chunk_hit(hit: &Value, score: f32, snippet: Option<String>) -> Result<ChunkHit> {
-    let s: ChunkSource = source(hit)?;
-    Ok(ChunkHit {
-        snippet: snippet.unwrap_or_else(|| text_start(&s.text, SNIPPET_CHARS)),
-        id: s.id,
-        file_id: s.file_id,
-        owner: s.owner,
-        seq: s.seq,
-        start_s: s.start_s,
-        end_s: s.end_s,
-        speakers: s.speakers,
-        score,
-        text_rank: None,
-        vector_rank: None,
-    })
 }
 
 impl OpenSearchIndex {
