@@ -13,6 +13,7 @@ pub mod auth;
 pub mod background;
 pub mod error;
 pub mod extract;
+pub mod form;
 pub mod openapi;
 pub mod routes;
 pub mod scheduler;

@@ -20,6 +20,8 @@ use crate::error::clip;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::transcript::{Format, Transcript, render, segment_speakers, split_at_turns};
+use crate::form::{SMALL_TEXT, TextBudget};
+use crate::services::files::{Processing, live, load, processing};
 use crate::upload::{self, Spooled};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,48 +88,6 @@ pub fn view(f: FileRecord) -> FileView {
     }
 }
 
-/// Brings files whose job is still in flight in PostgreSQL up to date with Redis, where the
-/// live job state is (PostgreSQL learns of claims and progress later, in batches).
-pub async fn live(st: &AppState, mut rows: Vec<FileRecord>) -> Vec<FileRecord> {
-    let idx: Vec<usize> = (0..rows.len())
-        .filter(|&i| {
-            matches!(
-                rows[i].status.0,
-                FileStatus::Queued | FileStatus::Processing
-            )
-        })
-        .collect();
-    let mut items = Vec::new();
-    for &i in &idx {
-        let (Some(q), Some(j)) = (&rows[i].job_queue, rows[i].transcription_job) else {
-            continue;
-        };
-        if let Ok(q) = q.parse::<QueueName>() {
-            items.push((i, q, JobId(j)));
-        }
-    }
-    if items.is_empty() {
-        return rows;
-    }
-    let keys: Vec<(QueueName, JobId)> = items.iter().map(|(_, q, j)| (q.clone(), *j)).collect();
-    match st.queue.get_many(&keys).await {
-        Ok(live) => {
-            for ((i, _, _), l) in items.iter().zip(live) {
-                if let Some(l) = l {
-                    let r = &mut rows[*i];
-                    r.status.0 = FileStatus::derive(Some(l.status), r.transcribed_at.is_some());
-                    r.job_error_code = l.error_code;
-                    r.job_error_message = l.error_message;
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "live job state unavailable; file status from PostgreSQL")
-        }
-    }
-    rows
-}
-
 /// Registers an object already in the media store.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -161,84 +121,6 @@ pub struct UploadView {
     pub file: FileView,
     /// Jobs queued by `process`.
     pub jobs: Vec<Uuid>,
-}
-
-/// What to run after storing, from `process` and the options: each job's payload, checked
-/// with a placeholder `file_id` before anything is stored (the real id goes in afterwards).
-struct Processing {
-    jobs: Vec<(JobKind, serde_json::Map<String, Value>)>,
-    /// Known speakers' reference files (checked before anything is stored).
-    references: Vec<Uuid>,
-}
-
-fn processing(
-    process: &[String],
-    transcribe_options: Option<Value>,
-    diarize_options: Option<Value>,
-) -> ApiResult<Processing> {
-    let mut wanted = Vec::new();
-    let mut every_profile = false;
-    for p in process.iter().flat_map(|p| p.split(',')).map(str::trim) {
-        let kind = match p {
-            "" => continue,
-            "transcribe" => JobKind::Transcribe,
-            "diarize" => JobKind::Diarize,
-            // Voiceprints under every profile (v3 and v4), computed by the diarization.
-            "embed" => {
-                every_profile = true;
-                JobKind::Diarize
-            }
-            other => {
-                return Err(ApiError::new(
-                    Code::InvalidInput,
-                    format!(
-                        "process: `{other}` is not available on upload (known: transcribe, diarize, embed)"
-                    ),
-                ));
-            }
-        };
-        if !wanted.contains(&kind) {
-            wanted.push(kind);
-        }
-    }
-    let (mut jobs, mut references) = (Vec::new(), Vec::new());
-    for (kind, options) in [
-        (JobKind::Transcribe, transcribe_options),
-        (JobKind::Diarize, diarize_options),
-    ] {
-        if !wanted.contains(&kind) {
-            if options.is_some() {
-                return Err(ApiError::new(
-                    Code::InvalidInput,
-                    format!("{kind} options given without `process: [\"{kind}\"]`"),
-                ));
-            }
-            continue;
-        }
-        let mut obj = match options.unwrap_or(Value::Object(Default::default())) {
-            Value::Object(m) => m,
-            _ => {
-                return Err(ApiError::new(
-                    Code::InvalidInput,
-                    format!("{kind} options must be an object"),
-                ));
-            }
-        };
-        obj.insert("file_id".into(), Value::String(Uuid::nil().to_string()));
-        if kind == JobKind::Diarize && every_profile && !obj.contains_key("profiles") {
-            obj.insert(
-                "profiles".into(),
-                voxfleet_jobs::EMBEDDING_PROFILES.as_slice().into(),
-            );
-        }
-        if let voxfleet_jobs::JobInput::Diarize(d) =
-            crate::services::submit::parse_input(kind, &Value::Object(obj.clone()))?
-        {
-            references.extend(d.known_speakers.iter().map(|k| k.file_id));
-        }
-        jobs.push((kind, obj));
-    }
-    Ok(Processing { jobs, references })
 }
 
 async fn finish_upload(
@@ -390,78 +272,6 @@ pub async fn upload_file(
 /// Most `process` parts in an upload (`transcribe`, `diarize`, `embed`, or a list).
 const MAX_PROCESS_PARTS: usize = 8;
 
-/// The longest short text part (`process`, `options`, an OpenAI form field).
-pub const SMALL_TEXT: usize = 64 << 10;
-
-/// A text part of at most `max` bytes: 413 as soon as it goes past (the rest is not read),
-/// 408 when it stops arriving.
-pub async fn text_part(mut field: Field<'_>, max: usize) -> ApiResult<String> {
-    let name = clip(field.name().unwrap_or("")).into_owned();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| {
-        if crate::extract::timed_out(&e) {
-            return crate::extract::request_timeout();
-        }
-        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Code::PayloadTooLarge
-        } else {
-            Code::InvalidBody
-        };
-        ApiError::new(code, format!("{name}: {}", e.body_text()))
-    })? {
-        if bytes.len() + chunk.len() > max {
-            return Err(ApiError::new(
-                Code::PayloadTooLarge,
-                format!("{name}: longer than {max} bytes"),
-            ));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::new(Code::InvalidBody, format!("{name}: not UTF-8")))
-}
-
-/// What a form's text parts may take together (the general body limit), so that many small
-/// parts are refused at the first one past it.
-pub struct TextBudget {
-    left: usize,
-    total: usize,
-}
-
-impl TextBudget {
-    pub fn new(total: usize) -> Self {
-        Self { left: total, total }
-    }
-
-    /// The next text part, of at most `max` bytes and within what is left.
-    pub async fn read(&mut self, field: Field<'_>, max: usize) -> ApiResult<String> {
-        let cap = max.min(self.left);
-        let total = self.total;
-        let text = text_part(field, cap).await.map_err(|e| {
-            if e.code == Code::PayloadTooLarge && cap < max {
-                ApiError::new(
-                    Code::PayloadTooLarge,
-                    format!("the form's text parts are longer than {total} bytes together"),
-                )
-            } else {
-                e
-            }
-        })?;
-        self.left -= text.len();
-        Ok(text)
-    }
-}
-
-/// Loads a file the caller may see (404 otherwise).
-pub async fn load(st: &AppState, auth: &Auth, id: &str) -> ApiResult<FileRecord> {
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("file"))?;
-    voxfleet_store::files::get_file(&st.pool, id)
-        .await?
-        .filter(|f| auth.may_access(f.file.owner))
-        .ok_or_else(|| ApiError::not_found("file"))
-}
-
-/// Get a file.
 #[utoipa::path(get, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path)),
     responses((status = 200, body = FileView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_file(

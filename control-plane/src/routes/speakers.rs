@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::files::load;
+use crate::services::files::load;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SpeakerView {

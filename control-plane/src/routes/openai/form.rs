@@ -13,7 +13,7 @@ use super::{OpenAiError, ResponseFormat, is_language, model};
 use crate::AppState;
 use crate::error::clip;
 use crate::error::{ApiError, Code};
-use crate::routes::files::{SMALL_TEXT, TextBudget, text_part};
+use crate::form::{SMALL_TEXT, TextBudget, text_part};
 use crate::upload;
 
 /// Most parts in one form: a file, a dozen options, four known speakers with their clips,
