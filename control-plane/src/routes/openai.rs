@@ -12,6 +12,7 @@
 //! `form` reads the multipart form with every part bounded and checks every field before
 //! anything is stored: a 400 leaves no file behind.
 mod dedupe;
+mod error;
 mod form;
 pub mod models;
 mod stream;
@@ -36,81 +37,9 @@ use crate::error::{clip, clip_quoted};
 use crate::extract::openai_type;
 use crate::transcript;
 use crate::upload;
+pub use error::OpenAiError;
+use error::job_failed;
 use models::model;
-
-/// An error in OpenAI's format: `{"error":{"message","type","param","code"}}`.
-#[derive(Debug)]
-pub struct OpenAiError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-    /// The field at fault.
-    param: Option<String>,
-    code: Option<String>,
-}
-
-impl OpenAiError {
-    fn invalid(param: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: "invalid_request_error",
-            message: message.into(),
-            param: Some(clip(param).into_owned()),
-            code: None,
-        }
-    }
-
-    fn with_code(mut self, code: &str) -> Self {
-        self.code = Some(code.to_owned());
-        self
-    }
-
-    fn with_param(mut self, param: &str) -> Self {
-        self.param = Some(clip(param).into_owned());
-        self
-    }
-}
-
-impl From<ApiError> for OpenAiError {
-    /// The API's own errors in OpenAI's format; a request the API finds invalid (422) is a
-    /// 400, as OpenAI answers it.
-    fn from(e: ApiError) -> Self {
-        let status = match e.code.status() {
-            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-            s => s,
-        };
-        let kind = openai_type(status);
-        Self {
-            status,
-            kind,
-            message: e.message,
-            param: None,
-            code: Some(e.code.as_str().to_owned()),
-        }
-    }
-}
-
-impl From<voxfleet_store::StoreError> for OpenAiError {
-    fn from(e: voxfleet_store::StoreError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl OpenAiError {
-    /// `{"error":{"message","type","param","code"}}`.
-    fn body(&self) -> Value {
-        let message = clip_quoted(&self.message);
-        json!({"error": {"message": message, "type": self.kind,
-                         "param": self.param, "code": self.code}})
-    }
-}
-
-impl IntoResponse for OpenAiError {
-    fn into_response(self) -> Response {
-        let body = self.body();
-        (self.status, Json(body)).into_response()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ResponseFormat {
@@ -392,38 +321,6 @@ struct Shape {
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, OpenAiError> {
     serde_json::to_value(v).map_err(|_| ApiError::new(Code::Internal, "internal error").into())
-}
-
-/// A finished job that did not succeed, in OpenAI's error format: the client's fault (400)
-/// when its audio was the problem.
-fn job_failed(done: JobSnapshot) -> OpenAiError {
-    let code = done.error_code.unwrap_or_else(|| done.status.to_string());
-    let message = done
-        .error_message
-        .unwrap_or_else(|| format!("the {} ended {}", done.kind, done.status));
-    let client_fault = matches!(
-        code.as_str(),
-        "empty_audio"
-            | "unsupported_format"
-            | "corrupt_audio"
-            | "too_long"
-            | "unsupported_language"
-    );
-    OpenAiError {
-        status: if client_fault {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        },
-        kind: if client_fault {
-            "invalid_request_error"
-        } else {
-            "server_error"
-        },
-        message,
-        param: client_fault.then(|| "file".to_owned()),
-        code: Some(code),
-    }
 }
 
 /// `data:[<type>][;base64],<data>` → (content type, bytes). Reference clips are short: at most
