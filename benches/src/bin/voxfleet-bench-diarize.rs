@@ -29,6 +29,9 @@ mod progress;
 #[path = "../speaker_models.rs"]
 mod speaker_models;
 
+mod devset;
+mod known;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,13 +41,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use progress::{bar, note};
-use serde::Deserialize;
+use devset::{Item, default_dir, manifest, rttm, rttm_with_names, speakers_with};
+use known::{KnownTally, known_references};
 use voxfleet_speakers::{
     DiarizeOptions, Diarizer, Embedder, Method, Segmenter, Turn, WindowType,
     diarization_error_rate, subsegment::SubSegmentOptions,
 };
 
-const DEVSET_SCRIPT: &str = include_str!("../../python/diarize_devset.py");
 const COLLAR_S: f64 = 0.25;
 /// Reference speakers with less speech than this are left out of "count≥2s".
 const AUDIBLE_S: f64 = 2.0;
@@ -115,98 +118,6 @@ struct Args {
     /// Where the development set is (built on first use).
     #[arg(long, default_value_os_t = default_dir())]
     dir: PathBuf,
-}
-
-fn default_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".cache/voxfleet/diarize-devset")
-}
-
-#[derive(Debug, Deserialize)]
-struct Manifest {
-    items: Vec<Item>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Item {
-    id: String,
-    part: String,
-    split: String,
-    wav: String,
-    rttm: String,
-    speakers: usize,
-    overlap: bool,
-    duration_s: f64,
-    /// The person behind each RTTM label `spk{i}`, where the set knows it.
-    #[serde(default)]
-    voices: Option<Vec<String>>,
-}
-
-/// The development set's manifest, building the set first when it is not there.
-fn manifest(dir: &Path) -> Result<Manifest> {
-    let path = dir.join("manifest.json");
-    if !path.is_file() {
-        std::fs::create_dir_all(dir)?;
-        let script = dir.join("diarize_devset.py");
-        std::fs::write(&script, DEVSET_SCRIPT)?;
-        note(format!(
-            "building the development set in {} (espeak-ng, sox, pip download, apt-get download; a few minutes)",
-            dir.display()
-        ));
-        let status = Command::new("python3")
-            .arg(&script)
-            .arg(dir)
-            .status()
-            .context("python3")?;
-        if !status.success() {
-            bail!("{} failed: {status}", script.display());
-        }
-    }
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-/// RTTM turns, speakers numbered by first appearance of their name.
-fn rttm(path: &Path) -> Result<Vec<Turn>> {
-    Ok(rttm_with_names(path)?.0)
-}
-
-/// [`rttm`] with the label of each speaker index.
-fn rttm_with_names(path: &Path) -> Result<(Vec<Turn>, Vec<String>)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut turns = Vec::new();
-    for line in std::fs::read_to_string(path)?.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 8 || f[0] != "SPEAKER" {
-            continue;
-        }
-        let start: f64 = f[3].parse()?;
-        let dur: f64 = f[4].parse()?;
-        let speaker = match names.iter().position(|n| n == f[7]) {
-            Some(i) => i,
-            None => {
-                names.push(f[7].to_string());
-                names.len() - 1
-            }
-        };
-        turns.push(Turn {
-            start,
-            end: start + dur,
-            speaker,
-        });
-    }
-    Ok((turns, names))
-}
-
-/// Speakers of `turns` with at least `min_s` of speech.
-fn speakers_with(turns: &[Turn], min_s: f64) -> usize {
-    let mut total: BTreeMap<usize, f64> = BTreeMap::new();
-    for t in turns {
-        *total.entry(t.speaker).or_default() += t.end - t.start;
-    }
-    total.values().filter(|&&s| s >= min_s).count()
 }
 
 #[derive(Default, Clone)]
@@ -527,199 +438,3 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Seconds of a person's speech that make their known-speaker reference.
-const KNOWN_REFERENCE_S: f64 = 10.0;
-/// Match thresholds (cosine similarity) the known-speaker check tries.
-const KNOWN_THRESHOLDS: [f32; 9] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8];
-
-/// The person behind the dev set's RTTM label `spk{i}`: `voices[i]`.
-fn person_of<'a>(label: &str, voices: &'a [String]) -> Option<&'a String> {
-    label
-        .strip_prefix("spk")
-        .and_then(|i| i.parse::<usize>().ok())
-        .and_then(|i| voices.get(i))
-}
-
-/// A person's reference voiceprint, cut from one recording, as a user would upload it.
-struct KnownReference {
-    part: String,
-    voice: String,
-    /// The recording it was cut from (never offered for that recording).
-    item: String,
-    print: Vec<f32>,
-}
-
-/// Up to two references per (part, person), from different recordings, recordings without
-/// overlapped speech first; each the person's first [`KNOWN_REFERENCE_S`] of speech there,
-/// embedded as the worker embeds an uploaded reference clip (`Embedder::voiceprint`).
-fn known_references(
-    dir: &Path,
-    items: &[&Item],
-    embedder: &Embedder,
-) -> Result<Vec<KnownReference>> {
-    let mut ordered: Vec<&&Item> = items.iter().filter(|i| i.voices.is_some()).collect();
-    ordered.sort_by_key(|i| i.overlap);
-    let mut out: Vec<KnownReference> = Vec::new();
-    for item in ordered {
-        let Some(voices) = &item.voices else { continue };
-        let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
-        let mut pcm: Option<Vec<f32>> = None;
-        for (label, name) in names.iter().enumerate() {
-            let Some(voice) = person_of(name, voices) else {
-                continue;
-            };
-            let have = out
-                .iter()
-                .filter(|r| r.part == item.part && &r.voice == voice)
-                .count();
-            if have >= 2 {
-                continue;
-            }
-            let mut regions = Vec::new();
-            let mut total = 0.0;
-            for t in turns.iter().filter(|t| t.speaker == label) {
-                if total >= KNOWN_REFERENCE_S {
-                    break;
-                }
-                let end = t.end.min(t.start + KNOWN_REFERENCE_S - total);
-                regions.push((t.start, end));
-                total += end - t.start;
-            }
-            if pcm.is_none() {
-                pcm = Some(
-                    voxfleet_audio::decode_file(&dir.join(&item.wav), &Default::default())
-                        .with_context(|| item.wav.clone())?
-                        .samples,
-                );
-            }
-            if let Some(print) = embedder.voiceprint(pcm.as_deref().unwrap_or(&[]), &regions)? {
-                out.push(KnownReference {
-                    part: item.part.clone(),
-                    voice: voice.clone(),
-                    item: item.id.clone(),
-                    print,
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Known-speaker naming over the recordings, per threshold.
-#[derive(Default)]
-struct KnownTally {
-    /// Per threshold: (named right, named wrong, left unnamed, named when a stranger).
-    counts: Vec<(usize, usize, usize, usize)>,
-    same: Vec<f32>,
-    different: Vec<f32>,
-    speakers: usize,
-}
-
-impl KnownTally {
-    /// Names `d`'s speakers against every person of the item's part (each from another
-    /// recording); a speaker's true person is the reference speaker it overlaps most.
-    fn add(
-        &mut self,
-        dir: &Path,
-        item: &Item,
-        voices: &[String],
-        d: &voxfleet_speakers::Diarization,
-        references: &[KnownReference],
-    ) -> Result<()> {
-        let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
-        let person = |label: usize| person_of(&names[label], voices);
-        let truth: Vec<Option<&String>> = (0..d.speakers.len())
-            .map(|s| {
-                let mut overlap = vec![0.0f64; names.len()];
-                for h in d.turns.iter().filter(|t| t.speaker == s) {
-                    for r in &turns {
-                        overlap[r.speaker] += (h.end.min(r.end) - h.start.max(r.start)).max(0.0);
-                    }
-                }
-                (0..names.len())
-                    .filter(|&l| overlap[l] > 0.0)
-                    .max_by(|&a, &b| overlap[a].total_cmp(&overlap[b]))
-                    .and_then(person)
-            })
-            .collect();
-        let mut known: Vec<(String, Vec<f32>)> = Vec::new();
-        for r in references
-            .iter()
-            .filter(|r| r.part == item.part && r.item != item.id)
-        {
-            if !known.iter().any(|(v, _)| v == &r.voice) {
-                known.push((r.voice.clone(), r.print.clone()));
-            }
-        }
-        let prints: Vec<Vec<f32>> = d.speakers.iter().map(|s| s.embedding.clone()).collect();
-        for (s, print) in prints.iter().enumerate() {
-            for (voice, r) in &known {
-                let sim = voxfleet_speakers::cosine_similarity(print, r);
-                if truth[s] == Some(voice) {
-                    self.same.push(sim);
-                } else {
-                    self.different.push(sim);
-                }
-            }
-        }
-        // A stranger: the same speakers with their own person's reference withheld; any
-        // name is then wrong.
-        let best_other: Vec<f32> = prints
-            .iter()
-            .enumerate()
-            .map(|(s, print)| {
-                known
-                    .iter()
-                    .filter(|(v, _)| truth[s] != Some(v))
-                    .map(|(_, r)| voxfleet_speakers::cosine_similarity(print, r))
-                    .fold(f32::NEG_INFINITY, f32::max)
-            })
-            .collect();
-        self.speakers += prints.len();
-        self.counts.resize(KNOWN_THRESHOLDS.len(), (0, 0, 0, 0));
-        for (i, &t) in KNOWN_THRESHOLDS.iter().enumerate() {
-            let named = voxfleet_speakers::match_known(&prints, &known, t);
-            let right = named.iter().filter(|(s, v)| truth[*s] == Some(v)).count();
-            self.counts[i].0 += right;
-            self.counts[i].1 += named.len() - right;
-            self.counts[i].2 += prints.len() - named.len();
-            self.counts[i].3 += best_other.iter().filter(|&&b| b >= t).count();
-        }
-        Ok(())
-    }
-
-    fn print(&self, part: &str) {
-        let stats = |v: &[f32]| {
-            let mut v = v.to_vec();
-            v.sort_by(f32::total_cmp);
-            match (v.first(), v.get(v.len() / 2), v.last()) {
-                (Some(a), Some(m), Some(b)) => format!("{a:.2} / {m:.2} / {b:.2} (n={})", v.len()),
-                _ => "none".to_owned(),
-            }
-        };
-        println!(
-            "\nknown speakers, {part} ({} diarized speakers; references: first {KNOWN_REFERENCE_S} s of each person in another recording of the part; the worker's bar: {} wideband, {} telephone-band)",
-            self.speakers,
-            voxfleet_speakers::KNOWN_SPEAKER_MIN_SIMILARITY,
-            voxfleet_speakers::KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND
-        );
-        println!(
-            "  similarity to the right person's reference  min / median / max: {}",
-            stats(&self.same)
-        );
-        println!(
-            "  similarity to other people's references     min / median / max: {}",
-            stats(&self.different)
-        );
-        println!(
-            "  {:>9} {:>11} {:>11} {:>9} {:>26}",
-            "threshold", "named right", "named wrong", "unnamed", "stranger given a name"
-        );
-        for (t, (right, wrong, unnamed, stranger)) in KNOWN_THRESHOLDS.iter().zip(&self.counts) {
-            println!(
-                "  {t:>9.2} {right:>11} {wrong:>11} {unnamed:>9} {stranger:>19} of {}",
-                self.speakers
-            );
-        }
-    }
-}
