@@ -291,6 +291,7 @@ impl ModelCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voxfleet_errors::{Classified, ErrorClass};
 
     #[test]
     fn unknown_model_names_leave_no_cache_entry() {
@@ -321,7 +322,7 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("loaded a model from an empty directory"),
         };
-        assert!(e.is_permanent());
+        assert!(e.class() == ErrorClass::Permanent);
         assert!(e.to_string().contains("models fetch"), "{e}");
         assert!(cache.loaded().is_empty());
     }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::AsrError;
+use voxfleet_errors::Classified;
 
 /// A compute device, parsed from `"cpu"` or `"cuda:0"` (`"cuda"` means `cuda:0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -1,7 +1,9 @@
-//! The crate's one error type. Every variant has a stable [`AsrError::code`] and a retry class
-//! ([`AsrError::is_permanent`]) so the worker can decide what happens to the job.
+//! The crate's one error type. Every variant has a stable code and a class
+//! ([`Classified`]) so the worker can decide what happens to the job.
 
 use std::path::PathBuf;
+
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
@@ -64,9 +66,8 @@ pub enum AsrError {
     },
 }
 
-impl AsrError {
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+impl Classified for AsrError {
+    fn code(&self) -> &'static str {
         match self {
             AsrError::Cancelled => "cancelled",
             AsrError::Model(e) => e.code(),
@@ -80,25 +81,27 @@ impl AsrError {
         }
     }
 
-    /// True when retrying the same job on the same worker cannot succeed (bad request, missing
-    /// files); false for cancellation and runtime failures, which another attempt may survive.
-    pub fn is_permanent(&self) -> bool {
+    /// Permanent when retrying the same job on the same worker cannot succeed (bad request,
+    /// missing files); runtime failures may not happen again.
+    fn class(&self) -> ErrorClass {
         match self {
-            AsrError::Cancelled | AsrError::Runtime { .. } => false,
+            AsrError::Cancelled => ErrorClass::Cancelled,
+            AsrError::Runtime { .. } => ErrorClass::Retryable,
             // Past the budget alone: never. Past it with other models in use: another attempt
             // may find them unloaded.
-            AsrError::OverBudget { need, budget, .. } => need > budget,
-            AsrError::Model(voxfleet_models::ModelError::Fetch { .. })
-            | AsrError::Model(voxfleet_models::ModelError::Io { .. }) => false,
-            AsrError::Model(_)
-            | AsrError::OnnxRuntimeMissing { .. }
+            AsrError::OverBudget { need, budget, .. } if need > budget => ErrorClass::Permanent,
+            AsrError::OverBudget { .. } => ErrorClass::Retryable,
+            AsrError::Model(e) => e.class(),
+            AsrError::OnnxRuntimeMissing { .. }
             | AsrError::DeviceUnavailable { .. }
             | AsrError::Load { .. }
             | AsrError::UnsupportedLanguage(_)
-            | AsrError::InvalidOptions(_) => true,
+            | AsrError::InvalidOptions(_) => ErrorClass::Permanent,
         }
     }
+}
 
+impl AsrError {
     pub(crate) fn candle(context: &'static str, e: candle_core::Error) -> Self {
         AsrError::Runtime {
             context,
@@ -128,14 +131,17 @@ mod tests {
     #[test]
     fn codes_and_classes() {
         assert_eq!(AsrError::Cancelled.code(), "cancelled");
-        assert!(!AsrError::Cancelled.is_permanent());
+        assert_eq!(AsrError::Cancelled.class(), ErrorClass::Cancelled);
         let e = AsrError::OnnxRuntimeMissing {
             path: "/x/libonnxruntime.so".into(),
             origin: "ORT_DYLIB_PATH",
         };
         assert_eq!(e.code(), "model_missing");
-        assert!(e.is_permanent());
+        assert_eq!(e.class(), ErrorClass::Permanent);
         assert!(e.to_string().contains("models fetch"), "{e}");
-        assert!(AsrError::UnsupportedLanguage("xx".into()).is_permanent());
+        assert_eq!(
+            AsrError::UnsupportedLanguage("xx".into()).class(),
+            ErrorClass::Permanent
+        );
     }
 }

@@ -11,6 +11,7 @@ use common::*;
 use voxfleet_asr::{
     AsrError, ComputeType, EngineKind, EngineSettings, ModelCache, TranscribeOptions, Transcript,
 };
+use voxfleet_errors::{Classified, ErrorClass};
 
 fn run(pcm: &[f32], opts: &TranscribeOptions) -> (Transcript, usize) {
     let engine = tiny_en();
@@ -185,7 +186,7 @@ fn english_only_model_rejects_other_languages() {
     });
     let e = r.unwrap_err();
     assert_eq!(e.code(), "unsupported_language");
-    assert!(e.is_permanent());
+    assert!(e.class() == ErrorClass::Permanent);
 }
 
 /// The engines and compute types a worker can be started with, each on the same sentence: the
@@ -232,7 +233,7 @@ fn cuda_compute_types_are_refused_on_the_cpu() {
         Ok(_) => panic!("loaded float16 on the CPU"),
     };
     assert_eq!(e.code(), "invalid_options", "{e}");
-    assert!(e.is_permanent());
+    assert!(e.class() == ErrorClass::Permanent);
 }
 
 /// Batched mode on the long recording: VAD chunks of up to 30 s, two per call, one segment per
@@ -460,7 +461,7 @@ fn the_cache_keeps_to_its_memory_budget_and_unloads_idle_models() {
     match tiny.whisper("tiny.en") {
         Err(e @ AsrError::OverBudget { .. }) => {
             assert_eq!(e.code(), "model_over_budget");
-            assert!(e.is_permanent(), "bigger than the whole budget: {e}");
+            assert!(e.class() == ErrorClass::Permanent, "bigger than the whole budget: {e}");
         }
         other => panic!("expected OverBudget, got {:?}", other.map(|_| ())),
     }
@@ -484,7 +485,7 @@ fn the_cache_keeps_to_its_memory_budget_and_unloads_idle_models() {
     assert_eq!(loaded[0].in_use, 1);
     match cache.whisper("tiny.en") {
         Err(e @ AsrError::OverBudget { .. }) => {
-            assert!(!e.is_permanent(), "fits once base is free: {e}");
+            assert!(e.class() != ErrorClass::Permanent, "fits once base is free: {e}");
         }
         other => panic!("expected OverBudget, got {:?}", other.map(|_| ())),
     }

@@ -9,6 +9,7 @@ use symphonia::core::errors::Error as SymphoniaError;
 use crate::resample::ToTarget;
 use crate::source::{Input, Opened, PLAUSIBLE_RATES, make_decoder, open};
 use crate::{Audio, AudioError, DecodeOptions, Probe, TARGET_RATE};
+use voxfleet_errors::Classified;
 
 /// Once this many packets failed and more failed than decoded, the rest is not worth reading.
 const GIVE_UP_AFTER_BAD: u64 = 256;

@@ -1,6 +1,7 @@
 //! `AudioError`: what went wrong with an input, as a stable code and a retry class.
 
 use symphonia::core::errors::Error as SymphoniaError;
+use voxfleet_errors::{Classified, ErrorClass};
 
 /// Why an input could not be turned into 16 kHz mono samples.
 ///
@@ -39,21 +40,6 @@ pub enum AudioError {
 }
 
 impl AudioError {
-    /// A stable, machine-readable code for APIs, metrics and job records.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AudioError::Empty => "empty_audio",
-            AudioError::UnsupportedFormat { .. } => "unsupported_format",
-            AudioError::Corrupt { .. } => "corrupt_audio",
-            AudioError::TooLong { .. } => "too_long",
-            AudioError::Io(_) => "io_error",
-        }
-    }
-
-    /// Whether retrying with the same input is pointless. Only I/O errors may be transient.
-    pub fn is_permanent(&self) -> bool {
-        !matches!(self, AudioError::Io(_))
-    }
 
     pub(crate) fn unsupported(detail: impl Into<String>) -> Self {
         AudioError::UnsupportedFormat {
@@ -86,6 +72,25 @@ impl AudioError {
     }
 }
 
+impl Classified for AudioError {
+    fn code(&self) -> &'static str {
+        match self {
+            AudioError::Empty => "empty_audio",
+            AudioError::UnsupportedFormat { .. } => "unsupported_format",
+            AudioError::Corrupt { .. } => "corrupt_audio",
+            AudioError::TooLong { .. } => "too_long",
+            AudioError::Io(_) => "io_error",
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            AudioError::Io(_) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,7 +99,7 @@ mod tests {
     fn codes_and_permanence() {
         let io = AudioError::Io(std::io::Error::other("disk"));
         assert_eq!(io.code(), "io_error");
-        assert!(!io.is_permanent());
+        assert_eq!(io.class(), ErrorClass::Retryable);
         for (err, code) in [
             (AudioError::Empty, "empty_audio"),
             (AudioError::unsupported("x"), "unsupported_format"),
@@ -108,7 +113,7 @@ mod tests {
             ),
         ] {
             assert_eq!(err.code(), code);
-            assert!(err.is_permanent());
+            assert_eq!(err.class(), ErrorClass::Permanent);
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{WavFormat, fixtures, read, sines, wav_bytes};
 use voxfleet_audio::{DecodeOptions, decode_bytes, decode_file, probe_bytes, probe_file};
+use voxfleet_errors::Classified;
 
 fn code_of(bytes: Vec<u8>, ext: Option<&str>) -> &'static str {
     let decoded = decode_bytes(bytes.clone(), ext, &DecodeOptions::default());

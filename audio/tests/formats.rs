@@ -12,6 +12,7 @@ use std::path::Path;
 
 use common::{best_lag_correlation, envelope, fixtures, read};
 use voxfleet_audio::{Audio, DecodeOptions, decode_bytes, decode_file, probe_file};
+use voxfleet_errors::{Classified, ErrorClass};
 
 fn reference() -> Audio {
     decode_file(&fixtures().path("ref.wav"), &DecodeOptions::default()).expect("reference decodes")
@@ -149,5 +150,5 @@ fn missing_file_is_an_io_error() {
     )
     .unwrap_err();
     assert_eq!(err.code(), "io_error");
-    assert!(!err.is_permanent());
+    assert!(err.class() != ErrorClass::Permanent);
 }

@@ -19,6 +19,7 @@ use proptest::sample::Index;
 use voxfleet_audio::{DecodeOptions, decode_bytes, probe_bytes};
 
 use common::{WavFormat, run, sines, wav_bytes};
+use voxfleet_errors::Classified;
 
 thread_local! {
     static IN_LIBRARY: Cell<bool> = const { Cell::new(false) };

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -153,7 +154,7 @@ impl IntoResponse for ApiError {
 
 impl From<voxfleet_store::StoreError> for ApiError {
     fn from(e: voxfleet_store::StoreError) -> Self {
-        if e.is_unavailable() {
+        if e.class() == ErrorClass::Unavailable {
             tracing::warn!(error = %e, "postgres unavailable");
             Self::new(
                 Code::Unavailable,
@@ -170,8 +171,8 @@ impl From<voxfleet_search::SearchError> for ApiError {
     fn from(e: voxfleet_search::SearchError) -> Self {
         use voxfleet_search::SearchError;
         match e {
-            SearchError::Unavailable(m) => {
-                tracing::warn!(error = %m, "search index unavailable");
+            e if e.class() == ErrorClass::Unavailable => {
+                tracing::warn!(error = %e, "search index unavailable");
                 ApiError::new(
                     Code::Unavailable,
                     "the search index is unavailable; try again shortly",
@@ -200,7 +201,7 @@ impl From<voxfleet_store::submit::SubmitError> for ApiError {
 
 impl From<voxfleet_jobs::QueueError> for ApiError {
     fn from(e: voxfleet_jobs::QueueError) -> Self {
-        if e.is_unavailable() {
+        if e.class() == ErrorClass::Unavailable {
             tracing::warn!(error = %e, "redis unavailable");
             Self::new(
                 Code::Unavailable,

@@ -18,6 +18,7 @@ use voxfleet_store::media::{MediaError, MediaStore};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Code};
+use voxfleet_errors::Classified;
 
 /// A received file on local disk, deleted when dropped.
 pub struct Spooled {

@@ -2,6 +2,7 @@
 //! job handlers, the control plane) can match on and report.
 
 use std::path::PathBuf;
+use voxfleet_errors::{Classified, ErrorClass};
 
 /// A malformed input file (CTranslate2 `model.bin`, package config, manifest): where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,8 +105,22 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// A stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        ModelError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl Classified for ModelError {
+    fn code(&self) -> &'static str {
         match self {
             ModelError::UnknownModel { .. } => "unknown_model",
             ModelError::Missing { .. } => "model_missing",
@@ -120,15 +135,10 @@ impl ModelError {
         }
     }
 
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
-        ModelError::Io {
-            action,
-            path: path.into(),
-            source,
+    fn class(&self) -> ErrorClass {
+        match self {
+            ModelError::Fetch { .. } | ModelError::Io { .. } => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use crate::dir::ModelsDir;
 use crate::error::ModelError;
+use voxfleet_errors::Classified;
 
 /// The process's environment, or why it could not be built (kept: a failed load is not retried).
 static ORT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();

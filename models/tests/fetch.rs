@@ -7,6 +7,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self, model::Whisper};
 use voxfleet_models::{FetchOptions, ModelsDir, fetch_with_report};
+use voxfleet_errors::Classified;
 
 /// The transcription models (the speaker models have their own test, `fetch_speakers.rs`).
 const MODELS: [&str; 3] = ["whisper-tiny.en", "silero-vad", "onnxruntime"];

@@ -24,6 +24,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use voxfleet_errors::{Classified, ErrorClass};
 
 pub use backend::Index;
 pub use embedded::{EmbeddedIndex, EmbeddedOptions};
@@ -181,9 +182,9 @@ pub enum SearchError {
     Backend(String),
 }
 
-impl SearchError {
-    /// A stable code for job errors and API answers.
-    pub fn code(&self) -> &'static str {
+
+impl Classified for SearchError {
+    fn code(&self) -> &'static str {
         match self {
             Self::Unavailable(_) => "index_unavailable",
             Self::DimensionMismatch { .. } => "dimension_mismatch",
@@ -193,9 +194,11 @@ impl SearchError {
         }
     }
 
-    /// Whether trying again later may help.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::Unavailable(_) => ErrorClass::Unavailable,
+            _ => ErrorClass::Permanent,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use voxfleet_search::{
     CHUNKS, ChunkDoc, EmbeddedIndex, EmbeddedOptions, OpenSearchIndex, SPEAKERS_ALIAS, Scope,
     SearchError, SearchIndex, SpeakerDoc, chunk_id, hybrid_search, speakers_index,
 };
+use voxfleet_errors::{Classified, ErrorClass};
 
 const DIM: usize = 4;
 const SPK_DIM: usize = 3;
@@ -841,7 +842,7 @@ async fn a_writer_held_elsewhere_times_out_as_unavailable() {
         .replace_chunks(corpus())
         .await
         .expect_err("wrote past a held lock");
-    assert!(err.is_retryable(), "{err}");
+    assert!(err.class().may_retry(), "{err}");
     assert_eq!(err.code(), "index_unavailable");
     assert!(started.elapsed() >= Duration::from_millis(300));
     drop(held);

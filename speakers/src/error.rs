@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::cluster::ClusterError;
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakersError {
@@ -48,10 +49,17 @@ pub enum SpeakersError {
 }
 
 impl SpeakersError {
-    /// A stable machine-readable code: `cancelled`, `model_error` (loading or running a model),
-    /// `audio_too_short`, `invalid_options`, or the models crate's code (`model_missing`,
-    /// `model_corrupt`, …) for [`SpeakersError::Models`].
-    pub fn code(&self) -> &'static str {
+
+    pub(crate) fn run(context: &'static str, e: impl std::fmt::Display) -> Self {
+        SpeakersError::Run {
+            context,
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl Classified for SpeakersError {
+    fn code(&self) -> &'static str {
         match self {
             SpeakersError::Cancelled => "cancelled",
             SpeakersError::Models(e) => e.code(),
@@ -63,10 +71,12 @@ impl SpeakersError {
         }
     }
 
-    pub(crate) fn run(context: &'static str, e: impl std::fmt::Display) -> Self {
-        SpeakersError::Run {
-            context,
-            reason: e.to_string(),
+    fn class(&self) -> ErrorClass {
+        match self {
+            SpeakersError::Cancelled => ErrorClass::Cancelled,
+            // A missing or broken model is the operator's to fix (`models fetch`): failing now
+            // with its code beats retrying into the same error.
+            _ => ErrorClass::Permanent,
         }
     }
 }

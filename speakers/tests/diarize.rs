@@ -14,6 +14,7 @@ use common::{SR, conversation};
 use voxfleet_speakers::{
     Diarization, DiarizeOptions, Diarizer, Method, Progress, Turn, diarization_error_rate,
 };
+use voxfleet_errors::Classified;
 
 fn diarizer() -> Diarizer {
     Diarizer::new(common::segmenter(), common::campplus())

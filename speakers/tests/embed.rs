@@ -5,6 +5,7 @@ mod common;
 
 use common::{SR, speak};
 use voxfleet_speakers::{Embedder, FrontEnd, cosine_similarity};
+use voxfleet_errors::Classified;
 
 const MALE: &str = "en-us";
 const FEMALE: &str = "en-us+f3";

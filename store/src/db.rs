@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,9 +19,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when PostgreSQL could not be reached (worth retrying), not a bad query or data.
-    /// A migration cut off by a lost connection counts too: it is retried like a query.
-    pub fn is_unavailable(&self) -> bool {
+    /// PostgreSQL could not be reached (worth retrying), not a bad query or data. A migration
+    /// cut off by a lost connection counts too: it is retried like a query.
+    fn unreachable(&self) -> bool {
         use sqlx::migrate::MigrateError;
         match self {
             Self::Db(e)
@@ -28,6 +29,27 @@ impl StoreError {
                 sqlx_unavailable(e)
             }
             _ => false,
+        }
+    }
+}
+
+impl Classified for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Url(_) | Self::Invalid(_) => "invalid_database_config",
+            // What a job records whatever went wrong in PostgreSQL: its owner can do nothing
+            // about either, and the detail is in the message.
+            _ => "database_unavailable",
+        }
+    }
+
+    /// `unavailable` when PostgreSQL cannot be reached; other query errors are `retryable`
+    /// (a conflict or a dropped statement may pass); a bad configuration is `permanent`.
+    fn class(&self) -> ErrorClass {
+        match self {
+            e if e.unreachable() => ErrorClass::Unavailable,
+            Self::Url(_) | Self::Invalid(_) => ErrorClass::Permanent,
+            _ => ErrorClass::Retryable,
         }
     }
 }
@@ -113,10 +135,10 @@ mod tests {
 
     #[test]
     fn a_connection_lost_during_migration_is_unavailable() {
-        assert!(StoreError::Db(io()).is_unavailable());
-        assert!(StoreError::Migrate(MigrateError::Execute(io())).is_unavailable());
-        assert!(StoreError::Migrate(MigrateError::ExecuteMigration(io(), 2)).is_unavailable());
-        assert!(!StoreError::Migrate(MigrateError::VersionMissing(2)).is_unavailable());
-        assert!(!StoreError::Db(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(StoreError::Db(io()).class() == ErrorClass::Unavailable);
+        assert!(StoreError::Migrate(MigrateError::Execute(io())).class() == ErrorClass::Unavailable);
+        assert!(StoreError::Migrate(MigrateError::ExecuteMigration(io(), 2)).class() == ErrorClass::Unavailable);
+        assert!(StoreError::Migrate(MigrateError::VersionMissing(2)).class() != ErrorClass::Unavailable);
+        assert!(StoreError::Db(sqlx::Error::RowNotFound).class() != ErrorClass::Unavailable);
     }
 }

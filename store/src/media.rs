@@ -12,6 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 use uuid::Uuid;
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -27,6 +28,31 @@ pub enum MediaError {
     Store(#[source] object_store::Error),
     #[error("local file: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl Classified for MediaError {
+    fn code(&self) -> &'static str {
+        match self {
+            MediaError::NotFound(_) => "file_missing",
+            _ => "storage_unavailable",
+        }
+    }
+
+    /// A missing object stays missing; anything else is storage not answering as it should
+    /// (its detail, which may name host paths or bucket URLs, goes to the log).
+    fn class(&self) -> ErrorClass {
+        match self {
+            MediaError::NotFound(_) => ErrorClass::Permanent,
+            _ => ErrorClass::Unavailable,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            MediaError::NotFound(_) => "the stored recording is gone from storage".into(),
+            _ => "media storage is unavailable".into(),
+        }
+    }
 }
 
 impl From<object_store::Error> for MediaError {

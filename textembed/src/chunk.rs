@@ -5,6 +5,7 @@
 //! diarization turns and returns [`Chunk`]s ready to embed and index.
 
 use crate::error::TextEmbedError;
+use voxfleet_errors::Classified;
 
 /// How [`chunk_transcript`] cuts windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

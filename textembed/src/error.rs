@@ -2,6 +2,7 @@
 //! [`TextEmbedError::code`] that job handlers report as they are.
 
 use std::path::PathBuf;
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TextEmbedError {
@@ -38,18 +39,6 @@ pub enum TextEmbedError {
 }
 
 impl TextEmbedError {
-    /// A stable machine-readable code: `invalid_model_format`, `inference_failed`,
-    /// `invalid_options`, `runtime_error` (ONNX Runtime not started), or the models crate's code
-    /// (`model_missing`, `model_corrupt`, `unknown_model`, …) for [`TextEmbedError::Models`].
-    pub fn code(&self) -> &'static str {
-        match self {
-            TextEmbedError::Models(e) => e.code(),
-            TextEmbedError::RuntimeNotInitialised => "runtime_error",
-            TextEmbedError::InvalidModelFormat { .. } => "invalid_model_format",
-            TextEmbedError::Inference { .. } => "inference_failed",
-            TextEmbedError::InvalidOptions(_) => "invalid_options",
-        }
-    }
 
     pub(crate) fn inference(context: &'static str, e: impl std::fmt::Display) -> Self {
         TextEmbedError::Inference {
@@ -68,6 +57,24 @@ impl TextEmbedError {
             path: path.to_path_buf(),
             reason: e.to_string(),
         }
+    }
+}
+
+impl Classified for TextEmbedError {
+    fn code(&self) -> &'static str {
+        match self {
+            TextEmbedError::Models(e) => e.code(),
+            TextEmbedError::RuntimeNotInitialised => "runtime_error",
+            TextEmbedError::InvalidModelFormat { .. } => "invalid_model_format",
+            TextEmbedError::Inference { .. } => "inference_failed",
+            TextEmbedError::InvalidOptions(_) => "invalid_options",
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        // A model that is missing or broken stays so until an operator fetches it again;
+        // inference on a loaded model fails the same way on the same text.
+        ErrorClass::Permanent
     }
 }
 

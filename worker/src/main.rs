@@ -47,6 +47,7 @@ use voxfleet_store::settings::RetrySettingsSource;
 use crate::backend::RedisBackend;
 use crate::context::{Runtime, StopReason};
 use crate::heartbeat::Heartbeat;
+use voxfleet_errors::{Classified, ErrorClass};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -240,7 +241,7 @@ async fn connect_pg(
                 outage.ok();
                 return Ok(Some(p));
             }
-            Err(e) if e.is_unavailable() => {
+            Err(e) if e.class() == ErrorClass::Unavailable => {
                 let wait = outage.failed(&e);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},

@@ -62,14 +62,3 @@ impl SearchContext {
     }
 }
 
-pub fn text_error(e: TextEmbedError) -> HandlerError {
-    HandlerError::permanent(e.code(), e.to_string())
-}
-
-pub fn index_error(e: voxfleet_search::SearchError) -> HandlerError {
-    if e.is_retryable() {
-        HandlerError::retryable(e.code(), e.to_string())
-    } else {
-        HandlerError::permanent(e.code(), e.to_string())
-    }
-}

@@ -61,6 +61,7 @@ use voxfleet_speakers::{
     DiarizeOptions, Diarizer, Embedder, Fbank, FbankOptions, Segmenter, Turn, WindowType,
     cosine_similarity, diarization_error_rate,
 };
+use voxfleet_errors::Classified;
 
 const BATCH: usize = 32;
 const VENV_PACKAGES: [&str; 3] = [

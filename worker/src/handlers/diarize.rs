@@ -17,11 +17,10 @@ use voxfleet_store::speakers::{DiarizationWrite, NewEmbedding, NewSpeaker, NewTu
 
 use crate::context::JobContext;
 use crate::steps::audio::{fetch_audio, load_file, superseded};
-use crate::steps::errors::{join_error, store_error};
+use crate::steps::errors::join_error;
 use crate::steps::followups::queue_reindex;
 use crate::steps::voiceprints::{
-    active_profile, blocking_with_progress, exclusive_regions, speakers_error,
-};
+    active_profile, blocking_with_progress, exclusive_regions, };
 
 /// The profile whose model diarization clusters with (its voiceprints come for free).
 const CLUSTER_PROFILE: &str = "v4";
@@ -73,8 +72,7 @@ pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, Handler
             Ok::<_, SpeakersError>((models.segmenter()?, models.profile(CLUSTER_PROFILE)?))
         })
         .await
-        .map_err(join_error)?
-        .map_err(speakers_error)?
+        .map_err(join_error)??
     };
     let opts = DiarizeOptions {
         num_speakers: input.num_speakers.map(|n| n as usize),
@@ -178,8 +176,7 @@ pub async fn run(ctx: &JobContext, input: DiarizeInput) -> Result<Value, Handler
             processing_seconds: processing_s,
         },
     )
-    .await
-    .map_err(store_error)?;
+    .await?;
     let Some(ids) = saved else {
         return Err(superseded(file.file.id, "re-diarized"));
     };

@@ -12,7 +12,6 @@ use voxfleet_jobs::{EmbeddingMigrationInput, HandlerError, MigrationAction, Sect
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
-use crate::steps::errors::store_error;
 use crate::steps::section_run::{Run, finish_or_record};
 use crate::steps::voiceprint_index::{
     FileOutcome, by_file, index_from_db, indexed_speakers, reextract,
@@ -62,19 +61,16 @@ async fn do_migrate(
     let pool = &ctx.rt.pool;
     let to = m.to_profile.as_str();
     let previously_failed: HashSet<Uuid> = voxfleet_store::search::failures(pool, to)
-        .await
-        .map_err(store_error)?
+        .await?
         .into_iter()
         .map(|f| f.speaker_id)
         .collect();
     if m.action != MigrationAction::Start {
         voxfleet_store::search::clear_failures(pool, to, None)
-            .await
-            .map_err(store_error)?;
+            .await?;
     }
     let speakers = voxfleet_store::search::speakers_for_profile(pool, to)
-        .await
-        .map_err(store_error)?;
+        .await?;
     c.speakers = speakers.len() as u64;
     let todo: Vec<&SpeakerRef> = speakers
         .iter()
@@ -119,16 +115,14 @@ async fn do_migrate(
                         "too_little_speech",
                         "under 0.5 s of clean speech: no voiceprint can be computed",
                     )
-                    .await
-                    .map_err(store_error)?;
+                    .await?;
                 }
             }
             Ok(FileOutcome::Unusable { code, message }) => {
                 tracing::info!(file.id = %group[0].file_id, code, message, "speakers not migrated");
                 c.failed += ids.len() as u64;
                 voxfleet_store::search::record_failures(pool, to, &ids, &code, &message)
-                    .await
-                    .map_err(store_error)?;
+                    .await?;
             }
             Err(HandlerError::Cancelled) => {
                 return Err(run.stopped(c.processed, total, c.report(m)).await);
@@ -139,8 +133,7 @@ async fn do_migrate(
         run.progress(c.processed, total, &c.report(m)).await;
     }
     let remaining_failures = voxfleet_store::search::failures(pool, to)
-        .await
-        .map_err(store_error)?
+        .await?
         .len();
     let state = if remaining_failures > 0 {
         "stalled"

@@ -6,7 +6,6 @@ use voxfleet_jobs::{EmbeddingRepairInput, HandlerError, Section};
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
-use crate::steps::errors::store_error;
 use crate::steps::section_run::{Run, finish_or_record};
 use crate::steps::voiceprint_index::{
     FileOutcome, by_file, index_from_db, indexed_speakers, reextract,
@@ -57,8 +56,7 @@ async fn do_repair(
     c: &mut RepairCounts,
 ) -> Result<Value, HandlerError> {
     let speakers = voxfleet_store::search::speakers_for_profile(&ctx.rt.pool, profile)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let indexed = indexed_speakers(ctx, profile).await?;
     let missing: Vec<&SpeakerRef> = speakers
         .iter()

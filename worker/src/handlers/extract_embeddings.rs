@@ -7,7 +7,6 @@ use voxfleet_jobs::{ExtractEmbeddingsInput, HandlerError};
 
 use crate::context::JobContext;
 use crate::steps::audio::load_file;
-use crate::steps::errors::store_error;
 use crate::steps::followups::queue_reindex;
 use crate::steps::voiceprints::{active_profile, extract_prints};
 
@@ -21,8 +20,7 @@ pub async fn run(ctx: &JobContext, input: ExtractEmbeddingsInput) -> Result<Valu
     let x = extract_prints(ctx, &file.file, &profile, None, true).await?;
     let rows = x.rows(&profile);
     let written = voxfleet_store::speakers::put_embeddings(&ctx.rt.pool, ctx.job.job.id.0, &rows)
-        .await
-        .map_err(store_error)?;
+        .await?;
     // The speaker index is derived from these rows: bring the file's documents up to date.
     queue_reindex(ctx, &[file.file.id]).await;
     Ok(json!({

@@ -10,8 +10,6 @@ use voxfleet_jobs::{HandlerError, IntegrityCheckInput, Section};
 use voxfleet_search::{CHUNKS, DocKey, SearchIndex};
 
 use crate::context::JobContext;
-use crate::search_ctx::index_error;
-use crate::steps::errors::store_error;
 use crate::steps::section_run::{Run, finish_or_record};
 
 const PAGE: usize = 500;
@@ -64,10 +62,9 @@ async fn check(
     let pool = &ctx.rt.pool;
     let index = &ctx.rt.search.index;
     let counts = voxfleet_store::search::reference_counts(pool)
-        .await
-        .map_err(store_error)?;
+        .await?;
     *refs = serde_json::to_value(&counts).unwrap_or_default();
-    let infos = index.indices().await.map_err(index_error)?;
+    let infos = index.indices().await?;
     *per = infos
         .iter()
         .map(|i| IndexCount {
@@ -88,8 +85,7 @@ async fn check(
             }
             let page = index
                 .scan(&name, cursor.take(), PAGE)
-                .await
-                .map_err(index_error)?;
+                .await?;
             let orphans = orphans(ctx, &name, &page.keys).await?;
             let c = &mut per[i];
             c.scanned += page.keys.len() as u64;
@@ -97,8 +93,7 @@ async fn check(
             if !dry_run && !orphans.is_empty() {
                 c.cleaned += index
                     .delete_docs(&name, &orphans)
-                    .await
-                    .map_err(index_error)?;
+                    .await?;
             }
             done += page.keys.len() as u64;
             run.progress(done, total.max(done), &report(dry_run, per, refs))
@@ -129,8 +124,7 @@ async fn orphans(
             .into_iter()
             .collect();
         let live = voxfleet_store::search::transcribed_files(pool, &files)
-            .await
-            .map_err(store_error)?;
+            .await?;
         Ok(keys
             .iter()
             .filter(|k| !live.contains(&k.file_id))
@@ -139,8 +133,7 @@ async fn orphans(
     } else if index.starts_with("speakers_") {
         let ids: Vec<Uuid> = keys.iter().filter_map(|k| k.speaker_id).collect();
         let live = voxfleet_store::search::existing_speakers(pool, &ids)
-            .await
-            .map_err(store_error)?;
+            .await?;
         Ok(keys
             .iter()
             .filter(|k| k.speaker_id.is_none_or(|s| !live.contains(&s)))

@@ -15,9 +15,8 @@ use voxfleet_store::search::IndexFile;
 use voxfleet_textembed::{ChunkOptions, TextEmbedder, TimedText, chunk_transcript};
 
 use crate::context::JobContext;
-use crate::search_ctx::{index_error, text_error};
 use crate::steps::blocking::run_blocking;
-use crate::steps::errors::{join_error, store_error};
+use crate::steps::errors::join_error;
 use crate::steps::section_run::{Run, finish_or_record};
 
 /// Files per index write.
@@ -53,8 +52,7 @@ impl Counts {
 pub async fn run(ctx: &JobContext, input: ReindexInput) -> Result<Value, HandlerError> {
     let pool = &ctx.rt.pool;
     let settings = voxfleet_store::settings::get_search_settings(pool)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let model = settings.model;
     let mode = match (&input.file_ids, input.mode) {
         (Some(_), _) => "files",
@@ -82,28 +80,23 @@ async fn reindex(
     let s = search.clone();
     let text = tokio::task::spawn_blocking(move || s.text_model(&name))
         .await
-        .map_err(join_error)?
-        .map_err(text_error)?;
+        .map_err(join_error)??;
     let index = &search.index;
     if input.recreate {
         index
             .recreate_chunks(text.dim())
-            .await
-            .map_err(index_error)?;
+            .await?;
         voxfleet_store::search::mark_all_pending(pool)
-            .await
-            .map_err(store_error)?;
+            .await?;
     } else {
-        index.ensure_chunks(text.dim()).await.map_err(index_error)?;
+        index.ensure_chunks(text.dim()).await?;
     }
     let files = match (&input.file_ids, input.mode) {
         (Some(ids), _) => voxfleet_store::search::files_by_id(pool, ids).await,
         (None, m) => voxfleet_store::search::indexable_files(pool, m == ReindexMode::Pending).await,
-    }
-    .map_err(store_error)?;
+    }?;
     let active = voxfleet_store::settings::get_embedding_settings(pool)
-        .await
-        .map_err(store_error)?
+        .await?
         .active_profile;
     counts.files = files.len() as u64;
     let total = counts.files;
@@ -154,8 +147,7 @@ async fn reindex(
         }
         index
             .replace_chunks(chunk_docs)
-            .await
-            .map_err(index_error)?;
+            .await?;
         for profile in EMBEDDING_PROFILES {
             let mut per_file = Vec::new();
             for p in &prepared {
@@ -170,8 +162,7 @@ async fn reindex(
                 {
                     index
                         .ensure_speakers(profile, d.vector.len(), &active)
-                        .await
-                        .map_err(index_error)?;
+                        .await?;
                 }
                 counts.speakers += docs.len() as u64;
                 per_file.push((p.file.id, docs));
@@ -179,8 +170,7 @@ async fn reindex(
             if speaker_indices.contains(profile) {
                 index
                     .replace_speakers(profile, per_file)
-                    .await
-                    .map_err(index_error)?;
+                    .await?;
             }
         }
         for p in &prepared {
@@ -191,8 +181,7 @@ async fn reindex(
                 model,
                 p.chunks.len(),
             )
-            .await
-            .map_err(store_error)?;
+            .await?;
             counts.indexed += 1;
         }
         counts.done += batch.len() as u64;
@@ -218,11 +207,9 @@ async fn prepare(ctx: &JobContext, batch: &[IndexFile]) -> Result<Vec<Prepared>,
     let mut out = Vec::with_capacity(batch.len());
     for f in batch {
         let segments = voxfleet_store::files::segments(pool, f.id)
-            .await
-            .map_err(store_error)?;
+            .await?;
         let turns = voxfleet_store::speakers::turns(pool, f.id)
-            .await
-            .map_err(store_error)?;
+            .await?;
         let timed: Vec<TimedText> = segments
             .into_iter()
             .map(|s| TimedText {
@@ -240,15 +227,13 @@ async fn prepare(ctx: &JobContext, batch: &[IndexFile]) -> Result<Vec<Prepared>,
             })
             .collect();
         let chunks =
-            chunk_transcript(&timed, &turns, &ChunkOptions::default()).map_err(text_error)?;
+            chunk_transcript(&timed, &turns, &ChunkOptions::default())?;
         let speakers = voxfleet_store::speakers::file_speakers(pool, f.id)
-            .await
-            .map_err(store_error)?;
+            .await?;
         let mut docs = Vec::new();
         for profile in EMBEDDING_PROFILES {
             for v in voxfleet_store::speakers::file_voiceprints(pool, f.id, profile)
-                .await
-                .map_err(store_error)?
+                .await?
             {
                 let Some(s) = speakers.iter().find(|s| s.id == v.speaker_id) else {
                     continue;
@@ -290,7 +275,7 @@ async fn embed(
                 return Err(HandlerError::Cancelled);
             }
             let refs: Vec<&str> = part.iter().map(String::as_str).collect();
-            out.extend(model.embed(&refs).map_err(text_error)?);
+            out.extend(model.embed(&refs)?);
         }
         Ok(out)
     })

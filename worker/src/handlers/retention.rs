@@ -12,8 +12,6 @@ use voxfleet_store::retention::{self, Doomed};
 use voxfleet_store::settings::get_retention_settings;
 
 use crate::context::JobContext;
-use crate::search_ctx::index_error;
-use crate::steps::errors::{storage_error, store_error};
 use crate::steps::section_run::{Run, finish_or_record};
 
 /// Files listed per query (the list is re-read after each batch, so files that became
@@ -34,8 +32,7 @@ struct Counts {
 
 pub async fn run(ctx: &JobContext, input: RetentionInput) -> Result<Value, HandlerError> {
     let settings = get_retention_settings(&ctx.rt.pool)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let tz = voxfleet_jobs::schedule::parse_timezone(&settings.timezone)
         .map_err(|e| HandlerError::permanent("invalid_setting", e))?;
     let as_of = input.as_of.unwrap_or_else(Utc::now);
@@ -85,13 +82,12 @@ async fn sweep(
 ) -> Result<Value, HandlerError> {
     let pool = &ctx.rt.pool;
     let (eligible, _) = retention::candidate_totals(pool, cutoff, delete_failed)
-        .await
-        .map_err(store_error)?;
+        .await?;
     if input.dry_run {
         c.total = eligible as u64;
         return Ok(run.finish("completed", report(c)).await);
     }
-    let leftovers = retention::tombstoned(pool).await.map_err(store_error)?;
+    let leftovers = retention::tombstoned(pool).await?;
     c.total = eligible as u64 + leftovers.len() as u64;
     run.progress(0, c.total, &report(c)).await;
     for d in leftovers {
@@ -104,8 +100,7 @@ async fn sweep(
     }
     loop {
         let batch = retention::candidates(pool, cutoff, delete_failed, BATCH)
-            .await
-            .map_err(store_error)?;
+            .await?;
         if batch.is_empty() {
             break;
         }
@@ -114,8 +109,7 @@ async fn sweep(
                 return Err(run.stopped(done(c), c.total, report(c)).await);
             }
             match retention::mark_deleting(pool, f.id, cutoff, delete_failed)
-                .await
-                .map_err(store_error)?
+                .await?
             {
                 Some(d) => remove(ctx, input, &d, c).await?,
                 None => c.skipped += 1,
@@ -142,16 +136,14 @@ async fn remove(
     c: &mut Counts,
 ) -> Result<(), HandlerError> {
     voxfleet_search::SearchIndex::delete_file(&ctx.rt.search.index, d.id)
-        .await
-        .map_err(index_error)?;
+        .await?;
     // A registered object, or one another record still uses, stays in storage.
     if d.delete_object {
         ctx.rt
             .speech
             .media
             .delete(&d.storage_key)
-            .await
-            .map_err(storage_error)?;
+            .await?;
     }
     if let Some(n) = input.stall_after
         && c.deleted == u64::from(n)
@@ -159,8 +151,7 @@ async fn remove(
         stall(ctx, d).await;
     }
     if retention::finish_delete(&ctx.rt.pool, d.id)
-        .await
-        .map_err(store_error)?
+        .await?
     {
         c.deleted += 1;
         c.bytes_freed += d.size_bytes.max(0) as u64;

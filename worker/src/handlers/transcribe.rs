@@ -17,16 +17,8 @@ use voxfleet_store::files::{SegmentRow, TranscriptWrite, WordRow};
 use crate::context::JobContext;
 use crate::steps::audio::{fetch_audio, load_file, superseded};
 use crate::steps::blocking::run_blocking;
-use crate::steps::errors::{join_error, store_error};
+use crate::steps::errors::join_error;
 use crate::steps::followups::queue_reindex;
-
-fn asr_error(e: AsrError) -> HandlerError {
-    match e {
-        AsrError::Cancelled => HandlerError::Cancelled,
-        e if e.is_permanent() => HandlerError::permanent(e.code(), e.to_string()),
-        e => HandlerError::retryable(e.code(), e.to_string()),
-    }
-}
 
 pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, HandlerError> {
     let sp = &ctx.rt.speech;
@@ -49,8 +41,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
         Ok::<_, AsrError>((engine, vad))
     })
     .await
-    .map_err(join_error)?
-    .map_err(asr_error)?;
+    .map_err(join_error)??;
 
     let opts = TranscribeOptions {
         language: input.language.clone(),
@@ -96,7 +87,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
         };
         engine
             .transcribe(&samples, &opts, vad.as_deref(), &mut on_progress)
-            .map_err(asr_error)
+            .map_err(HandlerError::from)
     })
     .await;
     // The sender went with the closure: the writer ends once its queue is written.
@@ -144,8 +135,7 @@ pub async fn run(ctx: &JobContext, input: TranscribeInput) -> Result<Value, Hand
             segments: &rows,
         },
     )
-    .await
-    .map_err(store_error)?;
+    .await?;
     if !saved {
         return Err(superseded(file.file.id, "re-transcribed"));
     }

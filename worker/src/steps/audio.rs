@@ -6,7 +6,7 @@ use voxfleet_store::files::{FileRecord, StoredFile};
 use voxfleet_store::media::MediaError;
 
 use crate::context::JobContext;
-use crate::steps::errors::{audio_error, join_error, storage_error, store_error};
+use crate::steps::errors::join_error;
 
 /// Fetches a stored file to a spool file and decodes it to 16 kHz mono off the runtime
 /// (`file_missing` when its object is gone; the decoder's codes for bad audio).
@@ -30,7 +30,7 @@ pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, H
                 ),
             ));
         }
-        Err(e) => return Err(storage_error(e)),
+        Err(e) => return Err(e.into()),
     }
     ctx.checkpoint()?;
     let opts = DecodeOptions {
@@ -39,8 +39,7 @@ pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, H
     let path = local.to_path_buf();
     let audio = tokio::task::spawn_blocking(move || voxfleet_audio::decode_file(&path, &opts))
         .await
-        .map_err(join_error)?
-        .map_err(audio_error)?;
+        .map_err(join_error)??;
     drop(local);
     ctx.checkpoint()?;
     Ok(audio)
@@ -49,8 +48,7 @@ pub async fn fetch_audio(ctx: &JobContext, file: &StoredFile) -> Result<Audio, H
 /// The stored file a job names (`file_not_found` when it is gone).
 pub async fn load_file(ctx: &JobContext, id: uuid::Uuid) -> Result<FileRecord, HandlerError> {
     voxfleet_store::files::get_file(&ctx.rt.pool, id)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| {
             HandlerError::permanent("file_not_found", format!("file {id} does not exist"))
         })

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use voxfleet_jobs::{HandlerError, Section};
 
 use crate::context::JobContext;
-use crate::steps::errors::store_error;
 
 /// The live report is written to PostgreSQL at most this often (progress events go out on
 /// every step).
@@ -32,8 +31,7 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, HandlerError> {
         if let Some(s) = section {
             voxfleet_store::search::start_run(&ctx.rt.pool, s.as_str(), ctx.job.job.id.0, report)
-                .await
-                .map_err(store_error)?;
+                .await?;
         }
         Ok(Run {
             ctx,

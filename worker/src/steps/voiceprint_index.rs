@@ -9,8 +9,6 @@ use voxfleet_search::{SearchError, SearchIndex, SpeakerDoc, speakers_index};
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
-use crate::search_ctx::index_error;
-use crate::steps::errors::store_error;
 use crate::steps::voiceprints::{active_profile, extract_prints};
 
 /// The speakers present in `speakers_{profile}` (none when the index does not exist).
@@ -51,12 +49,11 @@ pub async fn index_docs(
     let active = active_profile(ctx).await?;
     index
         .ensure_speakers(profile, dim, &active)
-        .await
-        .map_err(index_error)?;
+        .await?;
     index
         .upsert_speakers(profile, docs)
         .await
-        .map_err(index_error)
+        .map_err(HandlerError::from)
 }
 
 /// Indexes the stored voiceprints of `speakers`; returns how many.
@@ -70,8 +67,7 @@ pub async fn index_from_db(
     }
     let ids: Vec<Uuid> = speakers.iter().map(|s| s.id).collect();
     let prints = voxfleet_store::search::voiceprints(&ctx.rt.pool, profile, &ids)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let docs: Vec<SpeakerDoc> = prints
         .into_iter()
         .filter_map(|v| {
@@ -106,8 +102,7 @@ pub async fn reextract(
         });
     };
     let Some(file) = voxfleet_store::files::get_file(&ctx.rt.pool, first.file_id)
-        .await
-        .map_err(store_error)?
+        .await?
     else {
         return Ok(FileOutcome::Unusable {
             code: "file_not_found".into(),
@@ -126,8 +121,7 @@ pub async fn reextract(
     };
     let rows = x.rows(profile);
     let written = voxfleet_store::speakers::put_embeddings(&ctx.rt.pool, ctx.job.job.id.0, &rows)
-        .await
-        .map_err(store_error)? as u64;
+        .await? as u64;
     let mut docs = Vec::new();
     let mut no_speech = Vec::new();
     for (id, v) in &x.prints {

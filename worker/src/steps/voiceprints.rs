@@ -9,24 +9,12 @@ use voxfleet_speakers::{Progress, SpeakersError, Turn};
 use crate::context::JobContext;
 use crate::steps::audio::fetch_audio;
 use crate::steps::blocking::run_blocking;
-use crate::steps::errors::store_error;
-
-pub fn speakers_error(e: SpeakersError) -> HandlerError {
-    match e {
-        SpeakersError::Cancelled => HandlerError::Cancelled,
-        SpeakersError::InvalidOptions(m) => HandlerError::permanent("invalid_input", m),
-        // A missing or broken model is the operator's to fix (`models fetch`): failing now
-        // with its code beats retrying into the same error.
-        e => HandlerError::permanent(e.code(), e.to_string()),
-    }
-}
 
 /// The active embedding profile (the setting), `v4` when unset.
 pub async fn active_profile(ctx: &JobContext) -> Result<String, HandlerError> {
     Ok(
         voxfleet_store::settings::get_embedding_settings(&ctx.rt.pool)
-            .await
-            .map_err(store_error)?
+            .await?
             .active_profile,
     )
 }
@@ -82,7 +70,7 @@ pub async fn blocking_with_progress<T: Send + 'static>(
                 progress((p.done_ms as f64 / p.total_ms as f64 * total_ms as f64) as u64);
             }
         };
-        work(&mut scaled, stop).map_err(speakers_error)
+        work(&mut scaled, stop).map_err(HandlerError::from)
     })
     .await
 }
@@ -117,8 +105,7 @@ pub async fn extract_prints(
     report: bool,
 ) -> Result<Extracted, HandlerError> {
     let rows = voxfleet_store::speakers::turns(&ctx.rt.pool, file.id)
-        .await
-        .map_err(store_error)?;
+        .await?;
     if rows.is_empty() {
         return Err(HandlerError::permanent(
             "not_diarized",
