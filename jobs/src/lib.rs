@@ -4,12 +4,14 @@
 //!   admin-only flag, run time and maintenance section (parsed once at the edge).
 //! - [`model`]: ids, statuses, priorities and queue names.
 //! - [`snapshot`]: a job's whole state at one moment, and the request that queues one.
+//! - [`clock`]: where the queue reads the time (the system's, or a manual one in tests).
 //! - [`retry`]: the retry policy (global setting + per-job cap) and exponential backoff with jitter.
 //! - [`error`]: errors a handler returns (with a retry class and a stable code) and queue errors.
 //! - [`keys`]: every Redis key, built in one place.
 //! - [`queue`]: the Redis queue protocol (enqueue, claim with lease, renew, finish, release,
 //!   cancel, progress, reap, persist hand-off), all state changes done by Lua scripts in `scripts/`.
 //! - [`events`]: the status/progress events published on Redis pub/sub.
+pub mod clock;
 pub mod error;
 pub mod events;
 pub mod fleet;
@@ -24,6 +26,7 @@ pub mod schedule;
 mod scripts;
 pub mod snapshot;
 
+pub use clock::Clock;
 pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;

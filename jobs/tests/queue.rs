@@ -1,5 +1,7 @@
 //! The Redis queue protocol against the real Redis (127.0.0.1:6379 or VOXFLEET_TEST_REDIS_URL),
-//! each test under a fresh key prefix.
+//! each test under a fresh key prefix. Leases, retry backoff and reaping run on a manual
+//! [`Clock`] that the tests move forward: no test waits for them to pass. Only Redis's own
+//! expiry of finished jobs is waited for.
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use voxfleet_jobs::queue::{Claim, Outcome};
 use voxfleet_jobs::{
-    CancelOutcome, ClaimedJob, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys,
+    CancelOutcome, ClaimedJob, Clock, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys,
     Priority, QueueClient, QueueName, QueueOptions, RetrySettings,
 };
 
@@ -85,13 +87,17 @@ fn err(class: ErrorClass) -> Outcome {
     }
 }
 
+/// The default lease and backoff, on a manual clock.
 fn fast() -> QueueOptions {
     QueueOptions {
-        lease: Duration::from_millis(300),
-        backoff_base: Duration::from_millis(1),
-        backoff_max: Duration::from_millis(2),
+        clock: Clock::manual(),
         ..Default::default()
     }
+}
+
+/// Moves the fixture's manual clock forward.
+fn advance(q: &QueueClient, d: Duration) {
+    q.options().clock.advance(d);
 }
 
 #[tokio::test]
@@ -203,15 +209,18 @@ async fn retryable_errors_retry_up_to_the_global_cap_then_fail() {
     assert_eq!(s.error_code.as_deref(), Some("boom"));
 }
 
-/// Claims, waiting out retry backoff (bounded).
+/// Claims, moving the clock to the end of a retry's backoff when one is due later.
 async fn wait_claim(q: &QueueClient) -> Option<ClaimedJob> {
-    for _ in 0..50 {
+    for _ in 0..3 {
         match q.claim(&cpu(), "w").await.unwrap() {
             Claim::Job(j) => return Some(*j),
             Claim::Empty { next_due_ms: None } => return None,
             Claim::Empty {
-                next_due_ms: Some(_),
-            } => tokio::time::sleep(Duration::from_millis(20)).await,
+                next_due_ms: Some(due),
+            } => {
+                let wait = (due - q.now_ms()).max(0) as u64 + 1;
+                advance(q, Duration::from_millis(wait));
+            }
         }
     }
     None
@@ -286,7 +295,10 @@ async fn expired_leases_are_reaped_as_worker_lost_and_counted() {
         f.q.reap(&cpu(), settings).await.unwrap().is_empty(),
         "lease still valid"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // just before the lease ends: still held; just after: reaped
+    advance(&f.q, Duration::from_secs(15) - Duration::from_millis(1));
+    assert!(f.q.reap(&cpu(), settings).await.unwrap().is_empty());
+    advance(&f.q, Duration::from_millis(2));
     let reaped = f.q.reap(&cpu(), settings).await.unwrap();
     assert_eq!(reaped, vec![(r.id, JobStatus::Retrying)]);
     let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
@@ -301,7 +313,7 @@ async fn expired_leases_are_reaped_as_worker_lost_and_counted() {
     // attempt 2 dies too: cap reached
     let j2 = wait_claim(&f.q).await.unwrap();
     assert_eq!(j2.job.attempts, 2);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    advance(&f.q, Duration::from_secs(16));
     assert_eq!(
         f.q.reap(&cpu(), settings).await.unwrap(),
         vec![(r.id, JobStatus::Failed)]
@@ -315,8 +327,9 @@ async fn renewal_keeps_a_lease_and_reports_cancel_requests() {
     let r = req(Priority::Normal);
     f.q.enqueue(&r).await.unwrap();
     let j = wait_claim(&f.q).await.unwrap();
+    // four renewals 10 s apart: 40 s in all, well past one 15 s lease
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        advance(&f.q, Duration::from_secs(10));
         let (lost, cancel) = f.q.renew(&cpu(), "w", &[r.id]).await.unwrap();
         assert!(lost.is_empty() && cancel.is_empty());
         assert!(

@@ -5,7 +5,7 @@ use redis::AsyncCommands;
 use super::{ClaimedJob, QueueClient};
 use crate::error::QueueError;
 use crate::events::JobEvent;
-use crate::model::{JobStatus, now_ms};
+use crate::model::JobStatus;
 
 /// How long a partial transcript outlives its last write.
 const PARTIAL_TEXT_TTL_S: i64 = 3600;
@@ -21,7 +21,7 @@ impl QueueClient {
         done: u64,
         total: u64,
     ) -> Result<(), QueueError> {
-        let payload = Self::running_payload(claimed, event_type, done, total, now_ms());
+        let payload = Self::running_payload(claimed, event_type, done, total, self.now_ms());
         let mut c = self.conn.clone();
         c.publish::<_, _, ()>(self.keys.events(), payload).await?;
         Ok(())
@@ -64,7 +64,7 @@ impl QueueClient {
     ) -> Result<(), QueueError> {
         let job = &claimed.job;
         let key = self.keys.queue(&job.queue).partial_text(&job.id);
-        let payload = Self::running_payload(claimed, "text", done, total, now_ms());
+        let payload = Self::running_payload(claimed, "text", done, total, self.now_ms());
         let mut c = self.conn.clone();
         redis::pipe()
             .append(&key, text)

@@ -15,7 +15,8 @@ use crate::error::{ErrorClass, QueueError};
 use crate::events::JobEvent;
 use crate::hash::{new_job_fields, pairs_to_map, snapshot_from_hash};
 use crate::keys::Keys;
-use crate::model::{JobId, JobStatus, Priority, QueueName, now_ms};
+use crate::clock::Clock;
+use crate::model::{JobId, JobStatus, Priority, QueueName};
 use crate::retry::RetrySettings;
 use crate::scripts::SCRIPTS;
 use crate::snapshot::{EnqueueRequest, JobSnapshot};
@@ -37,6 +38,8 @@ pub struct QueueOptions {
     pub backoff_max: Duration,
     /// Redis reply timeout for ordinary commands (default 5 s).
     pub response_timeout: Duration,
+    /// Where `now` comes from (default: the system clock).
+    pub clock: Clock,
 }
 
 impl Default for QueueOptions {
@@ -47,6 +50,7 @@ impl Default for QueueOptions {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             response_timeout: Duration::from_secs(5),
+            clock: Clock::System,
         }
     }
 }
@@ -124,6 +128,11 @@ fn manager_config(response_timeout: Option<Duration>) -> ConnectionManagerConfig
 }
 
 impl QueueClient {
+    /// Milliseconds since the Unix epoch, on the client's [`Clock`].
+    pub fn now_ms(&self) -> i64 {
+        self.opts.clock.now_ms()
+    }
+
     /// Creates a client; it connects lazily, so it can start while Redis is still down.
     pub fn new(redis_url: &str, keys: Keys, opts: QueueOptions) -> Result<Self, QueueError> {
         let client = Client::open(redis_url)?;
@@ -204,7 +213,7 @@ impl QueueClient {
         if reqs.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let mut pipe = redis::pipe();
         pipe.load_script(&SCRIPTS.enqueue).ignore();
         let mut queues: Vec<&QueueName> = reqs.iter().map(|r| &r.queue).collect();
@@ -251,7 +260,7 @@ impl QueueClient {
             .key(qk.pending(Priority::Low))
             .key(qk.delayed())
             .key(qk.leases())
-            .arg(now_ms())
+            .arg(self.now_ms())
             .arg(self.opts.lease.as_millis() as u64)
             .arg(worker)
             .arg(qk.job_prefix())
@@ -295,7 +304,7 @@ impl QueueClient {
         let qk = self.keys.queue(queue);
         let mut inv = SCRIPTS.renew.prepare_invoke();
         inv.key(qk.leases())
-            .arg(now_ms())
+            .arg(self.now_ms())
             .arg(self.opts.lease.as_millis() as u64)
             .arg(worker)
             .arg(qk.job_prefix());
@@ -353,7 +362,7 @@ impl QueueClient {
             .key(qk.pending(Priority::Low))
             .key(qk.wake())
             .arg(worker)
-            .arg(now_ms())
+            .arg(self.now_ms())
             .arg(qk.job_prefix())
             .arg(self.keys.events())
             .arg(limit_on)
@@ -431,7 +440,7 @@ impl QueueClient {
             .key(qk.leases())
             .key(qk.persist())
             .key(qk.delayed())
-            .arg(now_ms())
+            .arg(self.now_ms())
             .arg(qk.job_prefix())
             .arg(self.keys.events())
             .arg(limit_on)
@@ -460,7 +469,7 @@ impl QueueClient {
             .key(qk.delayed())
             .key(qk.persist())
             .arg(id.to_string())
-            .arg(now_ms())
+            .arg(self.now_ms())
             .arg(qk.job_prefix())
             .arg(self.keys.events())
             .invoke_async(&mut c)
@@ -490,7 +499,7 @@ impl QueueClient {
     ) -> Result<(), QueueError> {
         let job = &claimed.job;
         let key = self.keys.queue(&job.queue).job(&job.id);
-        let now = now_ms();
+        let now = self.now_ms();
         let payload = Self::running_payload(claimed, "progress", done, total, now);
         let mut c = self.conn.clone();
         redis::pipe()

@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 use super::{QueueClient, QueueStats};
 use crate::error::QueueError;
 use crate::hash::snapshot_from_hash;
-use crate::model::{JobId, Priority, QueueName, now_ms};
+use crate::model::{JobId, Priority, QueueName};
 use crate::scripts::SCRIPTS;
 use crate::snapshot::JobSnapshot;
 
@@ -60,7 +60,7 @@ impl QueueClient {
     ) -> Result<Vec<JobSnapshot>, QueueError> {
         let qk = self.keys.queue(queue);
         let max = match min_age {
-            Some(a) => (now_ms() - a.as_millis() as i64).to_string(),
+            Some(a) => (self.now_ms() - a.as_millis() as i64).to_string(),
             None => "+inf".to_string(),
         };
         let mut c = self.conn.clone();
@@ -184,7 +184,7 @@ impl QueueClient {
     /// How many leases of `queue` have expired (a cheap check before reaping).
     pub async fn expired_leases(&self, queue: &QueueName) -> Result<u64, QueueError> {
         let mut c = self.conn.clone();
-        Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", now_ms())
+        Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", self.now_ms())
             .await?)
     }
 }
