@@ -9,47 +9,23 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use serde_json::json;
 use voxfleet_jobs::queue::{Claim, Outcome};
+use voxfleet_testkit::RedisKeys;
 use voxfleet_jobs::{
     CancelOutcome, ClaimedJob, Clock, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys,
     Priority, QueueClient, QueueName, QueueOptions, RetrySettings,
 };
 
-fn redis_url() -> String {
-    std::env::var("VOXFLEET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
-
 /// A client under a fresh prefix; the keys are deleted when the test ends.
 struct Fixture {
     q: QueueClient,
-    prefix: String,
+    _keys: RedisKeys,
 }
 
 impl Fixture {
     fn new(opts: QueueOptions) -> Self {
-        let prefix = format!("vftest-{}", uuid::Uuid::new_v4().simple());
-        let q = QueueClient::new(&redis_url(), Keys::new(&prefix), opts).unwrap();
-        Self { q, prefix }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let url = redis_url();
-        let prefix = self.prefix.clone();
-        // best-effort cleanup on a plain blocking connection
-        if let Ok(c) = redis::Client::open(url)
-            && let Ok(mut con) = c.get_connection()
-        {
-            for pat in [format!("{{{prefix}:*"), format!("{prefix}:*")] {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(&pat)
-                    .query(&mut con)
-                    .unwrap_or_default();
-                for chunk in keys.chunks(1000) {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
-                }
-            }
-        }
+        let keys = RedisKeys::new("vftest");
+        let q = QueueClient::new(&keys.url, Keys::new(&keys.prefix), opts).unwrap();
+        Self { q, _keys: keys }
     }
 }
 

@@ -3,7 +3,6 @@
 //! (`scripts/tools.sh` installs it).
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
@@ -33,17 +32,8 @@ fn read_wav_16k(bytes: &[u8]) -> Vec<f32> {
 #[test]
 fn tiny_en_transcribes_espeak() {
     let tmp = tempfile::tempdir().unwrap();
-    let wav = tmp.path().join("s.wav");
     let sentence = "the quick brown fox jumps over the lazy dog";
-    match Command::new("espeak-ng")
-        .arg("-w")
-        .arg(&wav)
-        .arg(sentence)
-        .status()
-    {
-        Ok(s) if s.success() => {}
-        other => panic!("espeak-ng is needed (scripts/tools.sh installs it): {other:?}"),
-    }
+    let wav = voxfleet_testkit::espeak::say(tmp.path(), Default::default(), sentence);
     let opts = FetchOptions {
         progress: false,
         ..Default::default()

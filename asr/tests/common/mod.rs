@@ -2,14 +2,19 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use voxfleet_asr::{ModelCache, SileroVad, WhisperEngine};
+use voxfleet_testkit::espeak::{self, Voice};
+use voxfleet_testkit::work_dir;
 
 pub const SR: usize = 16_000;
 /// espeak-ng settings tiny.en understands well: US voice, 130 wpm, 50 ms between words.
-pub const VOICE: [&str; 6] = ["-v", "en-us", "-s", "130", "-g", "5"];
+pub const VOICE: Voice<'static> = Voice {
+    voice: Some("en-us"),
+    wpm: Some(130),
+    word_gap: Some(5),
+};
 
 const FETCH: &str =
     "run `cargo run -p voxfleet-worker -- models fetch` first (or set VOXFLEET_MODELS_DIR)";
@@ -47,26 +52,9 @@ pub fn vad() -> Arc<SileroVad> {
         .unwrap_or_else(|e| panic!("Silero VAD is not available: {e}\n{FETCH}"))
 }
 
-fn work_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("voxfleet-asr-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 /// `text` spoken by espeak-ng, as 16 kHz mono samples (decoded by voxfleet-audio).
 pub fn speak(text: &str) -> Vec<f32> {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = work_dir().join(format!("say-{n}.wav"));
-    let status = Command::new("espeak-ng")
-        .args(VOICE)
-        .arg("-w")
-        .arg(&path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed");
-    assert!(status.success(), "espeak-ng failed");
-    decode(&path)
+    decode(&espeak::say(&work_dir("asr"), VOICE, text))
 }
 
 pub fn decode(path: &Path) -> Vec<f32> {

@@ -113,21 +113,7 @@ pub fn best_lag_correlation(a: &[f64], b: &[f64], max_lag: usize) -> (isize, f64
     best
 }
 
-/// Fails the test with the package to install when a generator tool is missing.
-pub fn require_tool(tool: &str, package: &str) {
-    let found = Command::new(tool)
-        .arg(if tool == "espeak-ng" {
-            "--version"
-        } else {
-            "-h"
-        })
-        .output()
-        .is_ok();
-    assert!(
-        found,
-        "test needs `{tool}`: install the `{package}` package (apt-get install {package})"
-    );
-}
+pub use voxfleet_testkit::require_tool;
 
 /// Runs a command, failing the test with its stderr if it fails.
 pub fn run(program: &str, args: &[&str]) {

@@ -52,18 +52,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs a command-line tool that makes test audio (espeak-ng, sox, ffmpeg); its stdout.
-pub fn run_tool(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{cmd:?}: {e} (install espeak-ng, sox and ffmpeg: scripts/tools.sh)")
-    });
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use voxfleet_testkit::run_tool;
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -475,19 +464,8 @@ impl Drop for Env {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        if self.cleanup_redis
-            && let Ok(c) = redis::Client::open(self.redis_url.as_str())
-            && let Ok(mut con) = c.get_connection()
-        {
-            for pat in [format!("{{{}:*", self.prefix), format!("{}:*", self.prefix)] {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(&pat)
-                    .query(&mut con)
-                    .unwrap_or_default();
-                for chunk in keys.chunks(1000) {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
-                }
-            }
+        if self.cleanup_redis {
+            voxfleet_testkit::RedisKeys::delete_all(&self.redis_url, &self.prefix);
         }
     }
 }

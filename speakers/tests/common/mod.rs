@@ -3,11 +3,11 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use voxfleet_models::ModelsDir;
 use voxfleet_speakers::{Embedder, Segmenter, Turn, WindowType};
+use voxfleet_testkit::{espeak, work_dir};
 
 pub const SR: usize = 16_000;
 
@@ -69,25 +69,15 @@ pub fn ge2e() -> Arc<Embedder> {
     M.get_or_init(|| embedder("v3")).clone()
 }
 
-fn work_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("voxfleet-speakers-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 /// `text` spoken by espeak-ng voice `voice` at 150 wpm, 16 kHz mono, leading and trailing
 /// silence removed.
 pub fn speak(voice: &str, text: &str) -> Vec<f32> {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = work_dir().join(format!("say-{n}.wav"));
-    let status = Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed");
-    assert!(status.success(), "espeak-ng failed");
+    let how = espeak::Voice {
+        voice: Some(voice),
+        wpm: Some(150),
+        word_gap: None,
+    };
+    let path = espeak::say(&work_dir("speakers"), how, text);
     let pcm = voxfleet_audio::decode_file(&path, &voxfleet_audio::DecodeOptions::default())
         .expect("decode wav")
         .samples;
