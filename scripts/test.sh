@@ -14,6 +14,8 @@ export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
 export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
 export VOXFLEET_MODELS_DIR="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
 
+echo "== import circles between files (scripts/checks/circles.py)"
+python3 scripts/checks/circles.py --strict
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"

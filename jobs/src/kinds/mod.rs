@@ -10,8 +10,9 @@
 //!    of `kinds!` (which gives [`JobInput`] its variant and every dispatch);
 //! 3. the worker: `worker/src/handlers/<kind>.rs` and its line in the handler registry
 //!    (`worker/src/handlers/mod.rs`);
-//! 4. the PostgreSQL `job_kind` check in a new migration (`migrations/`), and the kind's
-//!    row in the README's API table.
+//! 4. the SQL of the data it writes in that data's `store` module (`jobs.kind` is plain
+//!    text: no migration for the kind itself), and the README's API table; ARCHITECTURE.md
+//!    has the whole walk-through.
 pub mod collect_stats;
 pub mod diagnostic;
 pub mod diarize;
