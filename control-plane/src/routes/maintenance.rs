@@ -363,7 +363,7 @@ async fn swap_to(
     st: &AppState,
     auth: &Auth,
     profile: &str,
-    state: &str,
+    state: RunState,
     forced: bool,
 ) -> ApiResult<MigrationStatus> {
     let s = st.search_index()?;
@@ -395,7 +395,7 @@ async fn swap_to(
     voxfleet_store::search::set_run_state(
         &st.pool,
         Section::Migration.as_str(),
-        state,
+        state.as_str(),
         &json!({
             "mode": profile,
             "forced": forced,
@@ -468,13 +468,13 @@ pub async fn migration_action(
             }
             return Ok((
                 StatusCode::OK,
-                Json(swap_to(&st, &auth, TO, "finalized", forced).await?),
+                Json(swap_to(&st, &auth, TO, RunState::Finalized, forced).await?),
             ));
         }
         "rollback" => {
             return Ok((
                 StatusCode::OK,
-                Json(swap_to(&st, &auth, FROM, "rolled_back", false).await?),
+                Json(swap_to(&st, &auth, FROM, RunState::RolledBack, false).await?),
             ));
         }
         other => {

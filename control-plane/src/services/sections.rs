@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use voxfleet_jobs::{CancelOutcome, JobId, JobInput, JobSnapshot, JobStatus, Section};
+use voxfleet_jobs::{CancelOutcome, JobId, JobInput, JobSnapshot, JobStatus, RunState, Section};
 use voxfleet_store::jobs::Inserted;
 use voxfleet_store::search::MaintenanceRun;
 
@@ -49,20 +49,16 @@ pub async fn section_view(st: &AppState, section: Section) -> ApiResult<Option<S
 
 async fn view_of(st: &AppState, run: MaintenanceRun) -> ApiResult<SectionView> {
     let job = job_of(st, run.job_id).await?;
-    let mut state = run.state.clone();
-    if let Some(j) = &job {
-        // The row says running but the job ended without saying how (it was cancelled
-        // before it started, or failed for good in a way the handler did not record).
-        if state == "running" && j.status.is_terminal() {
-            state = match j.status {
-                JobStatus::Cancelled => "stopped".into(),
-                JobStatus::Failed => "failed".into(),
-                _ => state,
-            };
-        } else if state == "running" && j.status == JobStatus::Queued {
-            state = "queued".into();
-        }
-    }
+    // The row says running but the job ended without saying how (it was cancelled before it
+    // started, or failed for good in a way the handler did not record), or has not started.
+    let running = run.state.parse() == Ok(RunState::Running);
+    let shown = match job.as_ref().map(|j| j.status) {
+        Some(JobStatus::Cancelled) if running => Some(RunState::Stopped),
+        Some(JobStatus::Failed) if running => Some(RunState::Failed),
+        Some(JobStatus::Queued) if running => Some(RunState::Queued),
+        _ => None,
+    };
+    let state = shown.map_or_else(|| run.state.clone(), |s| s.as_str().to_owned());
     let settings = st.settings.current().await;
     Ok(SectionView {
         section: run.section,
@@ -150,7 +146,7 @@ pub async fn stop_section(st: &AppState, section: Section) -> ApiResult<SectionV
                 &st.pool,
                 section.as_str(),
                 job.id.0,
-                "stopped",
+                RunState::Stopped.as_str(),
                 &run.report,
                 true,
             )

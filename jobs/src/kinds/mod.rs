@@ -193,6 +193,10 @@ mod tests {
         for s in Section::ALL {
             assert_eq!(s.as_str().parse::<Section>().unwrap(), s);
         }
+        for s in RunState::ALL {
+            assert_eq!(s.as_str().parse::<RunState>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
         assert_eq!(
             JobKind::Transcribe.max_runtime(),
             Duration::from_secs(4 * 3600)

@@ -138,6 +138,67 @@ impl FromStr for Section {
     }
 }
 
+/// The state of a maintenance section's run, as `maintenance_runs.state` holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Its job waits in the queue (shown, never stored).
+    Queued,
+    Running,
+    Completed,
+    /// Stopped on request (or cancelled before it started).
+    Stopped,
+    Failed,
+    /// A migration that ended with speakers it could not migrate.
+    Stalled,
+    /// A migration whose alias now points at the new profile.
+    Finalized,
+    /// A migration whose alias was pointed back.
+    RolledBack,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 8] = [
+        Self::Queued,
+        Self::Running,
+        Self::Completed,
+        Self::Stopped,
+        Self::Failed,
+        Self::Stalled,
+        Self::Finalized,
+        Self::RolledBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+            Self::Stalled => "stalled",
+            Self::Finalized => "finalized",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown run state `{s}`"))
+    }
+}
+
 /// A kind's payload type and what the system needs to know about the kind. Implemented once,
 /// in the kind's own file.
 pub trait Kind: Serialize + DeserializeOwned {

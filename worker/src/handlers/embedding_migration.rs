@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voxfleet_jobs::{EmbeddingMigrationInput, HandlerError, MigrationAction, Section};
+use voxfleet_jobs::{EmbeddingMigrationInput, HandlerError, MigrationAction, Section, RunState};
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
@@ -136,10 +136,10 @@ async fn do_migrate(
         .await?
         .len();
     let state = if remaining_failures > 0 {
-        "stalled"
+        RunState::Stalled
     } else {
-        "completed"
+        RunState::Completed
     };
-    tracing::info!(job.id = %ctx.job.job.id, to, processed = c.processed, failed = c.failed, state, "embedding migration run done");
+    tracing::info!(job.id = %ctx.job.job.id, to, processed = c.processed, failed = c.failed, state = state.as_str(), "embedding migration run done");
     Ok(run.finish(state, c.report(m)).await)
 }

@@ -2,7 +2,7 @@
 //! voiceprint in PostgreSQL when one is stored (no audio needed), else re-extracted from the
 //! file's audio. Speakers whose audio is gone are counted as unrepairable.
 use serde_json::{Value, json};
-use voxfleet_jobs::{EmbeddingRepairInput, HandlerError, Section};
+use voxfleet_jobs::{EmbeddingRepairInput, HandlerError, Section, RunState};
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
@@ -94,5 +94,5 @@ async fn do_repair(
         run.progress(c.done, total, &c.report(profile)).await;
     }
     tracing::info!(job.id = %ctx.job.job.id, profile, missing = c.missing, restored = c.restored_from_db, reextracted = c.reextracted, unrepairable = c.unrepairable, "embedding repair done");
-    Ok(run.finish("completed", c.report(profile)).await)
+    Ok(run.finish(RunState::Completed, c.report(profile)).await)
 }

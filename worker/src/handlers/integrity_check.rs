@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voxfleet_jobs::{HandlerError, IntegrityCheckInput, Section};
+use voxfleet_jobs::{HandlerError, IntegrityCheckInput, Section, RunState};
 use voxfleet_search::{CHUNKS, DocKey, SearchIndex};
 
 use crate::context::JobContext;
@@ -106,7 +106,7 @@ async fn check(
     }
     let r = report(dry_run, per, refs);
     tracing::info!(job.id = %ctx.job.job.id, orphans = %r["orphans"], cleaned = %r["cleaned"], "integrity check done");
-    Ok(run.finish("completed", r).await)
+    Ok(run.finish(RunState::Completed, r).await)
 }
 
 /// The ids of documents in `keys` whose rows are gone.

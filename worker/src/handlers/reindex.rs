@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
-use voxfleet_jobs::{EMBEDDING_PROFILES, HandlerError, ReindexInput, ReindexMode, Section};
+use voxfleet_jobs::{EMBEDDING_PROFILES, HandlerError, ReindexInput, ReindexMode, Section, RunState};
 use voxfleet_search::{ChunkDoc, SearchIndex, SpeakerDoc, chunk_id};
 use voxfleet_store::search::IndexFile;
 use voxfleet_textembed::{ChunkOptions, TextEmbedder, TimedText, chunk_transcript};
@@ -192,7 +192,7 @@ async fn reindex(
     let secs = run.started.elapsed().as_secs_f64().max(1e-6);
     report["chunks_per_s"] = json!(counts.chunks as f64 / secs);
     tracing::info!(job.id = %ctx.job.job.id, mode, files = counts.indexed, chunks = counts.chunks, "reindexed");
-    Ok(run.finish("completed", report).await)
+    Ok(run.finish(RunState::Completed, report).await)
 }
 
 /// A file's rows, turned into chunk texts and speaker documents.

@@ -7,7 +7,7 @@
 //! and deletes nothing.
 use chrono::Utc;
 use serde_json::{Value, json};
-use voxfleet_jobs::{HandlerError, RetentionInput, Section};
+use voxfleet_jobs::{HandlerError, RetentionInput, Section, RunState};
 use voxfleet_store::retention::{self, Doomed};
 use voxfleet_store::settings::get_retention_settings;
 
@@ -85,7 +85,7 @@ async fn sweep(
         .await?;
     if input.dry_run {
         c.total = eligible as u64;
-        return Ok(run.finish("completed", report(c)).await);
+        return Ok(run.finish(RunState::Completed, report(c)).await);
     }
     let leftovers = retention::tombstoned(pool).await?;
     c.total = eligible as u64 + leftovers.len() as u64;
@@ -119,7 +119,7 @@ async fn sweep(
             run.progress(done(c), c.total, &report(c)).await;
         }
     }
-    Ok(run.finish("completed", report(c)).await)
+    Ok(run.finish(RunState::Completed, report(c)).await)
 }
 
 fn done(c: &Counts) -> u64 {

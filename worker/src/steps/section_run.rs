@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use voxfleet_jobs::{HandlerError, Section};
+use voxfleet_jobs::{HandlerError, RunState, Section};
 
 use crate::context::JobContext;
 
@@ -53,7 +53,7 @@ impl<'a> Run<'a> {
             due
         };
         if due {
-            self.write("running", report, false).await;
+            self.write(RunState::Running, report, false).await;
         }
     }
 
@@ -66,7 +66,7 @@ impl<'a> Run<'a> {
     /// out, and the job ends `cancelled`.
     pub async fn stopped(&self, done: u64, total: u64, mut report: Value) -> HandlerError {
         add_timing(&mut report, self.started);
-        self.write("stopped", &report, true).await;
+        self.write(RunState::Stopped, &report, true).await;
         if let Err(e) = self
             .ctx
             .rt
@@ -80,8 +80,8 @@ impl<'a> Run<'a> {
         HandlerError::Cancelled
     }
 
-    /// Ends the run with its final report (state `completed` or another final state).
-    pub async fn finish(&self, state: &str, mut report: Value) -> Value {
+    /// Ends the run with its final report (`completed` or another final state).
+    pub async fn finish(&self, state: RunState, mut report: Value) -> Value {
         add_timing(&mut report, self.started);
         self.write(state, &report, true).await;
         report
@@ -92,16 +92,16 @@ impl<'a> Run<'a> {
         if let HandlerError::Failed { code, message, .. } = err {
             report["error"] = json!({"code": code, "message": message});
         }
-        self.write("failed", &report, true).await;
+        self.write(RunState::Failed, &report, true).await;
     }
 
-    async fn write(&self, state: &str, report: &Value, finished: bool) {
+    async fn write(&self, state: RunState, report: &Value, finished: bool) {
         let Some(section) = self.section else { return };
         if let Err(e) = voxfleet_store::search::update_run(
             &self.ctx.rt.pool,
             section.as_str(),
             self.ctx.job.job.id.0,
-            state,
+            state.as_str(),
             report,
             finished,
         )
