@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use voxfleet_jobs::{
     EMBEDDING_PROFILES, EmbeddingMigrationInput, EmbeddingRepairInput, IntegrityCheckInput,
-    JobInput, MigrationAction, Section,
+    JobInput, MigrationAction, RunState, Section,
 };
 use voxfleet_search::{SPEAKERS_ALIAS, SearchIndex, speakers_index};
 use voxfleet_store::search::{EmbeddingFailure, ReferenceCounts};
