@@ -10,7 +10,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::AsrError;
-use voxfleet_errors::Classified;
 
 /// A compute device, parsed from `"cpu"` or `"cuda:0"` (`"cuda"` means `cuda:0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -81,6 +80,7 @@ impl DeviceSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voxfleet_errors::Classified;
 
     #[test]
     fn parse_and_display_round_trip() {

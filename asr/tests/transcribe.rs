@@ -461,7 +461,10 @@ fn the_cache_keeps_to_its_memory_budget_and_unloads_idle_models() {
     match tiny.whisper("tiny.en") {
         Err(e @ AsrError::OverBudget { .. }) => {
             assert_eq!(e.code(), "model_over_budget");
-            assert!(e.class() == ErrorClass::Permanent, "bigger than the whole budget: {e}");
+            assert!(
+                e.class() == ErrorClass::Permanent,
+                "bigger than the whole budget: {e}"
+            );
         }
         other => panic!("expected OverBudget, got {:?}", other.map(|_| ())),
     }
@@ -485,7 +488,10 @@ fn the_cache_keeps_to_its_memory_budget_and_unloads_idle_models() {
     assert_eq!(loaded[0].in_use, 1);
     match cache.whisper("tiny.en") {
         Err(e @ AsrError::OverBudget { .. }) => {
-            assert!(e.class() != ErrorClass::Permanent, "fits once base is free: {e}");
+            assert!(
+                e.class() != ErrorClass::Permanent,
+                "fits once base is free: {e}"
+            );
         }
         other => panic!("expected OverBudget, got {:?}", other.map(|_| ())),
     }

@@ -9,7 +9,6 @@ use symphonia::core::errors::Error as SymphoniaError;
 use crate::resample::ToTarget;
 use crate::source::{Input, Opened, PLAUSIBLE_RATES, make_decoder, open};
 use crate::{Audio, AudioError, DecodeOptions, Probe, TARGET_RATE};
-use voxfleet_errors::Classified;
 
 /// Once this many packets failed and more failed than decoded, the rest is not worth reading.
 const GIVE_UP_AFTER_BAD: u64 = 256;
@@ -334,6 +333,7 @@ fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voxfleet_errors::Classified;
 
     #[test]
     fn downmix_is_the_mean_and_drops_non_finite() {

@@ -40,7 +40,6 @@ pub enum AudioError {
 }
 
 impl AudioError {
-
     pub(crate) fn unsupported(detail: impl Into<String>) -> Self {
         AudioError::UnsupportedFormat {
             detail: detail.into(),

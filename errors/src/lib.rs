@@ -77,7 +77,10 @@ mod tests {
     fn the_public_message_is_the_text_unless_overridden() {
         let e = Disk("/srv/a");
         assert_eq!(e.public_message(), "disk /srv/a is full");
-        assert_eq!((e.code(), e.class()), ("disk_full", ErrorClass::Unavailable));
+        assert_eq!(
+            (e.code(), e.class()),
+            ("disk_full", ErrorClass::Unavailable)
+        );
         assert!(ErrorClass::Unavailable.may_retry() && ErrorClass::Retryable.may_retry());
         assert!(!ErrorClass::Permanent.may_retry() && !ErrorClass::Cancelled.may_retry());
     }

@@ -34,7 +34,7 @@ pub use kinds::{
     CollectStatsInput, DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES,
     EmbeddingMigrationInput, EmbeddingRepairInput, ExtractEmbeddingsInput, InputError,
     IntegrityCheckInput, JobInput, JobKind, Kind, KnownSpeaker, MigrationAction, ReindexInput,
-    ReindexMode, RetentionInput, Section, Task, TranscribeInput,
+    ReindexMode, RetentionInput, RunState, Section, Task, TranscribeInput,
 };
 pub use model::{JobId, JobStatus, Priority, QueueName};
 pub use outage::Outage;

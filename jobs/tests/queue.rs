@@ -9,11 +9,11 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use serde_json::json;
 use voxfleet_jobs::queue::{Claim, Outcome};
-use voxfleet_testkit::RedisKeys;
 use voxfleet_jobs::{
     CancelOutcome, ClaimedJob, Clock, EnqueueRequest, ErrorClass, JobId, JobKind, JobStatus, Keys,
     Priority, QueueClient, QueueName, QueueOptions, RetrySettings,
 };
+use voxfleet_testkit::RedisKeys;
 
 /// A client under a fresh prefix; the keys are deleted when the test ends.
 struct Fixture {

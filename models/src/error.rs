@@ -105,7 +105,6 @@ pub enum ModelError {
 }
 
 impl ModelError {
-
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ModelError;
-use voxfleet_errors::Classified;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 const MANIFEST_VERSION: u32 = 1;
@@ -137,6 +136,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voxfleet_errors::Classified;
 
     #[test]
     fn hashes_agree_and_manifest_round_trips() {

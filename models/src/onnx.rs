@@ -13,7 +13,6 @@ use std::sync::OnceLock;
 
 use crate::dir::ModelsDir;
 use crate::error::ModelError;
-use voxfleet_errors::Classified;
 
 /// The process's environment, or why it could not be built (kept: a failed load is not retried).
 static ORT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -72,6 +71,7 @@ pub fn ensure_onnxruntime(models: &ModelsDir) -> Result<(), ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voxfleet_errors::Classified;
 
     #[test]
     fn missing_library_is_an_error_not_a_panic() {

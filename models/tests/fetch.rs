@@ -6,8 +6,8 @@ use std::fs;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self, model::Whisper};
-use voxfleet_models::{FetchOptions, ModelsDir, fetch_with_report};
 use voxfleet_errors::Classified;
+use voxfleet_models::{FetchOptions, ModelsDir, fetch_with_report};
 
 /// The transcription models (the speaker models have their own test, `fetch_speakers.rs`).
 const MODELS: [&str; 3] = ["whisper-tiny.en", "silero-vad", "onnxruntime"];

@@ -8,8 +8,8 @@
 
 use std::fs;
 
-use voxfleet_models::{FetchOptions, ModelsDir, default_models_dir, fetch_with_report};
 use voxfleet_errors::Classified;
+use voxfleet_models::{FetchOptions, ModelsDir, default_models_dir, fetch_with_report};
 
 const SPEAKER_MODELS: [&str; 3] = ["pyannote-segmentation-3.0", "campplus", "resemblyzer-ge2e"];
 

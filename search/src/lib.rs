@@ -182,7 +182,6 @@ pub enum SearchError {
     Backend(String),
 }
 
-
 impl Classified for SearchError {
     fn code(&self) -> &'static str {
         match self {

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use opensearch::cat::CatIndicesParts;
 use opensearch::cluster::ClusterHealthParts;
-use opensearch::http::response::Response;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{StatusCode, Url};
 use opensearch::indices::{
@@ -35,7 +34,6 @@ use opensearch::indices::{
 };
 use opensearch::params::{Conflicts, Refresh};
 use opensearch::{BulkParts, DeleteByQueryParts, GetParts, OpenSearch, SearchParts};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -43,7 +41,7 @@ use self::answers::*;
 use self::bodies::*;
 use crate::{
     BackendHealth, CHUNKS, ChunkDoc, ChunkHit, DocKey, IndexInfo, Result, SPEAKERS_ALIAS, ScanPage,
-    Scope, SearchError, SearchIndex, SpeakerDoc, SpeakerHit, speakers_index, text_start,
+    Scope, SearchError, SearchIndex, SpeakerDoc, SpeakerHit, speakers_index,
 };
 
 /// The speaker indices, as an index pattern.

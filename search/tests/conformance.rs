@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+use voxfleet_errors::Classified;
 use voxfleet_search::{
     CHUNKS, ChunkDoc, EmbeddedIndex, EmbeddedOptions, OpenSearchIndex, SPEAKERS_ALIAS, Scope,
     SearchError, SearchIndex, SpeakerDoc, chunk_id, hybrid_search, speakers_index,
 };
-use voxfleet_errors::{Classified, ErrorClass};
 
 const DIM: usize = 4;
 const SPK_DIM: usize = 3;

@@ -49,7 +49,6 @@ pub enum SpeakersError {
 }
 
 impl SpeakersError {
-
     pub(crate) fn run(context: &'static str, e: impl std::fmt::Display) -> Self {
         SpeakersError::Run {
             context,

@@ -23,8 +23,8 @@ use crate::powerset::NUM_CLASSES;
 
 mod embedder;
 
-pub(crate) use embedder::normalized;
 pub use embedder::Embedder;
+pub(crate) use embedder::normalized;
 
 /// Sample rate every model here expects.
 pub const SAMPLE_RATE: usize = 16_000;

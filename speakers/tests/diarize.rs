@@ -11,10 +11,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use common::{SR, conversation};
+use voxfleet_errors::Classified;
 use voxfleet_speakers::{
     Diarization, DiarizeOptions, Diarizer, Method, Progress, Turn, diarization_error_rate,
 };
-use voxfleet_errors::Classified;
 
 fn diarizer() -> Diarizer {
     Diarizer::new(common::segmenter(), common::campplus())

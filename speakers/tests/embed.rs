@@ -4,8 +4,8 @@
 mod common;
 
 use common::{SR, speak};
-use voxfleet_speakers::{Embedder, FrontEnd, cosine_similarity};
 use voxfleet_errors::Classified;
+use voxfleet_speakers::{Embedder, FrontEnd, cosine_similarity};
 
 const MALE: &str = "en-us";
 const FEMALE: &str = "en-us+f3";

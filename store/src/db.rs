@@ -136,9 +136,16 @@ mod tests {
     #[test]
     fn a_connection_lost_during_migration_is_unavailable() {
         assert!(StoreError::Db(io()).class() == ErrorClass::Unavailable);
-        assert!(StoreError::Migrate(MigrateError::Execute(io())).class() == ErrorClass::Unavailable);
-        assert!(StoreError::Migrate(MigrateError::ExecuteMigration(io(), 2)).class() == ErrorClass::Unavailable);
-        assert!(StoreError::Migrate(MigrateError::VersionMissing(2)).class() != ErrorClass::Unavailable);
+        assert!(
+            StoreError::Migrate(MigrateError::Execute(io())).class() == ErrorClass::Unavailable
+        );
+        assert!(
+            StoreError::Migrate(MigrateError::ExecuteMigration(io(), 2)).class()
+                == ErrorClass::Unavailable
+        );
+        assert!(
+            StoreError::Migrate(MigrateError::VersionMissing(2)).class() != ErrorClass::Unavailable
+        );
         assert!(StoreError::Db(sqlx::Error::RowNotFound).class() != ErrorClass::Unavailable);
     }
 }

@@ -11,7 +11,6 @@ use voxfleet_store::speakers::{
     get_speaker, put_embeddings, rename_speaker, save_diarization, set_diarization_jobs,
     speaker_voiceprints, turns, voiceprint_counts,
 };
-use voxfleet_errors::Classified;
 
 /// A voiceprint row as `put_embeddings` takes it.
 type Row<'a> = (Uuid, &'a str, &'a str, &'a [f32]);

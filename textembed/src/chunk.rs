@@ -5,7 +5,6 @@
 //! diarization turns and returns [`Chunk`]s ready to embed and index.
 
 use crate::error::TextEmbedError;
-use voxfleet_errors::Classified;
 
 /// How [`chunk_transcript`] cuts windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +148,7 @@ pub fn chunk_transcript(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voxfleet_errors::Classified;
 
     fn seg(start_s: f64, end_s: f64, text: &str) -> TimedText {
         TimedText {

@@ -39,7 +39,6 @@ pub enum TextEmbedError {
 }
 
 impl TextEmbedError {
-
     pub(crate) fn inference(context: &'static str, e: impl std::fmt::Display) -> Self {
         TextEmbedError::Inference {
             context,

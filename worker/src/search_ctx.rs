@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use voxfleet_jobs::HandlerError;
 use voxfleet_jobs::fleet::LoadedModel;
 use voxfleet_models::ModelsDir;
 use voxfleet_search::Index;
@@ -61,4 +60,3 @@ impl SearchContext {
         out
     }
 }
-

@@ -3,7 +3,6 @@
 use super::*;
 
 impl WhisperEngine {
-impl WhisperEngine {
     /// Batched mode: the speech (VAD regions, or the whole file without VAD) cut into chunks of
     /// at most 30 s at its longest pauses, each decoded once on its own, without timestamps,
     /// `opts.batch_size` chunks per encoder and decoder call (faster-whisper's batched pipeline
@@ -241,7 +240,6 @@ impl WhisperEngine {
     }
 }
 
-
 /// One window's segments, for word timing.
 pub(super) struct WordWindow {
     /// Where its segments are in the transcript.
@@ -253,7 +251,6 @@ pub(super) struct WordWindow {
     /// The window's start in the file, in seconds.
     pub(super) offset: f64,
 }
-
 
 /// Speech regions (seconds, in order) grouped into chunks of at most `max_s` seconds for
 /// batched decoding. A chunk takes whole regions; when the next one does not fit, the chunk is

@@ -466,7 +466,6 @@ impl WhisperEngine {
     }
 }
 
-
 fn words_need_ct2() -> AsrError {
     AsrError::InvalidOptions(
         "word timestamps need the CTranslate2 engine (`--engine ct2`); this worker runs candle"

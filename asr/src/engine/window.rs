@@ -4,7 +4,10 @@ use super::*;
 
 impl WhisperEngine {
     /// `Some(code)` when the language is fixed, `None` when it is to be detected.
-    pub(super) fn check_language(&self, opts: &TranscribeOptions) -> Result<Option<String>, AsrError> {
+    pub(super) fn check_language(
+        &self,
+        opts: &TranscribeOptions,
+    ) -> Result<Option<String>, AsrError> {
         let requested = opts
             .language
             .as_deref()
@@ -84,7 +87,11 @@ impl WhisperEngine {
     }
 
     /// The most likely language after `<|startoftranscript|>`, among the tokenizer's languages.
-    pub(super) fn detect_language(&self, run: &Run<'_>, audio: &Encoded) -> Result<String, AsrError> {
+    pub(super) fn detect_language(
+        &self,
+        run: &Run<'_>,
+        audio: &Encoded,
+    ) -> Result<String, AsrError> {
         let sp = &self.tokenizer.special;
         let unknown = || AsrError::UnsupportedLanguage("(none in tokenizer)".into());
         match (run, audio) {
@@ -287,10 +294,15 @@ impl WhisperEngine {
     }
 }
 
-
 /// One window of the whole file's log-mel (`n_mels × frames`, row-major): `size` frames from
 /// `seek`, zero-padded to 3000 frames, `n_mels × 3000` row-major.
-pub(super) fn mel_window(mel: &[f32], frames: usize, n_mels: usize, seek: usize, size: usize) -> Vec<f32> {
+pub(super) fn mel_window(
+    mel: &[f32],
+    frames: usize,
+    n_mels: usize,
+    seek: usize,
+    size: usize,
+) -> Vec<f32> {
     let mut out = vec![0f32; n_mels * cw::N_FRAMES];
     let size = size.min(cw::N_FRAMES).min(frames.saturating_sub(seek));
     for (m, row) in out.chunks_exact_mut(cw::N_FRAMES).enumerate() {

@@ -113,6 +113,7 @@ pub fn best_lag_correlation(a: &[f64], b: &[f64], max_lag: usize) -> (isize, f64
     best
 }
 
+#[allow(unused_imports)]
 pub use voxfleet_testkit::require_tool;
 
 /// Runs a command, failing the test with its stderr if it fails.

@@ -37,7 +37,6 @@ use voxfleet_asr::wer::word_error_rate;
 use voxfleet_asr::{
     ComputeType, DeviceSpec, EngineKind, EngineSettings, ModelCache, TranscribeOptions,
 };
-use voxfleet_errors::Classified;
 
 const SENTENCES: [&str; 25] = [
     "Speech recognition turns spoken language into written text.",

@@ -29,23 +29,24 @@ mod progress;
 #[path = "../speaker_models.rs"]
 mod speaker_models;
 
+#[path = "voxfleet-bench-diarize/devset.rs"]
 mod devset;
+#[path = "voxfleet-bench-diarize/known.rs"]
 mod known;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use progress::{bar, note};
-use devset::{Item, default_dir, manifest, rttm, rttm_with_names, speakers_with};
+use devset::{Item, default_dir, manifest, rttm, speakers_with};
 use known::{KnownTally, known_references};
+use progress::bar;
 use voxfleet_speakers::{
-    DiarizeOptions, Diarizer, Embedder, Method, Segmenter, Turn, WindowType,
-    diarization_error_rate, subsegment::SubSegmentOptions,
+    DiarizeOptions, Diarizer, Embedder, Method, Segmenter, WindowType, diarization_error_rate,
+    subsegment::SubSegmentOptions,
 };
 
 const COLLAR_S: f64 = 0.25;
@@ -437,4 +438,3 @@ fn main() -> Result<()> {
     );
     Ok(())
 }
-

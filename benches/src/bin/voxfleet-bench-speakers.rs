@@ -45,6 +45,7 @@ mod cli;
 mod progress;
 #[path = "../speaker_models.rs"]
 mod speaker_models;
+#[path = "voxfleet-bench-speakers/speech.rs"]
 mod speech;
 
 use std::path::{Path, PathBuf};
@@ -58,10 +59,9 @@ use cli::{parse_positive, run};
 use progress::{bar, spinner};
 use speech::{SAMPLE_RATE, SENTENCES, VOICES, conversation, speech};
 use voxfleet_speakers::{
-    DiarizeOptions, Diarizer, Embedder, Fbank, FbankOptions, Segmenter, Turn, WindowType,
+    DiarizeOptions, Diarizer, Embedder, Fbank, FbankOptions, Segmenter, WindowType,
     cosine_similarity, diarization_error_rate,
 };
-use voxfleet_errors::Classified;
 
 const BATCH: usize = 32;
 const VENV_PACKAGES: [&str; 3] = [

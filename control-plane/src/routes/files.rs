@@ -2,7 +2,6 @@
 //! list, delete; the transcript in four formats; transcription usage.
 use axum::Json;
 use axum::body::Body;
-use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use voxfleet_jobs::{JobId, JobKind, Priority, QueueName};
+use voxfleet_jobs::Priority;
 use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
 
 use crate::AppState;
@@ -19,9 +18,9 @@ use crate::auth::Auth;
 use crate::error::clip;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::transcript::{Format, Transcript, render, segment_speakers, split_at_turns};
 use crate::form::{SMALL_TEXT, TextBudget};
 use crate::services::files::{Processing, live, load, processing};
+use crate::transcript::{Format, Transcript, render, segment_speakers, split_at_turns};
 use crate::upload::{self, Spooled};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -272,6 +271,7 @@ pub async fn upload_file(
 /// Most `process` parts in an upload (`transcribe`, `diarize`, `embed`, or a list).
 const MAX_PROCESS_PARTS: usize = 8;
 
+/// Get a file.
 #[utoipa::path(get, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path)),
     responses((status = 200, body = FileView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_file(

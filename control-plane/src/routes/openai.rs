@@ -32,9 +32,8 @@ use voxfleet_store::speakers::TurnRow;
 
 use crate::AppState;
 use crate::auth::Auth;
+use crate::error::clip;
 use crate::error::{ApiError, Code};
-use crate::error::{clip, clip_quoted};
-use crate::extract::openai_type;
 use crate::transcript;
 use crate::upload;
 pub use error::OpenAiError;

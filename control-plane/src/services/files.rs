@@ -18,8 +18,6 @@ pub async fn load(st: &AppState, auth: &Auth, id: &str) -> ApiResult<FileRecord>
         .ok_or_else(|| ApiError::not_found("file"))
 }
 
-/// Get a file.
-
 /// Brings files whose job is still in flight in PostgreSQL up to date with Redis, where the
 /// live job state is (PostgreSQL learns of claims and progress later, in batches).
 pub async fn live(st: &AppState, mut rows: Vec<FileRecord>) -> Vec<FileRecord> {

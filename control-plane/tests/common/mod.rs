@@ -52,6 +52,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+#[allow(unused_imports)]
 pub use voxfleet_testkit::run_tool;
 
 pub fn free_port() -> u16 {

@@ -36,7 +36,9 @@ pub use extract_embeddings::ExtractEmbeddingsInput;
 pub use integrity_check::IntegrityCheckInput;
 pub use reindex::{ReindexInput, ReindexMode};
 pub use retention::RetentionInput;
-pub use spec::{DefaultQueue, EMBEDDING_PROFILES, InputError, JobKind, Kind, Section, holds_nul};
+pub use spec::{
+    DefaultQueue, EMBEDDING_PROFILES, InputError, JobKind, Kind, RunState, Section, holds_nul,
+};
 pub use transcribe::{Task, TranscribeInput};
 
 use crate::model::QueueName;

@@ -1,11 +1,13 @@
 //! What a running job tells the outside besides its state: events on the pub/sub channel,
 //! the partial transcript a streaming reader follows, and remembered OpenAI requests.
+use std::time::Duration;
+
 use redis::AsyncCommands;
 
 use super::{ClaimedJob, QueueClient};
 use crate::error::QueueError;
 use crate::events::JobEvent;
-use crate::model::JobStatus;
+use crate::model::{JobId, JobStatus, QueueName};
 
 /// How long a partial transcript outlives its last write.
 const PARTIAL_TEXT_TTL_S: i64 = 3600;

@@ -11,11 +11,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client};
 
+use crate::clock::Clock;
 use crate::error::{ErrorClass, QueueError};
-use crate::events::JobEvent;
 use crate::hash::{new_job_fields, pairs_to_map, snapshot_from_hash};
 use crate::keys::Keys;
-use crate::clock::Clock;
 use crate::model::{JobId, JobStatus, Priority, QueueName};
 use crate::retry::RetrySettings;
 use crate::scripts::SCRIPTS;
@@ -519,7 +518,6 @@ impl QueueClient {
         Ok(())
     }
 }
-
 
 fn parse_jobs(items: &[Vec<String>]) -> Result<Vec<ClaimedJob>, QueueError> {
     items

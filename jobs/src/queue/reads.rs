@@ -184,7 +184,9 @@ impl QueueClient {
     /// How many leases of `queue` have expired (a cheap check before reaping).
     pub async fn expired_leases(&self, queue: &QueueName) -> Result<u64, QueueError> {
         let mut c = self.conn.clone();
-        Ok(c.zcount(self.keys.queue(queue).leases(), "-inf", self.now_ms())
-            .await?)
+        Ok(
+            c.zcount(self.keys.queue(queue).leases(), "-inf", self.now_ms())
+                .await?,
+        )
     }
 }

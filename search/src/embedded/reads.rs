@@ -3,8 +3,12 @@
 use super::*;
 
 impl Inner {
-
-    pub(super) fn search_text(&self, query: &str, scope: Scope, limit: usize) -> Result<Vec<ChunkHit>> {
+    pub(super) fn search_text(
+        &self,
+        query: &str,
+        scope: Scope,
+        limit: usize,
+    ) -> Result<Vec<ChunkHit>> {
         let Some(opened) = self.opened(CHUNKS)? else {
             return Ok(Vec::new());
         };
@@ -61,7 +65,12 @@ impl Inner {
             .collect()
     }
 
-    pub(super) fn search_vector(&self, vector: &[f32], scope: Scope, limit: usize) -> Result<Vec<ChunkHit>> {
+    pub(super) fn search_vector(
+        &self,
+        vector: &[f32],
+        scope: Scope,
+        limit: usize,
+    ) -> Result<Vec<ChunkHit>> {
         let Some(opened) = self.opened(CHUNKS)? else {
             return Ok(Vec::new());
         };
@@ -101,7 +110,11 @@ impl Inner {
             .collect()
     }
 
-    pub(super) fn get_speaker(&self, index_or_alias: &str, speaker_id: Uuid) -> Result<Option<SpeakerDoc>> {
+    pub(super) fn get_speaker(
+        &self,
+        index_or_alias: &str,
+        speaker_id: Uuid,
+    ) -> Result<Option<SpeakerDoc>> {
         let name = self.catalog.resolve(index_or_alias)?;
         let Some(opened) = self.opened(&name)? else {
             return Ok(None);
@@ -124,7 +137,12 @@ impl Inner {
         }
     }
 
-    pub(super) fn scan(&self, index: &str, cursor: Option<String>, limit: usize) -> Result<ScanPage> {
+    pub(super) fn scan(
+        &self,
+        index: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ScanPage> {
         if limit == 0 {
             return Err(SearchError::Invalid("scan limit must be positive".into()));
         }
@@ -197,7 +215,6 @@ impl Inner {
         })
     }
 }
-
 
 /// `query` limited to `scope`'s owner (a filter: it adds nothing to the score).
 fn with_scope(query: Box<dyn Query>, f: &Fields, scope: Scope) -> Box<dyn Query> {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{ChunkHit, Result, SearchError};
-
+use super::bodies::SNIPPET_CHARS;
+use crate::{CHUNKS, ChunkHit, Result, SearchError, text_start};
 
 /// A chunk's `_source` as a search returns it (without its vector).
 #[derive(Deserialize)]
@@ -47,7 +47,9 @@ pub(super) fn key_field(index: &str) -> &'static str {
 }
 
 /// The answer's JSON, or the error class its status says.
-pub(super) async fn answer(resp: std::result::Result<Response, opensearch::Error>) -> Result<Value> {
+pub(super) async fn answer(
+    resp: std::result::Result<Response, opensearch::Error>,
+) -> Result<Value> {
     let resp = resp.map_err(unavailable)?;
     let status = resp.status_code();
     if status.is_success() {

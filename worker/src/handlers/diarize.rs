@@ -19,8 +19,7 @@ use crate::context::JobContext;
 use crate::steps::audio::{fetch_audio, load_file, superseded};
 use crate::steps::errors::join_error;
 use crate::steps::followups::queue_reindex;
-use crate::steps::voiceprints::{
-    active_profile, blocking_with_progress, exclusive_regions, };
+use crate::steps::voiceprints::{active_profile, blocking_with_progress, exclusive_regions};
 
 /// The profile whose model diarization clusters with (its voiceprints come for free).
 const CLUSTER_PROFILE: &str = "v4";

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voxfleet_jobs::{EmbeddingMigrationInput, HandlerError, MigrationAction, Section, RunState};
+use voxfleet_jobs::{EmbeddingMigrationInput, HandlerError, MigrationAction, RunState, Section};
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
@@ -66,11 +66,9 @@ async fn do_migrate(
         .map(|f| f.speaker_id)
         .collect();
     if m.action != MigrationAction::Start {
-        voxfleet_store::search::clear_failures(pool, to, None)
-            .await?;
+        voxfleet_store::search::clear_failures(pool, to, None).await?;
     }
-    let speakers = voxfleet_store::search::speakers_for_profile(pool, to)
-        .await?;
+    let speakers = voxfleet_store::search::speakers_for_profile(pool, to).await?;
     c.speakers = speakers.len() as u64;
     let todo: Vec<&SpeakerRef> = speakers
         .iter()
@@ -121,8 +119,7 @@ async fn do_migrate(
             Ok(FileOutcome::Unusable { code, message }) => {
                 tracing::info!(file.id = %group[0].file_id, code, message, "speakers not migrated");
                 c.failed += ids.len() as u64;
-                voxfleet_store::search::record_failures(pool, to, &ids, &code, &message)
-                    .await?;
+                voxfleet_store::search::record_failures(pool, to, &ids, &code, &message).await?;
             }
             Err(HandlerError::Cancelled) => {
                 return Err(run.stopped(c.processed, total, c.report(m)).await);
@@ -132,9 +129,7 @@ async fn do_migrate(
         c.processed += ids.len() as u64;
         run.progress(c.processed, total, &c.report(m)).await;
     }
-    let remaining_failures = voxfleet_store::search::failures(pool, to)
-        .await?
-        .len();
+    let remaining_failures = voxfleet_store::search::failures(pool, to).await?.len();
     let state = if remaining_failures > 0 {
         RunState::Stalled
     } else {

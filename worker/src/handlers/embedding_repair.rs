@@ -2,7 +2,7 @@
 //! voiceprint in PostgreSQL when one is stored (no audio needed), else re-extracted from the
 //! file's audio. Speakers whose audio is gone are counted as unrepairable.
 use serde_json::{Value, json};
-use voxfleet_jobs::{EmbeddingRepairInput, HandlerError, Section, RunState};
+use voxfleet_jobs::{EmbeddingRepairInput, HandlerError, RunState, Section};
 use voxfleet_store::search::SpeakerRef;
 
 use crate::context::JobContext;
@@ -55,8 +55,7 @@ async fn do_repair(
     profile: &str,
     c: &mut RepairCounts,
 ) -> Result<Value, HandlerError> {
-    let speakers = voxfleet_store::search::speakers_for_profile(&ctx.rt.pool, profile)
-        .await?;
+    let speakers = voxfleet_store::search::speakers_for_profile(&ctx.rt.pool, profile).await?;
     let indexed = indexed_speakers(ctx, profile).await?;
     let missing: Vec<&SpeakerRef> = speakers
         .iter()

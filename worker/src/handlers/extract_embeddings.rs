@@ -19,8 +19,8 @@ pub async fn run(ctx: &JobContext, input: ExtractEmbeddingsInput) -> Result<Valu
     };
     let x = extract_prints(ctx, &file.file, &profile, None, true).await?;
     let rows = x.rows(&profile);
-    let written = voxfleet_store::speakers::put_embeddings(&ctx.rt.pool, ctx.job.job.id.0, &rows)
-        .await?;
+    let written =
+        voxfleet_store::speakers::put_embeddings(&ctx.rt.pool, ctx.job.job.id.0, &rows).await?;
     // The speaker index is derived from these rows: bring the file's documents up to date.
     queue_reindex(ctx, &[file.file.id]).await;
     Ok(json!({

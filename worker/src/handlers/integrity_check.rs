@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
-use voxfleet_jobs::{HandlerError, IntegrityCheckInput, Section, RunState};
+use voxfleet_jobs::{HandlerError, IntegrityCheckInput, RunState, Section};
 use voxfleet_search::{CHUNKS, DocKey, SearchIndex};
 
 use crate::context::JobContext;
@@ -61,8 +61,7 @@ async fn check(
 ) -> Result<Value, HandlerError> {
     let pool = &ctx.rt.pool;
     let index = &ctx.rt.search.index;
-    let counts = voxfleet_store::search::reference_counts(pool)
-        .await?;
+    let counts = voxfleet_store::search::reference_counts(pool).await?;
     *refs = serde_json::to_value(&counts).unwrap_or_default();
     let infos = index.indices().await?;
     *per = infos
@@ -83,17 +82,13 @@ async fn check(
             if run.stop_requested() {
                 return Err(run.stopped(done, total, report(dry_run, per, refs)).await);
             }
-            let page = index
-                .scan(&name, cursor.take(), PAGE)
-                .await?;
+            let page = index.scan(&name, cursor.take(), PAGE).await?;
             let orphans = orphans(ctx, &name, &page.keys).await?;
             let c = &mut per[i];
             c.scanned += page.keys.len() as u64;
             c.orphans += orphans.len() as u64;
             if !dry_run && !orphans.is_empty() {
-                c.cleaned += index
-                    .delete_docs(&name, &orphans)
-                    .await?;
+                c.cleaned += index.delete_docs(&name, &orphans).await?;
             }
             done += page.keys.len() as u64;
             run.progress(done, total.max(done), &report(dry_run, per, refs))
@@ -123,8 +118,7 @@ async fn orphans(
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let live = voxfleet_store::search::transcribed_files(pool, &files)
-            .await?;
+        let live = voxfleet_store::search::transcribed_files(pool, &files).await?;
         Ok(keys
             .iter()
             .filter(|k| !live.contains(&k.file_id))
@@ -132,8 +126,7 @@ async fn orphans(
             .collect())
     } else if index.starts_with("speakers_") {
         let ids: Vec<Uuid> = keys.iter().filter_map(|k| k.speaker_id).collect();
-        let live = voxfleet_store::search::existing_speakers(pool, &ids)
-            .await?;
+        let live = voxfleet_store::search::existing_speakers(pool, &ids).await?;
         Ok(keys
             .iter()
             .filter(|k| k.speaker_id.is_none_or(|s| !live.contains(&s)))

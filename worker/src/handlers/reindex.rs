@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
-use voxfleet_jobs::{EMBEDDING_PROFILES, HandlerError, ReindexInput, ReindexMode, Section, RunState};
+use voxfleet_jobs::{
+    EMBEDDING_PROFILES, HandlerError, ReindexInput, ReindexMode, RunState, Section,
+};
 use voxfleet_search::{ChunkDoc, SearchIndex, SpeakerDoc, chunk_id};
 use voxfleet_store::search::IndexFile;
 use voxfleet_textembed::{ChunkOptions, TextEmbedder, TimedText, chunk_transcript};
@@ -51,8 +53,7 @@ impl Counts {
 
 pub async fn run(ctx: &JobContext, input: ReindexInput) -> Result<Value, HandlerError> {
     let pool = &ctx.rt.pool;
-    let settings = voxfleet_store::settings::get_search_settings(pool)
-        .await?;
+    let settings = voxfleet_store::settings::get_search_settings(pool).await?;
     let model = settings.model;
     let mode = match (&input.file_ids, input.mode) {
         (Some(_), _) => "files",
@@ -83,11 +84,8 @@ async fn reindex(
         .map_err(join_error)??;
     let index = &search.index;
     if input.recreate {
-        index
-            .recreate_chunks(text.dim())
-            .await?;
-        voxfleet_store::search::mark_all_pending(pool)
-            .await?;
+        index.recreate_chunks(text.dim()).await?;
+        voxfleet_store::search::mark_all_pending(pool).await?;
     } else {
         index.ensure_chunks(text.dim()).await?;
     }
@@ -145,9 +143,7 @@ async fn reindex(
             counts.chunks += docs.len() as u64;
             chunk_docs.push((p.file.id, docs));
         }
-        index
-            .replace_chunks(chunk_docs)
-            .await?;
+        index.replace_chunks(chunk_docs).await?;
         for profile in EMBEDDING_PROFILES {
             let mut per_file = Vec::new();
             for p in &prepared {
@@ -168,9 +164,7 @@ async fn reindex(
                 per_file.push((p.file.id, docs));
             }
             if speaker_indices.contains(profile) {
-                index
-                    .replace_speakers(profile, per_file)
-                    .await?;
+                index.replace_speakers(profile, per_file).await?;
             }
         }
         for p in &prepared {
@@ -206,10 +200,8 @@ async fn prepare(ctx: &JobContext, batch: &[IndexFile]) -> Result<Vec<Prepared>,
     let pool = &ctx.rt.pool;
     let mut out = Vec::with_capacity(batch.len());
     for f in batch {
-        let segments = voxfleet_store::files::segments(pool, f.id)
-            .await?;
-        let turns = voxfleet_store::speakers::turns(pool, f.id)
-            .await?;
+        let segments = voxfleet_store::files::segments(pool, f.id).await?;
+        let turns = voxfleet_store::speakers::turns(pool, f.id).await?;
         let timed: Vec<TimedText> = segments
             .into_iter()
             .map(|s| TimedText {
@@ -226,15 +218,11 @@ async fn prepare(ctx: &JobContext, batch: &[IndexFile]) -> Result<Vec<Prepared>,
                 speaker: t.name.unwrap_or(t.label),
             })
             .collect();
-        let chunks =
-            chunk_transcript(&timed, &turns, &ChunkOptions::default())?;
-        let speakers = voxfleet_store::speakers::file_speakers(pool, f.id)
-            .await?;
+        let chunks = chunk_transcript(&timed, &turns, &ChunkOptions::default())?;
+        let speakers = voxfleet_store::speakers::file_speakers(pool, f.id).await?;
         let mut docs = Vec::new();
         for profile in EMBEDDING_PROFILES {
-            for v in voxfleet_store::speakers::file_voiceprints(pool, f.id, profile)
-                .await?
-            {
+            for v in voxfleet_store::speakers::file_voiceprints(pool, f.id, profile).await? {
                 let Some(s) = speakers.iter().find(|s| s.id == v.speaker_id) else {
                     continue;
                 };

@@ -7,7 +7,7 @@
 //! and deletes nothing.
 use chrono::Utc;
 use serde_json::{Value, json};
-use voxfleet_jobs::{HandlerError, RetentionInput, Section, RunState};
+use voxfleet_jobs::{HandlerError, RetentionInput, RunState, Section};
 use voxfleet_store::retention::{self, Doomed};
 use voxfleet_store::settings::get_retention_settings;
 
@@ -31,8 +31,7 @@ struct Counts {
 }
 
 pub async fn run(ctx: &JobContext, input: RetentionInput) -> Result<Value, HandlerError> {
-    let settings = get_retention_settings(&ctx.rt.pool)
-        .await?;
+    let settings = get_retention_settings(&ctx.rt.pool).await?;
     let tz = voxfleet_jobs::schedule::parse_timezone(&settings.timezone)
         .map_err(|e| HandlerError::permanent("invalid_setting", e))?;
     let as_of = input.as_of.unwrap_or_else(Utc::now);
@@ -81,8 +80,7 @@ async fn sweep(
     report: &(dyn Fn(&Counts) -> Value + Sync),
 ) -> Result<Value, HandlerError> {
     let pool = &ctx.rt.pool;
-    let (eligible, _) = retention::candidate_totals(pool, cutoff, delete_failed)
-        .await?;
+    let (eligible, _) = retention::candidate_totals(pool, cutoff, delete_failed).await?;
     if input.dry_run {
         c.total = eligible as u64;
         return Ok(run.finish(RunState::Completed, report(c)).await);
@@ -99,8 +97,7 @@ async fn sweep(
         run.progress(done(c), c.total, &report(c)).await;
     }
     loop {
-        let batch = retention::candidates(pool, cutoff, delete_failed, BATCH)
-            .await?;
+        let batch = retention::candidates(pool, cutoff, delete_failed, BATCH).await?;
         if batch.is_empty() {
             break;
         }
@@ -108,9 +105,7 @@ async fn sweep(
             if run.stop_requested() {
                 return Err(run.stopped(done(c), c.total, report(c)).await);
             }
-            match retention::mark_deleting(pool, f.id, cutoff, delete_failed)
-                .await?
-            {
+            match retention::mark_deleting(pool, f.id, cutoff, delete_failed).await? {
                 Some(d) => remove(ctx, input, &d, c).await?,
                 None => c.skipped += 1,
             }
@@ -135,24 +130,17 @@ async fn remove(
     d: &Doomed,
     c: &mut Counts,
 ) -> Result<(), HandlerError> {
-    voxfleet_search::SearchIndex::delete_file(&ctx.rt.search.index, d.id)
-        .await?;
+    voxfleet_search::SearchIndex::delete_file(&ctx.rt.search.index, d.id).await?;
     // A registered object, or one another record still uses, stays in storage.
     if d.delete_object {
-        ctx.rt
-            .speech
-            .media
-            .delete(&d.storage_key)
-            .await?;
+        ctx.rt.speech.media.delete(&d.storage_key).await?;
     }
     if let Some(n) = input.stall_after
         && c.deleted == u64::from(n)
     {
         stall(ctx, d).await;
     }
-    if retention::finish_delete(&ctx.rt.pool, d.id)
-        .await?
-    {
+    if retention::finish_delete(&ctx.rt.pool, d.id).await? {
         c.deleted += 1;
         c.bytes_freed += d.size_bytes.max(0) as u64;
     } else {

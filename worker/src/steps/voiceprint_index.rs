@@ -19,7 +19,7 @@ pub async fn indexed_speakers(
     match voxfleet_search::all_keys(&ctx.rt.search.index, &speakers_index(profile)).await {
         Ok(keys) => Ok(keys.into_iter().filter_map(|k| k.speaker_id).collect()),
         Err(SearchError::NoSuchIndex(_)) => Ok(HashSet::new()),
-        Err(e) => Err(index_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -47,9 +47,7 @@ pub async fn index_docs(
     };
     let index = &ctx.rt.search.index;
     let active = active_profile(ctx).await?;
-    index
-        .ensure_speakers(profile, dim, &active)
-        .await?;
+    index.ensure_speakers(profile, dim, &active).await?;
     index
         .upsert_speakers(profile, docs)
         .await
@@ -66,8 +64,7 @@ pub async fn index_from_db(
         return Ok(0);
     }
     let ids: Vec<Uuid> = speakers.iter().map(|s| s.id).collect();
-    let prints = voxfleet_store::search::voiceprints(&ctx.rt.pool, profile, &ids)
-        .await?;
+    let prints = voxfleet_store::search::voiceprints(&ctx.rt.pool, profile, &ids).await?;
     let docs: Vec<SpeakerDoc> = prints
         .into_iter()
         .filter_map(|v| {
@@ -101,9 +98,7 @@ pub async fn reextract(
             no_speech: vec![],
         });
     };
-    let Some(file) = voxfleet_store::files::get_file(&ctx.rt.pool, first.file_id)
-        .await?
-    else {
+    let Some(file) = voxfleet_store::files::get_file(&ctx.rt.pool, first.file_id).await? else {
         return Ok(FileOutcome::Unusable {
             code: "file_not_found".into(),
             message: format!("file {} is gone", first.file_id),

@@ -104,8 +104,7 @@ pub async fn extract_prints(
     only: Option<&std::collections::HashSet<uuid::Uuid>>,
     report: bool,
 ) -> Result<Extracted, HandlerError> {
-    let rows = voxfleet_store::speakers::turns(&ctx.rt.pool, file.id)
-        .await?;
+    let rows = voxfleet_store::speakers::turns(&ctx.rt.pool, file.id).await?;
     if rows.is_empty() {
         return Err(HandlerError::permanent(
             "not_diarized",

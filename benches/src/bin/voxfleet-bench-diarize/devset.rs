@@ -1,5 +1,6 @@
 //! The development set: built on first use by `python/diarize_devset.py`, read from its
 //! manifest, with RTTM references.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,7 +10,7 @@ use voxfleet_speakers::Turn;
 
 use super::progress::note;
 
-pub(super) const DEVSET_SCRIPT: &str = include_str!("../../python/diarize_devset.py");
+pub(super) const DEVSET_SCRIPT: &str = include_str!("../../../python/diarize_devset.py");
 
 pub(super) fn default_dir() -> PathBuf {
     std::env::var_os("HOME")

@@ -2,7 +2,7 @@
 //! match thresholds.
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use voxfleet_speakers::Embedder;
 
 use super::devset::{Item, rttm_with_names};
