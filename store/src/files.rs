@@ -294,12 +294,12 @@ pub(crate) async fn unlink_jobs(
     Ok(())
 }
 
-/// One model job's usage (`kind` = `transcribe`, `diarize`).
+/// One model job's usage (`kind`: `transcribe` or `diarize`).
 pub(crate) struct UsageRow<'a> {
     pub job: Uuid,
     pub owner: Option<Uuid>,
     pub file: Uuid,
-    pub kind: &'static str,
+    pub kind: voxfleet_jobs::JobKind,
     pub model: &'a str,
     pub audio_seconds: f64,
     pub processing_seconds: f64,
@@ -320,7 +320,7 @@ pub(crate) async fn record_usage(
     .bind(u.job)
     .bind(u.owner)
     .bind(u.file)
-    .bind(u.kind)
+    .bind(u.kind.as_str())
     .bind(u.model)
     .bind(u.audio_seconds)
     .bind(u.processing_seconds)
@@ -480,7 +480,7 @@ pub async fn save_transcript(pool: &PgPool, t: &TranscriptWrite<'_>) -> Result<b
             job: t.job,
             owner: t.owner,
             file: t.file,
-            kind: "transcribe",
+            kind: voxfleet_jobs::JobKind::Transcribe,
             model: t.model,
             audio_seconds: t.duration_s,
             processing_seconds: t.processing_s,

@@ -338,7 +338,7 @@ pub async fn save_diarization(
             job: w.job_id,
             owner: w.owner,
             file: w.file_id,
-            kind: "diarize",
+            kind: voxfleet_jobs::JobKind::Diarize,
             model: w.model,
             audio_seconds: w.audio_seconds,
             processing_seconds: w.processing_seconds,
