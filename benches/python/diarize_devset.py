@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the diarization development set of voxfleet-bench-diarize (standard library only;
-espeak-ng, sox, pip and apt-get download do the rest). Nothing here is committed: the audio
-is made or fetched into OUT (default ~/.cache/voxfleet/diarize-devset) and reused.
+espeak-ng, sox, pip and apt-get download do the rest). sox runs with -R, its repeatable mode,
+so its dither and noise are the same on every build. Nothing here is committed: the audio is
+made or fetched into OUT (default ~/.cache/voxfleet/diarize-devset) and reused.
 
 Every recording gets a WAV, an RTTM reference and an entry in OUT/manifest.json with its
 `part` (what kind of audio) and `split`: `tune` (parameters may be chosen on it) or `test`
@@ -114,7 +115,7 @@ def read_wav(path):
         ok = False
     if not ok:
         tmp = os.path.join(tempfile.gettempdir(), f"devset-{os.getpid()}.wav")
-        run(["sox", path, "-r", str(SR), "-c", "1", "-b", "16", tmp])
+        run(["sox", "-R", path, "-r", str(SR), "-c", "1", "-b", "16", tmp])
         path = tmp
     with wave.open(path) as w:
         a = array.array("h", w.readframes(w.getnframes()))
@@ -182,7 +183,7 @@ class Voice:
             raw = path + ".raw.wav"
             run(["espeak-ng", "-v", f"{self.accent}+{self.variant}", "-s", str(self.speed),
                  "-p", str(self.pitch), "-w", raw, text])
-            run(["sox", raw, "-r", str(SR), "-c", "1", "-b", "16", path])
+            run(["sox", "-R", raw, "-r", str(SR), "-c", "1", "-b", "16", path])
             os.remove(raw)
         return trim(read_wav(path))
 
@@ -244,9 +245,9 @@ def write_item(out, items, item_id, part, split, pcm, ref, rate=SR, channel=None
     if channel == "phone":
         # Telephone band and mu-law, then back to 16-bit PCM at 8 kHz.
         mu = wav + ".ul.wav"
-        run(["sox", tmp, "-r", "8000", "-e", "u-law", mu, "sinc", "300-3400", "compand",
+        run(["sox", "-R", tmp, "-r", "8000", "-e", "u-law", mu, "sinc", "300-3400", "compand",
              "0.02,0.2", "-60,-60,-40,-20,0,-5", "-3"])
-        run(["sox", mu, "-e", "signed-integer", "-b", "16", wav])
+        run(["sox", "-R", mu, "-e", "signed-integer", "-b", "16", wav])
         os.remove(mu)
         os.remove(tmp)
         rate = 8000
@@ -257,9 +258,9 @@ def write_item(out, items, item_id, part, split, pcm, ref, rate=SR, channel=None
         noise = wav + ".noise.wav"
         dur = len(pcm) / SR
         # Pink noise has about 11 dB of crest; sox's `gain` sets its RMS level.
-        run(["sox", "-n", "-r", str(SR), "-c", "1", "-b", "16", noise, "synth", f"{dur:.3f}",
+        run(["sox", "-R", "-n", "-r", str(SR), "-c", "1", "-b", "16", noise, "synth", f"{dur:.3f}",
              "pinknoise", "gain", "-n", f"{level + 11:.1f}"])
-        run(["sox", "-m", tmp, noise, wav, "gain", "-n", "-1"])
+        run(["sox", "-R", "-m", tmp, noise, wav, "gain", "-n", "-1"])
         os.remove(noise)
         os.remove(tmp)
     else:
