@@ -130,6 +130,60 @@ pub fn cluster_embeddings<E: AsRef<[f32]>>(
     embeddings: &[E],
     options: &ClusterOptions,
 ) -> Result<Clustering, ClusterError> {
+    agglomerate(embeddings, options, None)
+}
+
+/// The dendrogram's heights: merging everything into one cluster, the distance of each merge
+/// in order, as a running maximum (centroid linkage can merge below an earlier merge). The
+/// `k`-th height (from 0) is where `n - k` clusters become `n - k - 1`.
+pub fn merge_heights<E: AsRef<[f32]>>(
+    embeddings: &[E],
+    linkage: Linkage,
+) -> Result<Vec<f32>, ClusterError> {
+    let options = ClusterOptions {
+        threshold: f32::INFINITY,
+        linkage,
+        num_speakers: Some(1),
+        min_speakers: None,
+        max_speakers: None,
+    };
+    let mut heights = Vec::new();
+    agglomerate(embeddings, &options, Some(&mut heights))?;
+    let mut top = f32::NEG_INFINITY;
+    for h in &mut heights {
+        top = top.max(*h);
+        *h = top;
+    }
+    Ok(heights)
+}
+
+/// The number of clusters where the dendrogram's [`merge_heights`] jump most within `range`
+/// (cosine distance): the merges below the largest jump join one speaker's stretches, the ones
+/// above join different speakers. Each possible cut is a span of thresholds (from one merge's
+/// height to the next one's); its gap is the part of that span inside `range`, so the range
+/// bounds where a cut may fall. Keeping every embedding apart (below the first merge) and
+/// merging them all (above the last) are cuts too.
+pub fn count_at_largest_gap(heights: &[f32], range: (f32, f32)) -> usize {
+    let n = heights.len() + 1;
+    let (lo, hi) = range;
+    // Cut `k` keeps `n - k` clusters: thresholds in (heights[k - 1], heights[k]].
+    let mut best: Option<(f32, usize)> = None;
+    for k in 0..n {
+        let below = if k == 0 { lo } else { heights[k - 1].max(lo) };
+        let above = heights.get(k).copied().unwrap_or(f32::INFINITY).min(hi);
+        let gap = above - below;
+        if gap > 0.0 && best.is_none_or(|(g, _)| gap > g) {
+            best = Some((gap, n - k));
+        }
+    }
+    best.map_or(n, |(_, count)| count)
+}
+
+fn agglomerate<E: AsRef<[f32]>>(
+    embeddings: &[E],
+    options: &ClusterOptions,
+    mut heights: Option<&mut Vec<f32>>,
+) -> Result<Clustering, ClusterError> {
     let n = embeddings.len();
     let (lower, upper) = bounds(n, options)?;
     let dim = embeddings.first().map_or(0, |e| e.as_ref().len());
@@ -177,6 +231,9 @@ pub fn cluster_embeddings<E: AsRef<[f32]>>(
         }
         if clusters <= upper && nn_dist[a] >= options.threshold {
             break;
+        }
+        if let Some(h) = heights.as_deref_mut() {
+            h.push(nn_dist[a]);
         }
         let (keep, gone) = (a.min(nn[a]), a.max(nn[a]));
         merge(keep, gone, options.linkage, n, &mut dist, &mut sums, &size);
@@ -485,5 +542,28 @@ mod tests {
         let result = cluster_embeddings(&empty, &ClusterOptions::default()).expect("empty ok");
         assert_eq!(result.num_clusters(), 0);
         assert_eq!(assign(&[1.0], &[]), None);
+    }
+
+    #[test]
+    fn the_largest_gap_in_the_dendrogram_gives_the_count() {
+        for seed in 0..5 {
+            let e = three_clusters(seed);
+            let h = merge_heights(&e, Linkage::Centroid).unwrap();
+            assert_eq!(h.len(), e.len() - 1);
+            assert!(h.windows(2).all(|w| w[0] <= w[1]), "{h:?}");
+            assert_eq!(
+                count_at_largest_gap(&h, (0.05, 1.0)),
+                3,
+                "seed {seed}: {h:?}"
+            );
+        }
+        // Heights 0.1, 0.12, 0.5, 0.52: the jump lies between the second and third merge.
+        let h = [0.1, 0.12, 0.5, 0.52];
+        assert_eq!(count_at_largest_gap(&h, (0.05, 0.7)), 3);
+        // Only jumps below the range: everything merges.
+        assert_eq!(count_at_largest_gap(&[0.01, 0.02, 0.03], (0.1, 0.7)), 1);
+        // Everything far apart: nothing merges.
+        assert_eq!(count_at_largest_gap(&[0.9, 0.95], (0.1, 0.7)), 3);
+        assert_eq!(count_at_largest_gap(&[], (0.1, 0.7)), 1);
     }
 }

@@ -109,6 +109,14 @@ struct Args {
     /// nearest-neighbour distance (`DiarizeOptions::threshold_scale`).
     #[arg(long)]
     threshold_scale: Option<f32>,
+    /// `--method windows`: the speaker count from the largest jump of the dendrogram within
+    /// this range of cosine distances, `lo,hi` (`DiarizeOptions::gap_range`).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    gap_range: Vec<f32>,
+    /// Also run these tops of the gap range (comma-separated; its bottom from `--gap-range`,
+    /// else 0.1), crossed with the other sweeps.
+    #[arg(long, value_delimiter = ',')]
+    sweep_gap_top: Vec<f32>,
     /// Also run these `threshold_scale` values (comma-separated), crossed with the other
     /// sweeps.
     #[arg(long, value_delimiter = ',')]
@@ -207,10 +215,17 @@ fn main() -> Result<()> {
         .min_cluster_size
         .unwrap_or(DiarizeOptions::default().min_cluster_size);
     // The first setting is the one reported in full; the sweep's others are summarised.
-    let mut settings = vec![(args.threshold, min_cluster_size, args.threshold_scale)];
+    let gap_range = (args.gap_range.len() == 2).then(|| (args.gap_range[0], args.gap_range[1]));
+    let mut settings = vec![(
+        args.threshold,
+        min_cluster_size,
+        args.threshold_scale,
+        gap_range,
+    )];
     if !args.sweep_threshold.is_empty()
         || !args.sweep_min_cluster_size.is_empty()
         || !args.sweep_scale.is_empty()
+        || !args.sweep_gap_top.is_empty()
     {
         let thresholds: Vec<Option<f32>> = if args.sweep_threshold.is_empty() {
             vec![args.threshold]
@@ -227,11 +242,22 @@ fn main() -> Result<()> {
         } else {
             args.sweep_scale.iter().copied().map(Some).collect()
         };
+        let gaps: Vec<Option<(f32, f32)>> = if args.sweep_gap_top.is_empty() {
+            vec![gap_range]
+        } else {
+            let lo = gap_range.map_or(0.1, |(lo, _)| lo);
+            args.sweep_gap_top
+                .iter()
+                .map(|&hi| Some((lo, hi)))
+                .collect()
+        };
         for t in &thresholds {
             for m in &sizes {
                 for c in &scales {
-                    if !settings.contains(&(*t, *m, *c)) {
-                        settings.push((*t, *m, *c));
+                    for g in &gaps {
+                        if !settings.contains(&(*t, *m, *c, *g)) {
+                            settings.push((*t, *m, *c, *g));
+                        }
                     }
                 }
             }
@@ -315,6 +341,7 @@ fn main() -> Result<()> {
             subsegments,
             min_cluster_size,
             threshold_scale: args.threshold_scale,
+            gap_range,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
@@ -322,13 +349,14 @@ fn main() -> Result<()> {
         wall += t.elapsed().as_secs_f64();
         audio += item.duration_s;
         let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
-        for (&(threshold, min_cluster_size, threshold_scale), tallies) in
+        for (&(threshold, min_cluster_size, threshold_scale, gap_range), tallies) in
             settings.iter().zip(&mut swept).skip(1)
         {
             let opts = DiarizeOptions {
                 threshold,
                 min_cluster_size,
                 threshold_scale,
+                gap_range,
                 ..opts.clone()
             };
             let d = diarizer.run(&pcm, &opts, &mut |_| {}, &stop)?;
@@ -404,14 +432,14 @@ fn main() -> Result<()> {
     }
     if settings.len() > 1 {
         println!(
-            "\nsweep (threshold, min_cluster_size, threshold_scale): count right and DER per part"
+            "\nsweep (threshold, min_cluster_size, threshold_scale, gap_range): count right and DER per part"
         );
         swept[0] = groups
             .iter()
             .filter(|(k, _)| !k.contains("(all)"))
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
-        for ((threshold, size, scale), tallies) in settings.iter().zip(&swept) {
+        for ((threshold, size, scale, gap), tallies) in settings.iter().zip(&swept) {
             let cells: Vec<String> = tallies
                 .iter()
                 .map(|(part, t)| {
@@ -424,9 +452,10 @@ fn main() -> Result<()> {
                 })
                 .collect();
             println!(
-                "  {:>8} {size:>3} {:>6}  {}",
+                "  {:>8} {size:>3} {:>6} {:>9}  {}",
                 threshold.map_or("default".into(), |t| t.to_string()),
                 scale.map_or("-".into(), |c| c.to_string()),
+                gap.map_or("-".into(), |(lo, hi)| format!("{lo}-{hi}")),
                 cells.join(" | ")
             );
         }

@@ -61,7 +61,25 @@ impl Diarizer {
                 };
                 &adaptive
             }
-            None => cluster_opts,
+            None => match opts
+                .gap_range
+                .filter(|_| opts.threshold.is_none() && cluster_opts.num_speakers.is_none())
+            {
+                Some(range) => {
+                    let heights = merge_heights(&train, cluster_opts.linkage)?;
+                    let lower = cluster_opts.min_speakers.unwrap_or(1);
+                    let upper = cluster_opts.max_speakers.unwrap_or(usize::MAX);
+                    let count =
+                        count_at_largest_gap(&heights, range).clamp(lower, upper.max(lower));
+                    tracing::debug!(count, "diarization: speaker count from the dendrogram");
+                    adaptive = ClusterOptions {
+                        num_speakers: Some(count),
+                        ..*cluster_opts
+                    };
+                    &adaptive
+                }
+                None => cluster_opts,
+            },
         };
         let clustering = cluster_embeddings(&train, cluster_opts)?;
         let centroids = if cluster_opts.num_speakers.is_none() && opts.min_cluster_size > 1 {

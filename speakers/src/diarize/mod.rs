@@ -44,14 +44,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::aggregate::{AggregateOptions, Chunk, Timeline, aggregate};
 use crate::binarize::{BinarizeOptions, Turn, binarize};
-use crate::cluster::{ClusterOptions, Linkage, cluster_embeddings, cosine_similarity};
+use crate::cluster::{
+    ClusterOptions, Linkage, cluster_embeddings, cosine_similarity, count_at_largest_gap,
+    merge_heights,
+};
 use crate::error::SpeakersError;
 use crate::onnx::{Embedder, SAMPLE_RATE, Segmenter, WINDOW_SAMPLES, normalized};
 use crate::powerset::{NUM_LOCAL_SPEAKERS, to_multilabel};
-use crate::subsegment::{self, SubSegmentOptions};
+use crate::subsegment;
 
 mod by_subsegments;
 mod by_windows;
+mod options;
+
+pub use options::{ADAPTIVE_RANGE, DEFAULT_MIN_CLUSTER_SIZE, DiarizeOptions, Method};
 
 /// Segmentation-3.0's frame stride in samples (SincNet stride 10, then three max-pools of 3).
 pub const FRAME_SAMPLES: usize = 270;
@@ -65,82 +71,6 @@ const MIN_CLEAN_S: f64 = 0.5;
 const MIN_EMBED_S: f64 = 0.25;
 /// Embeddings with at least this much clean speech in their window are clustered.
 const MIN_TRAIN_S: f64 = 2.0;
-/// Default [`DiarizeOptions::min_cluster_size`]: no folding. On the development set's `tune`
-/// part (`voxfleet-bench-diarize --sweep-min-cluster-size 0,4,8,12,16`) every size tried
-/// folded real speakers with little speech (AMI: 3/10 counts right with none, 1/10 with 4-16).
-pub const DEFAULT_MIN_CLUSTER_SIZE: usize = 0;
-
-/// Options of [`Diarizer::run`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct DiarizeOptions {
-    /// Exact number of speakers; overrides the threshold and the other hints.
-    pub num_speakers: Option<usize>,
-    pub min_speakers: Option<usize>,
-    pub max_speakers: Option<usize>,
-    /// Clustering threshold (cosine distance); default
-    /// [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold).
-    pub threshold: Option<f32>,
-    /// Clips per embedding batch (also how often `stop` is checked). Default 32.
-    pub batch_size: usize,
-    /// Segmentation window step in seconds. Default 1.0 (10 s windows, 90 % overlap).
-    pub step_s: f64,
-    /// What is embedded and clustered. Default [`Method::Windows`].
-    pub method: Method,
-    /// How [`Method::SubSegments`] cuts and cleans up.
-    pub subsegments: SubSegmentOptions,
-    /// [`Method::Windows`]: clusters with fewer members (embedded window and local speaker
-    /// pairs) than this are folded into their nearest cluster, as pyannote's
-    /// `min_cluster_size` does; 0 or 1 keeps every cluster. Not applied with `num_speakers`.
-    pub min_cluster_size: usize,
-    /// [`Method::Windows`] without `threshold`: when set, the clustering threshold comes from
-    /// the recording itself, this factor times the median cosine distance from each embedding
-    /// to its nearest one in a window that does not overlap its own (how far apart one voice's
-    /// stretches lie in this recording), within [`ADAPTIVE_RANGE`].
-    pub threshold_scale: Option<f32>,
-}
-
-/// Bounds of the recording-derived threshold of [`DiarizeOptions::threshold_scale`].
-pub const ADAPTIVE_RANGE: (f32, f32) = (0.1, 0.7);
-
-/// What [`Diarizer::run`] embeds and clusters. On the development set
-/// (`voxfleet-bench-diarize`, issue 14) sub-segments were better on the `tune` part (synthetic
-/// voices, telephone) but split unseen real voices into too many speakers on the `test` part,
-/// so the windows stay the default; the others are there to be measured and chosen per job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Method {
-    /// Every (window, local speaker) of the segmentation, pyannote 3.x style: one embedding
-    /// per local speaker and window, clustered; threshold
-    /// [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold).
-    #[default]
-    Windows,
-    /// Short stretches where the estimated speaker count is one ([`crate::subsegment`]),
-    /// clustered, small clusters folded; each frame where one speaker talks takes the label
-    /// of its nearest sub-segment, and each window's local speakers the label most of their
-    /// frames got (that names the speakers of overlapped frames). Threshold
-    /// [`FrontEnd::default_subsegment_threshold`](crate::FrontEnd::default_subsegment_threshold).
-    SubSegments,
-    /// The number of speakers from [`Method::Windows`], the labels from
-    /// [`Method::SubSegments`] clustered to that number.
-    Hybrid,
-}
-
-impl Default for DiarizeOptions {
-    fn default() -> Self {
-        Self {
-            num_speakers: None,
-            min_speakers: None,
-            max_speakers: None,
-            threshold: None,
-            batch_size: 32,
-            step_s: 1.0,
-            method: Method::default(),
-            subsegments: SubSegmentOptions::default(),
-            min_cluster_size: DEFAULT_MIN_CLUSTER_SIZE,
-            threshold_scale: None,
-        }
-    }
-}
-
 /// One speaker of a [`Diarization`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiarizedSpeaker {
