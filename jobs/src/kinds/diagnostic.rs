@@ -44,8 +44,15 @@ fn one() -> u32 {
 impl DiagnosticInput {
     pub const MAX_SLEEP_MS: u64 = 3_600_000;
     pub const MAX_STEPS: u32 = 10_000;
+}
 
-    fn validate(&self) -> Result<(), InputError> {
+impl Kind for DiagnosticInput {
+    const KIND: JobKind = JobKind::Diagnostic;
+    const QUEUE: DefaultQueue = DefaultQueue::Cpu;
+    const ADMIN_ONLY: bool = true;
+    const MAX_RUNTIME_MINUTES: u64 = 60;
+    const SECTION: Option<Section> = None;
+    fn check(&self) -> Result<(), InputError> {
         if self.sleep_ms > Self::MAX_SLEEP_MS {
             return Err(InputError(format!(
                 "sleep_ms must be at most {}",
@@ -59,17 +66,6 @@ impl DiagnosticInput {
             )));
         }
         Ok(())
-    }
-}
-
-impl Kind for DiagnosticInput {
-    const KIND: JobKind = JobKind::Diagnostic;
-    const QUEUE: DefaultQueue = DefaultQueue::Cpu;
-    const ADMIN_ONLY: bool = true;
-    const MAX_RUNTIME_MINUTES: u64 = 60;
-    const SECTION: Option<Section> = None;
-    fn check(&self) -> Result<(), InputError> {
-        self.validate()
     }
 }
 

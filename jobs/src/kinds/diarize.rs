@@ -41,8 +41,15 @@ pub struct KnownSpeaker {
 impl DiarizeInput {
     pub const MAX_SPEAKERS: u32 = 32;
     pub const MAX_KNOWN_SPEAKERS: usize = 4;
+}
 
-    fn validate(&self) -> Result<(), InputError> {
+impl Kind for DiarizeInput {
+    const KIND: JobKind = JobKind::Diarize;
+    const QUEUE: DefaultQueue = DefaultQueue::Gpu;
+    const ADMIN_ONLY: bool = false;
+    const MAX_RUNTIME_MINUTES: u64 = 240;
+    const SECTION: Option<Section> = None;
+    fn check(&self) -> Result<(), InputError> {
         for (name, v) in [
             ("num_speakers", self.num_speakers),
             ("min_speakers", self.min_speakers),
@@ -94,17 +101,6 @@ impl DiarizeInput {
             }
         }
         Ok(())
-    }
-}
-
-impl Kind for DiarizeInput {
-    const KIND: JobKind = JobKind::Diarize;
-    const QUEUE: DefaultQueue = DefaultQueue::Gpu;
-    const ADMIN_ONLY: bool = false;
-    const MAX_RUNTIME_MINUTES: u64 = 240;
-    const SECTION: Option<Section> = None;
-    fn check(&self) -> Result<(), InputError> {
-        self.validate()
     }
 }
 

@@ -39,17 +39,6 @@ fn v4() -> String {
     "v4".into()
 }
 
-impl EmbeddingMigrationInput {
-    fn validate(&self) -> Result<(), InputError> {
-        check_profile(&self.from_profile)?;
-        check_profile(&self.to_profile)?;
-        if self.from_profile == self.to_profile {
-            return Err(InputError("from_profile and to_profile must differ".into()));
-        }
-        Ok(())
-    }
-}
-
 impl Kind for EmbeddingMigrationInput {
     const KIND: JobKind = JobKind::EmbeddingMigration;
     const QUEUE: DefaultQueue = DefaultQueue::Cpu;
@@ -57,7 +46,12 @@ impl Kind for EmbeddingMigrationInput {
     const MAX_RUNTIME_MINUTES: u64 = 1440;
     const SECTION: Option<Section> = Some(Section::Migration);
     fn check(&self) -> Result<(), InputError> {
-        self.validate()
+        check_profile(&self.from_profile)?;
+        check_profile(&self.to_profile)?;
+        if self.from_profile == self.to_profile {
+            return Err(InputError("from_profile and to_profile must differ".into()));
+        }
+        Ok(())
     }
 }
 

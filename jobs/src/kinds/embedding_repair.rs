@@ -13,12 +13,6 @@ pub struct EmbeddingRepairInput {
     pub profile: Option<String>,
 }
 
-impl EmbeddingRepairInput {
-    fn validate(&self) -> Result<(), InputError> {
-        self.profile.as_deref().map_or(Ok(()), check_profile)
-    }
-}
-
 impl Kind for EmbeddingRepairInput {
     const KIND: JobKind = JobKind::EmbeddingRepair;
     const QUEUE: DefaultQueue = DefaultQueue::Cpu;
@@ -26,7 +20,7 @@ impl Kind for EmbeddingRepairInput {
     const MAX_RUNTIME_MINUTES: u64 = 720;
     const SECTION: Option<Section> = Some(Section::Repair);
     fn check(&self) -> Result<(), InputError> {
-        self.validate()
+        self.profile.as_deref().map_or(Ok(()), check_profile)
     }
 }
 

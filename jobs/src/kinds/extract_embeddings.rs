@@ -15,12 +15,6 @@ pub struct ExtractEmbeddingsInput {
     pub profile: Option<String>,
 }
 
-impl ExtractEmbeddingsInput {
-    fn validate(&self) -> Result<(), InputError> {
-        self.profile.as_deref().map_or(Ok(()), check_profile)
-    }
-}
-
 impl Kind for ExtractEmbeddingsInput {
     const KIND: JobKind = JobKind::ExtractEmbeddings;
     const QUEUE: DefaultQueue = DefaultQueue::Gpu;
@@ -28,7 +22,7 @@ impl Kind for ExtractEmbeddingsInput {
     const MAX_RUNTIME_MINUTES: u64 = 120;
     const SECTION: Option<Section> = None;
     fn check(&self) -> Result<(), InputError> {
-        self.validate()
+        self.profile.as_deref().map_or(Ok(()), check_profile)
     }
 }
 

@@ -33,8 +33,15 @@ pub struct ReindexInput {
 
 impl ReindexInput {
     pub const MAX_FILES: usize = 10_000;
+}
 
-    fn validate(&self) -> Result<(), InputError> {
+impl Kind for ReindexInput {
+    const KIND: JobKind = JobKind::Reindex;
+    const QUEUE: DefaultQueue = DefaultQueue::Cpu;
+    const ADMIN_ONLY: bool = true;
+    const MAX_RUNTIME_MINUTES: u64 = 720;
+    const SECTION: Option<Section> = Some(Section::Reindex);
+    fn check(&self) -> Result<(), InputError> {
         if self
             .file_ids
             .as_ref()
@@ -46,17 +53,6 @@ impl ReindexInput {
             )));
         }
         Ok(())
-    }
-}
-
-impl Kind for ReindexInput {
-    const KIND: JobKind = JobKind::Reindex;
-    const QUEUE: DefaultQueue = DefaultQueue::Cpu;
-    const ADMIN_ONLY: bool = true;
-    const MAX_RUNTIME_MINUTES: u64 = 720;
-    const SECTION: Option<Section> = Some(Section::Reindex);
-    fn check(&self) -> Result<(), InputError> {
-        self.validate()
     }
 }
 

@@ -73,8 +73,15 @@ impl TranscribeInput {
     pub const MAX_BEAM: u32 = 10;
     /// Longest model name accepted.
     pub const MAX_MODEL_NAME: usize = 64;
+}
 
-    fn validate(&self) -> Result<(), InputError> {
+impl Kind for TranscribeInput {
+    const KIND: JobKind = JobKind::Transcribe;
+    const QUEUE: DefaultQueue = DefaultQueue::Gpu;
+    const ADMIN_ONLY: bool = false;
+    const MAX_RUNTIME_MINUTES: u64 = 240;
+    const SECTION: Option<Section> = None;
+    fn check(&self) -> Result<(), InputError> {
         if let Some(b) = self.beam_size
             && !(1..=Self::MAX_BEAM).contains(&b)
         {
@@ -113,17 +120,6 @@ impl TranscribeInput {
             )));
         }
         Ok(())
-    }
-}
-
-impl Kind for TranscribeInput {
-    const KIND: JobKind = JobKind::Transcribe;
-    const QUEUE: DefaultQueue = DefaultQueue::Gpu;
-    const ADMIN_ONLY: bool = false;
-    const MAX_RUNTIME_MINUTES: u64 = 240;
-    const SECTION: Option<Section> = None;
-    fn check(&self) -> Result<(), InputError> {
-        self.validate()
     }
 }
 

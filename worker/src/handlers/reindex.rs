@@ -20,6 +20,7 @@ use crate::context::JobContext;
 use crate::steps::blocking::run_blocking;
 use crate::steps::errors::join_error;
 use crate::steps::section_run::{Run, finish_or_record};
+use crate::steps::voiceprints::active_profile;
 
 /// Files per index write.
 const BATCH_FILES: usize = 8;
@@ -93,9 +94,7 @@ async fn reindex(
         (Some(ids), _) => voxfleet_store::search::files_by_id(pool, ids).await,
         (None, m) => voxfleet_store::search::indexable_files(pool, m == ReindexMode::Pending).await,
     }?;
-    let active = voxfleet_store::settings::get_embedding_settings(pool)
-        .await?
-        .active_profile;
+    let active = active_profile(ctx).await?;
     counts.files = files.len() as u64;
     let total = counts.files;
     run.progress(0, total, &counts.report(mode, model)).await;
