@@ -1,7 +1,14 @@
 //! Bearer-token authentication. Tokens are looked up by their SHA-256 in PostgreSQL; a short
-//! in-process cache keeps lookups off the hot submission path. A token revoked through this
-//! replica's API is evicted at once; one revoked elsewhere (another replica, the command line)
-//! stops working within the cache TTL (10 s).
+//! in-process cache keeps lookups off the hot submission path. A token revoked (or a user
+//! disabled) through this replica's API is evicted at once; one changed elsewhere (another
+//! replica, the command line) stops working within the cache TTL (10 s).
+//!
+//! A request acts as the token's user, who owns what it makes and whose role it has. A token
+//! an admin allowed to delegate may act for another user instead with
+//! `X-Voxfleet-User: <user id>` or `X-Voxfleet-User: ext:<external id>`: ownership, roles and
+//! the audit log then apply to that user (the audit row also names the token). Anyone else
+//! sending the header gets 403 `delegation_not_allowed`; an unknown user 422 `unknown_user`;
+//! a user above the token's own role 403.
 //!
 //! The scheme is matched case-insensitively (`Bearer`, `bearer`, RFC 7235), with any number
 //! of spaces before the token. [`MetricsAuth`] guards `/metrics`: an admin token, or the
@@ -10,12 +17,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use voxfleet_store::audit::Actor;
 use voxfleet_store::tokens::{Role, TokenInfo, find_token, hash_token};
+use voxfleet_store::users::{Acting, User};
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
@@ -33,13 +43,32 @@ impl TokenCache {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, (info, _)| info.as_ref().is_none_or(|i| i.id != id));
     }
+
+    /// Forgets every token of user `id` (disabled, role changed).
+    pub fn evict_user(&self, id: Uuid) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (info, _)| info.as_ref().is_none_or(|i| i.user_id != id));
+    }
 }
 
-/// The caller, as established from its bearer token.
+/// The header a delegating token names the user it acts for with.
+pub static ACT_AS: HeaderName = HeaderName::from_static("x-voxfleet-user");
+
+/// The caller, as established from its bearer token (and `X-Voxfleet-User`).
 #[derive(Debug, Clone)]
 pub struct Auth {
+    /// The token presented.
     pub token_id: Uuid,
+    /// The user the request acts as: the owner of what it makes.
+    pub user_id: Uuid,
+    /// That user's role.
     pub role: Role,
+    /// Acting for a user other than the token's own.
+    pub delegated: bool,
+    /// The token may act for other users.
+    pub can_delegate: bool,
+    /// The peer's address (the audit log's source IP).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 impl Auth {
@@ -60,7 +89,24 @@ impl Auth {
 
     /// Whether the caller may see or act on something owned by `owner`.
     pub fn may_access(&self, owner: Option<Uuid>) -> bool {
-        self.is_admin() || owner == Some(self.token_id)
+        self.is_admin() || owner == Some(self.user_id)
+    }
+
+    /// The token and the user, for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            token: Some(self.token_id),
+            user: Some(self.user_id),
+            ip: self.ip,
+        }
+    }
+
+    /// The caller as the account rules see it.
+    pub fn acting(&self) -> Acting {
+        Acting {
+            actor: self.actor(),
+            role: Some(self.role),
+        }
     }
 }
 
@@ -115,10 +161,62 @@ async fn authenticate(token: &str, state: &AppState) -> Result<Auth, ApiError> {
             i
         }
     };
-    let info = info.ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown or revoked token"))?;
+    let info =
+        info.ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown, expired or revoked token"))?;
+    if info.disabled {
+        return Err(ApiError::new(
+            Code::UserDisabled,
+            "this token's user is disabled",
+        ));
+    }
     Ok(Auth {
         token_id: info.id,
+        user_id: info.user_id,
         role: info.role,
+        delegated: false,
+        can_delegate: info.can_delegate,
+        ip: None,
+    })
+}
+
+/// The user `X-Voxfleet-User` names, checked against the token (see the module's comment).
+async fn delegate(auth: Auth, value: &str, state: &AppState) -> Result<Auth, ApiError> {
+    if !auth.can_delegate {
+        return Err(ApiError::new(
+            Code::DelegationNotAllowed,
+            "this token may not act for other users (an admin grants it: PATCH /v1/tokens/{id})",
+        ));
+    }
+    let unknown = || ApiError::new(Code::UnknownUser, "X-Voxfleet-User names no user");
+    let user: User = match value.strip_prefix("ext:") {
+        Some(ext) => voxfleet_store::users::find_external(&state.pool, ext).await?,
+        None => match Uuid::parse_str(value.trim()) {
+            Ok(id) => voxfleet_store::users::get_user(&state.pool, id).await?,
+            Err(_) => {
+                return Err(ApiError::new(
+                    Code::UnknownUser,
+                    "X-Voxfleet-User must be a user id or `ext:<external id>`",
+                ));
+            }
+        },
+    }
+    .ok_or_else(unknown)?;
+    if user.disabled {
+        return Err(ApiError::new(Code::UserDisabled, "that user is disabled"));
+    }
+    if user.role > auth.role {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            format!("a token of a {} cannot act for a {}", auth.role, user.role),
+        ));
+    }
+    Ok(Auth {
+        token_id: auth.token_id,
+        user_id: user.id,
+        role: user.role,
+        delegated: user.id != auth.user_id,
+        can_delegate: auth.can_delegate,
+        ip: auth.ip,
     })
 }
 
@@ -129,7 +227,20 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(presented(parts)?, state).await
+        let mut auth = authenticate(presented(parts)?, state).await?;
+        auth.ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        match parts.headers.get(&ACT_AS) {
+            None => Ok(auth),
+            Some(v) => {
+                let v = v.to_str().map_err(|_| {
+                    ApiError::new(Code::UnknownUser, "X-Voxfleet-User must be ASCII")
+                })?;
+                delegate(auth, v, state).await
+            }
+        }
     }
 }
 

@@ -39,6 +39,15 @@ pub enum Code {
     BadRequest,
     MethodNotAllowed,
     RequestTimeout,
+    UserDisabled,
+    DelegationNotAllowed,
+    UnknownUser,
+    EmailTaken,
+    ExternalIdTaken,
+    SelfChange,
+    LastSuperAdmin,
+    WeakPassword,
+    PasswordMismatch,
 }
 
 impl Code {
@@ -71,6 +80,15 @@ impl Code {
             Self::BadRequest => "bad_request",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
+            Self::UserDisabled => "user_disabled",
+            Self::DelegationNotAllowed => "delegation_not_allowed",
+            Self::UnknownUser => "unknown_user",
+            Self::EmailTaken => "email_taken",
+            Self::ExternalIdTaken => "external_id_taken",
+            Self::SelfChange => "self_change",
+            Self::LastSuperAdmin => "last_super_admin",
+            Self::WeakPassword => "weak_password",
+            Self::PasswordMismatch => "password_mismatch",
         }
     }
 
@@ -102,6 +120,13 @@ impl Code {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UserDisabled | Self::DelegationNotAllowed => StatusCode::FORBIDDEN,
+            Self::UnknownUser | Self::WeakPassword | Self::PasswordMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::EmailTaken | Self::ExternalIdTaken | Self::SelfChange | Self::LastSuperAdmin => {
+                StatusCode::CONFLICT
+            }
         }
     }
 }
@@ -187,6 +212,30 @@ impl From<voxfleet_search::SearchError> for ApiError {
                 ApiError::new(Code::Internal, "internal error")
             }
         }
+    }
+}
+
+impl From<voxfleet_store::users::UserError> for ApiError {
+    fn from(e: voxfleet_store::users::UserError) -> Self {
+        use voxfleet_store::users::UserError as E;
+        let code = match &e {
+            E::Store(_) => {
+                return match e {
+                    E::Store(s) => s.into(),
+                    _ => ApiError::new(Code::Internal, "internal error"),
+                };
+            }
+            E::NotFound => Code::NotFound,
+            E::Invalid(_) => Code::InvalidInput,
+            E::WeakPassword(_) => Code::WeakPassword,
+            E::PasswordMismatch => Code::PasswordMismatch,
+            E::EmailTaken => Code::EmailTaken,
+            E::ExternalIdTaken => Code::ExternalIdTaken,
+            E::SelfChange(_) => Code::SelfChange,
+            E::LastSuperAdmin(_) => Code::LastSuperAdmin,
+            E::Forbidden(_) => Code::Forbidden,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -5,7 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::tokens;
+use crate::routes::{audit, tokens, users};
 use crate::routes::{
     events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
     settings, speakers, stats,
@@ -15,7 +15,7 @@ use crate::routes::{
 #[openapi(
     info(title = "voxfleet control plane", description = "Jobs, queues, workers and GPUs of a voxfleet fleet."),
     modifiers(&Bearer),
-    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "search"), (name = "maintenance", description = "Admin: search index, data integrity, embedding consistency and migration"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"))
+    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "search"), (name = "maintenance", description = "Admin: search index, data integrity, embedding consistency and migration"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"), (name = "users", description = "Users, their tokens and usage; `/v1/me`"), (name = "tokens"), (name = "audit", description = "super_admin: the audit log and its export"))
 )]
 struct ApiDoc;
 
@@ -56,7 +56,21 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
-        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(tokens::revoke_token, tokens::update_token))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::recover_files))
+        .routes(routes!(users::list_user_tokens, users::create_user_token))
+        .routes(routes!(users::me))
+        .routes(routes!(users::my_tokens, users::create_my_token))
+        .routes(routes!(users::revoke_my_token))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit))
         .routes(routes!(jobs::submit, jobs::list_jobs))
         .routes(routes!(jobs::submit_batch))
         .routes(routes!(jobs::get_job))

@@ -309,7 +309,7 @@ async fn submit(st: &AppState, name: ScheduleName) -> Result<Uuid, ApiError> {
                 .ok_or_else(|| ApiError::new(Code::Internal, "the job was not inserted"));
         }
     };
-    let v = start_section_by(st, None, input).await?;
+    let v = start_section_by(st, Default::default(), input).await?;
     v.job
         .map(|j| j.id.0)
         .ok_or_else(|| ApiError::new(Code::Internal, "the section run has no job"))

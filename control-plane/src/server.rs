@@ -45,7 +45,15 @@ pub async fn run(
             _ = stop.cancelled() => break,
         };
         let _ = sock.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address as axum's `ConnectInfo` (the audit log's source IP).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let stop = stop.clone();
         let open = open_rx.clone();
         tokio::spawn(async move {

@@ -210,7 +210,7 @@ pub async fn check_registration(
     let key = st.media.key_for_uri(uri).map_err(media_error)?;
     let media = &st.media;
     if MediaStore::key_in(&key, &media.uploads_prefix())
-        || (!auth.is_admin() && !MediaStore::key_in(&key, &media.owner_prefix(auth.token_id)))
+        || (!auth.is_admin() && !MediaStore::key_in(&key, &media.owner_prefix(auth.user_id)))
     {
         return Err(no_object());
     }
@@ -307,7 +307,7 @@ pub async fn enqueue(
     jobs: Vec<(JobKind, Value)>,
     priority: Priority,
 ) -> ApiResult<Vec<JobSnapshot>> {
-    let owner = auth.token_id;
+    let owner = auth.user_id;
     if jobs.is_empty() {
         return Ok(Vec::new());
     }

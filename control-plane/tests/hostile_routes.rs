@@ -22,6 +22,8 @@ struct Fixture {
     second_job: String,
     speaker: String,
     owner: String,
+    /// u1's token's id.
+    token: String,
 }
 
 impl Fixture {
@@ -33,6 +35,7 @@ impl Fixture {
             &self.second_job,
             &self.speaker,
             &self.owner,
+            &self.token,
             "u1-secret-name",
             "u1-secret-file",
             "u1secretword",
@@ -52,8 +55,10 @@ impl Fixture {
                 "id" if before.ends_with("/v1/files/") => self.file.clone(),
                 "id" if before.ends_with("/v1/jobs/") => self.job.clone(),
                 "id" if before.ends_with("/v1/speakers/") => self.speaker.clone(),
-                // A token's id is its owner's id: u1's own token.
-                "id" if before.ends_with("/v1/tokens/") => self.owner.clone(),
+                "id" if before.ends_with("/v1/tokens/") || before.ends_with("/v1/me/tokens/") => {
+                    self.token.clone()
+                }
+                "id" if before.ends_with("/v1/users/") => self.owner.clone(),
                 // Model names are public.
                 "id" if before.ends_with("/v1/models/") => "whisper-1".into(),
                 "action" => "start".into(),
@@ -79,8 +84,12 @@ async fn fixture(env: &Env, u1: &str) -> Fixture {
             .arg(&wav)
             .args(["synth", "1", "sine", "440"]),
     );
+    let (s, me) = env.call("GET", "/v1/me", Some(u1), None).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    let token = me["token_id"].as_str().unwrap().to_string();
     let (s, v) = env.upload(u1, &wav, Some("transcribe")).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["owner"], me["id"], "{v}");
     let file = v["id"].as_str().unwrap().to_string();
     let owner = v["owner"].as_str().unwrap().to_string();
     let job = v["jobs"][0].as_str().unwrap().to_string();
@@ -128,6 +137,7 @@ async fn fixture(env: &Env, u1: &str) -> Fixture {
         second_job,
         speaker: speaker.to_string(),
         owner,
+        token,
     }
 }
 

@@ -2,7 +2,7 @@
 //! index: planted files of different ages, owners and statuses judged in two timezones on the
 //! day after a DST change; the settings' checks and confirmations; and a worker killed with
 //! `kill -9` in the middle of a file, after which nothing is left half-deleted and the job's
-//! retry finishes the run.
+//! retry finishes the run; the same for a user's deletion.
 mod common;
 
 use std::collections::HashSet;
@@ -23,17 +23,15 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
 
+/// A user named `name` (the owner of planted files).
 async fn token(pg: &sqlx::PgPool, name: &str) -> Uuid {
     let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO api_tokens (id, name, role, token_sha256) VALUES ($1, $2, 'user', $3)",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(format!("planted-{id}"))
-    .execute(pg)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO users (id, name, role) VALUES ($1, $2, 'user')")
+        .bind(id)
+        .bind(name)
+        .execute(pg)
+        .await
+        .unwrap();
     id
 }
 
@@ -520,4 +518,155 @@ async fn a_worker_killed_mid_retention_leaves_nothing_half_deleted() {
     let (_, st) = env.get("/v1/admin/retention").await;
     assert_eq!(st["pending_deletion"], 0, "{st}");
     assert_eq!(st["last_run"]["state"], "completed", "{st}");
+}
+
+/// Issue 17: deleting a user is crash-safe the way retention is. The account and every file
+/// of theirs disappear from the API at once; a worker killed in the middle of a file leaves
+/// nothing half there in sight, and the job's next attempt finishes it. Usage rows stay,
+/// detached from the person; another user's files are untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_user_deletion_leaves_nothing_visible_and_the_retry_finishes() {
+    let mut env = Env::start().await;
+    let w1 = env.worker("w1", &["--allow-crash", "--lease-seconds", "3"]);
+    let pg = env.pg().await;
+    let (s, dave) = env
+        .post(
+            "/v1/users",
+            json!({"email": "dave@example.org", "name": "Dave"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{dave}");
+    let dave_id: Uuid = dave["id"].as_str().unwrap().parse().unwrap();
+    let (s, t) = env
+        .post(
+            &format!("/v1/users/{dave_id}/tokens"),
+            json!({"name": "phone"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let dave_token = t["token"].as_str().unwrap().to_string();
+    let carol = token(&pg, "carol").await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            plant(
+                &env,
+                &pg,
+                Some(dave_id),
+                &format!("dave-{i}.wav"),
+                Utc::now(),
+                "transcribed",
+            )
+            .await,
+        );
+    }
+    let kept = plant(
+        &env,
+        &pg,
+        Some(carol),
+        "carol.wav",
+        Utc::now(),
+        "transcribed",
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
+            processing_seconds) VALUES ($1, $2, $3, 'transcribe', 'tiny.en', 60, 2)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(dave_id)
+    .bind(ids[0])
+    .execute(&pg)
+    .await
+    .unwrap();
+
+    // A user cannot delete accounts; the admin deletes dave, with the drill after two files.
+    let (s, v) = env
+        .call(
+            "DELETE",
+            &format!("/v1/users/{dave_id}"),
+            Some(&dave_token),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
+    let (s, v) = env
+        .call(
+            "DELETE",
+            &format!("/v1/users/{dave_id}?stall_after=2"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["kind"], "delete_user", "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+
+    // At once: the account, its token and its files are gone from the API.
+    let (s, _) = env.get(&format!("/v1/users/{dave_id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = env.call("GET", "/v1/me", Some(&dave_token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (_, list) = env.get("/v1/users?limit=500").await;
+    assert!(!list.to_string().contains(&dave_id.to_string()), "{list}");
+    for id in &ids {
+        let (s, _) = env.get(&format!("/v1/files/{id}")).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "a file of a deleted user is not served"
+        );
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !env.log("worker-w1.log").contains("user deletion stalled") {
+        assert!(
+            Instant::now() < deadline,
+            "no stall; logs in {}",
+            env.logs.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.signal(w1, "-KILL");
+    let p = presence(&env, &pg, &ids).await;
+    assert_eq!(p.rows.len(), 4, "2 of 6 deleted before the kill");
+    assert_eq!(p.tombstoned.len(), 4, "the rest hidden");
+    assert_eq!(p.objects.len(), 3, "one file's object went before the kill");
+    let (s, _) = env.get(&format!("/v1/files/{kept}")).await;
+    assert_eq!(s, StatusCode::OK, "carol's file is untouched");
+
+    // Another worker takes the job over and finishes it.
+    env.worker("w2", &["--lease-seconds", "3"]);
+    let j = env.wait_ended(&job, Duration::from_secs(120)).await;
+    assert_eq!(j["status"], "succeeded", "{j}");
+    assert_eq!(j["attempts"], 2, "{j}");
+    assert_eq!(j["result"]["files_deleted"], 4, "{j}");
+    assert_eq!(j["result"]["usage_rows_detached"], 1, "{j}");
+    let p = presence(&env, &pg, &ids).await;
+    assert!(p.rows.is_empty() && p.objects.is_empty() && p.docs.is_empty());
+    let p = presence(&env, &pg, &[kept]).await;
+    assert_eq!((p.rows.len(), p.objects.len(), p.docs.len()), (1, 1, 1));
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users WHERE id = $1), \
+                (SELECT count(*) FROM api_tokens WHERE user_id = $1), \
+                (SELECT count(*) FROM usage_records WHERE owner IS NULL AND file_id = $2)",
+    )
+    .bind(dave_id)
+    .bind(ids[0])
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        (0, 0, 1),
+        "account and tokens gone, usage kept and detached"
+    );
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE target = $1 AND action LIKE 'admin.user.delete%' ORDER BY id",
+    )
+    .bind(dave_id.to_string())
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    assert_eq!(audited, ["admin.user.delete", "admin.user.deleted"]);
 }

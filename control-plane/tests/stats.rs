@@ -28,20 +28,27 @@ async fn env_without_scheduler() -> Env {
     env
 }
 
-async fn token(pg: &PgPool, plain: &str, role: &str, age: &str, revoked: bool) {
+async fn token(pg: &PgPool, plain: &str, role: &str, age: &str, disabled: bool) {
+    let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO api_tokens (id, name, role, token_sha256, created_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, now() - $5::interval, CASE WHEN $6 THEN now() END)",
+        "INSERT INTO users (id, name, role, created_at, disabled) \
+         VALUES ($1, $2, $3, now() - $4::interval, $5)",
     )
-    .bind(Uuid::new_v4())
+    .bind(id)
     .bind(format!("planted {role}"))
     .bind(role)
-    .bind(voxfleet_store::tokens::hash_token(plain))
     .bind(age)
-    .bind(revoked)
+    .bind(disabled)
     .execute(pg)
     .await
     .unwrap();
+    sqlx::query("INSERT INTO api_tokens (id, name, user_id, token_sha256) VALUES ($1, $2, $1, $3)")
+        .bind(id)
+        .bind(format!("planted {role}"))
+        .bind(voxfleet_store::tokens::hash_token(plain))
+        .execute(pg)
+        .await
+        .unwrap();
 }
 
 /// A file of `age`, with `segments` transcript segments and `speakers` speakers.
@@ -142,7 +149,7 @@ async fn stats_and_task_health_follow_their_definitions() {
     let env = env_without_scheduler().await;
     let pg = env.pg().await;
 
-    // users: the bootstrap super_admin, two users (one a month old), an admin, a revoked user
+    // users: the bootstrap super_admin, two users (one a month old), an admin, a disabled user
     let user_token = "planted-user-token-0123456789";
     token(&pg, user_token, "user", "1 hour", false).await;
     token(
@@ -163,7 +170,7 @@ async fn stats_and_task_health_follow_their_definitions() {
     .await;
     token(
         &pg,
-        "planted-revoked-token-01234567",
+        "planted-disabled-token-0123456",
         "user",
         "1 hour",
         true,

@@ -31,10 +31,10 @@ pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;
 pub use kinds::{
-    CollectStatsInput, DiagnosticFail, DiagnosticInput, DiarizeInput, EMBEDDING_PROFILES,
-    EmbeddingMigrationInput, EmbeddingRepairInput, ExtractEmbeddingsInput, InputError,
-    IntegrityCheckInput, JobInput, JobKind, Kind, KnownSpeaker, MigrationAction, ReindexInput,
-    ReindexMode, RetentionInput, RunState, Section, Task, TranscribeInput,
+    CollectStatsInput, DeleteUserInput, DiagnosticFail, DiagnosticInput, DiarizeInput,
+    EMBEDDING_PROFILES, EmbeddingMigrationInput, EmbeddingRepairInput, ExtractEmbeddingsInput,
+    InputError, IntegrityCheckInput, JobInput, JobKind, Kind, KnownSpeaker, MigrationAction,
+    ReindexInput, ReindexMode, RetentionInput, RunState, Section, Task, TranscribeInput,
 };
 pub use model::{JobId, JobStatus, Priority, QueueName};
 pub use outage::Outage;

@@ -314,6 +314,34 @@ pub async fn reset_for_rerun(pool: &PgPool, id: JobId) -> Result<Option<JobSnaps
     row.map(TryInto::try_into).transpose()
 }
 
+/// The newest transcription and diarization job of each of `owner`'s files (not being
+/// deleted) that is failed, cancelled or running: what "recover files" looks at.
+pub async fn latest_file_jobs(pool: &PgPool, owner: Uuid) -> Result<Vec<JobSnapshot>, StoreError> {
+    let rows: Vec<JobRow> = sqlx::query_as(q!("SELECT {COLUMNS} FROM jobs WHERE id IN \
+           (SELECT transcription_job FROM files WHERE owner = $1 AND deleting_at IS NULL \
+            UNION SELECT diarization_job FROM files WHERE owner = $1 AND deleting_at IS NULL) \
+         AND status IN ('failed', 'cancelled', 'running') ORDER BY created_at, id"))
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
+/// Records a stuck running job as cancelled (`error_code` `abandoned`), version bumped, when
+/// work for its file is submitted again.
+pub async fn mark_abandoned(pool: &PgPool, id: JobId) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', error_code = 'abandoned', \
+           error_message = 'stuck; submitted again by an admin''s recovery', \
+           finished_at = now(), version = version + 1, updated_at = now() \
+         WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id.0)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// A job about to be inserted: the defaults every new record starts from.
 pub fn new_snapshot(
     kind: voxfleet_jobs::JobKind,

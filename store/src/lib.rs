@@ -13,7 +13,8 @@
 //! - [`speakers`]: diarized speakers, their turns and voiceprints (the voiceprints' source of
 //!   truth).
 //! - [`submit`]: the one submission path (record, link, queue; undone when queueing fails).
-//! - [`tokens`]: hashed bearer tokens and roles; [`audit`]: the audit log.
+//! - [`users`]: the people who own things, hold tokens and a role; [`tokens`]: hashed
+//!   bearer tokens, each a user's; [`audit`]: the audit log.
 pub mod audit;
 pub mod db;
 pub mod files;
@@ -29,6 +30,7 @@ pub mod speakers;
 pub mod stats;
 pub mod submit;
 pub mod tokens;
+pub mod users;
 
 pub use db::{StoreError, connect};
 pub use sqlx::PgPool;

@@ -25,7 +25,7 @@ pub struct Candidate {
     /// The file's name as uploaded (its title).
     pub filename: String,
     pub owner: Option<Uuid>,
-    /// The owner's token name, when the token still exists.
+    /// The owner's name, when the user still exists.
     pub owner_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub size_bytes: i64,
@@ -58,7 +58,7 @@ pub async fn candidates(
         "SELECT f.id, f.filename, f.owner, t.name AS owner_name, f.created_at, f.size_bytes, \
                 {STATUS_SQL} AS status \
          FROM files f LEFT JOIN jobs j ON j.id = f.transcription_job \
-              LEFT JOIN api_tokens t ON t.id = f.owner \
+              LEFT JOIN users t ON t.id = f.owner \
          WHERE {} ORDER BY f.created_at, f.id LIMIT $3",
         eligible_sql()
     )))
@@ -117,6 +117,24 @@ pub async fn mark_deleting(
     .bind(delete_failed)
     .bind(id)
     .fetch_optional(pool)
+    .await?)
+}
+
+/// Step 1 for every file of `owner` (a user being deleted): tombstones those not yet
+/// tombstoned, whatever their state, and returns all of them, oldest tombstone first.
+pub async fn tombstone_owner(pool: &PgPool, owner: Uuid) -> Result<Vec<Doomed>, StoreError> {
+    sqlx::query("UPDATE files SET deleting_at = now() WHERE owner = $1 AND deleting_at IS NULL")
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT f.id, f.storage_key, f.size_bytes, ({}) AS delete_object \
+             FROM files f WHERE f.owner = $1 AND f.deleting_at IS NOT NULL \
+             ORDER BY f.deleting_at, f.id",
+        deletes_object_sql("f")
+    )))
+    .bind(owner)
+    .fetch_all(pool)
     .await?)
 }
 

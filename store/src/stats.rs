@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use crate::db::StoreError;
 
-/// Users are API tokens (each token is one caller with one role); revoked ones are left out.
+/// Accounts (people and service accounts); disabled ones are left out.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserStats {
-    /// Tokens not revoked.
+    /// Accounts not disabled.
     pub total: i64,
     /// Of those, created at or after the window start.
     pub recent: i64,
@@ -72,7 +72,7 @@ pub async fn users(pool: &PgPool, since: DateTime<Utc>) -> Result<UserStats, Sto
         "SELECT count(*), count(*) FILTER (WHERE created_at >= $1), \
                 count(*) FILTER (WHERE role = 'user'), count(*) FILTER (WHERE role = 'admin'), \
                 count(*) FILTER (WHERE role = 'super_admin') \
-             FROM api_tokens WHERE revoked_at IS NULL",
+             FROM users WHERE NOT disabled AND deleting_at IS NULL",
     )
     .bind(since)
     .fetch_one(pool)

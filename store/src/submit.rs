@@ -6,6 +6,11 @@
 //! re-points nothing), before the jobs are queued, so a worker that finishes at once finds its
 //! file waiting for it. If queueing fails, the new rows are removed and the files point back at
 //! their previous jobs, so a caller that sees an error can simply submit again.
+//!
+//! A transcription that names no language or prompt takes its owner's defaults (the user's
+//! `default_language` and `default_prompt`) here, so every way in applies them.
+use std::collections::HashMap;
+
 use uuid::Uuid;
 use voxfleet_jobs::{
     EnqueueRequest, JobId, JobInput, JobKind, JobSnapshot, Priority, QueueClient, QueueError,
@@ -77,7 +82,8 @@ pub async fn record_and_queue(
     queue: &QueueClient,
     jobs: &[JobSnapshot],
 ) -> Result<Vec<Inserted>, SubmitError> {
-    let (inserted, relinked) = insert_and_link(pool, jobs, file_links).await?;
+    let jobs = with_owner_defaults(pool, jobs).await?;
+    let (inserted, relinked) = insert_and_link(pool, &jobs, file_links).await?;
     let new: Vec<EnqueueRequest> = inserted
         .iter()
         .filter_map(|i| match i {
@@ -96,4 +102,37 @@ pub async fn record_and_queue(
         metrics::counter!("voxfleet_jobs_submitted_total", "kind" => r.kind.as_str(), "queue" => r.queue.to_string()).increment(1);
     }
     Ok(inserted)
+}
+
+/// `jobs`, each transcription filled in with its owner's default language and prompt where
+/// it names none.
+async fn with_owner_defaults(
+    pool: &sqlx::PgPool,
+    jobs: &[JobSnapshot],
+) -> Result<Vec<JobSnapshot>, StoreError> {
+    let unset = |v: &serde_json::Value, k: &str| v.get(k).is_none_or(serde_json::Value::is_null);
+    let mut out = jobs.to_vec();
+    let mut seen: HashMap<Uuid, (Option<String>, Option<String>)> = HashMap::new();
+    for j in &mut out {
+        let Some(owner) = j.owner else { continue };
+        if j.kind != JobKind::Transcribe
+            || !(unset(&j.input, "language") || unset(&j.input, "prompt"))
+        {
+            continue;
+        }
+        let (language, prompt) = match seen.entry(owner) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(crate::users::transcription_defaults(pool, owner).await?)
+            }
+        };
+        for (key, value) in [("language", &*language), ("prompt", &*prompt)] {
+            if let (Some(v), Some(obj)) = (value, j.input.as_object_mut())
+                && obj.get(key).is_none_or(serde_json::Value::is_null)
+            {
+                obj.insert(key.into(), v.clone().into());
+            }
+        }
+    }
+    Ok(out)
 }

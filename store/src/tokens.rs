@@ -1,65 +1,35 @@
-//! Bearer tokens: only their SHA-256 is stored. Roles: `user` (own jobs and files), `admin`
-//! (all but auth and audit), `super_admin` (everything).
+//! Bearer tokens: only their SHA-256 is stored. Each belongs to a user, whose role it acts
+//! with ([`Role`]: `user` own jobs and files, `admin` all but auth and audit, `super_admin`
+//! everything); a token an admin allowed may act for other users (`can_delegate`), and a
+//! token may expire.
 //!
 //! The bootstrap token (`VOXFLEET_ADMIN_TOKEN`) is a super_admin row flagged `bootstrap`; at
 //! most one is active. [`ensure_bootstrap`] makes the presented secret that one and revokes
 //! the others (rotation); a revoked token is never made valid again. Every change is audited.
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::StoreError;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    User,
-    Admin,
-    SuperAdmin,
-}
+pub use crate::users::Role;
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Admin => "admin",
-            Self::SuperAdmin => "super_admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "user" => Ok(Self::User),
-            "admin" => Ok(Self::Admin),
-            "super_admin" => Ok(Self::SuperAdmin),
-            _ => Err(format!("unknown role `{s}` (user, admin, super_admin)")),
-        }
-    }
-}
-
-/// A token's identity as the API sees it.
+/// A token's identity as authentication sees it: the token, its user and the user's role.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenInfo {
     pub id: Uuid,
     pub name: String,
+    /// The user the token belongs to (the owner of what it makes).
+    pub user_id: Uuid,
+    /// The user's role.
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// May act for other users (`X-Voxfleet-User`).
+    pub can_delegate: bool,
+    /// The user is disabled: the token authenticates nothing.
+    pub disabled: bool,
 }
 
 /// A token as `tokens list` and `GET /v1/tokens` show it: never its secret nor its hash.
@@ -67,6 +37,9 @@ pub struct TokenInfo {
 pub struct TokenRecord {
     pub id: Uuid,
     pub name: String,
+    /// The user it belongs to.
+    pub user_id: Uuid,
+    /// The user's role.
     pub role: Role,
     pub created_at: DateTime<Utc>,
     /// When the token was last seen (updated at most once a minute per token).
@@ -75,37 +48,67 @@ pub struct TokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The `VOXFLEET_ADMIN_TOKEN` token (at most one is active).
     pub bootstrap: bool,
+    /// May act for other users (`X-Voxfleet-User`), as an admin granted.
+    pub can_delegate: bool,
+    /// After this the token authenticates nothing; None: no expiry.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-type RecordRow = (
-    Uuid,
-    String,
-    String,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    bool,
-);
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    id: Uuid,
+    name: String,
+    user_id: Uuid,
+    role: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    bootstrap: bool,
+    can_delegate: bool,
+    expires_at: Option<DateTime<Utc>>,
+}
 
-/// The columns of a [`RecordRow`], for `concat!`.
+/// The columns of a [`RecordRow`] of `api_tokens t JOIN users u`, for `concat!`.
 macro_rules! record_columns {
     () => {
-        "id, name, role, created_at, last_used_at, revoked_at, bootstrap"
+        "t.id, t.name, t.user_id, u.role, t.created_at, t.last_used_at, t.revoked_at, \
+         t.bootstrap, t.can_delegate, t.expires_at"
     };
 }
 
-fn record(
-    (id, name, role, created_at, last_used_at, revoked_at, bootstrap): RecordRow,
-) -> Result<TokenRecord, StoreError> {
+/// `FROM` with its join, for `concat!`.
+macro_rules! record_from {
+    () => {
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+    };
+}
+
+fn record(r: RecordRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
-        id,
-        name,
-        role: role.parse().map_err(StoreError::Invalid)?,
-        created_at,
-        last_used_at,
-        revoked_at,
-        bootstrap,
+        id: r.id,
+        name: r.name,
+        user_id: r.user_id,
+        role: r.role.parse().map_err(StoreError::Invalid)?,
+        created_at: r.created_at,
+        last_used_at: r.last_used_at,
+        revoked_at: r.revoked_at,
+        bootstrap: r.bootstrap,
+        can_delegate: r.can_delegate,
+        expires_at: r.expires_at,
     })
+}
+
+async fn record_by_id(con: &mut PgConnection, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
+    let row: Option<RecordRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        record_from!(),
+        " WHERE t.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(con)
+    .await?;
+    row.map(record).transpose()
 }
 
 pub fn hash_token(plain: &str) -> String {
@@ -129,7 +132,8 @@ async fn audit(
     crate::audit::record(con, actor, action, Some(&target.to_string()), detail).await
 }
 
-/// Mints a token and returns its plaintext (shown once; only the hash is kept). No acting
+/// Mints a token for a new service account (a user with `name` and `role`, no email nor
+/// password) and returns its plaintext (shown once; only the hash is kept). No acting
 /// token (the command line).
 pub async fn create_token(
     pool: &PgPool,
@@ -146,43 +150,136 @@ pub async fn create_token_by(
     role: Role,
     actor: Option<Uuid>,
 ) -> Result<(TokenInfo, String), StoreError> {
-    let plain = generate_token();
-    let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
-    let created_at: DateTime<Utc> = sqlx::query_scalar(
-        "INSERT INTO api_tokens (id, name, role, token_sha256) VALUES ($1, $2, $3, $4) RETURNING created_at",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(role.as_str())
-    .bind(hash_token(&plain))
-    .fetch_one(&mut *tx)
-    .await?;
+    let user = crate::users::create_service_user(&mut tx, name, role).await?;
+    let (rec, plain) = insert_token(&mut tx, user, name, None).await?;
     audit(
         &mut tx,
         actor,
         "token.create",
-        id,
-        serde_json::json!({"name": name, "role": role}),
+        rec.id,
+        serde_json::json!({"name": name, "role": role, "user_id": user, "service_account": true}),
     )
     .await?;
     tx.commit().await?;
     Ok((
         TokenInfo {
-            id,
-            name: name.into(),
+            id: rec.id,
+            name: rec.name,
+            user_id: user,
             role,
-            created_at,
+            created_at: rec.created_at,
+            can_delegate: false,
+            disabled: false,
         },
         plain,
     ))
 }
 
+async fn insert_token(
+    con: &mut PgConnection,
+    user: Uuid,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(TokenRecord, String), StoreError> {
+    let plain = generate_token();
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO api_tokens (id, name, user_id, token_sha256, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(user)
+    .bind(hash_token(&plain))
+    .bind(expires_at)
+    .execute(&mut *con)
+    .await?;
+    let rec = record_by_id(con, id)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("token vanished".into()))?;
+    Ok((rec, plain))
+}
+
+/// Mints a token for an existing user (audited `token.create` by `by`). The user must exist.
+pub async fn create_user_token(
+    pool: &PgPool,
+    user: Uuid,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    by: crate::audit::Actor,
+) -> Result<(TokenRecord, String), StoreError> {
+    let mut tx = pool.begin().await?;
+    let (rec, plain) = insert_token(&mut tx, user, name, expires_at).await?;
+    crate::audit::record_as(
+        &mut *tx,
+        by,
+        "token.create",
+        Some(&rec.id.to_string()),
+        serde_json::json!({"name": name, "user_id": user, "expires_at": expires_at}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((rec, plain))
+}
+
+/// A user's tokens, revoked ones included, oldest first.
+pub async fn list_user_tokens(pool: &PgPool, user: Uuid) -> Result<Vec<TokenRecord>, StoreError> {
+    let rows: Vec<RecordRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        record_from!(),
+        " WHERE t.user_id = $1 ORDER BY t.created_at, t.id"
+    ))
+    .bind(user)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(record).collect()
+}
+
+/// One token, revoked or not.
+pub async fn get_token(pool: &PgPool, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
+    let mut con = pool.acquire().await?;
+    record_by_id(&mut con, id).await
+}
+
+/// Grants or withdraws a token's right to act for other users (audited
+/// `token.delegation`). None when there is no such token.
+pub async fn set_delegation(
+    pool: &PgPool,
+    id: Uuid,
+    can_delegate: bool,
+    by: crate::audit::Actor,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query("UPDATE api_tokens SET can_delegate = $2 WHERE id = $1")
+        .bind(id)
+        .bind(can_delegate)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if changed == 0 {
+        return Ok(None);
+    }
+    crate::audit::record_as(
+        &mut *tx,
+        by,
+        "token.delegation",
+        Some(&id.to_string()),
+        serde_json::json!({"can_delegate": can_delegate}),
+    )
+    .await?;
+    let rec = record_by_id(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(rec)
+}
+
 /// Serializes bootstrap rotations of replicas starting at the same time.
 const BOOTSTRAP_LOCK: i64 = 0x766f_7866_6c74_6b01;
 
-/// Makes `plain` (VOXFLEET_ADMIN_TOKEN) the one active bootstrap super_admin token and
-/// revokes every other active bootstrap token (audited `token.rotate`). Fails, changing
+/// Makes `plain` (VOXFLEET_ADMIN_TOKEN) the one active bootstrap token and revokes every
+/// other active bootstrap token (audited `token.rotate`). Every bootstrap token belongs to
+/// the same user (the newest bootstrap token's; a new `bootstrap` super_admin the first
+/// time), who is kept an enabled super_admin: the operator's way back in. Fails, changing
 /// nothing, when `plain` is a revoked token (a revoked token never comes back) or an
 /// existing token that is not the bootstrap one.
 pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreError> {
@@ -217,12 +314,26 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
         }
         Some((id, true, None)) => id,
         None => {
+            let user: Option<Uuid> = sqlx::query_scalar(
+                "SELECT user_id FROM api_tokens WHERE bootstrap \
+                 ORDER BY (revoked_at IS NULL) DESC, created_at DESC, id DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let user = match user {
+                Some(u) => u,
+                None => {
+                    crate::users::create_service_user(&mut tx, "bootstrap", Role::SuperAdmin)
+                        .await?
+                }
+            };
             let id = Uuid::now_v7();
             sqlx::query(
-                "INSERT INTO api_tokens (id, name, role, token_sha256, bootstrap) \
-                 VALUES ($1, 'bootstrap', 'super_admin', $2, true)",
+                "INSERT INTO api_tokens (id, name, user_id, token_sha256, bootstrap) \
+                 VALUES ($1, 'bootstrap', $2, $3, true)",
             )
             .bind(id)
+            .bind(user)
             .bind(hash_token(plain))
             .execute(&mut *tx)
             .await?;
@@ -233,12 +344,32 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
                 id,
                 serde_json::json!({
                     "name": "bootstrap", "role": Role::SuperAdmin, "bootstrap": true,
+                    "user_id": user,
                 }),
             )
             .await?;
             id
         }
     };
+    let restored: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE users SET role = 'super_admin', disabled = false, updated_at = now() \
+         WHERE id = (SELECT user_id FROM api_tokens WHERE id = $1) \
+           AND (role <> 'super_admin' OR disabled) RETURNING id",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(user) = restored {
+        tracing::warn!(user.id = %user, "the bootstrap user was restored to an enabled super_admin");
+        crate::audit::record(
+            &mut *tx,
+            None,
+            "admin.user.bootstrap_restore",
+            Some(&user.to_string()),
+            serde_json::json!({"via": "VOXFLEET_ADMIN_TOKEN"}),
+        )
+        .await?;
+    }
     let replaced: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE api_tokens SET revoked_at = now() \
          WHERE bootstrap AND revoked_at IS NULL AND id <> $1 RETURNING id",
@@ -261,28 +392,38 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
     Ok(id)
 }
 
-/// Looks a presented token up; revoked and unknown tokens give None. Marks the token used
-/// (at most once a minute, so lookups stay reads).
+/// Looks a presented token up; revoked, expired and unknown tokens give None (a disabled
+/// user's token is found, with `disabled` set). Marks the token used (at most once a
+/// minute, so lookups stay reads).
 pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>, StoreError> {
-    let row: Option<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "WITH t AS (SELECT id, name, role, created_at, last_used_at FROM api_tokens \
-                    WHERE token_sha256 = $1 AND revoked_at IS NULL), \
-              u AS (UPDATE api_tokens SET last_used_at = now() WHERE id IN \
+    type Row = (Uuid, String, Uuid, String, DateTime<Utc>, bool, bool);
+    let row: Option<Row> = sqlx::query_as(
+        "WITH t AS (SELECT t.id, t.name, t.user_id, u.role, t.created_at, t.last_used_at, \
+                           t.can_delegate, u.disabled \
+                    FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                    WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND u.deleting_at IS NULL \
+                      AND (t.expires_at IS NULL OR t.expires_at > now())), \
+              x AS (UPDATE api_tokens SET last_used_at = now() WHERE id IN \
                     (SELECT id FROM t WHERE last_used_at IS NULL \
                      OR last_used_at < now() - interval '1 minute')) \
-         SELECT id, name, role, created_at FROM t",
+         SELECT id, name, user_id, role, created_at, can_delegate, disabled FROM t",
     )
     .bind(hash_token(plain))
     .fetch_optional(pool)
     .await?;
-    row.map(|(id, name, role, created_at)| {
-        Ok(TokenInfo {
-            id,
-            name,
-            role: role.parse().map_err(StoreError::Invalid)?,
-            created_at,
-        })
-    })
+    row.map(
+        |(id, name, user_id, role, created_at, can_delegate, disabled)| {
+            Ok(TokenInfo {
+                id,
+                name,
+                user_id,
+                role: role.parse().map_err(StoreError::Invalid)?,
+                created_at,
+                can_delegate,
+                disabled,
+            })
+        },
+    )
     .transpose()
 }
 
@@ -291,7 +432,8 @@ pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenRecord>, StoreError> 
     let rows: Vec<RecordRow> = sqlx::query_as(concat!(
         "SELECT ",
         record_columns!(),
-        " FROM api_tokens ORDER BY created_at, id"
+        record_from!(),
+        " ORDER BY t.created_at, t.id"
     ))
     .fetch_all(pool)
     .await?;
@@ -317,16 +459,16 @@ pub async fn revoke_token(
     via: &str,
 ) -> Result<Revoked, StoreError> {
     let mut tx = pool.begin().await?;
-    let now: Option<RecordRow> = sqlx::query_as(concat!(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING ",
-        record_columns!()
-    ))
+    let changed = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    )
     .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let out = match now {
-        Some(row) => {
-            let rec = record(row)?;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let rec = record_by_id(&mut tx, id).await?;
+    let out = match rec {
+        Some(rec) if changed > 0 => {
             audit(
                 &mut tx,
                 actor,
@@ -334,25 +476,14 @@ pub async fn revoke_token(
                 id,
                 serde_json::json!({
                     "name": rec.name, "role": rec.role, "bootstrap": rec.bootstrap, "via": via,
+                    "user_id": rec.user_id,
                 }),
             )
             .await?;
             Revoked::Now(rec)
         }
-        None => {
-            let row: Option<RecordRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                record_columns!(),
-                " FROM api_tokens WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match row {
-                Some(row) => Revoked::Already(record(row)?),
-                None => Revoked::NotFound,
-            }
-        }
+        Some(rec) => Revoked::Already(rec),
+        None => Revoked::NotFound,
     };
     tx.commit().await?;
     Ok(out)

@@ -82,15 +82,7 @@ async fn a_new_bootstrap_token_revokes_the_old_one_and_a_revoked_one_never_retur
 
 #[tokio::test]
 async fn bootstrap_rows_from_before_the_flag_are_flagged_by_the_migration() {
-    let db = Db::fresh().await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 6")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE api_tokens DROP COLUMN bootstrap")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let db = Db::at_version(5).await;
     let old = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO api_tokens (id, name, role, token_sha256) \

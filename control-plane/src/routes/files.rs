@@ -132,7 +132,7 @@ async fn finish_upload(
     // Known speakers' reference files are checked before anything is stored.
     let references: Vec<(usize, Uuid)> = p.references.iter().map(|&f| (0, f)).collect();
     crate::services::submit::check_file_ids(st, auth, &references, false).await?;
-    let id = upload::store(st, auth.token_id, &sp, registered).await?;
+    let id = upload::store(st, auth.user_id, &sp, registered).await?;
     let inputs = p
         .jobs
         .into_iter()
@@ -320,7 +320,7 @@ pub async fn list_files(
     let owner = if auth.is_admin() {
         q.owner
     } else {
-        Some(auth.token_id)
+        Some(auth.user_id)
     };
     let before = q
         .cursor
@@ -387,9 +387,9 @@ pub async fn delete_file(
     }
     let detail = serde_json::json!({"filename": f.file.filename, "owner": f.file.owner});
     let target = f.file.id.to_string();
-    if let Err(e) = voxfleet_store::audit::record(
+    if let Err(e) = voxfleet_store::audit::record_as(
         &st.pool,
-        Some(auth.token_id),
+        auth.actor(),
         "file.delete",
         Some(&target),
         detail,
@@ -474,7 +474,7 @@ pub async fn usage(
     let owner = if auth.is_admin() {
         q.owner
     } else {
-        Some(auth.token_id)
+        Some(auth.user_id)
     };
     Ok(Json(
         voxfleet_store::files::usage(

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use voxfleet_jobs::{CancelOutcome, EnqueueRequest, JobKind, JobStatus};
+use voxfleet_jobs::{CancelOutcome, JobKind, JobStatus};
 use voxfleet_store::jobs::{Inserted, ListFilter};
-use voxfleet_store::tokens::Role;
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -154,7 +153,7 @@ pub async fn list_jobs(
     let filter = ListFilter {
         status: q.status,
         kind: q.kind.map(|k| k.as_str().to_string()),
-        owner: (!auth.is_admin()).then_some(auth.token_id),
+        owner: (!auth.is_admin()).then_some(auth.user_id),
         before: q.cursor.as_deref().map(parse_cursor).transpose()?,
         limit,
     };
@@ -215,51 +214,7 @@ pub async fn retry_job(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let j = load(&st, &auth, &id).await?;
-    if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
-        return Err(ApiError::new(
-            Code::NotRetryable,
-            format!(
-                "only failed or cancelled jobs can be re-run; this one is {}",
-                j.status
-            ),
-        ));
-    }
-    if j.kind.admin_only() {
-        auth.require(Role::Admin)?;
-    }
-    // make sure PostgreSQL has the final state before resetting it
-    voxfleet_store::persist::persist_all(&st.queue, &st.pool, &j.queue, None)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "persist before re-run failed");
-            ApiError::new(
-                Code::Unavailable,
-                "the job's state could not be saved; try again shortly",
-            )
-        })?;
-    let reset = voxfleet_store::jobs::reset_for_rerun(&st.pool, j.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::NotRetryable,
-                "the job changed state; only failed or cancelled jobs can be re-run",
-            )
-        })?;
-    if let Err(e) = st.queue.enqueue(&EnqueueRequest::from(&reset)).await {
-        // put the record back as it was (with a newer version), so it can be re-run later
-        let mut back = j.clone();
-        back.version = reset.version + 1;
-        let _ = voxfleet_store::jobs::upsert_snapshots(&st.pool, &[back]).await;
-        return Err(e.into());
-    }
-    voxfleet_store::audit::record(
-        &st.pool,
-        Some(auth.token_id),
-        "job.retry",
-        Some(&reset.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await?;
+    let reset = crate::services::recovery::rerun(&st, &auth, j).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view(reset, &st.settings.current().await)),

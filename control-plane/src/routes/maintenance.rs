@@ -405,9 +405,9 @@ async fn swap_to(
         }),
     )
     .await?;
-    voxfleet_store::audit::record(
+    voxfleet_store::audit::record_as(
         &st.pool,
-        Some(auth.token_id),
+        auth.actor(),
         &format!("maintenance.migration.{state}"),
         Some(&index),
         json!({"forced": forced}),

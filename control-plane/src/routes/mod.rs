@@ -1,4 +1,5 @@
 //! The API's routes, one module per resource.
+pub mod audit;
 pub mod events;
 pub mod files;
 pub mod fleet;
@@ -13,6 +14,7 @@ pub mod settings;
 pub mod speakers;
 pub mod stats;
 pub mod tokens;
+pub mod users;
 
 use crate::error::{ApiError, Code};
 

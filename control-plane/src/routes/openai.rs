@@ -161,7 +161,7 @@ async fn audio(
     let (format, diarize, words, stream) = (r.format, r.diarize(), r.words, r.stream);
     // Subscribed before any job is queued (or looked at), so no event falls in between.
     let events = st.events.subscribe();
-    let request = dedupe::request_hash(auth.token_id, &r);
+    let request = dedupe::request_hash(auth.user_id, &r);
     let earlier = match &request {
         Some(hash) => dedupe::earlier(&st, hash).await,
         None => None,
@@ -220,7 +220,7 @@ async fn submit(
     auth: &Auth,
     r: form::Form,
 ) -> Result<(Uuid, Vec<JobSnapshot>), OpenAiError> {
-    let file_id = upload::store(st, auth.token_id, &r.file, None).await?;
+    let file_id = upload::store(st, auth.user_id, &r.file, None).await?;
     let input = r.transcribe_input(file_id);
     let mut jobs = vec![(JobKind::Transcribe, to_value(&input)?)];
     if r.diarize() {
@@ -233,7 +233,7 @@ async fn submit(
                 Some(k.content_type.clone()),
             )
             .await?;
-            let id = upload::store(st, auth.token_id, &spooled, None).await?;
+            let id = upload::store(st, auth.user_id, &spooled, None).await?;
             known_speakers.push(KnownSpeaker {
                 name: k.name.clone(),
                 file_id: id,

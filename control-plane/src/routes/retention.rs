@@ -83,9 +83,9 @@ pub async fn put_retention_settings(
         ));
     }
     voxfleet_store::settings::put_retention_settings(&st.pool, &new, Some(auth.token_id)).await?;
-    voxfleet_store::audit::record(
+    voxfleet_store::audit::record_as(
         &st.pool,
-        Some(auth.token_id),
+        auth.actor(),
         "settings.retention",
         None,
         serde_json::to_value(&new).unwrap_or_default(),

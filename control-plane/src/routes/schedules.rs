@@ -98,9 +98,9 @@ pub async fn put_schedule_settings(
     s.validate()
         .map_err(|m| ApiError::new(Code::InvalidSetting, m))?;
     voxfleet_store::settings::put_schedule_settings(&st.pool, &s, Some(auth.token_id)).await?;
-    voxfleet_store::audit::record(
+    voxfleet_store::audit::record_as(
         &st.pool,
-        Some(auth.token_id),
+        auth.actor(),
         "settings.schedules",
         None,
         serde_json::to_value(&s).unwrap_or_default(),

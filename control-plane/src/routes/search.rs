@@ -27,7 +27,7 @@ fn scope(auth: &Auth) -> Scope {
     if auth.is_admin() {
         Scope::All
     } else {
-        Scope::Owner(auth.token_id)
+        Scope::Owner(auth.user_id)
     }
 }
 
@@ -415,9 +415,9 @@ pub async fn put_search_settings(
     // A running reindex would keep writing the old model's vectors: refuse while one runs.
     ensure_idle(&st, Section::Reindex).await?;
     voxfleet_store::settings::put_search_settings(&st.pool, &new, Some(auth.token_id)).await?;
-    voxfleet_store::audit::record(
+    voxfleet_store::audit::record_as(
         &st.pool,
-        Some(auth.token_id),
+        auth.actor(),
         "settings.search",
         None,
         json!({"from": old.model, "to": new.model}),

@@ -30,9 +30,9 @@ pub async fn put_retry(
     s.validate()
         .map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
     voxfleet_store::settings::put_retry(&st.pool, s, Some(auth.token_id)).await?;
-    voxfleet_store::audit::record(
+    voxfleet_store::audit::record_as(
         &st.pool,
-        Some(auth.token_id),
+        auth.actor(),
         "settings.retry",
         None,
         serde_json::to_value(s).unwrap_or_default(),

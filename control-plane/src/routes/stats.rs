@@ -29,6 +29,7 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::routes::fleet::{WorkerHealth, worker_readings};
+use crate::services::recovery::{StuckReason, stuck_reason};
 
 /// How long a refresh asked for by one reader covers the others.
 const REFRESH_DEDUPE: Duration = Duration::from_secs(30);
@@ -278,19 +279,6 @@ pub struct HealthQuery {
     pub limit: Option<i64>,
 }
 
-/// Why a running job is reported stuck.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StuckReason {
-    /// No worker holds a lease on it (the reaper re-queues jobs whose lease expired, so a
-    /// running job without one was lost between Redis and PostgreSQL).
-    NoLease,
-    /// Its lease expired and the reaper has not recovered it yet.
-    LeaseExpired,
-    /// Running longer than its kind's maximum run time, though still leased.
-    MaxRuntimeExceeded,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StuckJob {
     pub id: Uuid,
@@ -370,23 +358,18 @@ async fn stuck_jobs(
     let now = Utc::now();
     let mut out = Vec::new();
     for ((j, live), deadline) in running.into_iter().zip(live).zip(deadlines) {
-        // PostgreSQL lags Redis by a few seconds: a job Redis has seen end is not stuck
-        if live
-            .as_ref()
-            .is_some_and(|l| l.status != voxfleet_jobs::JobStatus::Running)
-        {
-            continue;
-        }
         let max = j
             .kind
             .parse::<JobKind>()
             .map_or(Duration::ZERO, JobKind::max_runtime);
         let age = (now - j.started_at.unwrap_or(j.created_at)).num_milliseconds() as f64 / 1000.0;
-        let reason = match deadline {
-            None => StuckReason::NoLease,
-            Some(d) if d < now.timestamp_millis() => StuckReason::LeaseExpired,
-            Some(_) if age > max.as_secs_f64() => StuckReason::MaxRuntimeExceeded,
-            Some(_) => continue,
+        let Some(reason) = stuck_reason(
+            live.map(|l| l.status),
+            deadline,
+            Duration::from_secs_f64(age.max(0.0)),
+            &j.kind,
+        ) else {
+            continue;
         };
         out.push(StuckJob {
             id: j.id,

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use voxfleet_jobs::{CancelOutcome, JobId, JobInput, JobSnapshot, JobStatus, RunState, Section};
+use voxfleet_store::audit::Actor;
 use voxfleet_store::jobs::Inserted;
 use voxfleet_store::search::MaintenanceRun;
 
@@ -90,13 +91,14 @@ pub async fn ensure_idle(st: &AppState, section: Section) -> ApiResult<()> {
 /// Submits a maintenance job (one at a time per section: its kind's [`JobKind::section`]) and
 /// records it as the section's run.
 pub async fn start_section(st: &AppState, auth: &Auth, input: JobInput) -> ApiResult<SectionView> {
-    start_section_by(st, Some(auth.token_id), input).await
+    start_section_by(st, auth.actor(), input).await
 }
 
-/// [`start_section`] on behalf of `actor` (`None`: the scheduler).
+/// [`start_section`] on behalf of `actor` (the default: the scheduler); the job is its
+/// user's.
 pub async fn start_section_by(
     st: &AppState,
-    actor: Option<Uuid>,
+    actor: Actor,
     input: JobInput,
 ) -> ApiResult<SectionView> {
     let kind = input.kind();
@@ -106,7 +108,7 @@ pub async fn start_section_by(
     let value = input.to_value();
     parse_input(kind, &value)?;
     ensure_idle(st, section).await?;
-    let job = voxfleet_store::submit::new_job(&input, actor);
+    let job = voxfleet_store::submit::new_job(&input, actor.user);
     // The run row first, so a status read right after sees this job (queued).
     voxfleet_store::search::start_run(
         &st.pool,
@@ -117,7 +119,7 @@ pub async fn start_section_by(
     .await?;
     let inserted = submit_many(st, vec![job]).await?;
     let id = inserted.first().map(|i: &Inserted| i.job().id.0);
-    voxfleet_store::audit::record(
+    voxfleet_store::audit::record_as(
         &st.pool,
         actor,
         &format!("maintenance.{section}.start"),

@@ -119,7 +119,7 @@ pub fn new_job(sub: SubmitJob, auth: &Auth) -> ApiResult<JobSnapshot> {
         queue,
         sub.priority.unwrap_or_default(),
         input,
-        Some(auth.token_id),
+        Some(auth.user_id),
         sub.idempotency_key,
         sub.max_retries,
     ))

@@ -14,6 +14,7 @@
 //!    text: no migration for the kind itself), and the README's API table; ARCHITECTURE.md
 //!    has the whole walk-through.
 pub mod collect_stats;
+pub mod delete_user;
 pub mod diagnostic;
 pub mod diarize;
 pub mod embedding_migration;
@@ -28,6 +29,7 @@ pub mod transcribe;
 use std::time::Duration;
 
 pub use collect_stats::CollectStatsInput;
+pub use delete_user::DeleteUserInput;
 pub use diagnostic::{DiagnosticFail, DiagnosticInput};
 pub use diarize::{DiarizeInput, KnownSpeaker};
 pub use embedding_migration::{EmbeddingMigrationInput, MigrationAction};
@@ -137,6 +139,7 @@ kinds! {
     EmbeddingMigration(EmbeddingMigrationInput),
     Retention(RetentionInput),
     CollectStats(CollectStatsInput),
+    DeleteUser(DeleteUserInput),
     Diagnostic(DiagnosticInput),
 }
 
@@ -180,6 +183,7 @@ mod tests {
                 JobKind::Transcribe | JobKind::Diarize | JobKind::ExtractEmbeddings => {
                     json!({"file_id": uuid::Uuid::nil()})
                 }
+                JobKind::DeleteUser => json!({"user_id": uuid::Uuid::nil()}),
                 _ => json!({}),
             };
             let input = k.parse_input(&min).unwrap();

@@ -24,11 +24,12 @@ pub enum JobKind {
     EmbeddingMigration,
     Retention,
     CollectStats,
+    DeleteUser,
     Diagnostic,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 10] = [
+    pub const ALL: [JobKind; 11] = [
         Self::Transcribe,
         Self::Diarize,
         Self::ExtractEmbeddings,
@@ -38,6 +39,7 @@ impl JobKind {
         Self::EmbeddingMigration,
         Self::Retention,
         Self::CollectStats,
+        Self::DeleteUser,
         Self::Diagnostic,
     ];
 
@@ -52,6 +54,7 @@ impl JobKind {
             Self::EmbeddingMigration => "embedding_migration",
             Self::Retention => "retention",
             Self::CollectStats => "collect_stats",
+            Self::DeleteUser => "delete_user",
             Self::Diagnostic => "diagnostic",
         }
     }

@@ -24,6 +24,28 @@ impl Db {
         Self { name, pool }
     }
 
+    /// A fresh database migrated only up to `version` (a database as an older release left
+    /// it); `voxfleet_store::db::MIGRATOR.run` then brings it up to date.
+    pub async fn at_version(version: i64) -> Self {
+        let name = format!("vf_store_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let admin = sqlx::PgPool::connect(&format!("{}/postgres", base()))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let pool = sqlx::PgPool::connect(&format!("{}/{}", base(), name))
+            .await
+            .unwrap();
+        voxfleet_store::db::MIGRATOR
+            .run_to(version, &pool)
+            .await
+            .unwrap();
+        Self { name, pool }
+    }
+
     /// One `count(*)`-style scalar.
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()

@@ -7,6 +7,7 @@ use voxfleet_jobs::{HandlerError, JobInput};
 use crate::context::JobContext;
 
 mod collect_stats;
+mod delete_user;
 mod diagnostic;
 mod diarize;
 mod embedding_migration;
@@ -35,5 +36,6 @@ pub async fn run(ctx: &JobContext) -> Result<Value, HandlerError> {
         JobInput::EmbeddingMigration(m) => embedding_migration::run(ctx, m).await,
         JobInput::Retention(r) => retention::run(ctx, r).await,
         JobInput::CollectStats(c) => collect_stats::run(ctx, c).await,
+        JobInput::DeleteUser(d) => delete_user::run(ctx, d).await,
     }
 }

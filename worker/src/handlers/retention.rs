@@ -12,6 +12,7 @@ use voxfleet_store::retention::{self, Doomed};
 use voxfleet_store::settings::get_retention_settings;
 
 use crate::context::JobContext;
+use crate::steps::file_removal::remove_file;
 use crate::steps::section_run::{Run, finish_or_record};
 
 /// Files listed per query (the list is re-read after each batch, so files that became
@@ -130,17 +131,8 @@ async fn remove(
     d: &Doomed,
     c: &mut Counts,
 ) -> Result<(), HandlerError> {
-    voxfleet_search::SearchIndex::delete_file(&ctx.rt.search.index, d.id).await?;
-    // A registered object, or one another record still uses, stays in storage.
-    if d.delete_object {
-        ctx.rt.speech.media.delete(&d.storage_key).await?;
-    }
-    if let Some(n) = input.stall_after
-        && c.deleted == u64::from(n)
-    {
-        stall(ctx, d).await;
-    }
-    if retention::finish_delete(&ctx.rt.pool, d.id).await? {
+    let stall = input.stall_after.is_some_and(|n| c.deleted == u64::from(n));
+    if remove_file(ctx, d, stall, "retention").await? {
         c.deleted += 1;
         c.bytes_freed += d.size_bytes.max(0) as u64;
     } else {
@@ -148,15 +140,4 @@ async fn remove(
         c.skipped += 1;
     }
     Ok(())
-}
-
-/// The crash drill: with `--allow-crash`, stop here (object gone, rows not yet) until the
-/// process is killed. Without it the request is ignored.
-async fn stall(ctx: &JobContext, d: &Doomed) {
-    if !ctx.rt.allow_crash {
-        tracing::warn!("`stall_after` is honoured only by a worker started with --allow-crash");
-        return;
-    }
-    tracing::warn!(file.id = %d.id, "retention stalled on request (crash drill): waiting to be killed");
-    std::future::pending::<()>().await;
 }

@@ -1,0 +1,254 @@
+//! Reading users: one, by external id, the admin list with each one's usage, and usage.
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::model::{Role, User, UserUsage, UserWithUsage};
+use crate::db::StoreError;
+
+/// The first instant of the calendar month of `now`, UTC.
+pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: Option<String>,
+    name: String,
+    role: String,
+    has_password: bool,
+    public_sharing: bool,
+    default_language: Option<String>,
+    default_prompt: Option<String>,
+    external_id: Option<String>,
+    disabled: bool,
+    transcription_budget_minutes: Option<i32>,
+    token_budget: Option<i64>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    last_login_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a [`UserRow`] of `users u`, for `concat!`.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.email, u.name, u.role, u.password_hash IS NOT NULL AS has_password, \
+         u.public_sharing, u.default_language, u.default_prompt, u.external_id, u.disabled, \
+         u.transcription_budget_minutes, u.token_budget, u.created_at, u.updated_at, \
+         u.last_login_at"
+    };
+}
+
+fn user(r: UserRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.id,
+        email: r.email,
+        name: r.name,
+        role: r.role.parse().map_err(StoreError::Invalid)?,
+        has_password: r.has_password,
+        public_sharing: r.public_sharing,
+        default_language: r.default_language,
+        default_prompt: r.default_prompt,
+        external_id: r.external_id,
+        disabled: r.disabled,
+        transcription_budget_minutes: r.transcription_budget_minutes,
+        token_budget: r.token_budget,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        last_login_at: r.last_login_at,
+    })
+}
+
+pub(super) async fn fetch(
+    con: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<User>, StoreError> {
+    let sql = if lock {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.id = $1 AND u.deleting_at IS NULL FOR UPDATE"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.id = $1 AND u.deleting_at IS NULL"
+        )
+    };
+    let row: Option<UserRow> = sqlx::query_as(sql).bind(id).fetch_optional(con).await?;
+    row.map(user).transpose()
+}
+
+/// User `id` whether or not it is being deleted, and whether it is.
+pub(super) async fn fetch_any(
+    con: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(User, bool)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: UserRow,
+        deleting: bool,
+    }
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        ", u.deleting_at IS NOT NULL AS deleting FROM users u WHERE u.id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(con)
+    .await?;
+    row.map(|r| Ok((user(r.user)?, r.deleting))).transpose()
+}
+
+/// One user.
+pub async fn get_user(pool: &PgPool, id: Uuid) -> Result<Option<User>, StoreError> {
+    let mut con = pool.acquire().await?;
+    fetch(&mut con, id, false).await
+}
+
+/// The user whose `external_id` this is.
+pub async fn find_external(pool: &PgPool, external_id: &str) -> Result<Option<User>, StoreError> {
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users u WHERE u.external_id = $1 AND u.deleting_at IS NULL"
+    ))
+    .bind(external_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(user).transpose()
+}
+
+/// What [`list_users`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Part of the name or email, any case.
+    pub query: Option<String>,
+    pub role: Option<Role>,
+    /// Keyset cursor (created_at, id): users created before it.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// `%`, `_` and `\` taken literally in a LIKE pattern.
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    recordings: i64,
+    storage_bytes: i64,
+    seconds: f64,
+}
+
+/// Users newest first, each with their usage this month (`now`'s month, UTC).
+pub async fn list_users(
+    pool: &PgPool,
+    filter: &UserFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<UserWithUsage>, StoreError> {
+    let rows: Vec<ListRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        ", coalesce(f.n, 0) AS recordings, coalesce(f.bytes, 0)::bigint AS storage_bytes, \
+           coalesce(m.secs, 0)::float8 AS seconds FROM users u \
+         LEFT JOIN LATERAL (SELECT count(*) AS n, sum(size_bytes) AS bytes FROM files \
+                            WHERE owner = u.id AND deleting_at IS NULL) f ON true \
+         LEFT JOIN LATERAL (SELECT sum(audio_seconds) AS secs FROM usage_records \
+                            WHERE owner = u.id AND kind = 'transcribe' AND at >= $1) m ON true \
+         WHERE u.deleting_at IS NULL \
+           AND ($2::text IS NULL OR u.name ILIKE $2 OR u.email ILIKE $2) \
+           AND ($3::text IS NULL OR u.role = $3) \
+           AND ($4::timestamptz IS NULL OR (u.created_at, u.id) < ($4, $5)) \
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $6"
+    ))
+    .bind(month_start(now))
+    .bind(filter.query.as_deref().map(like_literal))
+    .bind(filter.role.map(Role::as_str))
+    .bind(filter.before.map(|b| b.0))
+    .bind(filter.before.map(|b| b.1))
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(UserWithUsage {
+                user: user(r.user)?,
+                usage: UserUsage {
+                    recordings: r.recordings,
+                    storage_bytes: r.storage_bytes,
+                    minutes_this_month: r.seconds / 60.0,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A user's default transcription language and prompt (none for an unknown user).
+pub async fn transcription_defaults(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<(Option<String>, Option<String>), StoreError> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT default_language, default_prompt FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.unwrap_or_default())
+}
+
+/// One user's usage this month (`now`'s month, UTC).
+pub async fn usage(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> Result<UserUsage, StoreError> {
+    let (recordings, storage_bytes, secs): (i64, i64, f64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM files WHERE owner = $1 AND deleting_at IS NULL), \
+                (SELECT coalesce(sum(size_bytes), 0)::bigint FROM files \
+                  WHERE owner = $1 AND deleting_at IS NULL), \
+                (SELECT coalesce(sum(audio_seconds), 0)::float8 FROM usage_records \
+                  WHERE owner = $1 AND kind = 'transcribe' AND at >= $2)",
+    )
+    .bind(id)
+    .bind(month_start(now))
+    .fetch_one(pool)
+    .await?;
+    Ok(UserUsage {
+        recordings,
+        storage_bytes,
+        minutes_this_month: secs / 60.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_literal("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    #[test]
+    fn a_month_starts_on_its_first_day_at_midnight_utc() {
+        let t = DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(month_start(t).to_rfc3339(), "2026-12-01T00:00:00+00:00");
+    }
+}
