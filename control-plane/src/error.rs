@@ -48,6 +48,8 @@ pub enum Code {
     LastSuperAdmin,
     WeakPassword,
     PasswordMismatch,
+    BudgetExceeded,
+    ReservationClosed,
 }
 
 impl Code {
@@ -89,6 +91,8 @@ impl Code {
             Self::LastSuperAdmin => "last_super_admin",
             Self::WeakPassword => "weak_password",
             Self::PasswordMismatch => "password_mismatch",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::ReservationClosed => "reservation_closed",
         }
     }
 
@@ -121,12 +125,15 @@ impl Code {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UserDisabled | Self::DelegationNotAllowed => StatusCode::FORBIDDEN,
+            Self::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::UnknownUser | Self::WeakPassword | Self::PasswordMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::EmailTaken | Self::ExternalIdTaken | Self::SelfChange | Self::LastSuperAdmin => {
-                StatusCode::CONFLICT
-            }
+            Self::EmailTaken
+            | Self::ExternalIdTaken
+            | Self::SelfChange
+            | Self::LastSuperAdmin
+            | Self::ReservationClosed => StatusCode::CONFLICT,
         }
     }
 }
@@ -179,6 +186,9 @@ impl IntoResponse for ApiError {
 
 impl From<voxfleet_store::StoreError> for ApiError {
     fn from(e: voxfleet_store::StoreError) -> Self {
+        if let voxfleet_store::StoreError::BudgetExceeded { .. } = e {
+            return Self::new(Code::BudgetExceeded, e.to_string());
+        }
         if e.class() == ErrorClass::Unavailable {
             tracing::warn!(error = %e, "postgres unavailable");
             Self::new(

@@ -5,7 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::{audit, tokens, users};
+use crate::routes::{audit, llm, tokens, users};
 use crate::routes::{
     events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
     settings, speakers, stats,
@@ -69,6 +69,10 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(users::me))
         .routes(routes!(users::my_tokens, users::create_my_token))
         .routes(routes!(users::revoke_my_token))
+        .routes(routes!(llm::reserve))
+        .routes(routes!(llm::commit))
+        .routes(routes!(llm::release))
+        .routes(routes!(llm::report))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(jobs::submit, jobs::list_jobs))
@@ -84,6 +88,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(stats::system_stats))
         .routes(routes!(stats::task_health))
         .routes(routes!(settings::get_retry, settings::put_retry))
+        .routes(routes!(settings::get_budgets, settings::put_budgets))
         .routes(routes!(schedules::list_schedules))
         .routes(routes!(
             schedules::get_schedule_settings,

@@ -336,6 +336,22 @@ pub async fn enqueue(
         .collect())
 }
 
+/// Takes back a stored upload whose jobs were refused (a spent budget, say): its rows, then
+/// its object if the record owned it. Best effort: a failure is logged.
+pub async fn discard(st: &AppState, id: Uuid) {
+    match voxfleet_store::files::delete_file(&st.pool, id).await {
+        Ok(voxfleet_store::files::Deleted::DeleteObject(key)) => {
+            if let Err(e) = st.media.delete(&key).await {
+                tracing::warn!(file.id = %id, key, error = %e, "refused upload: its object was not deleted");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(file.id = %id, error = %e, "refused upload: its record was not deleted")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::clean_filename;

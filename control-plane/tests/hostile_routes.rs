@@ -24,6 +24,8 @@ struct Fixture {
     owner: String,
     /// u1's token's id.
     token: String,
+    /// u1's open LLM token reservation.
+    reservation: String,
 }
 
 impl Fixture {
@@ -36,6 +38,7 @@ impl Fixture {
             &self.speaker,
             &self.owner,
             &self.token,
+            &self.reservation,
             "u1-secret-name",
             "u1-secret-file",
             "u1secretword",
@@ -59,6 +62,7 @@ impl Fixture {
                     self.token.clone()
                 }
                 "id" if before.ends_with("/v1/users/") => self.owner.clone(),
+                "id" if before.ends_with("/v1/me/llm/reservations/") => self.reservation.clone(),
                 // Model names are public.
                 "id" if before.ends_with("/v1/models/") => "whisper-1".into(),
                 "action" => "start".into(),
@@ -87,6 +91,16 @@ async fn fixture(env: &Env, u1: &str) -> Fixture {
     let (s, me) = env.call("GET", "/v1/me", Some(u1), None).await;
     assert_eq!(s, StatusCode::OK, "{me}");
     let token = me["token_id"].as_str().unwrap().to_string();
+    let (s, r) = env
+        .call(
+            "POST",
+            "/v1/me/llm/reservations",
+            Some(u1),
+            Some(json!({"operation": "summary", "tokens": 10})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let reservation = r["id"].as_str().unwrap().to_string();
     let (s, v) = env.upload(u1, &wav, Some("transcribe")).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["owner"], me["id"], "{v}");
@@ -138,6 +152,7 @@ async fn fixture(env: &Env, u1: &str) -> Fixture {
         speaker: speaker.to_string(),
         owner,
         token,
+        reservation,
     }
 }
 

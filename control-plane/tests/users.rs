@@ -753,9 +753,10 @@ async fn recovering_files_requeues_a_users_failed_and_stuck_work() {
     let pg = env.pg().await;
     let stuck = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO jobs (id, kind, queue, status, input, owner, attempts, started_at) \
+        "INSERT INTO jobs (id, kind, queue, status, input, owner, attempts, created_at, \
+                           started_at) \
          VALUES ($1, 'transcribe', 'gpu', 'running', jsonb_build_object('file_id', $2::text), \
-                 $3, 1, now() - interval '1 hour')",
+                 $3, 1, now() - interval '1 hour', now() - interval '1 hour')",
     )
     .bind(stuck)
     .bind(f2["id"].as_str().unwrap())

@@ -65,6 +65,29 @@ pub async fn record_as<'e>(
     Ok(())
 }
 
+/// As [`record_as`], for an action that was refused (`outcome` `failure`).
+pub async fn record_failure<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    actor: Actor,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor, user_id, source_ip, action, target, detail, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'failure')",
+    )
+    .bind(actor.token)
+    .bind(actor.user)
+    .bind(actor.ip.map(|ip| ip.to_string()))
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// One row of the audit log as the API shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {

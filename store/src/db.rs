@@ -16,6 +16,12 @@ pub enum StoreError {
     Url(String),
     #[error("{0}")]
     Invalid(String),
+    /// A transcription would take its owner past their monthly budget.
+    #[error(
+        "this transcription ({needed:.1} min) would exceed the monthly transcription budget: \
+         {held:.1} of {budget} minutes are used or held by running work"
+    )]
+    BudgetExceeded { budget: i32, held: f64, needed: f64 },
 }
 
 impl StoreError {
@@ -37,6 +43,7 @@ impl Classified for StoreError {
     fn code(&self) -> &'static str {
         match self {
             Self::Url(_) | Self::Invalid(_) => "invalid_database_config",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             // What a job records whatever went wrong in PostgreSQL: its owner can do nothing
             // about either, and the detail is in the message.
             _ => "database_unavailable",
@@ -48,7 +55,7 @@ impl Classified for StoreError {
     fn class(&self) -> ErrorClass {
         match self {
             e if e.unreachable() => ErrorClass::Unavailable,
-            Self::Url(_) | Self::Invalid(_) => ErrorClass::Permanent,
+            Self::Url(_) | Self::Invalid(_) | Self::BudgetExceeded { .. } => ErrorClass::Permanent,
             _ => ErrorClass::Retryable,
         }
     }

@@ -140,8 +140,19 @@ pub async fn insert_and_link(
     jobs: &[JobSnapshot],
     links: impl Fn(&JobSnapshot) -> Vec<(JobColumn, Uuid)>,
 ) -> Result<(Vec<Inserted>, Vec<Relinked>), StoreError> {
+    let month = crate::budgets::get_budget_settings(pool)
+        .await?
+        .month_start(Utc::now());
     let mut tx = pool.begin().await?;
     let inserted = insert_jobs_on(&mut tx, jobs).await?;
+    let created: Vec<&JobSnapshot> = inserted
+        .iter()
+        .filter_map(|i| match i {
+            Inserted::Created(j) => Some(j),
+            Inserted::Existing(_) => None,
+        })
+        .collect();
+    crate::budgets::reserve(&mut tx, &created, month).await?;
     let mut relinked = Vec::new();
     for column in [JobColumn::Transcription, JobColumn::Diarization] {
         let pairs: Vec<(Uuid, Uuid)> = inserted
@@ -315,12 +326,13 @@ pub async fn reset_for_rerun(pool: &PgPool, id: JobId) -> Result<Option<JobSnaps
 }
 
 /// The newest transcription and diarization job of each of `owner`'s files (not being
-/// deleted) that is failed, cancelled or running: what "recover files" looks at.
+/// deleted) that has not succeeded: what "recover files" looks at (with Redis's live state
+/// laid over, since PostgreSQL learns of a cancel or failure a few seconds late).
 pub async fn latest_file_jobs(pool: &PgPool, owner: Uuid) -> Result<Vec<JobSnapshot>, StoreError> {
     let rows: Vec<JobRow> = sqlx::query_as(q!("SELECT {COLUMNS} FROM jobs WHERE id IN \
            (SELECT transcription_job FROM files WHERE owner = $1 AND deleting_at IS NULL \
             UNION SELECT diarization_job FROM files WHERE owner = $1 AND deleting_at IS NULL) \
-         AND status IN ('failed', 'cancelled', 'running') ORDER BY created_at, id"))
+         AND status <> 'succeeded' ORDER BY created_at, id"))
     .bind(owner)
     .fetch_all(pool)
     .await?;

@@ -1,5 +1,7 @@
 //! voxfleet-store: PostgreSQL, the source of truth, as both binaries use it.
 //!
+//! - [`budgets`]: monthly transcription budgets, reserved at submission; [`llm_budget`]:
+//!   monthly LLM token budgets, reserved and committed by the platform.
 //! - [`db`]: connect (creating the database if missing) and run the migrations.
 //! - [`files`]: media file records, transcript segments and usage; [`media`]: the objects
 //!   themselves through `object_store` (local folder or S3).
@@ -16,9 +18,11 @@
 //! - [`users`]: the people who own things, hold tokens and a role; [`tokens`]: hashed
 //!   bearer tokens, each a user's; [`audit`]: the audit log.
 pub mod audit;
+pub mod budgets;
 pub mod db;
 pub mod files;
 pub mod jobs;
+pub mod llm_budget;
 pub mod media;
 pub mod persist;
 pub mod reaper;

@@ -13,7 +13,7 @@ use crate::db::StoreError;
 const RETRY_KEY: &str = "retry";
 
 /// The setting stored under `key`, or its default when it was never set.
-async fn get_setting<T: serde::de::DeserializeOwned + Default>(
+pub(crate) async fn get_setting<T: serde::de::DeserializeOwned + Default>(
     pool: &PgPool,
     key: &str,
 ) -> Result<T, StoreError> {
@@ -29,7 +29,7 @@ async fn get_setting<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// Stores `value` under `key`, with who changed it.
-async fn put_setting<T: serde::Serialize>(
+pub(crate) async fn put_setting<T: serde::Serialize>(
     pool: &PgPool,
     key: &str,
     value: &T,

@@ -17,6 +17,11 @@ use voxfleet_store::users::{
     get_user, list_users, mark_deleting, reset_password, update_user, verify_password,
 };
 
+/// The start of this month, as budgets count it (UTC by default).
+fn month() -> chrono::DateTime<Utc> {
+    voxfleet_store::budgets::BudgetSettings::default().month_start(Utc::now())
+}
+
 fn new_user(email: &str, role: Role) -> NewUser {
     NewUser {
         email: Some(email.into()),
@@ -145,7 +150,7 @@ async fn each_token_of_an_older_database_becomes_a_user_that_keeps_everything() 
             limit: 10,
             ..Default::default()
         },
-        Utc::now(),
+        month(),
     )
     .await
     .unwrap();
@@ -231,7 +236,7 @@ async fn account_rules_hold_whoever_asks() {
                 limit: 50,
                 ..Default::default()
             },
-            Utc::now()
+            month()
         )
         .await
         .unwrap()
@@ -400,7 +405,7 @@ async fn the_list_filters_by_name_or_email_and_pages() {
                     before,
                     limit,
                 },
-                Utc::now(),
+                month(),
             )
             .await
             .unwrap()

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,7 @@ async fn finish_upload(
     sp: Spooled,
     registered: Option<upload::Registered>,
     p: Processing,
-) -> ApiResult<(StatusCode, Json<UploadView>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<UploadView>)> {
     // Known speakers' reference files are checked before anything is stored.
     let references: Vec<(usize, Uuid)> = p.references.iter().map(|&f| (0, f)).collect();
     crate::services::submit::check_file_ids(st, auth, &references, false).await?;
@@ -141,16 +141,24 @@ async fn finish_upload(
             (kind, Value::Object(obj))
         })
         .collect();
-    let jobs = upload::enqueue(st, auth, inputs, Priority::Normal)
-        .await?
-        .into_iter()
-        .map(|j| j.id.0)
-        .collect();
+    let queued = match upload::enqueue(st, auth, inputs, Priority::Normal).await {
+        Ok(q) => q,
+        Err(e) => {
+            // A refused submission (a spent budget, say) leaves no file behind.
+            upload::discard(st, id).await;
+            return Err(e);
+        }
+    };
+    let warning =
+        crate::services::submit::budget_warning(st, auth.user_id, queued.iter().map(|j| j.kind))
+            .await;
+    let jobs = queued.into_iter().map(|j| j.id.0).collect();
     let rec = voxfleet_store::files::get_file(&st.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
     Ok((
         StatusCode::CREATED,
+        warning,
         Json(UploadView {
             file: view(rec),
             jobs,
@@ -170,7 +178,7 @@ pub async fn upload_file(
     State(st): State<AppState>,
     auth: Auth,
     req: Request,
-) -> ApiResult<(StatusCode, Json<UploadView>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<UploadView>)> {
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -1,7 +1,7 @@
 //! Jobs: submit (single and batch), get, list, cancel, re-run.
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::services::jobs::{load, overlay};
 pub use crate::services::submit::SubmitJob;
-use crate::services::submit::{new_job, submit_checked};
+use crate::services::submit::{budget_warning, new_job, submit_checked};
 use crate::views::{JobView, view};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -34,18 +34,21 @@ pub async fn submit(
     State(st): State<AppState>,
     auth: Auth,
     ApiJson(sub): ApiJson<SubmitJob>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<JobView>)> {
     let job = new_job(sub, &auth)?;
     let mut out = submit_checked(&st, &auth, vec![job]).await?;
     let settings = st.settings.current().await;
     match out.pop() {
-        Some(Inserted::Created(j)) => Ok((StatusCode::ACCEPTED, Json(view(j, &settings)))),
+        Some(Inserted::Created(j)) => {
+            let warning = budget_warning(&st, auth.user_id, [j.kind]).await;
+            Ok((StatusCode::ACCEPTED, warning, Json(view(j, &settings))))
+        }
         Some(Inserted::Existing(j)) => {
             let j = overlay(&st, vec![j])
                 .await
                 .pop()
                 .ok_or_else(|| ApiError::not_found("job"))?;
-            Ok((StatusCode::OK, Json(view(j, &settings))))
+            Ok((StatusCode::OK, HeaderMap::new(), Json(view(j, &settings))))
         }
         None => Err(ApiError::new(Code::Internal, "internal error")),
     }
@@ -64,7 +67,7 @@ pub async fn submit_batch(
     State(st): State<AppState>,
     auth: Auth,
     ApiJson(b): ApiJson<SubmitBatch>,
-) -> ApiResult<(StatusCode, Json<BatchView>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<BatchView>)> {
     if b.jobs.len() > st.limits.max_batch {
         return Err(ApiError::new(
             Code::TooManyJobs,
@@ -87,13 +90,14 @@ pub async fn submit_batch(
     }
     let out = submit_checked(&st, &auth, jobs).await?;
     let settings = st.settings.current().await;
+    let warning = budget_warning(&st, auth.user_id, out.iter().map(|i| i.job().kind)).await;
     let jobs = out
         .into_iter()
         .map(|i| match i {
             Inserted::Created(j) | Inserted::Existing(j) => view(j, &settings),
         })
         .collect();
-    Ok((StatusCode::ACCEPTED, Json(BatchView { jobs })))
+    Ok((StatusCode::ACCEPTED, warning, Json(BatchView { jobs })))
 }
 
 /// Get a job.

@@ -5,6 +5,7 @@ pub mod files;
 pub mod fleet;
 pub mod health;
 pub mod jobs;
+pub mod llm;
 pub mod maintenance;
 pub mod openai;
 pub mod retention;

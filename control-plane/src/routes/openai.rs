@@ -34,6 +34,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::error::clip;
 use crate::error::{ApiError, Code};
+use crate::services::submit::budget_warning;
 use crate::transcript;
 use crate::upload;
 pub use error::OpenAiError;
@@ -180,8 +181,9 @@ async fn audio(
             (file_id, submitted)
         }
     };
+    let warning = budget_warning(&st, auth.user_id, submitted.iter().map(|j| j.kind)).await;
     if stream && let Some(job) = submitted.first() {
-        return Ok(stream::respond(st, job.clone(), file_id, events).into_response());
+        return Ok((warning, stream::respond(st, job.clone(), file_id, events)).into_response());
     }
     let deadline = Instant::now() + st.limits.openai_wait;
     for job in &submitted {
@@ -204,13 +206,15 @@ async fn audio(
         task,
         words,
     };
-    Ok(respond(
+    let mut answer = respond(
         shape,
         &stored.segments,
         &speakers,
         &stored.language,
         stored.duration,
-    ))
+    );
+    answer.headers_mut().extend(warning);
+    Ok(answer)
 }
 
 /// Stores the upload (and any known speakers' clips) and queues its jobs: the file's id and
@@ -221,6 +225,7 @@ async fn submit(
     r: form::Form,
 ) -> Result<(Uuid, Vec<JobSnapshot>), OpenAiError> {
     let file_id = upload::store(st, auth.user_id, &r.file, None).await?;
+    let mut stored = vec![file_id];
     let input = r.transcribe_input(file_id);
     let mut jobs = vec![(JobKind::Transcribe, to_value(&input)?)];
     if r.diarize() {
@@ -234,6 +239,7 @@ async fn submit(
             )
             .await?;
             let id = upload::store(st, auth.user_id, &spooled, None).await?;
+            stored.push(id);
             known_speakers.push(KnownSpeaker {
                 name: k.name.clone(),
                 file_id: id,
@@ -251,8 +257,16 @@ async fn submit(
     }
     drop(r);
     // The payloads passed the same checks in `form::read`; what is left is the queue's.
-    let submitted = upload::enqueue(st, auth, jobs, Priority::High).await?;
-    Ok((file_id, submitted))
+    match upload::enqueue(st, auth, jobs, Priority::High).await {
+        Ok(submitted) => Ok((file_id, submitted)),
+        Err(e) => {
+            // A refused submission (a spent budget, say) leaves no file behind.
+            for id in stored {
+                upload::discard(st, id).await;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// A finished transcript as the answers show it.

@@ -1,7 +1,8 @@
-//! Settings: the global retry policy.
+//! Settings: the global retry policy, and how transcription budgets are counted.
 use axum::Json;
 use axum::extract::State;
 use voxfleet_jobs::RetrySettings;
+use voxfleet_store::budgets::BudgetSettings;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
@@ -36,6 +37,44 @@ pub async fn put_retry(
         "settings.retry",
         None,
         serde_json::to_value(s).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Json(s))
+}
+
+/// How transcription budgets are counted: the timezone a month starts in and the warning
+/// share (admins).
+#[utoipa::path(get, path = "/v1/settings/budgets", tag = "settings",
+    responses((status = 200, body = BudgetSettings), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_budgets(
+    State(st): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<BudgetSettings>> {
+    auth.require(Role::Admin)?;
+    Ok(Json(
+        voxfleet_store::budgets::get_budget_settings(&st.pool).await?,
+    ))
+}
+
+/// Change how budgets are counted (admins; audited `settings.budgets`).
+#[utoipa::path(put, path = "/v1/settings/budgets", tag = "settings", request_body = BudgetSettings,
+    responses((status = 200, body = BudgetSettings), (status = 422, description = "unknown timezone, warn_percent outside 1-99", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_budgets(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(s): ApiJson<BudgetSettings>,
+) -> ApiResult<Json<BudgetSettings>> {
+    auth.require(Role::Admin)?;
+    s.validate()
+        .map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
+    voxfleet_store::budgets::put_budget_settings(&st.pool, &s, Some(auth.token_id)).await?;
+    voxfleet_store::audit::record_as(
+        &st.pool,
+        auth.actor(),
+        "settings.budgets",
+        None,
+        serde_json::to_value(&s).unwrap_or_default(),
     )
     .await?;
     Ok(Json(s))

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use voxfleet_jobs::{DeleteUserInput, JobInput};
+use voxfleet_store::budgets::TranscriptionBudget;
+use voxfleet_store::llm_budget::TokenBudget;
 use voxfleet_store::tokens::{Revoked, Role, TokenRecord};
 use voxfleet_store::users::{NewUser, User, UserFilter, UserPatch, UserUsage, UserWithUsage};
 
@@ -83,6 +85,17 @@ pub struct Me {
     pub token_id: Uuid,
     /// The request acts for this user through a delegating token.
     pub delegated: bool,
+    /// The monthly transcription budget and what is used and held of it.
+    pub transcription_budget: TranscriptionBudget,
+    /// The monthly LLM token budget and what is used and reserved of it.
+    pub token_budget: TokenBudget,
+}
+
+/// The start of the budgets' month now (usage is counted from there).
+async fn month(st: &AppState) -> ApiResult<DateTime<Utc>> {
+    Ok(voxfleet_store::budgets::get_budget_settings(&st.pool)
+        .await?
+        .month_start(Utc::now()))
 }
 
 fn user_id(id: &str) -> ApiResult<Uuid> {
@@ -121,7 +134,7 @@ pub async fn list_users(
             .transpose()?,
         limit,
     };
-    let users = voxfleet_store::users::list_users(&st.pool, &filter, Utc::now()).await?;
+    let users = voxfleet_store::users::list_users(&st.pool, &filter, month(&st).await?).await?;
     let next_cursor = (users.len() as i64 == limit)
         .then(|| users.last())
         .flatten()
@@ -158,7 +171,7 @@ pub async fn get_user(
     let user = voxfleet_store::users::get_user(&st.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let usage = voxfleet_store::users::usage(&st.pool, id, Utc::now()).await?;
+    let usage = voxfleet_store::users::usage(&st.pool, id, month(&st).await?).await?;
     Ok(Json(UserWithUsage { user, usage }))
 }
 
@@ -321,12 +334,18 @@ pub async fn me(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Me>> {
     let user = voxfleet_store::users::get_user(&st.pool, auth.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let usage = voxfleet_store::users::usage(&st.pool, auth.user_id, Utc::now()).await?;
+    let usage = voxfleet_store::users::usage(&st.pool, auth.user_id, month(&st).await?).await?;
+    let transcription_budget =
+        voxfleet_store::budgets::transcription_status(&st.pool, auth.user_id, Utc::now()).await?;
+    let token_budget =
+        voxfleet_store::llm_budget::status(&st.pool, auth.user_id, Utc::now()).await?;
     Ok(Json(Me {
         user,
         usage,
         token_id: auth.token_id,
         delegated: auth.delegated,
+        transcription_budget,
+        token_budget,
     }))
 }
 

@@ -209,8 +209,35 @@ pub async fn check_queues(st: &AppState, jobs: &[JobSnapshot]) -> ApiResult<()> 
 /// Records then queues jobs already checked (see [`voxfleet_store::submit`]): nothing of a
 /// submission that fails stays recorded or queued, so a client that sees an error can simply
 /// resubmit.
+/// A submission refused for its owner's budget is audited (`budget.transcription.block`,
+/// outcome `failure`).
 pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec<Inserted>> {
-    Ok(voxfleet_store::submit::record_and_queue(&st.pool, &st.queue, &jobs).await?)
+    use voxfleet_store::StoreError;
+    use voxfleet_store::submit::SubmitError;
+    match voxfleet_store::submit::record_and_queue(&st.pool, &st.queue, &jobs).await {
+        Ok(inserted) => Ok(inserted),
+        Err(SubmitError::Store(e @ StoreError::BudgetExceeded { .. })) => {
+            let owner = jobs.iter().find_map(|j| j.owner);
+            let actor = voxfleet_store::audit::Actor {
+                user: owner,
+                ..Default::default()
+            };
+            let detail = serde_json::json!({"message": e.to_string()});
+            if let Err(a) = voxfleet_store::audit::record_failure(
+                &st.pool,
+                actor,
+                "budget.transcription.block",
+                owner.map(|o| o.to_string()).as_deref(),
+                detail,
+            )
+            .await
+            {
+                tracing::warn!(error = %a, "a budget block was not audited");
+            }
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A caller's jobs, checked as a whole (queues, then the files they name) and submitted.
@@ -222,4 +249,33 @@ pub async fn submit_checked(
     check_queues(st, &jobs).await?;
     check_files(st, auth, &jobs).await?;
     submit_many(st, jobs).await
+}
+
+/// The header a submission's answer carries when it transcribes and the caller's monthly
+/// transcription budget is at or past the warning share.
+pub const BUDGET_WARNING: &str = "x-voxfleet-budget-warning";
+
+/// [`BUDGET_WARNING`] for `user` after a submission of `kinds` (empty unless one is a
+/// transcription and the budget is at its warning share; a failed read only logs).
+pub async fn budget_warning(
+    st: &AppState,
+    user: uuid::Uuid,
+    kinds: impl IntoIterator<Item = JobKind>,
+) -> axum::http::HeaderMap {
+    let mut headers = axum::http::HeaderMap::new();
+    if !kinds.into_iter().any(|k| k == JobKind::Transcribe) {
+        return headers;
+    }
+    match voxfleet_store::budgets::transcription_status(&st.pool, user, chrono::Utc::now()).await {
+        Ok(b) => {
+            if let Some(v) = b
+                .warning_text()
+                .and_then(|t| axum::http::HeaderValue::from_str(&t).ok())
+            {
+                headers.insert(BUDGET_WARNING, v);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "budget status unavailable"),
+    }
+    headers
 }

@@ -132,6 +132,13 @@ pub async fn finish_delete(pool: &PgPool, id: Uuid) -> Result<Option<Finished>, 
     exec("DELETE FROM speakers WHERE owner = $1")
         .execute(&mut *tx)
         .await?;
+    exec("DELETE FROM budget_reservations WHERE owner = $1")
+        .execute(&mut *tx)
+        .await?;
+    // LLM usage rows stay for accounting, like usage records: detached from the person.
+    exec("UPDATE llm_usage SET owner = NULL WHERE owner = $1")
+        .execute(&mut *tx)
+        .await?;
     let tokens_deleted = exec("DELETE FROM api_tokens WHERE user_id = $1")
         .execute(&mut *tx)
         .await?

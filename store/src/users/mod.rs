@@ -15,8 +15,6 @@ mod write;
 pub use checks::{clean_email, hash_password, verify_password};
 pub use delete::{Finished, Marked, finish_delete, is_deleting, mark_deleting};
 pub use model::*;
-pub use read::{
-    UserFilter, find_external, get_user, list_users, month_start, transcription_defaults, usage,
-};
+pub use read::{UserFilter, find_external, get_user, list_users, transcription_defaults, usage};
 pub(crate) use write::create_service_user;
 pub use write::{Acting, check_manageable, create_user, reset_password, update_user};

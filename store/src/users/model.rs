@@ -88,7 +88,7 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
-/// What a user holds and spent this calendar month (UTC).
+/// What a user holds and spent this calendar month (in the budgets' timezone).
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct UserUsage {
     /// Files owned (not being deleted).
@@ -97,6 +97,8 @@ pub struct UserUsage {
     pub storage_bytes: i64,
     /// Minutes of audio transcribed this month.
     pub minutes_this_month: f64,
+    /// LLM tokens committed or reported this month.
+    pub llm_tokens_this_month: i64,
 }
 
 /// A row of the admin list: the user and their usage.

@@ -1,17 +1,10 @@
 //! Reading users: one, by external id, the admin list with each one's usage, and usage.
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::model::{Role, User, UserUsage, UserWithUsage};
 use crate::db::StoreError;
-
-/// The first instant of the calendar month of `now`, UTC.
-pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now)
-}
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -157,30 +150,35 @@ struct ListRow {
     recordings: i64,
     storage_bytes: i64,
     seconds: f64,
+    llm_tokens: i64,
 }
 
-/// Users newest first, each with their usage this month (`now`'s month, UTC).
+/// Users newest first, each with their usage since `since` (the budget month's start:
+/// `voxfleet_store::budgets::BudgetSettings::month_start`).
 pub async fn list_users(
     pool: &PgPool,
     filter: &UserFilter,
-    now: DateTime<Utc>,
+    since: DateTime<Utc>,
 ) -> Result<Vec<UserWithUsage>, StoreError> {
     let rows: Vec<ListRow> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
         ", coalesce(f.n, 0) AS recordings, coalesce(f.bytes, 0)::bigint AS storage_bytes, \
-           coalesce(m.secs, 0)::float8 AS seconds FROM users u \
+           coalesce(m.secs, 0)::float8 AS seconds, coalesce(t.n, 0)::bigint AS llm_tokens \
+         FROM users u \
          LEFT JOIN LATERAL (SELECT count(*) AS n, sum(size_bytes) AS bytes FROM files \
                             WHERE owner = u.id AND deleting_at IS NULL) f ON true \
          LEFT JOIN LATERAL (SELECT sum(audio_seconds) AS secs FROM usage_records \
                             WHERE owner = u.id AND kind = 'transcribe' AND at >= $1) m ON true \
+         LEFT JOIN LATERAL (SELECT sum(tokens) AS n FROM llm_usage \
+                            WHERE owner = u.id AND state = 'committed' AND at >= $1) t ON true \
          WHERE u.deleting_at IS NULL \
            AND ($2::text IS NULL OR u.name ILIKE $2 OR u.email ILIKE $2) \
            AND ($3::text IS NULL OR u.role = $3) \
            AND ($4::timestamptz IS NULL OR (u.created_at, u.id) < ($4, $5)) \
          ORDER BY u.created_at DESC, u.id DESC LIMIT $6"
     ))
-    .bind(month_start(now))
+    .bind(since)
     .bind(filter.query.as_deref().map(like_literal))
     .bind(filter.role.map(Role::as_str))
     .bind(filter.before.map(|b| b.0))
@@ -196,6 +194,7 @@ pub async fn list_users(
                     recordings: r.recordings,
                     storage_bytes: r.storage_bytes,
                     minutes_this_month: r.seconds / 60.0,
+                    llm_tokens_this_month: r.llm_tokens,
                 },
             })
         })
@@ -215,23 +214,26 @@ pub async fn transcription_defaults(
     Ok(row.unwrap_or_default())
 }
 
-/// One user's usage this month (`now`'s month, UTC).
-pub async fn usage(pool: &PgPool, id: Uuid, now: DateTime<Utc>) -> Result<UserUsage, StoreError> {
-    let (recordings, storage_bytes, secs): (i64, i64, f64) = sqlx::query_as(
+/// One user's usage since `since` (the budget month's start).
+pub async fn usage(pool: &PgPool, id: Uuid, since: DateTime<Utc>) -> Result<UserUsage, StoreError> {
+    let (recordings, storage_bytes, secs, llm_tokens): (i64, i64, f64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM files WHERE owner = $1 AND deleting_at IS NULL), \
                 (SELECT coalesce(sum(size_bytes), 0)::bigint FROM files \
                   WHERE owner = $1 AND deleting_at IS NULL), \
                 (SELECT coalesce(sum(audio_seconds), 0)::float8 FROM usage_records \
-                  WHERE owner = $1 AND kind = 'transcribe' AND at >= $2)",
+                  WHERE owner = $1 AND kind = 'transcribe' AND at >= $2), \
+                (SELECT coalesce(sum(tokens), 0)::bigint FROM llm_usage \
+                  WHERE owner = $1 AND state = 'committed' AND at >= $2)",
     )
     .bind(id)
-    .bind(month_start(now))
+    .bind(since)
     .fetch_one(pool)
     .await?;
     Ok(UserUsage {
         recordings,
         storage_bytes,
         minutes_this_month: secs / 60.0,
+        llm_tokens_this_month: llm_tokens,
     })
 }
 
@@ -242,13 +244,5 @@ mod tests {
     #[test]
     fn like_patterns_take_wildcards_literally() {
         assert_eq!(like_literal("a_b%c\\"), "%a\\_b\\%c\\\\%");
-    }
-
-    #[test]
-    fn a_month_starts_on_its_first_day_at_midnight_utc() {
-        let t = DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z")
-            .unwrap()
-            .to_utc();
-        assert_eq!(month_start(t).to_rfc3339(), "2026-12-01T00:00:00+00:00");
     }
 }

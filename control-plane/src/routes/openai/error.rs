@@ -46,6 +46,16 @@ impl From<ApiError> for OpenAiError {
     /// The API's own errors in OpenAI's format; a request the API finds invalid (422) is a
     /// 400, as OpenAI answers it.
     fn from(e: ApiError) -> Self {
+        if e.code == crate::error::Code::BudgetExceeded {
+            // OpenAI's answer when an account's quota is spent.
+            return Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                kind: "insufficient_quota",
+                message: e.message,
+                param: None,
+                code: Some("insufficient_quota".into()),
+            };
+        }
         let status = match e.code.status() {
             StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
             s => s,
