@@ -69,6 +69,9 @@ pub struct Auth {
     pub can_delegate: bool,
     /// The peer's address (the audit log's source IP).
     pub ip: Option<std::net::IpAddr>,
+    /// The sign-in session of an access token from `POST /v1/auth/login` (none for API
+    /// tokens).
+    pub session_id: Option<Uuid>,
 }
 
 impl Auth {
@@ -176,6 +179,7 @@ async fn authenticate(token: &str, state: &AppState) -> Result<Auth, ApiError> {
         delegated: false,
         can_delegate: info.can_delegate,
         ip: None,
+        session_id: info.session_id,
     })
 }
 
@@ -217,6 +221,7 @@ async fn delegate(auth: Auth, value: &str, state: &AppState) -> Result<Auth, Api
         delegated: user.id != auth.user_id,
         can_delegate: auth.can_delegate,
         ip: auth.ip,
+        session_id: auth.session_id,
     })
 }
 
@@ -228,10 +233,7 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let mut auth = authenticate(presented(parts)?, state).await?;
-        auth.ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+        auth.ip = peer_ip(parts);
         match parts.headers.get(&ACT_AS) {
             None => Ok(auth),
             Some(v) => {
@@ -242,6 +244,24 @@ impl FromRequestParts<AppState> for Auth {
             }
         }
     }
+}
+
+/// The peer's address, for routes without a bearer token (sign-in); None when unknown.
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer_ip(parts)))
+    }
+}
+
+fn peer_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// The dedicated `/metrics` token; only its SHA-256 is kept.

@@ -50,6 +50,11 @@ pub enum Code {
     PasswordMismatch,
     BudgetExceeded,
     ReservationClosed,
+    InvalidCredentials,
+    AccountLocked,
+    InvalidRefresh,
+    RefreshReused,
+    SessionExpired,
 }
 
 impl Code {
@@ -93,6 +98,11 @@ impl Code {
             Self::PasswordMismatch => "password_mismatch",
             Self::BudgetExceeded => "budget_exceeded",
             Self::ReservationClosed => "reservation_closed",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::AccountLocked => "account_locked",
+            Self::InvalidRefresh => "invalid_refresh",
+            Self::RefreshReused => "refresh_reused",
+            Self::SessionExpired => "session_expired",
         }
     }
 
@@ -126,6 +136,11 @@ impl Code {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UserDisabled | Self::DelegationNotAllowed => StatusCode::FORBIDDEN,
             Self::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidCredentials
+            | Self::InvalidRefresh
+            | Self::RefreshReused
+            | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::AccountLocked => StatusCode::LOCKED,
             Self::UnknownUser | Self::WeakPassword | Self::PasswordMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

@@ -5,7 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::{audit, llm, tokens, users};
+use crate::routes::{audit, auth, llm, tokens, users};
 use crate::routes::{
     events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
     settings, speakers, stats,
@@ -15,7 +15,7 @@ use crate::routes::{
 #[openapi(
     info(title = "voxfleet control plane", description = "Jobs, queues, workers and GPUs of a voxfleet fleet."),
     modifiers(&Bearer),
-    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "search"), (name = "maintenance", description = "Admin: search index, data integrity, embedding consistency and migration"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"), (name = "users", description = "Users, their tokens and usage; `/v1/me`"), (name = "tokens"), (name = "audit", description = "super_admin: the audit log and its export"))
+    tags((name = "jobs"), (name = "files"), (name = "speakers"), (name = "search"), (name = "maintenance", description = "Admin: search index, data integrity, embedding consistency and migration"), (name = "openai", description = "OpenAI-compatible transcription"), (name = "fleet"), (name = "settings"), (name = "health"), (name = "users", description = "Users, their tokens and usage; `/v1/me`"), (name = "tokens"), (name = "audit", description = "super_admin: the audit log and its export"), (name = "auth", description = "Sign-in, sessions and the password policy"))
 )]
 struct ApiDoc;
 
@@ -69,6 +69,12 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(users::me))
         .routes(routes!(users::my_tokens, users::create_my_token))
         .routes(routes!(users::revoke_my_token))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::unlock))
+        .routes(routes!(auth::get_settings, auth::put_settings))
         .routes(routes!(llm::reserve))
         .routes(routes!(llm::commit))
         .routes(routes!(llm::release))

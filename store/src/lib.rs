@@ -18,6 +18,7 @@
 //! - [`users`]: the people who own things, hold tokens and a role; [`tokens`]: hashed
 //!   bearer tokens, each a user's; [`audit`]: the audit log.
 pub mod audit;
+pub mod auth_settings;
 pub mod budgets;
 pub mod db;
 pub mod files;
@@ -29,6 +30,7 @@ pub mod reaper;
 pub mod retention;
 pub mod schedules;
 pub mod search;
+pub mod sessions;
 pub mod settings;
 pub mod speakers;
 pub mod stats;

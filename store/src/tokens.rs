@@ -30,6 +30,8 @@ pub struct TokenInfo {
     pub can_delegate: bool,
     /// The user is disabled: the token authenticates nothing.
     pub disabled: bool,
+    /// The sign-in session an access token belongs to (none for API tokens).
+    pub session_id: Option<Uuid>,
 }
 
 /// A token as `tokens list` and `GET /v1/tokens` show it: never its secret nor its hash.
@@ -171,12 +173,13 @@ pub async fn create_token_by(
             created_at: rec.created_at,
             can_delegate: false,
             disabled: false,
+            session_id: None,
         },
         plain,
     ))
 }
 
-async fn insert_token(
+pub(crate) async fn insert_token(
     con: &mut PgConnection,
     user: Uuid,
     name: &str,
@@ -228,7 +231,7 @@ pub async fn list_user_tokens(pool: &PgPool, user: Uuid) -> Result<Vec<TokenReco
         "SELECT ",
         record_columns!(),
         record_from!(),
-        " WHERE t.user_id = $1 ORDER BY t.created_at, t.id"
+        " WHERE t.user_id = $1 AND t.session_id IS NULL ORDER BY t.created_at, t.id"
     ))
     .bind(user)
     .fetch_all(pool)
@@ -396,23 +399,34 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
 /// user's token is found, with `disabled` set). Marks the token used (at most once a
 /// minute, so lookups stay reads).
 pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>, StoreError> {
-    type Row = (Uuid, String, Uuid, String, DateTime<Utc>, bool, bool);
+    type Row = (
+        Uuid,
+        String,
+        Uuid,
+        String,
+        DateTime<Utc>,
+        bool,
+        bool,
+        Option<Uuid>,
+    );
     let row: Option<Row> = sqlx::query_as(
         "WITH t AS (SELECT t.id, t.name, t.user_id, u.role, t.created_at, t.last_used_at, \
-                           t.can_delegate, u.disabled \
+                           t.can_delegate, u.disabled, t.session_id \
                     FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                    LEFT JOIN sessions s ON s.id = t.session_id \
                     WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND u.deleting_at IS NULL \
-                      AND (t.expires_at IS NULL OR t.expires_at > now())), \
+                      AND (t.expires_at IS NULL OR t.expires_at > now()) \
+                      AND (t.session_id IS NULL OR s.revoked_at IS NULL)), \
               x AS (UPDATE api_tokens SET last_used_at = now() WHERE id IN \
                     (SELECT id FROM t WHERE last_used_at IS NULL \
                      OR last_used_at < now() - interval '1 minute')) \
-         SELECT id, name, user_id, role, created_at, can_delegate, disabled FROM t",
+         SELECT id, name, user_id, role, created_at, can_delegate, disabled, session_id FROM t",
     )
     .bind(hash_token(plain))
     .fetch_optional(pool)
     .await?;
     row.map(
-        |(id, name, user_id, role, created_at, can_delegate, disabled)| {
+        |(id, name, user_id, role, created_at, can_delegate, disabled, session_id)| {
             Ok(TokenInfo {
                 id,
                 name,
@@ -421,6 +435,7 @@ pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>,
                 created_at,
                 can_delegate,
                 disabled,
+                session_id,
             })
         },
     )
@@ -433,7 +448,7 @@ pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenRecord>, StoreError> 
         "SELECT ",
         record_columns!(),
         record_from!(),
-        " ORDER BY t.created_at, t.id"
+        " WHERE t.session_id IS NULL ORDER BY t.created_at, t.id"
     ))
     .fetch_all(pool)
     .await?;

@@ -1,5 +1,6 @@
 //! The API's routes, one module per resource.
 pub mod audit;
+pub mod auth;
 pub mod events;
 pub mod files;
 pub mod fleet;

@@ -4,9 +4,9 @@ use uuid::Uuid;
 use voxfleet_jobs::{Kind, TranscribeInput};
 
 use super::model::{
-    MAX_NAME, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, MIN_TOKEN_BUDGET, MIN_TRANSCRIPTION_BUDGET,
-    TOKEN_BUDGET_STEP, UserError,
+    MAX_NAME, MIN_TOKEN_BUDGET, MIN_TRANSCRIPTION_BUDGET, TOKEN_BUDGET_STEP, UserError,
 };
+use crate::auth_settings::AuthSettings;
 use crate::db::StoreError;
 
 pub(super) fn clean_name(name: &str) -> Result<String, UserError> {
@@ -82,20 +82,12 @@ pub(super) fn check_budgets(minutes: Option<i32>, tokens: Option<i64>) -> Result
     Ok(())
 }
 
-/// An argon2id hash (PHC string) of a password that meets the policy.
-pub fn hash_password(password: &str) -> Result<String, UserError> {
+/// An argon2id hash (PHC string) of a password that meets `policy`.
+pub fn hash_password(password: &str, policy: &AuthSettings) -> Result<String, UserError> {
     use argon2::password_hash::PasswordHasher;
     use argon2::password_hash::phc::PasswordHash;
-    let n = password.chars().count();
-    if n < MIN_PASSWORD_LEN {
-        return Err(UserError::WeakPassword(format!(
-            "the password must be at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(UserError::WeakPassword(format!(
-            "the password must be at most {MAX_PASSWORD_LEN} bytes"
-        )));
+    if let Some(problem) = policy.password_problem(password) {
+        return Err(UserError::WeakPassword(problem));
     }
     let hash: PasswordHash = argon2::Argon2::default()
         .hash_password(password.as_bytes())
@@ -105,12 +97,13 @@ pub fn hash_password(password: &str) -> Result<String, UserError> {
 
 /// [`hash_password`] on a blocking thread: argon2 takes tens of milliseconds of CPU, which
 /// the async runtime's threads should not spend.
-pub(super) async fn hash_off_runtime(
+pub(crate) async fn hash_off_runtime(
     password: Option<String>,
+    policy: AuthSettings,
 ) -> Result<Option<String>, UserError> {
     match password {
         None => Ok(None),
-        Some(p) => tokio::task::spawn_blocking(move || hash_password(&p))
+        Some(p) => tokio::task::spawn_blocking(move || hash_password(&p, &policy))
             .await
             .map_err(|e| UserError::Store(StoreError::Invalid(format!("hashing: {e}"))))?
             .map(Some),
@@ -162,11 +155,12 @@ mod tests {
 
     #[test]
     fn passwords_are_hashed_with_argon2id_and_verified() {
+        let policy = AuthSettings::default();
         assert!(matches!(
-            hash_password("short"),
+            hash_password("short", &policy),
             Err(UserError::WeakPassword(_))
         ));
-        let h = hash_password("correct horse").unwrap();
+        let h = hash_password("correct horse", &policy).unwrap();
         assert!(h.starts_with("$argon2id$"), "{h}");
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("correct horsE", &h));

@@ -12,6 +12,7 @@ mod model;
 mod read;
 mod write;
 
+pub(crate) use checks::hash_off_runtime;
 pub use checks::{clean_email, hash_password, verify_password};
 pub use delete::{Finished, Marked, finish_delete, is_deleting, mark_deleting};
 pub use model::*;

@@ -49,10 +49,6 @@ impl FromStr for Role {
     }
 }
 
-/// Shortest password accepted (the floor; a configurable policy comes with sign-in).
-pub const MIN_PASSWORD_LEN: usize = 8;
-/// Longest password accepted: argon2 takes any length, this only bounds the work per request.
-pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest display name, in characters.
 pub const MAX_NAME: usize = 100;
 /// Smallest monthly transcription budget, in minutes (the seed's minimum).
@@ -117,7 +113,7 @@ pub struct NewUser {
     pub name: String,
     #[serde(default = "default_role")]
     pub role: Role,
-    /// At least [`MIN_PASSWORD_LEN`] characters; none: the account cannot sign in with a
+    /// As the password policy asks (`/v1/settings/auth`); none: the account cannot sign in with a
     /// password until one is set.
     pub password: Option<String>,
     #[serde(default)]

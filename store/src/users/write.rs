@@ -85,7 +85,8 @@ pub async fn create_user(pool: &PgPool, new: NewUser, by: Acting) -> Result<User
         new.default_prompt.as_deref(),
     )?;
     check_budgets(new.transcription_budget_minutes, new.token_budget)?;
-    let hash = hash_off_runtime(new.password).await?;
+    let policy = crate::auth_settings::get_auth_settings(pool).await?;
+    let hash = hash_off_runtime(new.password, policy).await?;
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -271,7 +272,8 @@ pub async fn reset_password(
     if password != confirm {
         return Err(UserError::PasswordMismatch);
     }
-    let hash = hash_off_runtime(Some(password.to_string())).await?;
+    let policy = crate::auth_settings::get_auth_settings(pool).await?;
+    let hash = hash_off_runtime(Some(password.to_string()), policy).await?;
     let mut tx = pool.begin().await?;
     let old = fetch(&mut tx, id, true).await?.ok_or(UserError::NotFound)?;
     by.may_manage(old.role)?;

@@ -1,0 +1,201 @@
+//! Sign-in for the people who use the admin dashboard (`voxfleet_store::sessions`): email and
+//! password for a short-lived access token and a refresh token; refresh rotates, re-use of a
+//! rotated refresh token revokes the session, logout ends it. One's own password change, an
+//! admin's unlock, and the settings (lifetimes, idle timeout, password policy, lockout).
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use voxfleet_store::auth_settings::AuthSettings;
+use voxfleet_store::sessions::{Issued, SignInError};
+use voxfleet_store::tokens::Role;
+
+use crate::AppState;
+use crate::auth::{Auth, PeerIp};
+use crate::error::{ApiError, ApiResult, Code, ErrorBody};
+use crate::extract::ApiJson;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub password: String,
+    /// Must repeat `password`.
+    pub confirm: String,
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        let code = match &e {
+            SignInError::Store(_) => {
+                return match e {
+                    SignInError::Store(s) => s.into(),
+                    _ => ApiError::new(Code::Internal, "internal error"),
+                };
+            }
+            SignInError::InvalidCredentials => Code::InvalidCredentials,
+            SignInError::Locked(_) => Code::AccountLocked,
+            SignInError::Disabled => Code::UserDisabled,
+            SignInError::InvalidRefresh => Code::InvalidRefresh,
+            SignInError::RefreshReused(_) => Code::RefreshReused,
+            SignInError::SessionEnded(..) => Code::SessionExpired,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// Sign in: an access token (a bearer token for every route, for `access_token_seconds`) and
+/// a refresh token. 401 `invalid_credentials` whatever was wrong; after
+/// `lockout_attempts` failures in a row 423 `account_locked` for `lockout_minutes`.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = Issued), (status = 401, body = ErrorBody), (status = 403, description = "`user_disabled`", body = ErrorBody), (status = 423, description = "`account_locked`", body = ErrorBody)))]
+pub async fn login(
+    State(st): State<AppState>,
+    PeerIp(ip): PeerIp,
+    ApiJson(req): ApiJson<Login>,
+) -> ApiResult<Json<Issued>> {
+    if req.email.len() > 254 || req.password.len() > 1024 {
+        return Err(ApiError::new(
+            Code::InvalidCredentials,
+            SignInError::InvalidCredentials.to_string(),
+        ));
+    }
+    Ok(Json(
+        voxfleet_store::sessions::login(&st.pool, &req.email, &req.password, ip).await?,
+    ))
+}
+
+/// A new access and refresh token for a refresh token, which is used up. Presenting a used
+/// one revokes the whole session (401 `refresh_reused`); an ended session is 401
+/// `session_expired`.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    responses((status = 200, body = Issued), (status = 401, body = ErrorBody)))]
+pub async fn refresh(
+    State(st): State<AppState>,
+    PeerIp(ip): PeerIp,
+    ApiJson(req): ApiJson<Refresh>,
+) -> ApiResult<Json<Issued>> {
+    // The session's earlier access tokens were replaced or revoked: this replica forgets
+    // them at once (others within the cache's 10 s).
+    match voxfleet_store::sessions::refresh(&st.pool, &req.refresh_token, ip).await {
+        Ok(issued) => {
+            st.tokens.evict_user(issued.user_id);
+            Ok(Json(issued))
+        }
+        Err(e) => {
+            if let SignInError::RefreshReused(user) | SignInError::SessionEnded(_, user) = &e {
+                st.tokens.evict_user(*user);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// End the caller's session (an access token from sign-in; 422 for an API token).
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn logout(State(st): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    let session = auth.session_id.ok_or_else(|| {
+        ApiError::new(
+            Code::InvalidInput,
+            "this is an API token, not a session: revoke it instead (DELETE /v1/me/tokens/{id})",
+        )
+    })?;
+    voxfleet_store::sessions::logout(&st.pool, session, auth.actor()).await?;
+    st.tokens.evict(auth.token_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change one's own password: the current one, the new one (the password policy) and its
+/// confirmation. The caller's other sessions end.
+#[utoipa::path(post, path = "/v1/me/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 204), (status = 422, description = "`invalid_input` (wrong current password), `weak_password`, `password_mismatch`", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn change_password(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    voxfleet_store::sessions::change_password(
+        &st.pool,
+        auth.user_id,
+        &req.current_password,
+        &req.password,
+        &req.confirm,
+        auth.session_id,
+        auth.actor(),
+    )
+    .await?;
+    st.tokens.evict_user(auth.user_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lift a lockout (admin; super_admin for super_admin accounts). Audited `auth.unlock`.
+#[utoipa::path(post, path = "/v1/users/{id}/unlock", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn unlock(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require(Role::Admin)?;
+    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    voxfleet_store::users::check_manageable(&st.pool, id, auth.acting()).await?;
+    if !voxfleet_store::sessions::unlock(&st.pool, id, auth.actor()).await? {
+        return Err(ApiError::not_found("user"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The sign-in settings (super_admin): lifetimes, idle timeout, password policy, lockout.
+#[utoipa::path(get, path = "/v1/settings/auth", tag = "auth",
+    responses((status = 200, body = AuthSettings), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_settings(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<AuthSettings>> {
+    auth.require(Role::SuperAdmin)?;
+    Ok(Json(
+        voxfleet_store::auth_settings::get_auth_settings(&st.pool).await?,
+    ))
+}
+
+/// Change the sign-in settings (super_admin; audited `settings.auth`). Stored values win
+/// over the `VOXFLEET_AUTH_*` environment.
+#[utoipa::path(put, path = "/v1/settings/auth", tag = "auth", request_body = AuthSettings,
+    responses((status = 200, body = AuthSettings), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_settings(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(s): ApiJson<AuthSettings>,
+) -> ApiResult<Json<AuthSettings>> {
+    auth.require(Role::SuperAdmin)?;
+    s.validate()
+        .map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
+    voxfleet_store::auth_settings::put_auth_settings(&st.pool, &s, Some(auth.token_id)).await?;
+    voxfleet_store::audit::record_as(
+        &st.pool,
+        auth.actor(),
+        "settings.auth",
+        None,
+        serde_json::to_value(&s).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Json(s))
+}
