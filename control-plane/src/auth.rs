@@ -144,7 +144,16 @@ fn presented(parts: &Parts) -> Result<&str, ApiError> {
     })
 }
 
-async fn authenticate(token: &str, state: &AppState) -> Result<Auth, ApiError> {
+/// What a session still waiting for its user's second factor may reach.
+const ENROLMENT_PATHS: [&str; 4] = [
+    "/v1/me",
+    "/v1/me/mfa/enroll",
+    "/v1/me/mfa/verify",
+    "/v1/auth/logout",
+];
+
+/// The caller, and whether its session is waiting for a second factor to be enrolled.
+async fn authenticate(token: &str, state: &AppState) -> Result<(Auth, bool), ApiError> {
     let key = hash_token(token);
     let cached = {
         let map = state.tokens.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,7 +181,7 @@ async fn authenticate(token: &str, state: &AppState) -> Result<Auth, ApiError> {
             "this token's user is disabled",
         ));
     }
-    Ok(Auth {
+    let auth = Auth {
         token_id: info.id,
         user_id: info.user_id,
         role: info.role,
@@ -180,7 +189,8 @@ async fn authenticate(token: &str, state: &AppState) -> Result<Auth, ApiError> {
         can_delegate: info.can_delegate,
         ip: None,
         session_id: info.session_id,
-    })
+    };
+    Ok((auth, info.mfa_pending))
 }
 
 /// The user `X-Voxfleet-User` names, checked against the token (see the module's comment).
@@ -232,8 +242,14 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let mut auth = authenticate(presented(parts)?, state).await?;
+        let (mut auth, mfa_pending) = authenticate(presented(parts)?, state).await?;
         auth.ip = peer_ip(parts);
+        if mfa_pending && !ENROLMENT_PATHS.contains(&parts.uri.path()) {
+            return Err(ApiError::new(
+                Code::MfaEnrollmentRequired,
+                "your role signs in with a second factor: enrol first (POST /v1/me/mfa/enroll, then /v1/me/mfa/verify)",
+            ));
+        }
         match parts.headers.get(&ACT_AS) {
             None => Ok(auth),
             Some(v) => {
@@ -299,7 +315,7 @@ impl FromRequestParts<AppState> for MetricsAuth {
         if state.metrics_token.is_some_and(|m| m.matches(token)) {
             return Ok(Self);
         }
-        authenticate(token, state).await?.require(Role::Admin)?;
+        authenticate(token, state).await?.0.require(Role::Admin)?;
         Ok(Self)
     }
 }

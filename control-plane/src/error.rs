@@ -55,6 +55,10 @@ pub enum Code {
     InvalidRefresh,
     RefreshReused,
     SessionExpired,
+    MfaRequired,
+    InvalidMfaCode,
+    MfaEnrollmentRequired,
+    MfaState,
 }
 
 impl Code {
@@ -103,6 +107,10 @@ impl Code {
             Self::InvalidRefresh => "invalid_refresh",
             Self::RefreshReused => "refresh_reused",
             Self::SessionExpired => "session_expired",
+            Self::MfaRequired => "mfa_required",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::MfaEnrollmentRequired => "mfa_enrollment_required",
+            Self::MfaState => "mfa_state",
         }
     }
 
@@ -139,7 +147,11 @@ impl Code {
             Self::InvalidCredentials
             | Self::InvalidRefresh
             | Self::RefreshReused
-            | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            | Self::SessionExpired
+            | Self::MfaRequired
+            | Self::InvalidMfaCode => StatusCode::UNAUTHORIZED,
+            Self::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
+            Self::MfaState => StatusCode::CONFLICT,
             Self::AccountLocked => StatusCode::LOCKED,
             Self::UnknownUser | Self::WeakPassword | Self::PasswordMismatch => {
                 StatusCode::UNPROCESSABLE_ENTITY

@@ -320,3 +320,161 @@ async fn failed_sign_ins_lock_the_account_and_the_password_policy_holds() {
         "{v}"
     );
 }
+
+async fn post_as(env: &Env, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    env.call("POST", path, Some(token), Some(body)).await
+}
+
+async fn login_with(env: &Env, email: &str, password: &str, code: &str) -> (StatusCode, Value) {
+    env.call(
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": email, "password": password, "code": code})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_factor_is_enrolled_verified_used_once_and_required_by_role() {
+    let env = Env::start().await;
+    let (s, _) = env
+        .post(
+            "/v1/users",
+            json!({"email": "kim@example.org", "name": "Kim", "password": "kim's password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, first) = login(&env, "kim@example.org", "kim's password").await;
+    assert_eq!(first["mfa_enrollment_required"], false);
+    let token = first["access_token"].as_str().unwrap().to_string();
+
+    // Enrol: a secret, its URI and a QR image; a wrong code does not turn it on.
+    let (s, e) = post_as(&env, &token, "/v1/me/mfa/enroll", json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let secret = e["secret"].as_str().unwrap().to_string();
+    assert!(
+        e["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/voxfleet:kim%40example.org?"),
+        "{e}"
+    );
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(e["qr_png_base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    let (s, v) = post_as(&env, &token, "/v1/me/mfa/verify", json!({"code": "12345x"})).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "{v}"
+    );
+    let now = voxfleet_store::mfa::code_at(&secret, 0).unwrap();
+    let (s, v) = post_as(&env, &token, "/v1/me/mfa/verify", json!({"code": now})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let backups: Vec<String> = v["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(backups.len(), 10);
+    let (s, v) = post_as(&env, &token, "/v1/me/mfa/enroll", json!(null)).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "mfa_state"), "{v}");
+
+    // Sign-in now needs the second factor; the code just used is not accepted again.
+    let (s, v) = login(&env, "kim@example.org", "kim's password").await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "mfa_required"),
+        "{v}"
+    );
+    let (s, v) = login_with(&env, "kim@example.org", "kim's password", &now).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_mfa_code"),
+        "replayed: {v}"
+    );
+    let next = voxfleet_store::mfa::code_at(&secret, 30).unwrap();
+    let (s, v) = login_with(&env, "kim@example.org", "kim's password", &next).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the next step's code (one step of skew): {v}"
+    );
+    let (s, v) = login_with(&env, "kim@example.org", "kim's password", &next).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_mfa_code"),
+        "replayed: {v}"
+    );
+    // A backup code works once.
+    let (s, v) = login_with(&env, "kim@example.org", "kim's password", &backups[0]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = login_with(&env, "kim@example.org", "kim's password", &backups[0]).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_mfa_code"),
+        "{v}"
+    );
+
+    // Off only with a valid code.
+    let (s, v) = post_as(&env, &token, "/v1/me/mfa/disable", json!({"code": "nope"})).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        "{v}"
+    );
+    let (s, v) = post_as(
+        &env,
+        &token,
+        "/v1/me/mfa/disable",
+        json!({"code": backups[1]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _) = login(&env, "kim@example.org", "kim's password").await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Required for admins: an admin without one reaches only enrolment until it is on.
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/settings/auth",
+            Some(ADMIN),
+            Some(json!({"mfa_required_roles": ["admin", "super_admin"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.post(
+        "/v1/users",
+        json!({"email": "lee@example.org", "name": "Lee", "role": "admin", "password": "lee's password"}),
+    )
+    .await;
+    let (_, lee) = login(&env, "lee@example.org", "lee's password").await;
+    assert_eq!(lee["mfa_enrollment_required"], true, "{lee}");
+    let lee_token = lee["access_token"].as_str().unwrap().to_string();
+    let (s, v) = env.call("GET", "/v1/users", Some(&lee_token), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "mfa_enrollment_required"),
+        "{v}"
+    );
+    assert_eq!(me(&env, &lee).await, StatusCode::OK);
+    let (_, e) = post_as(&env, &lee_token, "/v1/me/mfa/enroll", json!(null)).await;
+    let c = voxfleet_store::mfa::code_at(e["secret"].as_str().unwrap(), 0).unwrap();
+    let (s, _) = post_as(&env, &lee_token, "/v1/me/mfa/verify", json!({"code": c})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = env.call("GET", "/v1/users", Some(&lee_token), None).await;
+    assert_eq!(s, StatusCode::OK, "enrolled: {v}");
+
+    let seen = events(&env).await;
+    for event in ["auth.mfa.enroll", "auth.mfa.enable", "auth.mfa.disable"] {
+        assert!(
+            seen.iter().any(|(e, _)| e == event),
+            "{event} not in {seen:?}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::StoreError;
+use crate::users::Role;
 
 const AUTH_KEY: &str = "auth";
 
@@ -36,6 +37,9 @@ pub struct AuthSettings {
     pub lockout_attempts: u32,
     /// How long it stays locked (1–1,440 minutes; default 15, `VOXFLEET_AUTH_LOCKOUT_MINUTES`).
     pub lockout_minutes: u32,
+    /// Roles that must sign in with a second factor: their sessions reach only enrolment
+    /// until they have one (default none, `VOXFLEET_AUTH_MFA_ROLES`, comma-separated).
+    pub mfa_required_roles: Vec<Role>,
 }
 
 fn env_or(name: &str, default: u32) -> u32 {
@@ -55,6 +59,11 @@ impl Default for AuthSettings {
             password_min_classes: env_or("VOXFLEET_AUTH_PASSWORD_CLASSES", 1),
             lockout_attempts: env_or("VOXFLEET_AUTH_LOCKOUT_ATTEMPTS", 5),
             lockout_minutes: env_or("VOXFLEET_AUTH_LOCKOUT_MINUTES", 15),
+            mfa_required_roles: std::env::var("VOXFLEET_AUTH_MFA_ROLES")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|r| r.trim().parse().ok())
+                .collect(),
         }
     }
 }

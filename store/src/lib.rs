@@ -25,6 +25,7 @@ pub mod files;
 pub mod jobs;
 pub mod llm_budget;
 pub mod media;
+pub mod mfa;
 pub mod persist;
 pub mod reaper;
 pub mod retention;

@@ -39,6 +39,9 @@ pub struct Issued {
     pub refresh_token: String,
     /// The session ends then whatever happens (and earlier after the idle timeout).
     pub session_expires_at: DateTime<Utc>,
+    /// The user's role must sign in with a second factor and they have none yet: until they
+    /// enrol (`POST /v1/me/mfa/enroll`, then `/verify`) this session reaches nothing else.
+    pub mfa_enrollment_required: bool,
 }
 
 /// Why a sign-in or refresh was refused.
@@ -53,6 +56,12 @@ pub enum SignInError {
     Locked(DateTime<Utc>),
     #[error("this account is disabled")]
     Disabled,
+    #[error(
+        "this account signs in with a second factor: send `code` (an authenticator code or a backup code)"
+    )]
+    MfaRequired,
+    #[error("wrong, expired or already used code")]
+    InvalidMfaCode,
     #[error("unknown or expired refresh token")]
     InvalidRefresh,
     /// The user whose session was revoked.
@@ -81,19 +90,24 @@ async fn open_session(
     user: Uuid,
     s: &AuthSettings,
     ip: Option<std::net::IpAddr>,
+    mfa_pending: bool,
 ) -> Result<Issued, StoreError> {
     let id = Uuid::now_v7();
     let session_expires_at = Utc::now() + Duration::days(i64::from(s.session_days));
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, expires_at, source_ip) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO sessions (id, user_id, expires_at, source_ip, mfa_pending) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(user)
     .bind(session_expires_at)
     .bind(ip.map(|i| i.to_string()))
+    .bind(mfa_pending)
     .execute(&mut *con)
     .await?;
-    issue(con, id, user, session_expires_at, s).await
+    let mut issued = issue(con, id, user, session_expires_at, s).await?;
+    issued.mfa_enrollment_required = mfa_pending;
+    Ok(issued)
 }
 
 /// A new access token and refresh token for session `id`; the session's earlier access
@@ -130,6 +144,7 @@ async fn issue(
         access_expires_at,
         refresh_token,
         session_expires_at,
+        mfa_enrollment_required: false,
     })
 }
 
@@ -138,12 +153,20 @@ pub async fn login(
     pool: &PgPool,
     email: &str,
     password: &str,
+    code: Option<&str>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Issued, SignInError> {
     let s = get_auth_settings(pool).await?;
-    type Row = (Uuid, Option<String>, bool, Option<DateTime<Utc>>);
+    type Row = (
+        Uuid,
+        Option<String>,
+        bool,
+        Option<DateTime<Utc>>,
+        bool,
+        String,
+    );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT id, password_hash, disabled, locked_until FROM users \
+        "SELECT id, password_hash, disabled, locked_until, mfa_enabled, role FROM users \
          WHERE lower(email) = lower($1) AND deleting_at IS NULL",
     )
     .bind(email.trim())
@@ -160,7 +183,7 @@ pub async fn login(
             audit::record_failure(pool, actor, "auth.login.failure", None, detail).await
         }
     };
-    let Some((user, hash, disabled, locked_until)) = row else {
+    let Some((user, hash, disabled, locked_until, mfa_enabled, role)) = row else {
         verify_off_runtime(password.to_string(), decoy_hash().to_string()).await;
         failure(None, "unknown email").await?;
         return Err(SignInError::InvalidCredentials);
@@ -181,7 +204,20 @@ pub async fn login(
         user: Some(user),
         ip,
     };
+    if ok && mfa_enabled && code.is_none() {
+        return Err(SignInError::MfaRequired);
+    }
     let mut tx = pool.begin().await?;
+    // The second factor, in the same transaction (a code is accepted once). A wrong one
+    // counts as a failed sign-in.
+    let (ok, wrong_code) = match (ok, mfa_enabled, code) {
+        (true, true, Some(c)) => match crate::mfa::check_second_factor(&mut tx, user, c).await {
+            Ok(()) => (true, false),
+            Err(crate::mfa::MfaError::Store(e)) => return Err(e.into()),
+            Err(_) => (false, true),
+        },
+        (ok, ..) => (ok, false),
+    };
     if !ok {
         let (failed,): (i32,) = sqlx::query_as(
             "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 \
@@ -208,6 +244,10 @@ pub async fn login(
             .await?;
         }
         tx.commit().await?;
+        if wrong_code {
+            failure(Some(user), "wrong second factor").await?;
+            return Err(SignInError::InvalidMfaCode);
+        }
         failure(Some(user), "wrong password").await?;
         return Err(SignInError::InvalidCredentials);
     }
@@ -223,7 +263,11 @@ pub async fn login(
     .bind(user)
     .execute(&mut *tx)
     .await?;
-    let issued = open_session(&mut tx, user, &s, ip).await?;
+    let must_enrol = !mfa_enabled
+        && role
+            .parse::<crate::users::Role>()
+            .is_ok_and(|r| s.mfa_required_roles.contains(&r));
+    let issued = open_session(&mut tx, user, &s, ip, must_enrol).await?;
     audit::record_as(
         &mut *tx,
         actor,
@@ -271,17 +315,19 @@ pub async fn refresh(
         DateTime<Utc>,
         DateTime<Utc>,
         bool,
+        bool,
     );
     let row: Option<Row> = sqlx::query_as(
         "SELECT r.session_id, r.used_at, s.user_id, s.revoked_at, s.expires_at, s.last_seen_at, \
-                (u.disabled OR u.deleting_at IS NOT NULL) \
+                (u.disabled OR u.deleting_at IS NOT NULL), (s.mfa_pending AND NOT u.mfa_enabled) \
          FROM session_refresh_tokens r JOIN sessions s ON s.id = r.session_id \
          JOIN users u ON u.id = s.user_id WHERE r.token_sha256 = $1 FOR UPDATE OF r, s",
     )
     .bind(hash_token(refresh_token))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((session, used_at, user, revoked_at, expires_at, last_seen, gone)) = row else {
+    let Some((session, used_at, user, revoked_at, expires_at, last_seen, gone, pending)) = row
+    else {
         return Err(SignInError::InvalidRefresh);
     };
     let actor = Actor {
@@ -327,7 +373,8 @@ pub async fn refresh(
         .bind(session)
         .execute(&mut *tx)
         .await?;
-    let issued = issue(&mut tx, session, user, expires_at, &s).await?;
+    let mut issued = issue(&mut tx, session, user, expires_at, &s).await?;
+    issued.mfa_enrollment_required = pending;
     audit::record_as(
         &mut *tx,
         actor,

@@ -32,6 +32,8 @@ pub struct TokenInfo {
     pub disabled: bool,
     /// The sign-in session an access token belongs to (none for API tokens).
     pub session_id: Option<Uuid>,
+    /// A session whose user must enrol a second factor first (see `sessions`).
+    pub mfa_pending: bool,
 }
 
 /// A token as `tokens list` and `GET /v1/tokens` show it: never its secret nor its hash.
@@ -174,6 +176,7 @@ pub async fn create_token_by(
             can_delegate: false,
             disabled: false,
             session_id: None,
+            mfa_pending: false,
         },
         plain,
     ))
@@ -408,10 +411,12 @@ pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>,
         bool,
         bool,
         Option<Uuid>,
+        bool,
     );
     let row: Option<Row> = sqlx::query_as(
         "WITH t AS (SELECT t.id, t.name, t.user_id, u.role, t.created_at, t.last_used_at, \
-                           t.can_delegate, u.disabled, t.session_id \
+                           t.can_delegate, u.disabled, t.session_id, \
+                           coalesce(s.mfa_pending AND NOT u.mfa_enabled, false) AS mfa_pending \
                     FROM api_tokens t JOIN users u ON u.id = t.user_id \
                     LEFT JOIN sessions s ON s.id = t.session_id \
                     WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND u.deleting_at IS NULL \
@@ -420,13 +425,14 @@ pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>,
               x AS (UPDATE api_tokens SET last_used_at = now() WHERE id IN \
                     (SELECT id FROM t WHERE last_used_at IS NULL \
                      OR last_used_at < now() - interval '1 minute')) \
-         SELECT id, name, user_id, role, created_at, can_delegate, disabled, session_id FROM t",
+         SELECT id, name, user_id, role, created_at, can_delegate, disabled, session_id, \
+                mfa_pending FROM t",
     )
     .bind(hash_token(plain))
     .fetch_optional(pool)
     .await?;
     row.map(
-        |(id, name, user_id, role, created_at, can_delegate, disabled, session_id)| {
+        |(id, name, user_id, role, created_at, can_delegate, disabled, session_id, mfa_pending)| {
             Ok(TokenInfo {
                 id,
                 name,
@@ -436,6 +442,7 @@ pub async fn find_token(pool: &PgPool, plain: &str) -> Result<Option<TokenInfo>,
                 can_delegate,
                 disabled,
                 session_id,
+                mfa_pending,
             })
         },
     )

@@ -5,10 +5,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use voxfleet_store::auth_settings::AuthSettings;
+use voxfleet_store::mfa::{Enrollment, MfaError};
 use voxfleet_store::sessions::{Issued, SignInError};
 use voxfleet_store::tokens::Role;
 
@@ -22,6 +23,21 @@ use crate::extract::ApiJson;
 pub struct Login {
     pub email: String,
     pub password: String,
+    /// The second factor, for accounts that have one: an authenticator code or a backup code.
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaCode {
+    /// An authenticator code (or, to turn it off, a backup code).
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupCodes {
+    /// Ten single-use codes for when the authenticator is not at hand: shown once.
+    pub backup_codes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,6 +67,8 @@ impl From<SignInError> for ApiError {
             SignInError::InvalidCredentials => Code::InvalidCredentials,
             SignInError::Locked(_) => Code::AccountLocked,
             SignInError::Disabled => Code::UserDisabled,
+            SignInError::MfaRequired => Code::MfaRequired,
+            SignInError::InvalidMfaCode => Code::InvalidMfaCode,
             SignInError::InvalidRefresh => Code::InvalidRefresh,
             SignInError::RefreshReused(_) => Code::RefreshReused,
             SignInError::SessionEnded(..) => Code::SessionExpired,
@@ -76,7 +94,14 @@ pub async fn login(
         ));
     }
     Ok(Json(
-        voxfleet_store::sessions::login(&st.pool, &req.email, &req.password, ip).await?,
+        voxfleet_store::sessions::login(
+            &st.pool,
+            &req.email,
+            &req.password,
+            req.code.as_deref(),
+            ip,
+        )
+        .await?,
     ))
 }
 
@@ -198,4 +223,64 @@ pub async fn put_settings(
     )
     .await?;
     Ok(Json(s))
+}
+
+impl From<MfaError> for ApiError {
+    fn from(e: MfaError) -> Self {
+        let code = match &e {
+            MfaError::Store(_) => {
+                return match e {
+                    MfaError::Store(s) => s.into(),
+                    _ => ApiError::new(Code::Internal, "internal error"),
+                };
+            }
+            MfaError::AlreadyEnabled | MfaError::NotEnabled | MfaError::NotEnrolled => {
+                Code::MfaState
+            }
+            MfaError::InvalidCode => Code::InvalidInput,
+            MfaError::Totp(_) => Code::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// Start enrolling a second factor: a new secret, its `otpauth://` URI and a QR image to scan
+/// (not active until `POST /v1/me/mfa/verify`). 409 `mfa_state` when one is on already.
+#[utoipa::path(post, path = "/v1/me/mfa/enroll", tag = "auth",
+    responses((status = 200, body = Enrollment), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn mfa_enroll(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Enrollment>> {
+    Ok(Json(
+        voxfleet_store::mfa::enroll(&st.pool, auth.user_id, auth.actor()).await?,
+    ))
+}
+
+/// Turn the second factor on with a code from the enrolled authenticator: the answer holds
+/// ten single-use backup codes, shown once. 422 `invalid_input` for a wrong code.
+#[utoipa::path(post, path = "/v1/me/mfa/verify", tag = "auth", request_body = MfaCode,
+    responses((status = 200, body = BackupCodes), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn mfa_verify(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<MfaCode>,
+) -> ApiResult<Json<BackupCodes>> {
+    let backup_codes =
+        voxfleet_store::mfa::activate(&st.pool, auth.user_id, &req.code, auth.actor()).await?;
+    // A session waiting for enrolment reaches everything now.
+    st.tokens.evict_user(auth.user_id);
+    Ok(Json(BackupCodes { backup_codes }))
+}
+
+/// Turn the second factor off, only with a valid authenticator or backup code.
+#[utoipa::path(post, path = "/v1/me/mfa/disable", tag = "auth", request_body = MfaCode,
+    responses((status = 204), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn mfa_disable(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<MfaCode>,
+) -> ApiResult<StatusCode> {
+    voxfleet_store::mfa::disable(&st.pool, auth.user_id, &req.code, auth.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
