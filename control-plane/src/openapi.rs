@@ -8,7 +8,7 @@ use crate::AppState;
 use crate::routes::{audit, auth, llm, tokens, users};
 use crate::routes::{
     events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
-    settings, speakers, stats,
+    settings, shares, speakers, stats,
 };
 
 #[derive(OpenApi)]
@@ -45,6 +45,9 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(openai::models::get_model))
         .routes(routes!(files::get_file, files::delete_file))
         .routes(routes!(files::get_transcript))
+        .routes(routes!(shares::create_share, shares::list_shares))
+        .routes(routes!(shares::revoke_share))
+        .routes(routes!(shares::shared_transcript))
         .routes(routes!(files::usage))
         .routes(routes!(speakers::file_speakers))
         .routes(routes!(speakers::get_speaker, speakers::rename_speaker))

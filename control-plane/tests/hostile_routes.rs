@@ -63,6 +63,9 @@ impl Fixture {
                 }
                 "id" if before.ends_with("/v1/users/") => self.owner.clone(),
                 "id" if before.ends_with("/v1/me/llm/reservations/") => self.reservation.clone(),
+                // u1 makes no share link here (sharing is off by default): any id is 404.
+                "id" if before.ends_with("/v1/shares/") => uuid::Uuid::now_v7().to_string(),
+                "token" if before.ends_with("/v1/shared/") => "vf_not-a-share-link".into(),
                 // Model names are public.
                 "id" if before.ends_with("/v1/models/") => "whisper-1".into(),
                 "action" => "start".into(),

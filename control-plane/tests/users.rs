@@ -37,23 +37,7 @@ async fn call_as(
     act_as: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut rb = env
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", env.base))
-        .bearer_auth(token);
-    if let Some(u) = act_as {
-        rb = rb.header("x-voxfleet-user", u);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let res = rb.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    env.call_for(method, path, Some(token), act_as, body).await
 }
 
 async fn create_user(env: &Env, token: &str, body: Value) -> (StatusCode, Value) {

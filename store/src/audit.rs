@@ -50,19 +50,7 @@ pub async fn record_as<'e>(
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (actor, user_id, source_ip, action, target, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(actor.token)
-    .bind(actor.user)
-    .bind(actor.ip.map(|ip| ip.to_string()))
-    .bind(action)
-    .bind(target)
-    .bind(detail)
-    .execute(db)
-    .await?;
-    Ok(())
+    insert(db, actor, action, target, detail, "success").await
 }
 
 /// As [`record_as`], for an action that was refused (`outcome` `failure`).
@@ -73,9 +61,20 @@ pub async fn record_failure<'e>(
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
+    insert(db, actor, action, target, detail, "failure").await
+}
+
+async fn insert<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    actor: Actor,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+    outcome: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_log (actor, user_id, source_ip, action, target, detail, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'failure')",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(actor.token)
     .bind(actor.user)
@@ -83,6 +82,7 @@ pub async fn record_failure<'e>(
     .bind(action)
     .bind(target)
     .bind(detail)
+    .bind(outcome)
     .execute(db)
     .await?;
     Ok(())

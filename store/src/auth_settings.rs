@@ -40,6 +40,9 @@ pub struct AuthSettings {
     /// Roles that must sign in with a second factor: their sessions reach only enrolment
     /// until they have one (default none, `VOXFLEET_AUTH_MFA_ROLES`, comma-separated).
     pub mfa_required_roles: Vec<Role>,
+    /// Whether users with `public_sharing` may make public links to their transcripts, and
+    /// whether such links open (default false, `VOXFLEET_PUBLIC_SHARING=true`).
+    pub public_sharing_allowed: bool,
 }
 
 fn env_or(name: &str, default: u32) -> u32 {
@@ -64,6 +67,8 @@ impl Default for AuthSettings {
                 .split(',')
                 .filter_map(|r| r.trim().parse().ok())
                 .collect(),
+            public_sharing_allowed: std::env::var("VOXFLEET_PUBLIC_SHARING")
+                .is_ok_and(|v| v.trim() == "true"),
         }
     }
 }

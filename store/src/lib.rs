@@ -33,6 +33,7 @@ pub mod schedules;
 pub mod search;
 pub mod sessions;
 pub mod settings;
+pub mod shares;
 pub mod speakers;
 pub mod stats;
 pub mod submit;

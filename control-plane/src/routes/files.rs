@@ -1,10 +1,9 @@
 //! Media files: upload (multipart, streamed) or register an object already in storage; get,
 //! list, delete; the transcript in four formats; transcription usage.
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::form::{SMALL_TEXT, TextBudget};
 use crate::services::files::{Processing, live, load, processing};
-use crate::transcript::{Format, Transcript, render, segment_speakers, split_at_turns};
+use crate::transcript::Format;
 use crate::upload::{self, Spooled};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -429,38 +428,7 @@ pub async fn get_transcript(
     ApiQuery(q): ApiQuery<TranscriptQuery>,
 ) -> ApiResult<Response> {
     let f = load(&st, &auth, &id).await?;
-    if f.transcribed_at.is_none() {
-        return Err(ApiError::new(
-            Code::NotReady,
-            format!(
-                "file {} has no transcript (status: {})",
-                f.file.id,
-                f.status.0.as_str()
-            ),
-        ));
-    }
-    let format = q.format.unwrap_or(Format::Json);
-    let turns = voxfleet_store::speakers::turns(&st.pool, f.file.id).await?;
-    let segments = split_at_turns(
-        voxfleet_store::files::segments(&st.pool, f.file.id).await?,
-        &turns,
-    );
-    let speakers = voxfleet_store::speakers::file_speakers(&st.pool, f.file.id).await?;
-    let labels = segment_speakers(&segments, &turns);
-    let body = render(
-        format,
-        &Transcript {
-            file: &f,
-            segments: &segments,
-            labels,
-            speakers: &speakers,
-        },
-    );
-    Ok((
-        [(header::CONTENT_TYPE, format.content_type())],
-        Body::from(body),
-    )
-        .into_response())
+    crate::services::files::transcript(&st, &f, q.format.unwrap_or(Format::Json)).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -13,6 +13,7 @@ pub mod retention;
 pub mod schedules;
 pub mod search;
 pub mod settings;
+pub mod shares;
 pub mod speakers;
 pub mod stats;
 pub mod tokens;

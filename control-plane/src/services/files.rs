@@ -137,3 +137,45 @@ pub fn processing(
     }
     Ok(Processing { jobs, references })
 }
+
+/// A file's transcript in `format`, cut and labelled by speaker once the file is diarized
+/// (409 `not_ready` before there is one): what `GET /v1/files/{id}/transcript` and public
+/// share links answer.
+pub async fn transcript(
+    st: &AppState,
+    f: &FileRecord,
+    format: crate::transcript::Format,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if f.transcribed_at.is_none() {
+        return Err(ApiError::new(
+            Code::NotReady,
+            format!(
+                "file {} has no transcript (status: {})",
+                f.file.id,
+                f.status.0.as_str()
+            ),
+        ));
+    }
+    let turns = voxfleet_store::speakers::turns(&st.pool, f.file.id).await?;
+    let segments = crate::transcript::split_at_turns(
+        voxfleet_store::files::segments(&st.pool, f.file.id).await?,
+        &turns,
+    );
+    let speakers = voxfleet_store::speakers::file_speakers(&st.pool, f.file.id).await?;
+    let labels = crate::transcript::segment_speakers(&segments, &turns);
+    let body = crate::transcript::render(
+        format,
+        &crate::transcript::Transcript {
+            file: f,
+            segments: &segments,
+            labels,
+            speakers: &speakers,
+        },
+    );
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        axum::body::Body::from(body),
+    )
+        .into_response())
+}

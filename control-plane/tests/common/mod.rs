@@ -235,10 +235,25 @@ impl Env {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_for(method, path, token, None, body).await
+    }
+
+    /// As [`Env::call`], acting for the user `act_as` names (`X-Voxfleet-User`) when given.
+    pub async fn call_for(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        act_as: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let url = format!("{}{}", self.base, path);
         let mut rb = self.http.request(method.parse().unwrap(), url);
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
+        }
+        if let Some(u) = act_as {
+            rb = rb.header("x-voxfleet-user", u);
         }
         if let Some(b) = body {
             rb = rb.json(&b);
