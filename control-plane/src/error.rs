@@ -255,13 +255,8 @@ impl From<voxfleet_search::SearchError> for ApiError {
 impl From<voxfleet_store::users::UserError> for ApiError {
     fn from(e: voxfleet_store::users::UserError) -> Self {
         use voxfleet_store::users::UserError as E;
-        let code = match &e {
-            E::Store(_) => {
-                return match e {
-                    E::Store(s) => s.into(),
-                    _ => ApiError::new(Code::Internal, "internal error"),
-                };
-            }
+        let code = match e {
+            E::Store(s) => return s.into(),
             E::NotFound => Code::NotFound,
             E::Invalid(_) => Code::InvalidInput,
             E::WeakPassword(_) => Code::WeakPassword,

@@ -179,22 +179,25 @@ pub(crate) async fn reserve(
             None => (0.0, 0.0),
         };
         let mut held = used + reserved;
-        for j in jobs {
-            let file = match j.kind.parse_input(&j.input) {
+        // Every file's probed minutes in one query (a batch may hold up to 1,000 jobs).
+        let files: Vec<Option<Uuid>> = jobs
+            .iter()
+            .map(|j| match j.kind.parse_input(&j.input) {
                 Ok(JobInput::Transcribe(t)) => Some(t.file_id),
                 _ => None,
-            };
-            let minutes: f64 = match file {
-                Some(f) => sqlx::query_scalar::<_, Option<f64>>(
-                    "SELECT duration_s / 60 FROM files WHERE id = $1",
-                )
-                .bind(f)
-                .fetch_optional(&mut *con)
-                .await?
-                .flatten()
-                .unwrap_or(0.0),
-                None => 0.0,
-            };
+            })
+            .collect();
+        let ids: Vec<Uuid> = files.iter().flatten().copied().collect();
+        let durations: std::collections::HashMap<Uuid, f64> = sqlx::query_as::<_, (Uuid, f64)>(
+            "SELECT id, duration_s / 60 FROM files WHERE id = ANY($1) AND duration_s IS NOT NULL",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *con)
+        .await?
+        .into_iter()
+        .collect();
+        for (j, file) in jobs.into_iter().zip(files) {
+            let minutes = file.and_then(|f| durations.get(&f).copied()).unwrap_or(0.0);
             if let Some(b) = budget
                 && held + minutes > f64::from(b) + 1e-9
             {

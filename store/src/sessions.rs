@@ -125,12 +125,8 @@ async fn issue(
         .await?;
     let access_expires_at =
         (Utc::now() + Duration::seconds(i64::from(s.access_token_seconds))).min(session_expires_at);
-    let (rec, access_token) = insert_token(con, user, "session", Some(access_expires_at)).await?;
-    sqlx::query("UPDATE api_tokens SET session_id = $2 WHERE id = $1")
-        .bind(rec.id)
-        .bind(id)
-        .execute(&mut *con)
-        .await?;
+    let (_, access_token) =
+        insert_token(con, user, "session", Some(access_expires_at), Some(id)).await?;
     let refresh_token = generate_token();
     sqlx::query("INSERT INTO session_refresh_tokens (token_sha256, session_id) VALUES ($1, $2)")
         .bind(hash_token(&refresh_token))

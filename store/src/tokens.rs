@@ -156,7 +156,7 @@ pub async fn create_token_by(
 ) -> Result<(TokenInfo, String), StoreError> {
     let mut tx = pool.begin().await?;
     let user = crate::users::create_service_user(&mut tx, name, role).await?;
-    let (rec, plain) = insert_token(&mut tx, user, name, None).await?;
+    let (rec, plain) = insert_token(&mut tx, user, name, None, None).await?;
     audit(
         &mut tx,
         actor,
@@ -182,22 +182,26 @@ pub async fn create_token_by(
     ))
 }
 
+/// Inserts a token of `user` (a sign-in session's access token when `session` is set).
 pub(crate) async fn insert_token(
     con: &mut PgConnection,
     user: Uuid,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
+    session: Option<Uuid>,
 ) -> Result<(TokenRecord, String), StoreError> {
     let plain = generate_token();
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO api_tokens (id, name, user_id, token_sha256, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO api_tokens (id, name, user_id, token_sha256, expires_at, session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(name)
     .bind(user)
     .bind(hash_token(&plain))
     .bind(expires_at)
+    .bind(session)
     .execute(&mut *con)
     .await?;
     let rec = record_by_id(con, id)
@@ -215,7 +219,7 @@ pub async fn create_user_token(
     by: crate::audit::Actor,
 ) -> Result<(TokenRecord, String), StoreError> {
     let mut tx = pool.begin().await?;
-    let (rec, plain) = insert_token(&mut tx, user, name, expires_at).await?;
+    let (rec, plain) = insert_token(&mut tx, user, name, expires_at, None).await?;
     crate::audit::record_as(
         &mut *tx,
         by,

@@ -57,13 +57,8 @@ pub struct PasswordChange {
 
 impl From<SignInError> for ApiError {
     fn from(e: SignInError) -> Self {
-        let code = match &e {
-            SignInError::Store(_) => {
-                return match e {
-                    SignInError::Store(s) => s.into(),
-                    _ => ApiError::new(Code::Internal, "internal error"),
-                };
-            }
+        let code = match e {
+            SignInError::Store(s) => return s.into(),
             SignInError::InvalidCredentials => Code::InvalidCredentials,
             SignInError::Locked(_) => Code::AccountLocked,
             SignInError::Disabled => Code::UserDisabled,
@@ -227,13 +222,8 @@ pub async fn put_settings(
 
 impl From<MfaError> for ApiError {
     fn from(e: MfaError) -> Self {
-        let code = match &e {
-            MfaError::Store(_) => {
-                return match e {
-                    MfaError::Store(s) => s.into(),
-                    _ => ApiError::new(Code::Internal, "internal error"),
-                };
-            }
+        let code = match e {
+            MfaError::Store(s) => return s.into(),
             MfaError::AlreadyEnabled | MfaError::NotEnabled | MfaError::NotEnrolled => {
                 Code::MfaState
             }

@@ -37,13 +37,8 @@ pub struct LlmCommit {
 
 impl From<LlmError> for ApiError {
     fn from(e: LlmError) -> Self {
-        let code = match &e {
-            LlmError::Store(_) => {
-                return match e {
-                    LlmError::Store(s) => s.into(),
-                    _ => ApiError::new(Code::Internal, "internal error"),
-                };
-            }
+        let code = match e {
+            LlmError::Store(s) => return s.into(),
             LlmError::Invalid(_) => Code::InvalidInput,
             LlmError::BudgetExceeded { .. } => Code::BudgetExceeded,
             LlmError::NotFound => Code::NotFound,
