@@ -3,8 +3,16 @@
 # voxfleet, fetches and verifies the model files, starts the control plane and one worker,
 # generates a spoken two-person recording (espeak-ng), uploads it for transcription and
 # diarization, follows the jobs' events until they succeed, and prints the speakers and the
-# speaker-labelled transcript. Stops what it started on exit.
+# speaker-labelled transcript. Then it makes a super_admin account and prints the admin
+# dashboard's address with its sign-in. Stops what it started on exit; with `--keep` it leaves
+# the stack running until Ctrl-C, so a person can open the dashboard.
 set -euo pipefail
+keep=false
+case "${1:-}" in
+  --keep) keep=true ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--keep]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
 
@@ -95,3 +103,25 @@ curl -fsS "${auth[@]}" "$api/v1/files/$file/transcript?format=srt"
 echo "== the transcript (text, with speakers)"
 curl -fsS "${auth[@]}" "$api/v1/files/$file/transcript?format=txt"
 echo "== done: file $file transcribed and diarized"
+
+echo "== the admin dashboard"
+admin_email="admin@example.org"
+admin_password="demo-$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')"
+existing=$(curl -fsS "${auth[@]}" "$api/v1/users?q=$admin_email" |
+  python3 -c 'import json,sys; u=json.load(sys.stdin)["users"]; print(u[0]["id"] if u else "")')
+if [ -z "$existing" ]; then
+  curl -fsS "${auth[@]}" -H 'Content-Type: application/json' "$api/v1/users" \
+    -d "{\"email\":\"$admin_email\",\"name\":\"Demo admin\",\"role\":\"super_admin\",\"password\":\"$admin_password\"}" >/dev/null
+else
+  curl -fsS "${auth[@]}" -H 'Content-Type: application/json' "$api/v1/users/$existing/password" \
+    -d "{\"password\":\"$admin_password\",\"confirm\":\"$admin_password\"}" >/dev/null
+fi
+# The sign-in works: the same request the page makes.
+curl -fsS -H 'Content-Type: application/json' "$api/v1/auth/login" \
+  -d "{\"email\":\"$admin_email\",\"password\":\"$admin_password\"}" >/dev/null
+echo "  open $api/ and sign in as $admin_email with the password $admin_password"
+if $keep; then
+  echo "== running until Ctrl-C (--keep)"
+  trap 'exit 0' INT TERM
+  while kill -0 "$cp_pid" 2>/dev/null; do sleep 1; done
+fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The command-line tools the tests and the demo use to make real audio: espeak-ng (speech),
 # sox and ffmpeg (containers and codecs), and python3-venv; cmake and MKL for the build of
-# CTranslate2; real voices for the held-out diarization test. Installs the Debian packages when
-# one is missing.
+# CTranslate2; real voices for the held-out diarization test; Chromium and ChromeDriver for the
+# dashboard's browser test. Installs the Debian packages when one is missing.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 missing=()
@@ -14,6 +14,9 @@ command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 # Virtual environments: the OpenAI SDK below, and the speaker-model converters that
 # `voxfleet-worker models fetch` runs (numpy + onnx, pinned).
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+# The dashboard's browser test drives headless Chromium through WebDriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   sudo=""

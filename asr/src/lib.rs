@@ -54,6 +54,7 @@ pub mod wer;
 mod words;
 
 pub use cache::{CacheLimits, LoadedModel, ModelCache};
+pub use ct2::use_mkl_on_any_cpu;
 pub use device::DeviceSpec;
 pub use engine::WhisperEngine;
 pub use error::AsrError;

@@ -59,6 +59,7 @@ pub enum Code {
     InvalidMfaCode,
     MfaEnrollmentRequired,
     MfaState,
+    UnknownConnector,
 }
 
 impl Code {
@@ -111,6 +112,7 @@ impl Code {
             Self::InvalidMfaCode => "invalid_mfa_code",
             Self::MfaEnrollmentRequired => "mfa_enrollment_required",
             Self::MfaState => "mfa_state",
+            Self::UnknownConnector => "unknown_connector",
         }
     }
 
@@ -153,9 +155,10 @@ impl Code {
             Self::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
             Self::MfaState => StatusCode::CONFLICT,
             Self::AccountLocked => StatusCode::LOCKED,
-            Self::UnknownUser | Self::WeakPassword | Self::PasswordMismatch => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::UnknownUser
+            | Self::WeakPassword
+            | Self::PasswordMismatch
+            | Self::UnknownConnector => StatusCode::UNPROCESSABLE_ENTITY,
             Self::EmailTaken
             | Self::ExternalIdTaken
             | Self::SelfChange

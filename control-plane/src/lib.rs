@@ -11,6 +11,7 @@
 //!   pub/sub listener that feeds server-sent events and metrics; `openapi` the spec.
 pub mod auth;
 pub mod background;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod form;
@@ -159,6 +160,10 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json((*api).clone()) }
             }),
         )
+        .route("/", axum::routing::get(dashboard::index))
+        .route("/admin", axum::routing::get(dashboard::index))
+        .route("/admin/{*page}", axum::routing::get(dashboard::index))
+        .route("/assets/{name}", axum::routing::get(dashboard::asset))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         // Outermost last: the body idle timeout wraps every body; rejections the framework

@@ -5,7 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::routes::{audit, auth, llm, tokens, users};
+use crate::routes::{audit, auth, llm, tokens, usage, users};
 use crate::routes::{
     events, files, fleet, health, jobs, maintenance, openai, retention, schedules, search,
     settings, shares, speakers, stats,
@@ -85,6 +85,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(llm::commit))
         .routes(routes!(llm::release))
         .routes(routes!(llm::report))
+        .routes(routes!(usage::report_transcription))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(jobs::submit, jobs::list_jobs))
@@ -101,6 +102,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(stats::task_health))
         .routes(routes!(settings::get_retry, settings::put_retry))
         .routes(routes!(settings::get_budgets, settings::put_budgets))
+        .routes(routes!(settings::get_prices, settings::put_prices))
         .routes(routes!(schedules::list_schedules))
         .routes(routes!(
             schedules::get_schedule_settings,

@@ -507,3 +507,302 @@ async fn llm_token_budgets_reserve_commit_release_and_report() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
+
+/// Issue 17, cost per connector: transcriptions reported from other connectors and LLM calls
+/// are priced from the price table at the time they are written (an LLM reservation at the
+/// time it is reserved), `self_hosted` costs 0, and the month's usage and cost show in
+/// `/v1/me`, the admin user list and `/v1/stats` (by connector and by user, month by month).
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_costs_follow_the_connector_and_the_price_when_written() {
+    let env = Env::start().await;
+    let close = |a: &Value, b: f64| (a.as_f64().unwrap_or(f64::NAN) - b).abs() < 1e-9;
+
+    let (s, prices) = env.get("/v1/settings/prices").await;
+    assert_eq!(s, StatusCode::OK, "{prices}");
+    assert_eq!(
+        prices["transcription_per_minute"],
+        json!({"openai_transcribe": 0.006, "openai_transcribe_mini": 0.003,
+               "openai_whisper": 0.006, "self_hosted": 0.0}),
+        "the seed's prices"
+    );
+    let (s, u) = env
+        .post(
+            "/v1/users",
+            json!({"email": "ivy@example.org", "name": "Ivy", "transcription_budget_minutes": 10}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    let ivy = u["id"].as_str().unwrap().to_string();
+    let (_, t) = env
+        .post(&format!("/v1/users/{ivy}/tokens"), json!({"name": "ivy"}))
+        .await;
+    let token = t["token"].as_str().unwrap().to_string();
+    let post = |path: &'static str, body: Value| {
+        let token = token.clone();
+        let env = &env;
+        async move { env.call("POST", path, Some(&token), Some(body)).await }
+    };
+
+    // Two minutes through OpenAI's Whisper: $0.012, and they count against the budget.
+    let (s, r) = post(
+        "/v1/me/usage/transcriptions",
+        json!({"connector": "openai_whisper", "model": "whisper-1", "audio_seconds": 120}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert!(
+        close(&r["cost_usd"], 0.012) && close(&r["unit_price_usd"], 0.006),
+        "{r}"
+    );
+    // Bad reports change nothing.
+    let (_, other) = env
+        .post(
+            "/v1/users",
+            json!({"email": "jon@example.org", "name": "Jon"}),
+        )
+        .await;
+    let (_, jt) = env
+        .post(
+            &format!("/v1/users/{}/tokens", other["id"].as_str().unwrap()),
+            json!({"name": "jon"}),
+        )
+        .await;
+    let dir = env.logs.join("audio");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (s, jf) = env
+        .upload(jt["token"].as_str().unwrap(), &minute_of_audio(&dir), None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{jf}");
+    for (body, status, want) in [
+        (
+            json!({"connector": "acme", "audio_seconds": 60}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_connector",
+        ),
+        (
+            json!({"connector": "Open AI", "audio_seconds": 60}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"connector": "openai_whisper", "audio_seconds": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"connector": "openai_whisper", "audio_seconds": 60, "file_id": jf["id"]}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let (s, v) = post("/v1/me/usage/transcriptions", body.clone()).await;
+        assert_eq!((s, code(&v)), (status, want), "{body}: {v}");
+    }
+
+    // Prices: admins only, validated, audited; self_hosted stays free.
+    let table = json!({
+        "transcription_per_minute": {"openai_whisper": 0.006, "acme": 0.01},
+        "llm_per_million_tokens": {"openai_gpt": 2.0}
+    });
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/settings/prices",
+            Some(&token),
+            Some(table.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/settings/prices",
+            Some(common::ADMIN),
+            Some(json!({"transcription_per_minute": {"self_hosted": 0.5}})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting"),
+        "{v}"
+    );
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/settings/prices",
+            Some(common::ADMIN),
+            Some(table),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (s, r) = post(
+        "/v1/me/usage/transcriptions",
+        json!({"connector": "acme", "audio_seconds": 60}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert!(close(&r["cost_usd"], 0.01), "{r}");
+    assert_eq!(r["model"], "acme", "the model defaults to the connector");
+    // LLM: a report at $2 per million, and a reservation whose price is fixed when reserved.
+    let (s, r) = post(
+        "/v1/me/llm/usage",
+        json!({"operation": "summary", "tokens": 500_000, "connector": "openai_gpt"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert!(close(&r["cost_usd"], 1.0), "{r}");
+    let (s, res) = post(
+        "/v1/me/llm/reservations",
+        json!({"operation": "chat", "tokens": 100_000, "connector": "openai_gpt"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    assert!(
+        close(&res["cost_usd"], 0.0),
+        "nothing spent while reserved: {res}"
+    );
+    let (s, v) = post(
+        "/v1/me/llm/reservations",
+        json!({"operation": "chat", "tokens": 1, "connector": "acme_llm"}),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_connector"),
+        "{v}"
+    );
+    let (s, _) = env
+        .call(
+            "PUT",
+            "/v1/settings/prices",
+            Some(common::ADMIN),
+            Some(json!({"llm_per_million_tokens": {"openai_gpt": 4.0}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, r) = env
+        .call(
+            "POST",
+            &format!(
+                "/v1/me/llm/reservations/{}/commit",
+                res["id"].as_str().unwrap()
+            ),
+            Some(&token),
+            Some(json!({"tokens": 200_000})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert!(close(&r["cost_usd"], 0.4), "the reservation's $2: {r}");
+    // acme left the table: it can no longer be reported, and its row keeps its cost.
+    let (s, v) = post(
+        "/v1/me/usage/transcriptions",
+        json!({"connector": "acme", "audio_seconds": 60}),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_connector"),
+        "{v}"
+    );
+
+    // voxfleet's own transcription, as the worker writes it (no connector named): free.
+    let pg = env.pg().await;
+    sqlx::query(
+        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
+         processing_seconds) VALUES ($1, $2, NULL, 'transcribe', 'tiny.en', 60, 3)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(Uuid::parse_str(&ivy).unwrap())
+    .execute(&pg)
+    .await
+    .unwrap();
+    // Last month's reported minute is in last month's figures only.
+    let budgets = BudgetSettings::default();
+    let (this_from, _) = budgets.month_around(Utc::now());
+    let last_month = this_from - Duration::days(1);
+    sqlx::query(
+        "INSERT INTO usage_records (job_id, owner, file_id, kind, model, audio_seconds, \
+         processing_seconds, connector, unit_price_usd, cost_usd, at) \
+         VALUES ($1, $2, NULL, 'transcribe', 'whisper-1', 60, 0, 'openai_whisper', 0.006, 0.006, $3)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(Uuid::parse_str(&ivy).unwrap())
+    .bind(last_month)
+    .execute(&pg)
+    .await
+    .unwrap();
+
+    // Ivy's month: 2 + 1 + 1 minutes, 700,000 tokens, $0.012 + $0.01 + $1.0 + $0.4.
+    let want_cost = 0.012 + 0.01 + 1.0 + 0.4;
+    let (s, me) = env.call("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert!(close(&me["costs"]["cost_usd"], want_cost), "{me}");
+    assert!(close(&me["costs"]["minutes"], 4.0), "{me}");
+    assert_eq!(me["costs"]["llm_tokens"], 700_000, "{me}");
+    let by: Vec<(String, f64)> = me["costs"]["by_connector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["connector"].as_str().unwrap().to_string(),
+                c["cost_usd"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = by.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["acme", "openai_gpt", "openai_whisper", "self_hosted"],
+        "{me}"
+    );
+    assert!(by[3].1 == 0.0 && (by[1].1 - 1.4).abs() < 1e-9, "{me}");
+    assert!(
+        close(&me["usage"]["cost_usd_this_month"], want_cost),
+        "{me}"
+    );
+    assert!(
+        close(&me["transcription_budget"]["used_minutes"], 4.0),
+        "reported minutes count against the budget: {me}"
+    );
+
+    let (s, list) = env.get("/v1/users?q=ivy").await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(
+        close(&list["users"][0]["usage"]["cost_usd_this_month"], want_cost),
+        "{list}"
+    );
+
+    let (s, stats) = env.get("/v1/stats").await;
+    assert_eq!(s, StatusCode::OK, "{stats}");
+    let usage = &stats["usage"];
+    let (y, m) = budgets.month_of(Utc::now());
+    assert_eq!(usage["month"], format!("{y:04}-{m:02}"), "{usage}");
+    assert!(close(&usage["cost_usd"], want_cost), "{usage}");
+    assert_eq!(usage["by_user"].as_array().unwrap().len(), 1, "{usage}");
+    assert_eq!(usage["by_user"][0]["user_id"], ivy.as_str(), "{usage}");
+    assert_eq!(usage["by_user"][0]["name"], "Ivy", "{usage}");
+    let last: DateTime<Utc> = last_month;
+    let (s, stats) = env
+        .get(&format!("/v1/stats?month={}", last.format("%Y-%m")))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{stats}");
+    assert!(close(&stats["usage"]["cost_usd"], 0.006), "{stats}");
+    assert!(close(&stats["usage"]["minutes"], 1.0), "{stats}");
+    for bad in ["2026-13", "last", "2026-1"] {
+        let (s, v) = env.get(&format!("/v1/stats?month={bad}")).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_query"),
+            "{bad}: {v}"
+        );
+    }
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'settings.prices' AND outcome = 'success'",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2);
+}

@@ -51,14 +51,49 @@ impl BudgetSettings {
         Ok(())
     }
 
+    fn tz(&self) -> chrono_tz::Tz {
+        voxfleet_jobs::schedule::parse_timezone(&self.timezone).unwrap_or(chrono_tz::UTC)
+    }
+
+    /// 00:00 on the first day of `year`-`month` in this timezone.
+    fn first_instant(&self, year: i32, month: u32) -> Option<DateTime<Utc>> {
+        NaiveDate::from_ymd_opt(year, month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|t| self.tz().from_local_datetime(&t).earliest())
+            .map(|t| t.with_timezone(&Utc))
+    }
+
     /// The first instant of `now`'s month in this timezone (UTC if it does not parse).
     pub fn month_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let tz = voxfleet_jobs::schedule::parse_timezone(&self.timezone).unwrap_or(chrono_tz::UTC);
-        let local = now.with_timezone(&tz);
-        NaiveDate::from_ymd_opt(local.year(), local.month(), 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
-            .map_or(now, |t| t.with_timezone(&Utc))
+        let (y, m) = self.month_of(now);
+        self.first_instant(y, m).unwrap_or(now)
+    }
+
+    /// The (year, month) `now` falls in, in this timezone.
+    pub fn month_of(&self, now: DateTime<Utc>) -> (i32, u32) {
+        let local = now.with_timezone(&self.tz());
+        (local.year(), local.month())
+    }
+
+    /// [start, end) of the month `now` falls in.
+    pub fn month_around(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let (y, m) = self.month_of(now);
+        let from = self.month_start(now);
+        self.month_range(y, m)
+            .unwrap_or((from, from + chrono::Duration::days(31)))
+    }
+
+    /// [start, end) of `year`-`month` in this timezone; None for a month that does not exist.
+    pub fn month_range(&self, year: i32, month: u32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let (ny, nm) = if month == 12 {
+            (year.checked_add(1)?, 1)
+        } else {
+            (year, month + 1)
+        };
+        Some((
+            self.first_instant(year, month)?,
+            self.first_instant(ny, nm)?,
+        ))
     }
 }
 
@@ -238,6 +273,11 @@ mod tests {
             s.month_start(now),
             Utc.with_ymd_and_hms(2026, 11, 30, 23, 0, 0).unwrap()
         );
+        let (from, to) = s.month_range(2026, 12).unwrap();
+        assert_eq!(from, Utc.with_ymd_and_hms(2026, 11, 30, 23, 0, 0).unwrap());
+        assert_eq!(to, Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap());
+        assert_eq!(s.month_of(now), (2026, 12));
+        assert!(s.month_range(2026, 13).is_none());
         let utc = BudgetSettings::default();
         assert_eq!(
             utc.month_start(now),

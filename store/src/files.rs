@@ -509,6 +509,8 @@ pub struct Usage {
     pub audio_seconds: f64,
     pub audio_minutes: f64,
     pub processing_seconds: f64,
+    /// Estimated US dollars, at each row's price (`self_hosted` costs 0).
+    pub cost_usd: f64,
 }
 
 pub async fn usage(
@@ -516,8 +518,9 @@ pub async fn usage(
     owner: Option<Uuid>,
     since: Option<DateTime<Utc>>,
 ) -> Result<Usage, StoreError> {
-    let (jobs, audio, processing): (i64, f64, f64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(audio_seconds), 0), COALESCE(sum(processing_seconds), 0) \
+    let (jobs, audio, processing, cost_usd): (i64, f64, f64, f64) = sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(audio_seconds), 0), COALESCE(sum(processing_seconds), 0), \
+                COALESCE(sum(cost_usd), 0) \
          FROM usage_records WHERE ($1::uuid IS NULL OR owner = $1) \
          AND ($2::timestamptz IS NULL OR at >= $2)",
     )
@@ -530,5 +533,6 @@ pub async fn usage(
         audio_seconds: audio,
         audio_minutes: audio / 60.0,
         processing_seconds: processing,
+        cost_usd,
     })
 }

@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod auth_settings;
 pub mod budgets;
+pub mod costs;
 pub mod db;
 pub mod files;
 pub mod jobs;

@@ -42,6 +42,12 @@ pub struct LlmUsage {
     pub tokens: Option<i64>,
     /// `reserved`, `committed` or `released`.
     pub state: String,
+    /// Who ran the call (`self_hosted` costs 0).
+    pub connector: String,
+    /// US dollars per million tokens, fixed when the row was written.
+    pub unit_price_usd: f64,
+    /// The committed tokens at that price (0 while reserved or once released).
+    pub cost_usd: f64,
     pub at: DateTime<Utc>,
     pub committed_at: Option<DateTime<Utc>>,
 }
@@ -61,6 +67,8 @@ pub enum LlmError {
     NotFound,
     #[error("the reservation is {0} already")]
     NotOpen(String),
+    #[error("the connector `{0}` has no LLM price in /v1/settings/prices")]
+    UnknownConnector(String),
 }
 
 impl From<sqlx::Error> for LlmError {
@@ -84,6 +92,23 @@ fn check(operation: &str, tokens: i64) -> Result<(), LlmError> {
         return Err(LlmError::Invalid("`tokens` must be 0-100,000,000".into()));
     }
     Ok(())
+}
+
+/// US dollars per million tokens for `connector` now.
+async fn unit_price(pool: &PgPool, connector: &str) -> Result<f64, LlmError> {
+    crate::costs::check_connector(connector).map_err(LlmError::Invalid)?;
+    crate::costs::get_prices(pool)
+        .await?
+        .llm_price(connector)
+        .ok_or_else(|| LlmError::UnknownConnector(connector.to_string()))
+}
+
+/// What every statement here returns of a row; a macro for `concat!`.
+macro_rules! returning {
+    () => {
+        " RETURNING id, operation, reserved, tokens, state, connector, unit_price_usd, \
+          cost_usd, at, committed_at"
+    };
 }
 
 /// Tokens used since `since`, and held by open reservations, for `owner`.
@@ -132,13 +157,12 @@ pub async fn status(
 /// Reserves `tokens` for `operation`, refused with [`LlmError::BudgetExceeded`] when it would
 /// take `owner` past their budget (the user's row is locked, so parallel reservations cannot
 /// overshoot).
-pub async fn reserve(
-    pool: &PgPool,
-    owner: Uuid,
-    operation: &str,
-    tokens: i64,
-) -> Result<LlmUsage, LlmError> {
+pub async fn reserve(pool: &PgPool, owner: Uuid, call: &LlmCall<'_>) -> Result<LlmUsage, LlmError> {
+    let LlmCall {
+        operation, tokens, ..
+    } = *call;
     check(operation, tokens)?;
+    let price = unit_price(pool, call.connector).await?;
     let since = crate::budgets::get_budget_settings(pool)
         .await?
         .month_start(Utc::now());
@@ -159,43 +183,54 @@ pub async fn reserve(
             });
         }
     }
-    let row = insert(&mut tx, owner, operation, tokens, None).await?;
+    let row = insert(&mut tx, owner, call, price, None).await?;
     tx.commit().await?;
     Ok(row)
 }
 
+/// An LLM call to reserve or report.
+#[derive(Debug, Clone, Copy)]
+pub struct LlmCall<'a> {
+    pub operation: &'a str,
+    pub tokens: i64,
+    /// Priced in `/v1/settings/prices` (`self_hosted` costs 0).
+    pub connector: &'a str,
+}
+
+/// Inserts a reservation of `call.tokens` (`tokens` None) or a committed report of `tokens`.
 async fn insert(
     con: &mut PgConnection,
     owner: Uuid,
-    operation: &str,
-    reserved: i64,
+    call: &LlmCall<'_>,
+    price: f64,
     tokens: Option<i64>,
 ) -> Result<LlmUsage, StoreError> {
-    Ok(sqlx::query_as(
-        "INSERT INTO llm_usage (id, owner, operation, reserved, tokens, state, committed_at) \
+    let reserved = if tokens.is_some() { 0 } else { call.tokens };
+    Ok(sqlx::query_as(concat!(
+        "INSERT INTO llm_usage (id, owner, operation, reserved, tokens, state, committed_at, \
+                                connector, unit_price_usd, cost_usd) \
          VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 IS NULL THEN 'reserved' ELSE 'committed' END, \
-                 CASE WHEN $5 IS NULL THEN NULL ELSE now() END) \
-         RETURNING id, operation, reserved, tokens, state, at, committed_at",
-    )
+                 CASE WHEN $5 IS NULL THEN NULL ELSE now() END, \
+                 $6, $7, coalesce($5, 0) * $7 / 1e6)",
+        returning!()
+    ))
     .bind(Uuid::now_v7())
     .bind(owner)
-    .bind(operation)
+    .bind(call.operation)
     .bind(reserved)
     .bind(tokens)
+    .bind(call.connector)
+    .bind(price)
     .fetch_one(con)
     .await?)
 }
 
 /// Records a call after the fact: its tokens count at once, whatever the budget says.
-pub async fn report(
-    pool: &PgPool,
-    owner: Uuid,
-    operation: &str,
-    tokens: i64,
-) -> Result<LlmUsage, LlmError> {
-    check(operation, tokens)?;
+pub async fn report(pool: &PgPool, owner: Uuid, call: &LlmCall<'_>) -> Result<LlmUsage, LlmError> {
+    check(call.operation, call.tokens)?;
+    let price = unit_price(pool, call.connector).await?;
     let mut con = pool.acquire().await?;
-    Ok(insert(&mut con, owner, operation, 0, Some(tokens)).await?)
+    Ok(insert(&mut con, owner, call, price, Some(call.tokens)).await?)
 }
 
 /// Commits `owner`'s open reservation `id` with the real count (which may be above or below
@@ -221,13 +256,13 @@ async fn close(
     id: Uuid,
     tokens: Option<i64>,
 ) -> Result<LlmUsage, LlmError> {
-    let row: Option<LlmUsage> = sqlx::query_as(
+    let row: Option<LlmUsage> = sqlx::query_as(concat!(
         "UPDATE llm_usage SET tokens = $3, \
                 state = CASE WHEN $3 IS NULL THEN 'released' ELSE 'committed' END, \
-                committed_at = now() \
-         WHERE id = $1 AND owner = $2 AND state = 'reserved' \
-         RETURNING id, operation, reserved, tokens, state, at, committed_at",
-    )
+                committed_at = now(), cost_usd = coalesce($3, 0) * unit_price_usd / 1e6 \
+         WHERE id = $1 AND owner = $2 AND state = 'reserved'",
+        returning!()
+    ))
     .bind(id)
     .bind(owner)
     .bind(tokens)

@@ -186,6 +186,8 @@ fn init_tracing(format: &str) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // First: it may run this program again with CT2_USE_MKL=1.
+    voxfleet_asr::use_mkl_on_any_cpu();
     let mut cli = Cli::parse();
     init_tracing(&cli.log_format);
     if let Some(Command::Models(args)) = cli.command.take() {

@@ -226,6 +226,8 @@ struct Row {
 }
 
 fn main() -> Result<()> {
+    // First: it may run this program again with CT2_USE_MKL=1.
+    voxfleet_asr::use_mkl_on_any_cpu();
     let args = parse_args()?;
     // candle sizes its pools from RAYON_NUM_THREADS: re-run with it set (no in-process setenv).
     let want = args.threads.to_string();
@@ -297,9 +299,12 @@ fn main() -> Result<()> {
             .arg(&compute)
             .arg(args.batch_size.to_string())
             .env("OMP_NUM_THREADS", &want);
-        if let Some(m) = mkl {
-            cmd.env("CT2_USE_MKL", m);
-        }
+        // faster-whisper's wheel picks its own backend unless this is the `--mkl` row (this
+        // process set CT2_USE_MKL for voxfleet's engine only).
+        match mkl {
+            Some(m) => cmd.env("CT2_USE_MKL", m),
+            None => cmd.env_remove("CT2_USE_MKL"),
+        };
         let out = run(&mut cmd)?;
         let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
             .with_context(|| format!("faster-whisper output: {out}"))?;

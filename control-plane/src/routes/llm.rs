@@ -26,6 +26,21 @@ pub struct LlmCall {
     pub operation: String,
     /// Tokens (prompt and completion together), 0-100,000,000.
     pub tokens: i64,
+    /// Who runs the call, priced in `/v1/settings/prices`; default `self_hosted` (costs 0).
+    pub connector: Option<String>,
+}
+
+impl LlmCall {
+    fn call(&self) -> voxfleet_store::llm_budget::LlmCall<'_> {
+        voxfleet_store::llm_budget::LlmCall {
+            operation: &self.operation,
+            tokens: self.tokens,
+            connector: self
+                .connector
+                .as_deref()
+                .unwrap_or(voxfleet_store::costs::SELF_HOSTED),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,6 +58,7 @@ impl From<LlmError> for ApiError {
             LlmError::BudgetExceeded { .. } => Code::BudgetExceeded,
             LlmError::NotFound => Code::NotFound,
             LlmError::NotOpen(_) => Code::ReservationClosed,
+            LlmError::UnknownConnector(_) => Code::UnknownConnector,
         };
         ApiError::new(code, e.to_string())
     }
@@ -84,14 +100,7 @@ pub async fn reserve(
     auth: Auth,
     ApiJson(req): ApiJson<LlmCall>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<LlmUsage>)> {
-    let row = match voxfleet_store::llm_budget::reserve(
-        &st.pool,
-        auth.user_id,
-        &req.operation,
-        req.tokens,
-    )
-    .await
-    {
+    let row = match voxfleet_store::llm_budget::reserve(&st.pool, auth.user_id, &req.call()).await {
         Err(e @ LlmError::BudgetExceeded { .. }) => {
             voxfleet_store::audit::record_failure(
                 &st.pool,
@@ -156,9 +165,7 @@ pub async fn report(
     auth: Auth,
     ApiJson(req): ApiJson<LlmCall>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<LlmUsage>)> {
-    let row =
-        voxfleet_store::llm_budget::report(&st.pool, auth.user_id, &req.operation, req.tokens)
-            .await?;
+    let row = voxfleet_store::llm_budget::report(&st.pool, auth.user_id, &req.call()).await?;
     Ok((
         StatusCode::CREATED,
         warning(&st, auth.user_id).await,

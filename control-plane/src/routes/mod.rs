@@ -17,6 +17,7 @@ pub mod shares;
 pub mod speakers;
 pub mod stats;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use crate::error::{ApiError, Code};

@@ -1,8 +1,10 @@
-//! Settings: the global retry policy, and how transcription budgets are counted.
+//! Settings: the global retry policy, how transcription budgets are counted, and the price
+//! table of usage costs.
 use axum::Json;
 use axum::extract::State;
 use voxfleet_jobs::RetrySettings;
 use voxfleet_store::budgets::BudgetSettings;
+use voxfleet_store::costs::PriceTable;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
@@ -78,4 +80,38 @@ pub async fn put_budgets(
     )
     .await?;
     Ok(Json(s))
+}
+
+/// Estimated prices by connector: US dollars per audio minute and per million LLM tokens
+/// (admins). Seeded with OpenAI's per-minute transcription prices; `self_hosted` costs 0.
+#[utoipa::path(get, path = "/v1/settings/prices", tag = "settings",
+    responses((status = 200, body = PriceTable), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_prices(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<PriceTable>> {
+    auth.require(Role::Admin)?;
+    Ok(Json(voxfleet_store::costs::get_prices(&st.pool).await?))
+}
+
+/// Replace the price table (admins; audited `settings.prices`). Applies to usage written from
+/// now on: rows already written keep the price they were written at.
+#[utoipa::path(put, path = "/v1/settings/prices", tag = "settings", request_body = PriceTable,
+    responses((status = 200, body = PriceTable), (status = 422, description = "a bad connector name, a price outside its range, or `self_hosted` above 0", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_prices(
+    State(st): State<AppState>,
+    auth: Auth,
+    ApiJson(p): ApiJson<PriceTable>,
+) -> ApiResult<Json<PriceTable>> {
+    auth.require(Role::Admin)?;
+    p.validate()
+        .map_err(|e| ApiError::new(Code::InvalidSetting, e))?;
+    voxfleet_store::costs::put_prices(&st.pool, &p, Some(auth.token_id)).await?;
+    voxfleet_store::audit::record_as(
+        &st.pool,
+        auth.actor(),
+        "settings.prices",
+        None,
+        serde_json::to_value(&p).unwrap_or_default(),
+    )
+    .await?;
+    Ok(Json(p))
 }

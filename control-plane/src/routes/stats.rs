@@ -21,6 +21,7 @@ use voxfleet_jobs::fleet::{
     sample_system,
 };
 use voxfleet_jobs::{JobId, JobKind, Priority, QueueName};
+use voxfleet_store::costs::{UsageCost, UserCost};
 use voxfleet_store::stats::{FileStats, RecentJob, SpeakerStats, TaskStats, UserStats};
 use voxfleet_store::tokens::Role;
 
@@ -39,6 +40,31 @@ const REFRESH_DEDUPE: Duration = Duration::from_secs(30);
 pub struct StatsQuery {
     /// The window of the `recent` counts, in days: 1–365, default 7.
     pub days: Option<i64>,
+    /// The month of the `usage` section, `YYYY-MM` in the budgets' timezone; default: this
+    /// month.
+    pub month: Option<String>,
+}
+
+/// A month's usage and estimated cost: in all, by connector and by user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MonthUsage {
+    /// `YYYY-MM`, in the budgets' timezone (`/v1/settings/budgets`).
+    pub month: String,
+    #[serde(flatten)]
+    pub totals: UsageCost,
+    /// Users with any usage in the month, most expensive first.
+    pub by_user: Vec<UserCost>,
+}
+
+/// `YYYY-MM` as (year, month).
+fn parse_month(s: &str) -> Option<(i32, u32)> {
+    let (y, m) = s.split_once('-')?;
+    let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(y, 4) || !digits(m, 2) {
+        return None;
+    }
+    let (y, m) = (y.parse().ok()?, m.parse().ok()?);
+    (1..=12).contains(&m).then_some((y, m))
 }
 
 /// Whether a worker's readings can be shown.
@@ -109,6 +135,8 @@ pub struct SystemStatsView {
     /// The `collect_stats` job asked for because some live worker's readings were stale
     /// (possibly by another reader in the last 30 s); null when all were fresh.
     pub refresh_job: Option<String>,
+    /// The month's usage and estimated cost (`month`, default this month).
+    pub usage: MonthUsage,
 }
 
 /// The control plane's host sampler, kept so each reading covers the time since the last
@@ -185,6 +213,9 @@ fn readings_of(h: WorkerHealth, s: &Option<NodeStats>) -> Readings {
 /// and failed jobs; `tasks.avg_queue_wait_seconds` = mean(started_at − created_at) over
 /// started jobs; `speakers.average_per_file` = speakers / files with speakers; `recent` =
 /// created within the last `days` (default 7). Files being deleted are not counted.
+/// `usage`: minutes transcribed, LLM tokens and estimated cost in `month` (default this
+/// month, in the budgets' timezone), by connector and by user; deleted users' usage stays,
+/// with no user id.
 #[utoipa::path(get, path = "/v1/stats", tag = "stats", params(StatsQuery),
     responses((status = 200, body = SystemStatsView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -202,12 +233,24 @@ pub async fn system_stats(
         ));
     }
     let now = Utc::now();
+    let budgets = voxfleet_store::budgets::get_budget_settings(&st.pool).await?;
+    let (year, month) = match q.month.as_deref() {
+        None => budgets.month_of(now),
+        Some(m) => parse_month(m).ok_or_else(|| {
+            ApiError::new(Code::InvalidQuery, "month must be YYYY-MM, e.g. 2026-11")
+        })?,
+    };
+    let (from, to) = budgets
+        .month_range(year, month)
+        .ok_or_else(|| ApiError::new(Code::InvalidQuery, "month is out of range"))?;
     let since = now - chrono::Duration::days(days);
-    let (users, files, tasks, speakers) = tokio::try_join!(
+    let (users, files, tasks, speakers, totals, by_user) = tokio::try_join!(
         voxfleet_store::stats::users(&st.pool, since),
         voxfleet_store::stats::files(&st.pool, since),
         voxfleet_store::stats::tasks(&st.pool),
         voxfleet_store::stats::speakers(&st.pool),
+        voxfleet_store::costs::usage_cost(&st.pool, None, from, to),
+        voxfleet_store::costs::usage_by_user(&st.pool, from, to),
     )?;
     let (readings, control_plane) = tokio::join!(worker_readings(&st), control_plane_system());
     let readings = readings?;
@@ -269,6 +312,11 @@ pub async fn system_stats(
         },
         gpus,
         refresh_job,
+        usage: MonthUsage {
+            month: format!("{year:04}-{month:02}"),
+            totals,
+            by_user,
+        },
     }))
 }
 
@@ -386,4 +434,19 @@ async fn stuck_jobs(
     }
     out.sort_by(|a, b| b.age_seconds.total_cmp(&a.age_seconds));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_month;
+
+    #[test]
+    fn months_are_four_digit_years_and_two_digit_months() {
+        assert_eq!(parse_month("2026-11"), Some((2026, 11)));
+        for bad in [
+            "2026-13", "2026-00", "2026-1", "+202-11", "26-11", "2026/11", "",
+        ] {
+            assert_eq!(parse_month(bad), None, "{bad}");
+        }
+    }
 }

@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use voxfleet_jobs::{DeleteUserInput, JobInput};
 use voxfleet_store::budgets::TranscriptionBudget;
+use voxfleet_store::costs::UsageCost;
 use voxfleet_store::llm_budget::TokenBudget;
 use voxfleet_store::tokens::{Revoked, Role, TokenRecord};
 use voxfleet_store::users::{NewUser, User, UserFilter, UserPatch, UserUsage, UserWithUsage};
@@ -89,6 +90,8 @@ pub struct Me {
     pub transcription_budget: TranscriptionBudget,
     /// The monthly LLM token budget and what is used and reserved of it.
     pub token_budget: TokenBudget,
+    /// This month's minutes, tokens and estimated cost, by connector.
+    pub costs: UsageCost,
 }
 
 /// The start of the budgets' month now (usage is counted from there).
@@ -339,6 +342,9 @@ pub async fn me(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Me>> {
         voxfleet_store::budgets::transcription_status(&st.pool, auth.user_id, Utc::now()).await?;
     let token_budget =
         voxfleet_store::llm_budget::status(&st.pool, auth.user_id, Utc::now()).await?;
+    let settings = voxfleet_store::budgets::get_budget_settings(&st.pool).await?;
+    let (from, to) = settings.month_around(Utc::now());
+    let costs = voxfleet_store::costs::usage_cost(&st.pool, Some(auth.user_id), from, to).await?;
     Ok(Json(Me {
         user,
         usage,
@@ -346,6 +352,7 @@ pub async fn me(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Me>> {
         delegated: auth.delegated,
         transcription_budget,
         token_budget,
+        costs,
     }))
 }
 

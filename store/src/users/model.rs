@@ -82,6 +82,11 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// A second factor (TOTP) is on.
+    pub mfa_enabled: bool,
+    /// Signing in with a password is locked until then, after too many failures (an admin
+    /// can unlock); None when not locked.
+    pub locked_until: Option<DateTime<Utc>>,
 }
 
 /// What a user holds and spent this calendar month (in the budgets' timezone).
@@ -95,6 +100,9 @@ pub struct UserUsage {
     pub minutes_this_month: f64,
     /// LLM tokens committed or reported this month.
     pub llm_tokens_this_month: i64,
+    /// Estimated US dollars this month, transcription and LLM, at each row's price
+    /// (`self_hosted` costs 0).
+    pub cost_usd_this_month: f64,
 }
 
 /// A row of the admin list: the user and their usage.

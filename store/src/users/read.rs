@@ -23,6 +23,8 @@ struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
+    mfa_enabled: bool,
+    locked_until: Option<DateTime<Utc>>,
 }
 
 /// The columns of a [`UserRow`] of `users u`, for `concat!`.
@@ -31,7 +33,8 @@ macro_rules! user_columns {
         "u.id, u.email, u.name, u.role, u.password_hash IS NOT NULL AS has_password, \
          u.public_sharing, u.default_language, u.default_prompt, u.external_id, u.disabled, \
          u.transcription_budget_minutes, u.token_budget, u.created_at, u.updated_at, \
-         u.last_login_at"
+         u.last_login_at, u.mfa_enabled, \
+         CASE WHEN u.locked_until > now() THEN u.locked_until END AS locked_until"
     };
 }
 
@@ -52,6 +55,8 @@ fn user(r: UserRow) -> Result<User, StoreError> {
         created_at: r.created_at,
         updated_at: r.updated_at,
         last_login_at: r.last_login_at,
+        mfa_enabled: r.mfa_enabled,
+        locked_until: r.locked_until,
     })
 }
 
@@ -151,6 +156,7 @@ struct ListRow {
     storage_bytes: i64,
     seconds: f64,
     llm_tokens: i64,
+    cost_usd: f64,
 }
 
 /// Users newest first, each with their usage since `since` (the budget month's start:
@@ -164,13 +170,15 @@ pub async fn list_users(
         "SELECT ",
         user_columns!(),
         ", coalesce(f.n, 0) AS recordings, coalesce(f.bytes, 0)::bigint AS storage_bytes, \
-           coalesce(m.secs, 0)::float8 AS seconds, coalesce(t.n, 0)::bigint AS llm_tokens \
+           coalesce(m.secs, 0)::float8 AS seconds, coalesce(t.n, 0)::bigint AS llm_tokens, \
+           (coalesce(m.cost, 0) + coalesce(t.cost, 0))::float8 AS cost_usd \
          FROM users u \
          LEFT JOIN LATERAL (SELECT count(*) AS n, sum(size_bytes) AS bytes FROM files \
                             WHERE owner = u.id AND deleting_at IS NULL) f ON true \
-         LEFT JOIN LATERAL (SELECT sum(audio_seconds) AS secs FROM usage_records \
+         LEFT JOIN LATERAL (SELECT sum(audio_seconds) AS secs, sum(cost_usd) AS cost \
+                            FROM usage_records \
                             WHERE owner = u.id AND kind = 'transcribe' AND at >= $1) m ON true \
-         LEFT JOIN LATERAL (SELECT sum(tokens) AS n FROM llm_usage \
+         LEFT JOIN LATERAL (SELECT sum(tokens) AS n, sum(cost_usd) AS cost FROM llm_usage \
                             WHERE owner = u.id AND state = 'committed' AND at >= $1) t ON true \
          WHERE u.deleting_at IS NULL \
            AND ($2::text IS NULL OR u.name ILIKE $2 OR u.email ILIKE $2) \
@@ -195,6 +203,7 @@ pub async fn list_users(
                     storage_bytes: r.storage_bytes,
                     minutes_this_month: r.seconds / 60.0,
                     llm_tokens_this_month: r.llm_tokens,
+                    cost_usd_this_month: r.cost_usd,
                 },
             })
         })
@@ -216,24 +225,29 @@ pub async fn transcription_defaults(
 
 /// One user's usage since `since` (the budget month's start).
 pub async fn usage(pool: &PgPool, id: Uuid, since: DateTime<Utc>) -> Result<UserUsage, StoreError> {
-    let (recordings, storage_bytes, secs, llm_tokens): (i64, i64, f64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM files WHERE owner = $1 AND deleting_at IS NULL), \
+    let (recordings, storage_bytes, secs, llm_tokens, cost_usd): (i64, i64, f64, i64, f64) =
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM files WHERE owner = $1 AND deleting_at IS NULL), \
                 (SELECT coalesce(sum(size_bytes), 0)::bigint FROM files \
                   WHERE owner = $1 AND deleting_at IS NULL), \
-                (SELECT coalesce(sum(audio_seconds), 0)::float8 FROM usage_records \
-                  WHERE owner = $1 AND kind = 'transcribe' AND at >= $2), \
-                (SELECT coalesce(sum(tokens), 0)::bigint FROM llm_usage \
-                  WHERE owner = $1 AND state = 'committed' AND at >= $2)",
-    )
-    .bind(id)
-    .bind(since)
-    .fetch_one(pool)
-    .await?;
+                m.secs, t.n, m.cost + t.cost \
+             FROM (SELECT coalesce(sum(audio_seconds), 0)::float8 AS secs, \
+                          coalesce(sum(cost_usd), 0)::float8 AS cost FROM usage_records \
+                    WHERE owner = $1 AND kind = 'transcribe' AND at >= $2) m, \
+                  (SELECT coalesce(sum(tokens), 0)::bigint AS n, \
+                          coalesce(sum(cost_usd), 0)::float8 AS cost FROM llm_usage \
+                    WHERE owner = $1 AND state = 'committed' AND at >= $2) t",
+        )
+        .bind(id)
+        .bind(since)
+        .fetch_one(pool)
+        .await?;
     Ok(UserUsage {
         recordings,
         storage_bytes,
         minutes_this_month: secs / 60.0,
         llm_tokens_this_month: llm_tokens,
+        cost_usd_this_month: cost_usd,
     })
 }
 

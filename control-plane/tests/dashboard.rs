@@ -1,0 +1,557 @@
+//! Issue 18, the admin dashboard, in headless Chromium driven through WebDriver (Debian's
+//! `chromium` and `chromium-driver`, which `scripts/tools.sh` installs; a missing one fails the
+//! test) against the real control plane, worker, PostgreSQL and Redis. Screenshots of every
+//! section are saved under `$CARGO_TARGET_DIR/dashboard-screens/`.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Polls `$body` (an Option) until it is Some, for up to `$within`; a screenshot and a panic
+/// naming `$what` when it never is.
+macro_rules! until {
+    ($b:expr, $what:expr, $within:expr, $body:block) => {{
+        let deadline = Instant::now() + $within;
+        loop {
+            let got: Option<_> = async $body.await;
+            if let Some(v) = got {
+                break v;
+            }
+            if Instant::now() >= deadline {
+                let what: &str = &$what;
+                $b.shot(&format!("failed-{}", what.replace(' ', "-"))).await;
+                panic!("[{}] timed out waiting for {what}", $b.label);
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }};
+}
+
+/// A headless Chromium session and its ChromeDriver.
+struct Browser {
+    driver: Child,
+    c: Client,
+    shots: PathBuf,
+    downloads: PathBuf,
+    label: String,
+}
+
+impl Browser {
+    async fn start(env: &Env, label: &str) -> Browser {
+        voxfleet_testkit::require_tool("chromium", "chromium");
+        voxfleet_testkit::require_tool("chromedriver", "chromium-driver");
+        let port = common::free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let downloads = env.logs.join(format!("downloads-{label}"));
+        std::fs::create_dir_all(&downloads).unwrap();
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        let shots = Path::new(&target).join("dashboard-screens");
+        std::fs::create_dir_all(&shots).unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900"],
+                "prefs": {
+                    "download.default_directory": downloads.to_str().unwrap(),
+                    "download.prompt_for_download": false
+                }
+            }
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        let c = loop {
+            match ClientBuilder::rustls()
+                .expect("rustls connector")
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no WebDriver session at {url}: {e}"),
+            }
+        };
+        Browser {
+            driver,
+            c,
+            shots,
+            downloads,
+            label: label.into(),
+        }
+    }
+
+    fn css(testid: &str) -> String {
+        format!("[data-testid=\"{testid}\"]")
+    }
+
+    /// The first visible element with this test id, waited for.
+    async fn el(&self, testid: &str) -> Element {
+        let sel = Self::css(testid);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(all) = self.c.find_all(Locator::Css(&sel)).await {
+                for e in all {
+                    if e.is_displayed().await.unwrap_or(false) {
+                        return e;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "[{}] no visible {sel} on {}",
+                self.label,
+                self.c.current_url().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Visible elements with this test id now (none is fine).
+    async fn all(&self, testid: &str) -> Vec<Element> {
+        let mut out = Vec::new();
+        for e in self
+            .c
+            .find_all(Locator::Css(&Self::css(testid)))
+            .await
+            .unwrap_or_default()
+        {
+            if e.is_displayed().await.unwrap_or(false) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    async fn click(&self, testid: &str) {
+        self.el(testid).await.click().await.unwrap();
+    }
+
+    async fn type_into(&self, testid: &str, text: &str) {
+        let e = self.el(testid).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn shot(&self, name: &str) {
+        if let Ok(png) = self.c.screenshot().await {
+            let path = self.shots.join(format!("{}-{name}.png", self.label));
+            std::fs::write(&path, png).unwrap();
+        }
+    }
+
+    async fn goto(&self, base: &str, path: &str) {
+        self.c.goto(&format!("{base}{path}")).await.unwrap();
+    }
+
+    async fn sign_in(&self, base: &str, email: &str, password: &str) {
+        self.goto(base, "/admin").await;
+        self.type_into("signin-email", email).await;
+        self.type_into("signin-password", password).await;
+        self.click("signin-submit").await;
+    }
+
+    /// Opens a section through its navigation link and waits for its heading.
+    async fn section(&self, name: &str) {
+        self.click(&format!("nav-{name}")).await;
+        let want = format!("/admin/{name}");
+        until!(self, &format!("the {name} section"), WAIT, {
+            let url = self.c.current_url().await.ok()?;
+            (url.path() == want).then_some(())
+        });
+        // The section's first request answered: no loading placeholder left.
+        until!(self, &format!("{name} loaded"), WAIT, {
+            let busy = self.c.find_all(Locator::Css("#main .loading")).await.ok()?;
+            busy.is_empty().then_some(())
+        });
+    }
+
+    async fn close(mut self) {
+        let _ = self.c.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+async fn text(e: &Element) -> String {
+    e.text().await.unwrap_or_default()
+}
+
+/// A person's account through the admin API.
+async fn person(env: &Env, email: &str, name: &str, role: &str, password: &str) -> String {
+    let (s, u) = env
+        .post(
+            "/v1/users",
+            json!({"email": email, "name": name, "role": role, "password": password}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    u["id"].as_str().unwrap().to_string()
+}
+
+/// Transcripts written as a worker would have, for the re-index to work on.
+async fn plant_transcripts(env: &Env, n: usize) {
+    let pg = env.pg().await;
+    for i in 0..n {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO files (id, owner, filename, size_bytes, sha256, storage_key, \
+             transcribed_at) VALUES ($1, NULL, $2, 1, 'x', $3, now())",
+        )
+        .bind(id)
+        .bind(format!("planted-{i}.wav"))
+        .bind(format!("planted/{id}"))
+        .execute(&pg)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO transcript_segments (file_id, idx, start_s, end_s, text, avg_logprob, \
+             no_speech_prob, temperature, compression_ratio, language) \
+             VALUES ($1, 0, 0, 60, $2, 0, 0, 0, 1, 'en')",
+        )
+        .bind(id)
+        .bind(format!(
+            "meeting {i} about rivers, budgets and the quarterly plan"
+        ))
+        .execute(&pg)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_super_admin_works_every_section_in_the_browser() {
+    let mut env = Env::start().await;
+    let base = env.base.clone();
+    let me = person(
+        &env,
+        "root@example.org",
+        "Rae Root",
+        "super_admin",
+        "correct horse battery",
+    )
+    .await;
+    plant_transcripts(&env, 200).await;
+    // A file a year old for the retention preview.
+    let pg = env.pg().await;
+    sqlx::query(
+        "INSERT INTO files (id, owner, filename, size_bytes, sha256, storage_key, created_at) \
+         VALUES ($1, $2, 'old-board-meeting.wav', 2048, 'y', 'old/1', now() - interval '400 days')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(Uuid::parse_str(&me).unwrap())
+    .execute(&pg)
+    .await
+    .unwrap();
+    // The migration section offers start while voiceprints are on v3.
+    let (s, v) = env
+        .call(
+            "PUT",
+            "/v1/settings/embeddings",
+            Some(common::ADMIN),
+            Some(json!({"active_profile": "v3"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let b = Browser::start(&env, "super-admin").await;
+    // A wrong password is a message on the sign-in form, not a blank page.
+    b.sign_in(&base, "root@example.org", "not the password")
+        .await;
+    let err = b.el("signin-error").await;
+    until!(b, "the sign-in error", WAIT, {
+        let t = text(&err).await;
+        (!t.is_empty()).then_some(())
+    });
+    b.shot("signin-refused").await;
+    b.type_into("signin-password", "correct horse battery")
+        .await;
+    b.click("signin-submit").await;
+    for nav in [
+        "stats",
+        "tasks",
+        "users",
+        "search",
+        "maintenance",
+        "retention",
+        "settings",
+        "auth",
+        "audit",
+        "profile",
+    ] {
+        b.el(&format!("nav-{nav}")).await;
+    }
+
+    b.section("stats").await;
+    b.el("usage-totals").await;
+    b.shot("stats").await;
+    b.section("tasks").await;
+    b.shot("tasks").await;
+
+    // Users: a budget under the minimum is refused by the form and nothing is created; then
+    // the user is added and appears in the table; typing filters it.
+    b.section("users").await;
+    until!(b, "the own row", WAIT, {
+        (!b.all("current-user").await.is_empty()).then_some(())
+    });
+    b.shot("users").await;
+    b.click("user-add").await;
+    b.type_into("user-name", "Dana Budget").await;
+    b.type_into("user-email", "dana@example.org").await;
+    b.type_into("user-password", "a long enough password").await;
+    b.type_into("user-budget-minutes", "5").await;
+    b.click("user-submit").await;
+    let err = b.el("form-error").await;
+    let message = until!(b, "the budget refusal", WAIT, {
+        let t = text(&err).await;
+        (!t.is_empty()).then_some(t)
+    });
+    assert!(message.contains("at least 10"), "{message}");
+    b.shot("users-budget-refused").await;
+    let (_, list) = env.get("/v1/users?q=dana").await;
+    assert_eq!(
+        list["users"].as_array().unwrap().len(),
+        0,
+        "the form sent it: {list}"
+    );
+    b.type_into("user-budget-minutes", "20").await;
+    b.click("user-submit").await;
+    until!(b, "Dana's row", WAIT, {
+        let rows =
+            b.c.find_all(Locator::Css(
+                "[data-testid=\"user-row\"][data-email=\"dana@example.org\"]",
+            ))
+            .await
+            .ok()?;
+        (!rows.is_empty()).then_some(())
+    });
+    let (_, list) = env.get("/v1/users?q=dana").await;
+    assert_eq!(
+        list["users"][0]["transcription_budget_minutes"], 20,
+        "{list}"
+    );
+    b.type_into("users-filter", "dana").await;
+    until!(b, "the filtered table", WAIT, {
+        let rows = b.all("user-row").await;
+        let mut emails = Vec::new();
+        for r in &rows {
+            emails.push(r.attr("data-email").await.ok()??);
+        }
+        (emails == ["dana@example.org"]).then_some(())
+    });
+    b.shot("users-filtered").await;
+
+    // Migration: start queues the run (no worker yet), stop ends it.
+    b.section("maintenance").await;
+    until!(b, "start enabled", WAIT, {
+        let e = b.el("migration-start").await;
+        e.is_enabled().await.ok()?.then_some(())
+    });
+    b.click("migration-start").await;
+    until!(b, "stop enabled", WAIT, {
+        let e = b.el("migration-stop").await;
+        e.is_enabled().await.ok()?.then_some(())
+    });
+    b.shot("maintenance-migrating").await;
+    b.click("migration-stop").await;
+    let m = until!(b, "the migration to stop", WAIT, {
+        let (_, m) = env.get("/v1/admin/embeddings/migration").await;
+        (m["migrating"] == false).then_some(m)
+    });
+    assert!(m["run"].is_object(), "{m}");
+    b.shot("maintenance").await;
+
+    // Search: re-index all with a worker; the bar reaches 100 % from the event stream.
+    env.worker("w1", &["--concurrency", "2"]);
+    b.section("search").await;
+    until!(b, "re-index enabled", WAIT, {
+        b.el("reindex-all")
+            .await
+            .is_enabled()
+            .await
+            .ok()?
+            .then_some(())
+    });
+    b.click("reindex-all").await;
+    b.click("confirm-ok").await;
+    let mut seen = Vec::new();
+    until!(b, "the re-index at 100 %", Duration::from_secs(180), {
+        let v =
+            b.c.execute(
+                "return document.querySelector('[data-testid=\"reindex-progress\"]').value",
+                vec![],
+            )
+            .await
+            .ok()?
+            .as_f64()?;
+        let state = text(&b.el("reindex-progress-state").await).await;
+        if seen.last() != Some(&v) {
+            seen.push(v);
+        }
+        (v >= 100.0 && state.contains("completed")).then_some(())
+    });
+    println!("re-index bar values seen: {seen:?}");
+    b.shot("search-reindexed").await;
+    let (_, s) = env.get("/v1/admin/search").await;
+    assert_eq!(s["reindex"]["state"], "completed", "{s}");
+
+    // Retention: the preview lists the year-old file.
+    b.section("retention").await;
+    b.click("retention-preview").await;
+    until!(b, "the preview row", WAIT, {
+        let rows = b.all("retention-preview-row").await;
+        for r in rows {
+            if text(&r).await.contains("old-board-meeting.wav") {
+                return Some(());
+            }
+        }
+        None
+    });
+    b.shot("retention-preview").await;
+
+    b.section("settings").await;
+    b.shot("settings").await;
+    b.section("auth").await;
+    b.shot("auth").await;
+
+    // Audit: the table lists the user creation; the CSV export downloads under the seed's name.
+    b.section("audit").await;
+    until!(b, "audit rows", WAIT, {
+        (!b.all("audit-row").await.is_empty()).then_some(())
+    });
+    b.shot("audit").await;
+    b.click("audit-export-csv").await;
+    let name = format!("audit-logs-{}.csv", chrono::Utc::now().format("%Y-%m-%d"));
+    let file = b.downloads.join(&name);
+    let csv = until!(b, "the CSV download", WAIT, {
+        let body = std::fs::read_to_string(&file).ok()?;
+        body.contains("admin.user.create").then_some(body)
+    });
+    assert!(csv.lines().count() > 1, "{csv}");
+
+    b.section("profile").await;
+    b.shot("profile").await;
+    // A phone-width screen: the navigation collapses behind its toggle.
+    b.c.set_window_size(390, 844).await.unwrap();
+    b.section_by_url(&base, "users").await;
+    b.el("nav-toggle").await;
+    b.shot("users-phone").await;
+    b.close().await;
+}
+
+impl Browser {
+    /// Opens a section by its address (a reload: the session survives it).
+    async fn section_by_url(&self, base: &str, name: &str) {
+        self.goto(base, &format!("/admin/{name}")).await;
+        until!(self, &format!("{name} loaded"), WAIT, {
+            let busy = self.c.find_all(Locator::Css("#main .loading")).await.ok()?;
+            busy.is_empty().then_some(())
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_signs_in_with_a_second_factor_and_sees_only_their_own_sections() {
+    let env = Env::start().await;
+    let base = env.base.clone();
+    person(
+        &env,
+        "mia@example.org",
+        "Mia",
+        "user",
+        "mia's long password",
+    )
+    .await;
+    // Mia enrols a second factor through the API.
+    let (s, login) = env
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "mia@example.org", "password": "mia's long password"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{login}");
+    let access = login["access_token"].as_str().unwrap().to_string();
+    let (s, e) = env
+        .call(
+            "POST",
+            "/v1/me/mfa/enroll",
+            Some(&access),
+            Some(json!(null)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let secret = e["secret"].as_str().unwrap().to_string();
+    let code = voxfleet_store::mfa::code_at(&secret, 0).unwrap();
+    let (s, v) = env
+        .call(
+            "POST",
+            "/v1/me/mfa/verify",
+            Some(&access),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let b = Browser::start(&env, "user-mfa").await;
+    b.sign_in(&base, "mia@example.org", "mia's long password")
+        .await;
+    // The password alone is not enough: the code field appears.
+    b.el("mfa-code").await;
+    b.shot("signin-code").await;
+    // The next step's code (the one just used for enrolment is spent).
+    let next = voxfleet_store::mfa::code_at(&secret, 30).unwrap();
+    b.type_into("mfa-code", &next).await;
+    b.click("signin-submit").await;
+    b.el("nav-profile").await;
+    assert!(
+        b.all("nav-users").await.is_empty() && b.all("nav-audit").await.is_empty(),
+        "a user sees no admin sections"
+    );
+    b.section("profile").await;
+    b.shot("profile").await;
+    // An admin address typed in is refused in the page, and the API was never asked.
+    b.section_by_url(&base, "users").await;
+    b.el("forbidden").await;
+    b.shot("forbidden").await;
+    let pg = env.pg().await;
+    let signed_in: Value = sqlx::query_scalar(
+        "SELECT to_jsonb(array_agg(action ORDER BY id)) FROM audit_log \
+         WHERE action LIKE 'auth.login%'",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert!(
+        signed_in
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| *a == "auth.login.success")
+            .count()
+            >= 2,
+        "{signed_in}"
+    );
+    b.close().await;
+}
