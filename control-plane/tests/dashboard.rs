@@ -555,3 +555,48 @@ async fn a_user_signs_in_with_a_second_factor_and_sees_only_their_own_sections()
     );
     b.close().await;
 }
+
+/// The page and its files are served from the binary with their types and a strict policy;
+/// anything else under `/assets/` is the API's coded 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_and_its_files_are_served_with_a_strict_policy() {
+    let env = Env::start().await;
+    for path in ["/", "/admin", "/admin/users", "/admin/audit/anything"] {
+        let res = env
+            .http
+            .get(format!("{}{path}", env.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let h = res.headers();
+        assert_eq!(h["content-type"], "text/html; charset=utf-8", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let body = res.text().await.unwrap();
+        assert!(body.contains("/assets/app.js"), "{path}: {body}");
+    }
+    for (file, ty) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("api.js", "text/javascript; charset=utf-8"),
+        ("app.css", "text/css; charset=utf-8"),
+    ] {
+        let res = env
+            .http
+            .get(format!("{}/assets/{file}", env.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{file}");
+        assert_eq!(res.headers()["content-type"], ty, "{file}");
+    }
+    for path in ["/assets/../Cargo.toml", "/assets/nope.js", "/adminx"] {
+        let (s, v) = env.call("GET", path, None, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "not_found", "{path}: {v}");
+    }
+}

@@ -246,7 +246,7 @@ export async function renderProfile(root, ctx) {
         h('tr', { class: 'total-row' }, td('Total'), td(fmtMinutes(costs.minutes), 'num'), td(fmtNum(costs.llm_tokens), 'num'), td(fmtUsd(costs.cost_usd), 'num')),
       ], { testid: 'costs-table' }).el
       : empty('Nothing spent this month.')));
-  parts.push(mfaCard(ctx, pending));
+  parts.push(mfaCard(ctx, pending, Boolean(me.mfa_enabled)));
   if (!pending) {
     parts.push(passwordCard(me.email));
     parts.push(card('API tokens',
@@ -256,10 +256,11 @@ export async function renderProfile(root, ctx) {
   replace(body, ...parts);
 }
 
-function mfaCard(ctx, pending) {
+function mfaCard(ctx, pending, enabled) {
   const msg = messageEl('mfa-error');
   const stage = h('div', { class: 'stack' });
-  const enroll = button(pending ? 'Set up two-factor sign-in' : 'Set up or replace two-factor sign-in', () => busy(enroll, start), { kind: 'primary', testid: 'mfa-enroll', id: 'mfa-enroll' });
+  const enroll = button('Set up two-factor sign-in', () => busy(enroll, start), { kind: 'primary', testid: 'mfa-enroll', id: 'mfa-enroll' });
+  enroll.hidden = enabled;
 
   async function start() {
     showMessage(msg, null);
@@ -293,6 +294,8 @@ function mfaCard(ctx, pending) {
           const r = await api('/v1/me/mfa/verify', { method: 'POST', body: { code: c } });
           showMessage(msg, null);
           showBackupCodes(r.backup_codes);
+          enroll.hidden = true;
+          disableBox.hidden = false;
           if (pending) {
             ctx.mfaDone();
             toast('Two-factor sign-in is on: the dashboard is unlocked.', 'ok');
@@ -347,20 +350,24 @@ function mfaCard(ctx, pending) {
         await api('/v1/me/mfa/disable', { method: 'POST', body: { code: c } });
         dform.reset();
         showMessage(msg, 'Two-factor sign-in is off.', 'ok');
+        disableBox.hidden = true;
+        enroll.hidden = false;
       } catch (ex) {
         showMessage(msg, ex);
       }
     });
   });
-  const disableBox = h('details', { class: 'disable-mfa', hidden: pending },
+  const disableBox = h('details', { class: 'disable-mfa', hidden: pending || !enabled, open: enabled },
     h('summary', { text: 'Turn off two-factor sign-in' }),
     h('p', { class: 'small muted', text: 'Needs a valid code. Sign-in then asks for the password only.' }),
     dform);
 
   return card('Two-factor sign-in',
-    h('p', { class: 'small', text: pending
+    h('p', { class: 'small', testid: 'mfa-status', text: pending
       ? 'Required for your role and not set up yet.'
-      : 'A code from an authenticator app (RFC 6238 TOTP) on top of your password. If it is already on, setting up again needs it turned off first.' }),
+      : enabled
+        ? 'On: signing in asks for a code from your authenticator app (RFC 6238 TOTP) after the password. To move to a new authenticator, turn it off first, then set it up again.'
+        : 'Off. A code from an authenticator app (RFC 6238 TOTP) on top of your password protects this account.' }),
     h('div', { class: 'row-actions' }, enroll),
     msg, stage, disableBox);
 }

@@ -526,6 +526,8 @@ export async function renderUsers(root, ctx) {
         ' ', roleBadge(u.role),
         self ? h('span', null, ' ', badge('Current user', 'accent', 'current-user')) : null,
         u.disabled ? h('span', null, ' ', badge('Disabled', 'danger', 'user-disabled-badge')) : null,
+        u.locked_until ? h('span', { title: `Sign-in locked until ${u.locked_until}` }, ' ', badge('Locked', 'danger', 'user-locked-badge')) : null,
+        u.mfa_enabled ? h('span', { title: 'Two-factor sign-in is on' }, ' ', badge('2FA', 'muted', 'user-mfa-badge')) : null,
         !u.email ? h('span', null, ' ', badge('Service account', 'muted')) : null),
       h('span', { class: 'muted small', testid: 'user-email-text', text: u.email || 'no email' })));
     const acts = h('div', { class: 'row-actions' });
@@ -556,7 +558,7 @@ export async function renderUsers(root, ctx) {
       menu.appendChild(share);
       if (!self) menu.appendChild(button('Reset password', () => passwordDialog(u), { testid: 'user-password-reset', kind: 'secondary btn-small', ariaLabel: `Reset the password of ${u.name}` }));
       menu.appendChild(button('Recover files', () => recover(u), { testid: 'user-recover', kind: 'secondary btn-small', ariaLabel: `Recover the files of ${u.name}` }));
-      if (!self) menu.appendChild(button('Unlock', () => unlock(u), { testid: 'user-unlock', kind: 'secondary btn-small', ariaLabel: `Unlock ${u.name}` }));
+      if (!self && u.locked_until) menu.appendChild(button('Unlock', () => unlock(u), { testid: 'user-unlock', kind: 'secondary btn-small', ariaLabel: `Unlock ${u.name}` }));
       menu.appendChild(button('Tokens', () => tokensDialog(u), { testid: 'user-tokens', kind: 'secondary btn-small', ariaLabel: `Tokens of ${u.name}` }));
     }
     return h('tr', { testid: 'user-row', dataset: { email: u.email || '', userId: u.id, role: u.role, self: self ? 'true' : undefined } },
