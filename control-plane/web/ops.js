@@ -84,6 +84,20 @@ async function post(path, body) {
 // =============================================================================================
 // Search & indexing
 
+/** Asks a running section to stop: `btn` busy meanwhile, a toast either way, the section
+ * reloaded after a refusal (its events report the stop itself). */
+async function stopSection(btn, path, text, load) {
+  await busy(btn, async () => {
+    try {
+      await post(path);
+      toast(text, 'info');
+    } catch (e) {
+      toast(e, 'error');
+      load();
+    }
+  });
+}
+
 export async function renderSearch(root, ctx) {
   const msg = messageEl('search-error');
   const chips = h('div', { class: 'chips', testid: 'search-chips' });
@@ -171,17 +185,7 @@ export async function renderSearch(root, ctx) {
     });
   }
 
-  async function stopRun() {
-    await busy(stop, async () => {
-      try {
-        await post('/v1/admin/search/reindex/stop');
-        toast('Stopping the re-index…', 'info');
-      } catch (e) {
-        toast(e, 'error');
-        load();
-      }
-    });
-  }
+  const stopRun = () => stopSection(stop, '/v1/admin/search/reindex/stop', 'Stopping the re-index…', load);
 
   async function changeModel() {
     const model = modelSel.value;
@@ -307,17 +311,7 @@ async function integrityPanel(box, ctx) {
     });
   }
 
-  async function stopRun() {
-    await busy(stop, async () => {
-      try {
-        await post('/v1/admin/integrity/stop');
-        toast('Stopping the check…', 'info');
-      } catch (e) {
-        toast(e, 'error');
-        load();
-      }
-    });
-  }
+  const stopRun = () => stopSection(stop, '/v1/admin/integrity/stop', 'Stopping the check…', load);
 
   await load();
 }
@@ -383,17 +377,7 @@ async function consistencyPanel(box, ctx) {
     });
   }
 
-  async function stopRun() {
-    await busy(stop, async () => {
-      try {
-        await post('/v1/admin/embeddings/repair/stop');
-        toast('Stopping the repair…', 'info');
-      } catch (e) {
-        toast(e, 'error');
-        load();
-      }
-    });
-  }
+  const stopRun = () => stopSection(stop, '/v1/admin/embeddings/repair/stop', 'Stopping the repair…', load);
 
   await load();
 }
@@ -740,17 +724,7 @@ export async function renderRetention(root, ctx) {
     });
   }
 
-  async function stopRun() {
-    await busy(stopBtn, async () => {
-      try {
-        await post('/v1/admin/retention/stop');
-        toast('Stopping the retention run…', 'info');
-      } catch (e) {
-        toast(e, 'error');
-        load();
-      }
-    });
-  }
+  const stopRun = () => stopSection(stopBtn, '/v1/admin/retention/stop', 'Stopping the retention run…', load);
 
   await load();
 }
