@@ -337,13 +337,14 @@ pub async fn me(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Me>> {
     let user = voxfleet_store::users::get_user(&st.pool, auth.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let usage = voxfleet_store::users::usage(&st.pool, auth.user_id, month(&st).await?).await?;
+    let now = Utc::now();
+    let (from, to) = voxfleet_store::budgets::get_budget_settings(&st.pool)
+        .await?
+        .month_around(now);
+    let usage = voxfleet_store::users::usage(&st.pool, auth.user_id, from).await?;
     let transcription_budget =
-        voxfleet_store::budgets::transcription_status(&st.pool, auth.user_id, Utc::now()).await?;
-    let token_budget =
-        voxfleet_store::llm_budget::status(&st.pool, auth.user_id, Utc::now()).await?;
-    let settings = voxfleet_store::budgets::get_budget_settings(&st.pool).await?;
-    let (from, to) = settings.month_around(Utc::now());
+        voxfleet_store::budgets::transcription_status(&st.pool, auth.user_id, now).await?;
+    let token_budget = voxfleet_store::llm_budget::status(&st.pool, auth.user_id, now).await?;
     let costs = voxfleet_store::costs::usage_cost(&st.pool, Some(auth.user_id), from, to).await?;
     Ok(Json(Me {
         user,
