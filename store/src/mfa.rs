@@ -191,13 +191,14 @@ pub async fn activate(
         .execute(&mut *tx)
         .await?;
     let codes: Vec<String> = (0..BACKUP_CODES).map(|_| backup_code()).collect();
-    for c in &codes {
-        sqlx::query("INSERT INTO mfa_backup_codes (user_id, code_sha256) VALUES ($1, $2)")
-            .bind(user)
-            .bind(hash_token(c))
-            .execute(&mut *tx)
-            .await?;
-    }
+    let hashes: Vec<String> = codes.iter().map(|c| hash_token(c)).collect();
+    sqlx::query(
+        "INSERT INTO mfa_backup_codes (user_id, code_sha256) SELECT $1, unnest($2::text[])",
+    )
+    .bind(user)
+    .bind(&hashes)
+    .execute(&mut *tx)
+    .await?;
     audit::record_as(
         &mut *tx,
         actor,
