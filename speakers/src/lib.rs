@@ -19,6 +19,8 @@
 //!   the top-`count` speakers per frame (overlap kept).
 //! - [`binarize`]: hysteresis (onset/offset), padding and minimum on/off durations turning score
 //!   curves into sorted [`Turn`]s.
+//! - [`background`]: [`Background`] means of many voices' embeddings (wideband and telephone
+//!   band), subtracted before clustering.
 //! - [`cluster`]: deterministic agglomerative clustering of embeddings on cosine distance
 //!   (centroid or average linkage, threshold with `num_speakers`/`min_speakers`/`max_speakers`
 //!   hints) and `cluster::assign` of an embedding to its nearest centroid.
@@ -37,6 +39,7 @@
 
 pub mod aggregate;
 pub mod assign;
+pub mod background;
 pub mod binarize;
 pub mod cluster;
 pub mod der;
@@ -54,12 +57,15 @@ pub use assign::{
     KNOWN_SPEAKER_MIN_SIMILARITY, KNOWN_SPEAKER_MIN_SIMILARITY_NARROWBAND, Piece,
     known_speaker_min_similarity, label_segments, match_known, split_at_speaker_changes,
 };
+pub use background::Background;
 pub use binarize::{BinarizeOptions, Turn};
 pub use cluster::{
     ClusterError, ClusterOptions, Clustering, Linkage, cluster_embeddings, cosine_similarity,
 };
 pub use der::{DerReport, diarization_error_rate};
-pub use diarize::{Diarization, DiarizeOptions, DiarizedSpeaker, Diarizer, Method, Progress};
+pub use diarize::{
+    Diarization, DiarizeOptions, DiarizedSpeaker, Diarizer, Method, Progress, WindowEmbedding,
+};
 pub use error::SpeakersError;
 pub use fbank::{Fbank, FbankError, FbankOptions, Features, WindowType, mean_normalize};
 pub use onnx::{Embedder, FrontEnd, Segmenter};

@@ -31,6 +31,8 @@ mod speaker_models;
 
 #[path = "voxfleet-bench-diarize/devset.rs"]
 mod devset;
+#[path = "voxfleet-bench-diarize/dump.rs"]
+mod dump;
 #[path = "voxfleet-bench-diarize/known.rs"]
 mod known;
 
@@ -121,6 +123,27 @@ struct Args {
     /// sweeps.
     #[arg(long, value_delimiter = ',')]
     sweep_scale: Vec<f32>,
+    /// Instead of diarizing, write what the windows method clusters (every embedded window
+    /// and local speaker, with the reference speaker who covers it) as JSON lines to this
+    /// file, for `python/diarize_embeddings.py`.
+    #[arg(long)]
+    dump_embeddings: Option<PathBuf>,
+    /// `--method windows`: cluster the embeddings as the model gives them, not centred on its
+    /// background mean (`DiarizeOptions::background`, on by default; it applies where the
+    /// model has a threshold for it, or `--threshold` names one).
+    #[arg(long)]
+    no_background: bool,
+    /// Instead of diarizing, print how the embeddings the windows method clusters separate
+    /// voices: cosine similarities of clips of one reference speaker (windows at least 10 s
+    /// apart) and of different speakers of one recording, per part, as the model gives them
+    /// and centred on its background, with the equal error rate.
+    #[arg(long)]
+    similarities: bool,
+    /// Instead of diarizing, fit the background means on the `tune` part (every embedding the
+    /// windows method clusters, by band) and write them as Rust source to this file
+    /// (`speakers/src/background/campplus.rs`).
+    #[arg(long)]
+    fit_background: Option<PathBuf>,
     /// One line per recording.
     #[arg(short, long)]
     verbose: bool,
@@ -272,7 +295,6 @@ fn main() -> Result<()> {
         seg_path.display(),
         emb.path.display()
     );
-    let front_end = diarizer.embedder().front_end();
     println!(
         "clustering: {method:?}{}, threshold (cosine distance) {}{}; DER collar ±{COLLAR_S} s, overlap scored",
         if method == Method::SubSegments {
@@ -290,25 +312,88 @@ fn main() -> Result<()> {
         } else {
             String::new()
         },
-        match (args.threshold, method) {
-            (Some(t), _) => t.to_string(),
-            (None, Method::Windows | Method::Hybrid) => format!(
-                "{} ({} on telephone-band audio)",
-                front_end.default_threshold(false),
-                front_end.default_threshold(true)
-            ),
-            (None, Method::SubSegments) => format!(
-                "{} ({} on telephone-band audio)",
-                front_end.default_subsegment_threshold(false),
-                front_end.default_subsegment_threshold(true)
-            ),
+        match args.threshold {
+            Some(t) => t.to_string(),
+            None => {
+                let opts = DiarizeOptions {
+                    method,
+                    background: !args.no_background,
+                    ..DiarizeOptions::default()
+                };
+                let (wide, narrow) = (
+                    diarizer.default_threshold(&opts, false),
+                    diarizer.default_threshold(&opts, true),
+                );
+                if wide == narrow {
+                    wide.to_string()
+                } else {
+                    format!("{wide} ({narrow} on telephone-band audio)")
+                }
+            }
         },
-        if args.oracle_count {
-            ", oracle speaker count"
-        } else {
-            ""
+        match (
+            args.oracle_count,
+            method != Method::SubSegments && !args.no_background
+        ) {
+            (true, true) => ", oracle speaker count, centred on the background where it applies",
+            (true, false) => ", oracle speaker count",
+            (false, true) => ", centred on the background where it applies",
+            (false, false) => "",
         }
     );
+
+    if let Some(path) = &args.dump_embeddings {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| path.display().to_string())?,
+        );
+        let pb = bar(items.len() as u64, "embedding");
+        let mut lines = 0;
+        for item in &items {
+            let pcm = voxfleet_audio::decode_file(&args.dir.join(&item.wav), &Default::default())
+                .with_context(|| item.wav.clone())?
+                .samples;
+            lines += dump::dump(&mut out, &args.dir, item, &pcm, &diarizer)?;
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        std::io::Write::flush(&mut out)?;
+        println!("{lines} embeddings written to {}", path.display());
+        return Ok(());
+    }
+    if args.similarities {
+        let mut groups: BTreeMap<String, dump::Similarities> = BTreeMap::new();
+        let pb = bar(items.len() as u64, "embedding");
+        for item in &items {
+            let pcm = voxfleet_audio::decode_file(&args.dir.join(&item.wav), &Default::default())
+                .with_context(|| item.wav.clone())?
+                .samples;
+            groups
+                .entry(format!("{} {}", item.split, item.part))
+                .or_default()
+                .add(&args.dir, item, &pcm, &diarizer)?;
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        println!(
+            "\n{:30} {:10} {:>6} {:>5} {:>5} {:>7} {:>5} {:>5} {:>8} {:>6}",
+            "split part", "scored", "same", "p10", "p50", "diff", "p50", "p90", "EER", "at cos"
+        );
+        for (name, group) in &groups {
+            for row in group.rows(name) {
+                println!("{row}");
+            }
+        }
+        return Ok(());
+    }
+
+    if let Some(path) = &args.fit_background {
+        let tune: Vec<&Item> = manifest
+            .items
+            .iter()
+            .filter(|i| i.split == "tune")
+            .collect();
+        return dump::fit_background(path, &args.dir, &tune, &diarizer);
+    }
 
     let references = if args.known {
         let refs = known_references(&args.dir, &items, diarizer.embedder())?;
@@ -342,6 +427,7 @@ fn main() -> Result<()> {
             min_cluster_size,
             threshold_scale: args.threshold_scale,
             gap_range,
+            background: !args.no_background,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
@@ -385,13 +471,17 @@ fn main() -> Result<()> {
         let audible_ok = found == speakers_with(&reference, AUDIBLE_S);
         if args.verbose {
             pb.suspend(|| {
+                let mut speech: Vec<f64> = d.speakers.iter().map(|s| s.speech_s).collect();
+                speech.sort_by(|a, b| b.total_cmp(a));
+                let speech: Vec<String> = speech.iter().map(|s| format!("{s:.1}")).collect();
                 println!(
-                    "  {:30} {:5} ref {} (≥2 s: {}) hyp {found}  DER {:5.1} %",
+                    "  {:30} {:5} ref {} (≥2 s: {}) hyp {found}  DER {:5.1} %  speech s: {}",
                     item.id,
                     item.split,
                     item.speakers,
                     speakers_with(&reference, AUDIBLE_S),
-                    100.0 * report.der
+                    100.0 * report.der,
+                    speech.join(" ")
                 )
             });
         }

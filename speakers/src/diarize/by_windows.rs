@@ -27,16 +27,16 @@ impl Diarizer {
         if candidates.is_empty() {
             return Ok(None);
         }
-        let clips: Vec<Vec<f32>> = candidates
-            .iter()
-            .map(|c| {
-                c.spans
-                    .iter()
-                    .flat_map(|&(a, b)| pcm[a..b].iter().copied())
-                    .collect()
-            })
-            .collect();
-        let embeddings = self.embed_all(&clips, opts.batch_size, report, check)?;
+        let embeddings =
+            self.embed_all(&clips_of(pcm, &candidates), opts.batch_size, report, check)?;
+        // What is clustered and assigned: the embeddings less the background, when asked.
+        let centred: Vec<Vec<f32>> = match self.background(opts, ctx.narrowband) {
+            Some(bg) => embeddings
+                .iter()
+                .map(|e| bg.center(e, ctx.narrowband))
+                .collect(),
+            None => embeddings.clone(),
+        };
 
         // The clusters are trained on the clips with enough clean speech (all when none has).
         let mut trained: Vec<usize> = (0..candidates.len())
@@ -45,7 +45,7 @@ impl Diarizer {
         if trained.is_empty() {
             trained = (0..candidates.len()).collect();
         }
-        let train: Vec<&[f32]> = trained.iter().map(|&i| embeddings[i].as_slice()).collect();
+        let train: Vec<&[f32]> = trained.iter().map(|&i| centred[i].as_slice()).collect();
         let adaptive;
         let cluster_opts = match opts.threshold_scale.filter(|_| opts.threshold.is_none()) {
             Some(scale) => {
@@ -107,7 +107,7 @@ impl Diarizer {
                 .map(|i| {
                     centroids
                         .iter()
-                        .map(|c| cosine_similarity(&embeddings[i], c))
+                        .map(|c| cosine_similarity(&centred[i], c))
                         .collect()
                 })
                 .collect();
@@ -134,7 +134,7 @@ impl Diarizer {
 
     /// The (window, local speaker) pairs worth embedding, in window order. `strict = false`
     /// takes every active speaker with any audio (for inputs where nothing passes the limits).
-    fn candidates(
+    pub(super) fn candidates(
         &self,
         pcm: &[f32],
         starts: &[usize],

@@ -61,6 +61,8 @@ pub use options::{ADAPTIVE_RANGE, DEFAULT_MIN_CLUSTER_SIZE, DiarizeOptions, Meth
 
 /// Segmentation-3.0's frame stride in samples (SincNet stride 10, then three max-pools of 3).
 pub const FRAME_SAMPLES: usize = 270;
+/// Hard activations of one window's local speakers, frame by frame.
+type Activations = Vec<[f32; NUM_LOCAL_SPEAKERS]>;
 /// Windows per segmentation run.
 const SEGMENT_BATCH: usize = 8;
 /// A local speaker active for less than this (seconds) in a window is not embedded.
@@ -90,6 +92,18 @@ pub struct Diarization {
     pub speakers: Vec<DiarizedSpeaker>,
     /// Duration of the input in seconds.
     pub duration_s: f64,
+}
+
+/// One embedded (window, local speaker) of [`Diarizer::window_embeddings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowEmbedding {
+    pub window: usize,
+    pub local_speaker: usize,
+    /// Where the embedded audio lies, in seconds.
+    pub spans_s: Vec<(f64, f64)>,
+    /// Clean (non-overlapped) speech of this local speaker in its window, seconds.
+    pub clean_s: f64,
+    pub embedding: Vec<f32>,
 }
 
 /// How far [`Diarizer::run`] is: `done_ms / total_ms` of the work.
@@ -134,6 +148,8 @@ struct Segmented<'a> {
     duration_s: f64,
     /// Seconds per segmentation frame.
     frame_step: f64,
+    /// Telephone-band audio ([`crate::subsegment::is_narrowband`]).
+    narrowband: bool,
 }
 
 /// What a clustering step gives the aggregation.
@@ -182,10 +198,7 @@ impl Diarizer {
     }
 
     /// Segmentation of `windows`, through the memo when there is one.
-    fn segment(
-        &self,
-        windows: &[&[f32]],
-    ) -> Result<Vec<Vec<[f32; NUM_LOCAL_SPEAKERS]>>, SpeakersError> {
+    fn segment(&self, windows: &[&[f32]]) -> Result<Vec<Activations>, SpeakersError> {
         self.through_memo(
             windows,
             |m| &mut m.segments,
@@ -247,6 +260,35 @@ impl Diarizer {
         &self.segmenter
     }
 
+    /// The clustering threshold `opts` get when they name none, on `narrowband` audio or not:
+    /// the embedding model's (see [`FrontEnd`](crate::FrontEnd)), for the windows method
+    /// with or without its [`Background`](crate::Background).
+    pub fn default_threshold(&self, opts: &DiarizeOptions, narrowband: bool) -> f32 {
+        let front_end = self.embedder.front_end();
+        match opts.method {
+            Method::Windows | Method::Hybrid => self
+                .background(opts, narrowband)
+                .and(front_end.default_background_threshold(narrowband))
+                .unwrap_or_else(|| front_end.default_threshold(narrowband)),
+            Method::SubSegments => front_end.default_subsegment_threshold(narrowband),
+        }
+    }
+
+    /// The [`Background`](crate::Background) the windows method centres on: the embedding
+    /// model's, when `opts` ask for it and the model has one, and either `opts` name a
+    /// threshold or the model has a threshold for centred embeddings in this band.
+    pub(super) fn background(
+        &self,
+        opts: &DiarizeOptions,
+        narrowband: bool,
+    ) -> Option<crate::Background> {
+        let front_end = self.embedder.front_end();
+        let measured = opts.threshold.is_some()
+            || front_end.default_background_threshold(narrowband).is_some();
+        crate::Background::for_model(front_end, self.embedder.dim())
+            .filter(|_| opts.background && measured)
+    }
+
     /// Diarizes 16 kHz mono `pcm` (see the module docs).
     pub fn run(
         &self,
@@ -261,15 +303,11 @@ impl Diarizer {
                 opts.step_s
             )));
         }
+        let narrowband = crate::subsegment::is_narrowband(pcm);
         let cluster_opts = ClusterOptions {
-            threshold: opts.threshold.unwrap_or_else(|| {
-                let front_end = self.embedder.front_end();
-                let narrowband = crate::subsegment::is_narrowband(pcm);
-                match opts.method {
-                    Method::Windows | Method::Hybrid => front_end.default_threshold(narrowband),
-                    Method::SubSegments => front_end.default_subsegment_threshold(narrowband),
-                }
-            }),
+            threshold: opts
+                .threshold
+                .unwrap_or_else(|| self.default_threshold(opts, narrowband)),
             linkage: Linkage::Centroid,
             num_speakers: opts.num_speakers,
             min_speakers: opts.min_speakers,
@@ -305,23 +343,7 @@ impl Diarizer {
         }
 
         // 1. Segmentation.
-        let step = ((opts.step_s * SAMPLE_RATE as f64).round() as usize).max(1);
-        let num_windows = if pcm.len() <= WINDOW_SAMPLES {
-            1
-        } else {
-            (pcm.len() - WINDOW_SAMPLES).div_ceil(step) + 1
-        };
-        let starts: Vec<usize> = (0..num_windows).map(|k| k * step).collect();
-        let mut activations: Vec<Vec<[f32; NUM_LOCAL_SPEAKERS]>> = Vec::with_capacity(num_windows);
-        for batch in starts.chunks(SEGMENT_BATCH) {
-            check()?;
-            let windows: Vec<&[f32]> = batch
-                .iter()
-                .map(|&s| &pcm[s..(s + WINDOW_SAMPLES).min(pcm.len())])
-                .collect();
-            activations.extend(self.segment(&windows)?);
-            report(0.5 * activations.len() as f64 / num_windows as f64);
-        }
+        let (starts, activations) = self.segment_all(pcm, opts.step_s, &mut report, &check)?;
 
         // 2. Embeddings and clustering: each window's local speakers get a global cluster.
         let frame_step = FRAME_SAMPLES as f64 / SAMPLE_RATE as f64;
@@ -331,6 +353,7 @@ impl Diarizer {
             activations: &activations,
             duration_s,
             frame_step,
+            narrowband,
         };
         let labelled = match opts.method {
             Method::SubSegments => {
@@ -440,6 +463,61 @@ impl Diarizer {
         })
     }
 
+    /// Segmentation of `pcm` in 10 s windows every `step_s`: the windows' start samples and
+    /// each window's hard local-speaker activations. Reports the first half of the work.
+    fn segment_all(
+        &self,
+        pcm: &[f32],
+        step_s: f64,
+        report: &mut dyn FnMut(f64),
+        check: &dyn Fn() -> Result<(), SpeakersError>,
+    ) -> Result<(Vec<usize>, Vec<Activations>), SpeakersError> {
+        let step = ((step_s * SAMPLE_RATE as f64).round() as usize).max(1);
+        let num_windows = if pcm.len() <= WINDOW_SAMPLES {
+            1
+        } else {
+            (pcm.len() - WINDOW_SAMPLES).div_ceil(step) + 1
+        };
+        let starts: Vec<usize> = (0..num_windows).map(|k| k * step).collect();
+        let mut activations: Vec<Activations> = Vec::with_capacity(num_windows);
+        for batch in starts.chunks(SEGMENT_BATCH) {
+            check()?;
+            let windows: Vec<&[f32]> = batch
+                .iter()
+                .map(|&s| &pcm[s..(s + WINDOW_SAMPLES).min(pcm.len())])
+                .collect();
+            activations.extend(self.segment(&windows)?);
+            report(0.5 * activations.len() as f64 / num_windows as f64);
+        }
+        Ok((starts, activations))
+    }
+
+    /// What [`Method::Windows`] clusters, for measuring embeddings against a reference
+    /// (`voxfleet-bench-diarize --dump-embeddings`): every (window, local speaker) of 16 kHz
+    /// mono `pcm` that the method embeds, with its embedding and where its audio lies.
+    pub fn window_embeddings(
+        &self,
+        pcm: &[f32],
+        step_s: f64,
+    ) -> Result<Vec<WindowEmbedding>, SpeakersError> {
+        let check = || Ok(());
+        let (starts, activations) = self.segment_all(pcm, step_s, &mut |_| {}, &check)?;
+        let candidates = self.candidates(pcm, &starts, &activations, true);
+        let embeddings = self.embed_all(&clips_of(pcm, &candidates), 32, &mut |_| {}, &check)?;
+        let s = |x: usize| x as f64 / SAMPLE_RATE as f64;
+        Ok(candidates
+            .into_iter()
+            .zip(embeddings)
+            .map(|(c, embedding)| WindowEmbedding {
+                window: c.window,
+                local_speaker: c.speaker,
+                spans_s: c.spans.iter().map(|&(a, b)| (s(a), s(b))).collect(),
+                clean_s: c.clean_s,
+                embedding,
+            })
+            .collect())
+    }
+
     /// Embeds clips in batches of `batch_size`, checking `stop` and reporting progress (the
     /// second half of the work) after each.
     fn embed_all(
@@ -458,6 +536,19 @@ impl Diarizer {
         }
         Ok(embeddings)
     }
+}
+
+/// Each candidate's audio: its spans of `pcm`, concatenated.
+fn clips_of(pcm: &[f32], candidates: &[Candidate]) -> Vec<Vec<f32>> {
+    candidates
+        .iter()
+        .map(|c| {
+            c.spans
+                .iter()
+                .flat_map(|&(a, b)| pcm[a..b].iter().copied())
+                .collect()
+        })
+        .collect()
 }
 
 /// The [`mean_embedding`] of each of the `k` clusters of `labels` (empty for one with no

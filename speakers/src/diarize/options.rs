@@ -39,6 +39,12 @@ pub struct DiarizeOptions {
     /// within this range of cosine distances ([`crate::cluster::count_at_largest_gap`]),
     /// within the speaker-count hints.
     pub gap_range: Option<(f32, f32)>,
+    /// [`Method::Windows`]: subtract the embedding model's [`Background`](crate::Background)
+    /// mean (of the recording's band) from every unit embedding before clustering and
+    /// assignment, when the model has one and a threshold for it (given, or the model's
+    /// [`FrontEnd::default_background_threshold`](crate::FrontEnd::default_background_threshold):
+    /// CAM++ on wideband audio). The speakers' embeddings stay the model's own. Default on.
+    pub background: bool,
 }
 
 /// Bounds of the recording-derived threshold of [`DiarizeOptions::threshold_scale`].
@@ -80,6 +86,7 @@ impl Default for DiarizeOptions {
             min_cluster_size: DEFAULT_MIN_CLUSTER_SIZE,
             threshold_scale: None,
             gap_range: None,
+            background: true,
         }
     }
 }
