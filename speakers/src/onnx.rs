@@ -236,8 +236,9 @@ impl FrontEnd {
     ///
     /// CAM++, wideband: 0.35, the lowest synthetic DER among 0.30–0.55 on the `tune` part of
     /// the development set at equal or better speaker counts (`voxfleet-bench-diarize --split
-    /// tune --background --sweep-threshold ...`: synthetic 11.7 % against 17.3 % uncentred at
-    /// 0.28, AMI 17.3 % against 17.6 %). Telephone band: `None`, so such audio is clustered
+    /// tune --sweep-threshold ...`: synthetic 11.7 % against 17.3 % uncentred at 0.28, AMI
+    /// 17.3 % against 17.6 %; on `test` 13.5 % against 16.9 % and 40.0 % against 44.6 %).
+    /// Telephone band: `None`, so such audio is clustered
     /// uncentred at [`FrontEnd::default_threshold`]: centred, its best threshold on `tune`
     /// (0.35: 13.1 %) did worse than the uncentred 0.16 (12.0 %).
     pub fn default_background_threshold(self, narrowband: bool) -> Option<f32> {

@@ -15,10 +15,13 @@
 //!    - [`Method::Windows`] (pyannote 3.x, the default): for each (window, local speaker) active for at
 //!      least 0.2 s, the window's samples of that speaker's frames, cut out and concatenated;
 //!      only its clean (non-overlapped) frames when they add up to at least 0.5 s. Clips under
-//!      0.25 s are not embedded. The embeddings with at least 2 s of clean speech in their
+//!      0.25 s are not embedded. On wideband audio each unit embedding less the model's
+//!      [`Background`](crate::Background) mean ([`DiarizeOptions::background`]) is what is
+//!      clustered and assigned. The embeddings with at least 2 s of clean speech in their
 //!      window (pyannote's 20 % of a window; all when none qualifies) are clustered, threshold
-//!      [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold) (tighter on
-//!      telephone-band audio); clusters with fewer members than
+//!      [`FrontEnd::default_background_threshold`](crate::FrontEnd::default_background_threshold)
+//!      when centred, else [`FrontEnd::default_threshold`](crate::FrontEnd::default_threshold)
+//!      (tighter on telephone-band audio); clusters with fewer members than
 //!      [`DiarizeOptions::min_cluster_size`] (none by default) are folded; every embedded
 //!      local speaker then goes to its nearest centroid, two local speakers of one window to
 //!      different clusters where there are enough (best total similarity). On voices the
