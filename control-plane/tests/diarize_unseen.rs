@@ -316,7 +316,9 @@ fn judge(label: &str, n: usize, reference: &[Turn], hyp: &[Turn], bound: f64) ->
         der.confusion,
         der.total
     );
-    // A broken result fails the same bound: two voices merged into one.
+    // A broken result fails the same bound: two voices merged into one. Not at the looser
+    // segment-level bound, which merging two of three voices can stay under (the count
+    // catches that).
     let merged: Vec<Turn> = reference
         .iter()
         .map(|t| Turn {
@@ -324,7 +326,7 @@ fn judge(label: &str, n: usize, reference: &[Turn], hyp: &[Turn], bound: f64) ->
             ..*t
         })
         .collect();
-    assert!(diarization_error_rate(reference, &merged, 0.25).der > bound);
+    assert!(bound > MAX_DER || diarization_error_rate(reference, &merged, 0.25).der > bound);
     (count(hyp) != n || der.der > bound).then(|| {
         format!(
             "{label}: {} speakers (want {n}), DER {:.3} (bound {bound})",
@@ -367,7 +369,7 @@ async fn unseen_real_voices_are_counted_and_separated() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 14 is open: on these held-out voices the pipeline finds 1/2, 2/3, 3/4 and 3/5 speakers (DER 0.49, 0.40, 0.30, 0.47 on 2026-12-05); run with --ignored"]
+#[ignore = "issue 14 is open: on these held-out voices the pipeline finds 2/2, 2/3, 4/4 and 5/5 speakers (DER 0.22, 0.40, 0.06, 0.10; diarized_json 2/3, 0.40 and 5/5, 0.05) on 2026-12-06, wideband embeddings centred on the background (1/2, 2/3, 3/4, 3/5 and DER 0.49, 0.40, 0.30, 0.47 before); run with --ignored"]
 async fn unseen_espeak_voices_are_counted_and_separated() {
     let mut env = Env::start().await;
     env.worker("speech", &["--queues", "gpu", "--preload"]);
