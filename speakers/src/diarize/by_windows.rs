@@ -1,5 +1,7 @@
 //! [`Method::Windows`]: one embedding per (window, local speaker), clustered; every local
 //! speaker then goes to its nearest centroid, two of one window to different clusters.
+use std::borrow::Cow;
+
 use super::*;
 
 impl Diarizer {
@@ -30,12 +32,15 @@ impl Diarizer {
         let embeddings =
             self.embed_all(&clips_of(pcm, &candidates), opts.batch_size, report, check)?;
         // What is clustered and assigned: the embeddings less the background, when asked.
-        let centred: Vec<Vec<f32>> = match self.background(opts, ctx.narrowband) {
+        let centred: Vec<Cow<'_, [f32]>> = match self.background(opts, ctx.narrowband) {
             Some(bg) => embeddings
                 .iter()
-                .map(|e| bg.center(e, ctx.narrowband))
+                .map(|e| Cow::Owned(bg.center(e, ctx.narrowband)))
                 .collect(),
-            None => embeddings.clone(),
+            None => embeddings
+                .iter()
+                .map(|e| Cow::Borrowed(e.as_slice()))
+                .collect(),
         };
 
         // The clusters are trained on the clips with enough clean speech (all when none has).
@@ -45,7 +50,7 @@ impl Diarizer {
         if trained.is_empty() {
             trained = (0..candidates.len()).collect();
         }
-        let train: Vec<&[f32]> = trained.iter().map(|&i| centred[i].as_slice()).collect();
+        let train: Vec<&[f32]> = trained.iter().map(|&i| centred[i].as_ref()).collect();
         let adaptive;
         let cluster_opts = match opts.threshold_scale.filter(|_| opts.threshold.is_none()) {
             Some(scale) => {
