@@ -26,7 +26,7 @@ fn models_dir() -> voxfleet_models::ModelsDir {
     voxfleet_models::ModelsDir::new(dir)
 }
 
-/// The default engine (CTranslate2, int8).
+/// The default engine (CTranslate2; int8, or float32 on a CPU where int8 is refused).
 pub fn cache() -> &'static ModelCache {
     static CACHE: OnceLock<ModelCache> = OnceLock::new();
     CACHE.get_or_init(|| {

@@ -144,12 +144,31 @@ struct Args {
     /// (`speakers/src/background/campplus.rs`).
     #[arg(long)]
     fit_background: Option<PathBuf>,
+    /// The second look at the speakers found (`DiarizeOptions::recheck`): merge two whose
+    /// single-speaker pieces agree within this margin of their own agreement (default: the
+    /// Diarizer's; `--recheck off` for none).
+    #[arg(long)]
+    recheck: Option<String>,
+    /// Also run these recheck margins (comma-separated; `off` for none), crossed with the
+    /// other sweeps.
+    #[arg(long, value_delimiter = ',')]
+    sweep_recheck: Vec<String>,
     /// One line per recording.
     #[arg(short, long)]
     verbose: bool,
     /// Where the development set is (built on first use).
     #[arg(long, default_value_os_t = default_dir())]
     dir: PathBuf,
+}
+
+/// One clustering setting of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Setting {
+    threshold: Option<f32>,
+    min_cluster_size: usize,
+    threshold_scale: Option<f32>,
+    gap_range: Option<(f32, f32)>,
+    recheck: Option<f32>,
 }
 
 #[derive(Default, Clone)]
@@ -239,16 +258,31 @@ fn main() -> Result<()> {
         .unwrap_or(DiarizeOptions::default().min_cluster_size);
     // The first setting is the one reported in full; the sweep's others are summarised.
     let gap_range = (args.gap_range.len() == 2).then(|| (args.gap_range[0], args.gap_range[1]));
-    let mut settings = vec![(
-        args.threshold,
+    let margin = |s: &str| -> Result<Option<f32>> {
+        match s {
+            "off" | "none" => Ok(None),
+            m => Ok(Some(
+                m.parse().with_context(|| format!("recheck margin {m}"))?,
+            )),
+        }
+    };
+    let recheck = match &args.recheck {
+        Some(m) => margin(m)?,
+        None => DiarizeOptions::default().recheck,
+    };
+
+    let mut settings = vec![Setting {
+        threshold: args.threshold,
         min_cluster_size,
-        args.threshold_scale,
+        threshold_scale: args.threshold_scale,
         gap_range,
-    )];
+        recheck,
+    }];
     if !args.sweep_threshold.is_empty()
         || !args.sweep_min_cluster_size.is_empty()
         || !args.sweep_scale.is_empty()
         || !args.sweep_gap_top.is_empty()
+        || !args.sweep_recheck.is_empty()
     {
         let thresholds: Vec<Option<f32>> = if args.sweep_threshold.is_empty() {
             vec![args.threshold]
@@ -274,12 +308,29 @@ fn main() -> Result<()> {
                 .map(|&hi| Some((lo, hi)))
                 .collect()
         };
-        for t in &thresholds {
-            for m in &sizes {
-                for c in &scales {
-                    for g in &gaps {
-                        if !settings.contains(&(*t, *m, *c, *g)) {
-                            settings.push((*t, *m, *c, *g));
+        let rechecks: Vec<Option<f32>> = if args.sweep_recheck.is_empty() {
+            vec![recheck]
+        } else {
+            args.sweep_recheck
+                .iter()
+                .map(|m| margin(m))
+                .collect::<Result<_>>()?
+        };
+        for &threshold in &thresholds {
+            for &min_cluster_size in &sizes {
+                for &threshold_scale in &scales {
+                    for &gap_range in &gaps {
+                        for &recheck in &rechecks {
+                            let setting = Setting {
+                                threshold,
+                                min_cluster_size,
+                                threshold_scale,
+                                gap_range,
+                                recheck,
+                            };
+                            if !settings.contains(&setting) {
+                                settings.push(setting);
+                            }
                         }
                     }
                 }
@@ -340,6 +391,11 @@ fn main() -> Result<()> {
             (false, true) => ", centred on the background where it applies",
             (false, false) => "",
         }
+    );
+
+    println!(
+        "recheck of the speakers found: {}",
+        recheck.map_or("off".into(), |m| format!("merge within a margin of {m}"))
     );
 
     if let Some(path) = &args.dump_embeddings {
@@ -428,6 +484,7 @@ fn main() -> Result<()> {
             threshold_scale: args.threshold_scale,
             gap_range,
             background: !args.no_background,
+            recheck,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
@@ -435,14 +492,13 @@ fn main() -> Result<()> {
         wall += t.elapsed().as_secs_f64();
         audio += item.duration_s;
         let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
-        for (&(threshold, min_cluster_size, threshold_scale, gap_range), tallies) in
-            settings.iter().zip(&mut swept).skip(1)
-        {
+        for (setting, tallies) in settings.iter().zip(&mut swept).skip(1) {
             let opts = DiarizeOptions {
-                threshold,
-                min_cluster_size,
-                threshold_scale,
-                gap_range,
+                threshold: setting.threshold,
+                min_cluster_size: setting.min_cluster_size,
+                threshold_scale: setting.threshold_scale,
+                gap_range: setting.gap_range,
+                recheck: setting.recheck,
                 ..opts.clone()
             };
             let d = diarizer.run(&pcm, &opts, &mut |_| {}, &stop)?;
@@ -522,14 +578,14 @@ fn main() -> Result<()> {
     }
     if settings.len() > 1 {
         println!(
-            "\nsweep (threshold, min_cluster_size, threshold_scale, gap_range): count right and DER per part"
+            "\nsweep (threshold, min_cluster_size, threshold_scale, gap_range, recheck): count right and DER per part"
         );
         swept[0] = groups
             .iter()
             .filter(|(k, _)| !k.contains("(all)"))
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
-        for ((threshold, size, scale, gap), tallies) in settings.iter().zip(&swept) {
+        for (setting, tallies) in settings.iter().zip(&swept) {
             let cells: Vec<String> = tallies
                 .iter()
                 .map(|(part, t)| {
@@ -542,10 +598,18 @@ fn main() -> Result<()> {
                 })
                 .collect();
             println!(
-                "  {:>8} {size:>3} {:>6} {:>9}  {}",
-                threshold.map_or("default".into(), |t| t.to_string()),
-                scale.map_or("-".into(), |c| c.to_string()),
-                gap.map_or("-".into(), |(lo, hi)| format!("{lo}-{hi}")),
+                "  {:>8} {:>3} {:>6} {:>9} {:>5}  {}",
+                setting
+                    .threshold
+                    .map_or("default".into(), |t| t.to_string()),
+                setting.min_cluster_size,
+                setting
+                    .threshold_scale
+                    .map_or("-".into(), |c| c.to_string()),
+                setting
+                    .gap_range
+                    .map_or("-".into(), |(lo, hi)| format!("{lo}-{hi}")),
+                setting.recheck.map_or("off".into(), |m| m.to_string()),
                 cells.join(" | ")
             );
         }

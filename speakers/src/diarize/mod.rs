@@ -59,8 +59,11 @@ use crate::subsegment;
 mod by_subsegments;
 mod by_windows;
 mod options;
+mod recheck;
 
-pub use options::{ADAPTIVE_RANGE, DEFAULT_MIN_CLUSTER_SIZE, DiarizeOptions, Method};
+pub use options::{
+    ADAPTIVE_RANGE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RECHECK, DiarizeOptions, Method,
+};
 
 /// Segmentation-3.0's frame stride in samples (SincNet stride 10, then three max-pools of 3).
 pub const FRAME_SAMPLES: usize = 270;
@@ -383,47 +386,64 @@ impl Diarizer {
             }
         };
         let Some(Labelled {
-            clusters,
-            speaker_embeddings,
-            frame_labels,
+            mut clusters,
+            mut speaker_embeddings,
+            mut frame_labels,
         }) = labelled
         else {
             report(1.0);
             return Ok(empty);
         };
 
-        // 3. Aggregation and turns.
-        let chunks: Vec<Chunk<'_>> = starts
-            .iter()
-            .zip(&activations)
-            .zip(&clusters)
-            .map(|((&start, acts), &clusters)| Chunk {
-                start: start as f64 / SAMPLE_RATE as f64,
-                activations: acts,
-                clusters,
-            })
-            .collect();
-        let timeline = aggregate(
-            &chunks,
-            duration_s,
-            &AggregateOptions {
-                frame_step,
-                count_threshold: 0.5,
-            },
-        )
-        .discrete();
-        let timeline = with_frame_labels(timeline, &frame_labels);
-        let raw_turns = binarize(
-            &timeline,
-            &BinarizeOptions {
-                min_duration_on: 0.1,
-                min_duration_off: 0.1,
-                ..BinarizeOptions::default()
-            },
-        );
+        // 3. Aggregation and turns; the recheck may merge speakers, and then it is done again.
+        let (mut raw_turns, mut num_speakers) =
+            turns_of(&ctx, &clusters, &frame_labels, speaker_embeddings.len());
+        if let Some(ids) = self.recheck(
+            pcm,
+            &raw_turns,
+            num_speakers,
+            &speaker_embeddings,
+            opts,
+            narrowband,
+            &check,
+        )? {
+            let k = ids.iter().max().map_or(0, |m| m + 1);
+            let renamed = |c: usize| ids.get(c).copied().unwrap_or(c);
+            for window in &mut clusters {
+                for c in window.iter_mut() {
+                    *c = c.map(renamed);
+                }
+            }
+            for l in &mut frame_labels {
+                *l = l.map(renamed);
+            }
+            // Each merged speaker's embedding: the mean of its parts', by their speech.
+            let mut speech = vec![0.0f64; num_speakers];
+            for t in &raw_turns {
+                speech[t.speaker] += t.end - t.start;
+            }
+            speaker_embeddings = (0..k)
+                .map(|new| {
+                    let mut sum: Vec<f32> = Vec::new();
+                    for (old, e) in speaker_embeddings.iter().enumerate() {
+                        if renamed(old) != new || e.is_empty() {
+                            continue;
+                        }
+                        sum.resize(e.len(), 0.0);
+                        let w = speech.get(old).copied().unwrap_or(0.0).max(1e-3) as f32;
+                        for (s, x) in sum.iter_mut().zip(e) {
+                            *s += w * x;
+                        }
+                    }
+                    crate::cluster::normalized(&sum).unwrap_or(sum)
+                })
+                .collect();
+            (raw_turns, num_speakers) =
+                turns_of(&ctx, &clusters, &frame_labels, speaker_embeddings.len());
+        }
 
         // Renumber by first appearance; speakers without turns are dropped.
-        let mut new_id = vec![usize::MAX; speaker_embeddings.len().max(timeline.num_speakers)];
+        let mut new_id = vec![usize::MAX; num_speakers];
         let mut speakers = Vec::new();
         let mut turns = Vec::with_capacity(raw_turns.len());
         for t in raw_turns {
@@ -539,6 +559,47 @@ impl Diarizer {
         }
         Ok(embeddings)
     }
+}
+
+/// Step 3 of [`Diarizer::run`]: the windows' local speakers, labelled by `clusters` (and
+/// `frame_labels` where they name a frame's one speaker), aggregated into a timeline and
+/// binarized into turns. Also the number of speaker ids the turns may use (at least `known`).
+fn turns_of(
+    ctx: &Segmented<'_>,
+    clusters: &[[Option<usize>; NUM_LOCAL_SPEAKERS]],
+    frame_labels: &[Option<usize>],
+    known: usize,
+) -> (Vec<Turn>, usize) {
+    let chunks: Vec<Chunk<'_>> = ctx
+        .starts
+        .iter()
+        .zip(ctx.activations)
+        .zip(clusters)
+        .map(|((&start, acts), &clusters)| Chunk {
+            start: start as f64 / SAMPLE_RATE as f64,
+            activations: acts,
+            clusters,
+        })
+        .collect();
+    let timeline = aggregate(
+        &chunks,
+        ctx.duration_s,
+        &AggregateOptions {
+            frame_step: ctx.frame_step,
+            count_threshold: 0.5,
+        },
+    )
+    .discrete();
+    let timeline = with_frame_labels(timeline, frame_labels);
+    let turns = binarize(
+        &timeline,
+        &BinarizeOptions {
+            min_duration_on: 0.1,
+            min_duration_off: 0.1,
+            ..BinarizeOptions::default()
+        },
+    );
+    (turns, timeline.num_speakers.max(known))
 }
 
 /// Each candidate's audio: its spans of `pcm`, concatenated.
