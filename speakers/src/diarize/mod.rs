@@ -395,52 +395,18 @@ impl Diarizer {
             return Ok(empty);
         };
 
-        // 3. Aggregation and turns; the recheck may merge speakers, and then it is done again.
-        let (mut raw_turns, mut num_speakers) =
+        // 3. Aggregation and turns, and the second look at the speakers found.
+        let (raw_turns, num_speakers) =
             turns_of(&ctx, &clusters, &frame_labels, speaker_embeddings.len());
-        if let Some(ids) = self.recheck(
-            pcm,
-            &raw_turns,
-            num_speakers,
-            &speaker_embeddings,
+        let (raw_turns, num_speakers) = self.second_look(
+            &ctx,
+            &mut clusters,
+            &mut frame_labels,
+            &mut speaker_embeddings,
+            (raw_turns, num_speakers),
             opts,
-            narrowband,
             &check,
-        )? {
-            let k = ids.iter().max().map_or(0, |m| m + 1);
-            let renamed = |c: usize| ids.get(c).copied().unwrap_or(c);
-            for window in &mut clusters {
-                for c in window.iter_mut() {
-                    *c = c.map(renamed);
-                }
-            }
-            for l in &mut frame_labels {
-                *l = l.map(renamed);
-            }
-            // Each merged speaker's embedding: the mean of its parts', by their speech.
-            let mut speech = vec![0.0f64; num_speakers];
-            for t in &raw_turns {
-                speech[t.speaker] += t.end - t.start;
-            }
-            speaker_embeddings = (0..k)
-                .map(|new| {
-                    let mut sum: Vec<f32> = Vec::new();
-                    for (old, e) in speaker_embeddings.iter().enumerate() {
-                        if renamed(old) != new || e.is_empty() {
-                            continue;
-                        }
-                        sum.resize(e.len(), 0.0);
-                        let w = speech.get(old).copied().unwrap_or(0.0).max(1e-3) as f32;
-                        for (s, x) in sum.iter_mut().zip(e) {
-                            *s += w * x;
-                        }
-                    }
-                    crate::cluster::normalized(&sum).unwrap_or(sum)
-                })
-                .collect();
-            (raw_turns, num_speakers) =
-                turns_of(&ctx, &clusters, &frame_labels, speaker_embeddings.len());
-        }
+        )?;
 
         // Renumber by first appearance; speakers without turns are dropped.
         let mut new_id = vec![usize::MAX; num_speakers];

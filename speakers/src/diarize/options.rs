@@ -53,8 +53,8 @@ pub struct DiarizeOptions {
     pub recheck: Option<f32>,
 }
 
-/// Default [`DiarizeOptions::recheck`]. On the development set's `tune` part (`voxfleet-bench-diarize --split tune
-/// --sweep-recheck off,0,0.03,0.06,0.1,0.15`), margins 0.03–0.06 gave the most right counts
+/// Default [`DiarizeOptions::recheck`]. On the development set's `tune` part
+/// (`voxfleet-bench-diarize --split tune --sweep-recheck off,0,0.03,0.06,0.1,0.15`), margins 0.03–0.06 gave the most right counts
 /// (synthetic 13/20 → 15/20, telephone 3/5 → 5/5; at 0.05 with speakers under a second
 /// folded, synthetic 16/20 and noisy 3/5 → 4/5); 0.1 and more merged real AMI speakers (DER
 /// 17.3 % → 20.8 %).

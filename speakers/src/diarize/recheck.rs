@@ -32,7 +32,8 @@ use crate::cluster::cosine_similarity;
 use crate::error::SpeakersError;
 use crate::onnx::SAMPLE_RATE;
 
-use super::{DiarizeOptions, Diarizer, mean_embedding};
+use super::{DiarizeOptions, Diarizer, Segmented, mean_embedding, turns_of};
+use crate::powerset::NUM_LOCAL_SPEAKERS;
 
 /// Single-speaker stretches shorter than this (seconds, after trimming) are not embedded.
 const MIN_PIECE_S: f64 = 1.0;
@@ -198,58 +199,129 @@ pub(super) fn merges(
     Some(ids)
 }
 
+/// One embedded piece of a speaker's single-speaker speech.
+struct Piece {
+    start: f64,
+    speaker: usize,
+    /// Unit length, centred when the clustering was.
+    unit: Vec<f32>,
+}
+
+/// Turns and the number of speaker ids they may use: what [`Diarizer::second_look`] changes.
+type Found = (Vec<Turn>, usize);
+
 impl Diarizer {
-    /// [`DiarizeOptions::recheck`] on the `turns` of `num_speakers` speakers whose mean
-    /// embeddings are `embeddings_of`: each speaker's new id, or `None` when nothing is merged
-    /// or folded (see the module docs).
-    pub(super) fn recheck(
+    /// [`DiarizeOptions::recheck`] on the turns `found` of `found.1` speaker ids (see the
+    /// module docs): merged and folded speakers get one id in `clusters`, `frame_labels` and
+    /// `speaker_embeddings`, and the turns are made again. Returns the turns and the number
+    /// of ids.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn second_look(
         &self,
-        pcm: &[f32],
+        ctx: &Segmented<'_>,
+        clusters: &mut [[Option<usize>; NUM_LOCAL_SPEAKERS]],
+        frame_labels: &mut [Option<usize>],
+        speaker_embeddings: &mut Vec<Vec<f32>>,
+        found: Found,
+        opts: &DiarizeOptions,
+        check: &dyn Fn() -> Result<(), SpeakersError>,
+    ) -> Result<Found, SpeakersError> {
+        let (mut turns, mut num_speakers) = found;
+        if opts.num_speakers.is_some() || opts.recheck.is_none() || num_speakers < 2 {
+            return Ok((turns, num_speakers));
+        }
+        let mut pieces = self.embed_pieces(ctx, &turns, num_speakers, opts, check)?;
+        let min_speakers = opts.min_speakers.unwrap_or(1);
+        if let Some(margin) = opts.recheck {
+            let by_speaker: Vec<Vec<(f64, Vec<f32>)>> = (0..num_speakers)
+                .map(|s| {
+                    pieces
+                        .iter()
+                        .filter(|p| p.speaker == s)
+                        .map(|p| (p.start, p.unit.clone()))
+                        .collect()
+                })
+                .collect();
+            let ids = merges(by_speaker, margin, min_speakers);
+            let mut speech = vec![0.0f64; num_speakers];
+            for t in &turns {
+                speech[t.speaker] += t.end - t.start;
+            }
+            if let Some(ids) = fold_slight(ids, &speech, speaker_embeddings, min_speakers) {
+                let k = ids.iter().max().map_or(0, |m| m + 1);
+                let renamed = |c: usize| ids.get(c).copied().unwrap_or(c);
+                for window in clusters.iter_mut() {
+                    for c in window.iter_mut() {
+                        *c = c.map(renamed);
+                    }
+                }
+                for l in frame_labels.iter_mut() {
+                    *l = l.map(renamed);
+                }
+                for p in &mut pieces {
+                    p.speaker = renamed(p.speaker);
+                }
+                // Each merged speaker's embedding: the mean of its parts', by their speech.
+                *speaker_embeddings = (0..k)
+                    .map(|new| {
+                        let mut sum: Vec<f32> = Vec::new();
+                        for (old, e) in speaker_embeddings.iter().enumerate() {
+                            if renamed(old) != new || e.is_empty() {
+                                continue;
+                            }
+                            sum.resize(e.len(), 0.0);
+                            let w = speech.get(old).copied().unwrap_or(0.0).max(1e-3) as f32;
+                            for (s, x) in sum.iter_mut().zip(e) {
+                                *s += w * x;
+                            }
+                        }
+                        crate::cluster::normalized(&sum).unwrap_or(sum)
+                    })
+                    .collect();
+                (turns, num_speakers) =
+                    turns_of(ctx, clusters, frame_labels, speaker_embeddings.len());
+            }
+        }
+        Ok((turns, num_speakers))
+    }
+
+    /// Each speaker's single-speaker stretches in `turns`, cut into [`pieces`] and embedded.
+    fn embed_pieces(
+        &self,
+        ctx: &Segmented<'_>,
         turns: &[Turn],
         num_speakers: usize,
-        embeddings_of: &[Vec<f32>],
         opts: &DiarizeOptions,
-        narrowband: bool,
         check: &dyn Fn() -> Result<(), SpeakersError>,
-    ) -> Result<Option<Vec<usize>>, SpeakersError> {
-        let Some(margin) = opts.recheck.filter(|_| opts.num_speakers.is_none()) else {
-            return Ok(None);
-        };
-        if num_speakers < 2 {
-            return Ok(None);
-        }
+    ) -> Result<Vec<Piece>, SpeakersError> {
+        let pcm = ctx.pcm;
         let sample = |t: f64| ((t * SAMPLE_RATE as f64).round().max(0.0) as usize).min(pcm.len());
-        let spans: Vec<Vec<(f64, f64)>> = exclusive_stretches(turns, num_speakers)
+        let spans: Vec<(usize, (f64, f64))> = exclusive_stretches(turns, num_speakers)
             .iter()
-            .map(|s| pieces(s))
+            .enumerate()
+            .flat_map(|(s, stretches)| pieces(stretches).into_iter().map(move |p| (s, p)))
             .collect();
         let clips: Vec<Vec<f32>> = spans
             .iter()
-            .flatten()
-            .map(|&(a, b)| pcm[sample(a)..sample(b)].to_vec())
+            .map(|&(_, (a, b))| pcm[sample(a)..sample(b)].to_vec())
             .collect();
         let embeddings = self.embed_all(&clips, opts.batch_size, &mut |_| {}, check)?;
-        let background = self.background(opts, narrowband);
-        let mut embeddings = embeddings.into_iter().map(|e| match background {
-            Some(bg) => bg.center(&e, narrowband),
-            None => e,
-        });
-        let speakers: Vec<Vec<(f64, Vec<f32>)>> = spans
-            .iter()
-            .map(|s| {
-                s.iter()
-                    .filter_map(|&(start, _)| Some((start, embeddings.next()?)))
-                    .filter_map(|(start, e)| Some((start, crate::cluster::normalized(&e)?)))
-                    .collect()
+        let background = self.background(opts, ctx.narrowband);
+        Ok(spans
+            .into_iter()
+            .zip(embeddings)
+            .filter_map(|((speaker, (start, _)), raw)| {
+                let centred = match background {
+                    Some(bg) => bg.center(&raw, ctx.narrowband),
+                    None => raw,
+                };
+                Some(Piece {
+                    start,
+                    speaker,
+                    unit: crate::cluster::normalized(&centred)?,
+                })
             })
-            .collect();
-        let min_speakers = opts.min_speakers.unwrap_or(1);
-        let ids = merges(speakers, margin, min_speakers);
-        let mut speech = vec![0.0f64; num_speakers];
-        for t in turns {
-            speech[t.speaker] += t.end - t.start;
-        }
-        Ok(fold_slight(ids, &speech, embeddings_of, min_speakers))
+            .collect())
     }
 }
 
