@@ -88,6 +88,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(usage::report_transcription))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::export_audit))
+        .routes(routes!(audit::list_audit_events))
         .routes(routes!(jobs::submit, jobs::list_jobs))
         .routes(routes!(jobs::submit_batch))
         .routes(routes!(jobs::get_job))

@@ -749,3 +749,76 @@ async fn embeddings_are_repaired_and_migrated_through_a_killed_worker() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
+
+/// The search settings list the models an admin may choose; PUT accepts every listed name
+/// and refuses any other with `invalid_setting`.
+#[tokio::test(flavor = "multi_thread")]
+async fn search_settings_list_the_models_the_setting_accepts() {
+    let env = Env::start().await;
+    let (s, v) = env.get("/v1/settings/search").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let current = v["model"].as_str().unwrap().to_owned();
+    let models = v["models"].as_array().expect("a list of models");
+    let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(names.len() >= 2, "{v}");
+    assert!(names.contains(&current.as_str()), "{v}");
+    let defaults: Vec<&Value> = models.iter().filter(|m| m["default"] == true).collect();
+    assert_eq!(defaults.len(), 1, "{v}");
+    for m in models {
+        assert_eq!(m["dimension"], 384, "{m}");
+        assert!(!m["description"].as_str().unwrap().is_empty(), "{m}");
+    }
+
+    // Every listed name passes the setting's check: the current one changes nothing, another
+    // only asks for the confirmation a model change needs (nothing is re-embedded here).
+    for name in &names {
+        let (s, v) = env
+            .call(
+                "PUT",
+                "/v1/settings/search",
+                Some(ADMIN),
+                Some(json!({"model": name})),
+            )
+            .await;
+        if *name == current {
+            assert_eq!(s, StatusCode::OK, "{name}: {v}");
+            assert!(v["reindex"].is_null(), "{name}: {v}");
+        } else {
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (StatusCode::CONFLICT, Some("confirmation_required")),
+                "{name}: {v}"
+            );
+        }
+    }
+    // A name not listed (an alias of the models registry included) gets the coded 422.
+    for name in ["nope", "minilm", ""] {
+        assert!(!names.contains(&name));
+        let (s, v) = env
+            .call(
+                "PUT",
+                "/v1/settings/search",
+                Some(ADMIN),
+                Some(json!({"model": name, "confirm": true})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_setting")),
+            "{name}: {v}"
+        );
+    }
+    let (_, v) = env.get("/v1/settings/search").await;
+    assert_eq!(v["model"], current.as_str(), "{v}");
+
+    // A plain user sees no settings.
+    let user = env.mint_token("user");
+    let (s, v) = env
+        .call("GET", "/v1/settings/search", Some(&user), None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{v}"
+    );
+}

@@ -443,6 +443,61 @@ async fn admins_manage_users_under_the_account_rules() {
     );
 }
 
+/// The audit log's event codes: listed for a super_admin (the dashboard's event filter
+/// offers them), refused like every audit route to anyone else, and each one filters the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_event_codes_are_listed_and_filter_the_log() {
+    let env = Env::start().await;
+    let (s, v) = env.get("/v1/admin/audit/events").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let events = v["events"].as_array().expect("a list of events");
+    let codes: Vec<&str> = events
+        .iter()
+        .map(|e| e["code"].as_str().expect("a code"))
+        .collect();
+    let described = |e: &Value| e["description"].as_str().is_some_and(|d| !d.is_empty());
+    assert!(events.iter().all(described), "{v}");
+    let mut unique = codes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), codes.len(), "{v}");
+
+    for role in ["user", "admin"] {
+        let token = env.mint_token(role);
+        let (s, v) = call_as(&env, "GET", "/v1/admin/audit/events", &token, None, None).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{role}: {v}"
+        );
+    }
+
+    // Two listed events happen; filtering by each code finds its rows and only those.
+    let (s, eve) = create_user(
+        &env,
+        ADMIN,
+        json!({"email": "eve@example.org", "name": "Eve"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{eve}");
+    env.set_retry(true, 4).await;
+    for event in ["admin.user.create", "settings.retry"] {
+        assert!(codes.contains(&event), "{event} is not listed: {codes:?}");
+        let path = format!("/v1/admin/audit?event={event}");
+        let (s, page) = env.get(&path).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let entries = page["entries"].as_array().unwrap();
+        let only_it = entries.iter().all(|e| e["event"] == event);
+        assert!(!entries.is_empty() && only_it, "{event}: {page}");
+    }
+    // Every listed code is a filter the log takes.
+    for event in &codes {
+        let path = format!("/v1/admin/audit?event={event}&limit=1");
+        let (s, page) = env.get(&path).await;
+        assert_eq!(s, StatusCode::OK, "{event}: {page}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn files_belong_to_users_and_delegation_acts_for_them() {
     let env = Env::start().await;

@@ -10,9 +10,6 @@ import {
   td, toast, usageBar,
 } from './ui.js';
 
-/** The text-embedding models the server accepts (the API does not list them). */
-const TEXT_MODELS = ['all-minilm-l6-v2-int8', 'all-minilm-l6-v2'];
-
 function isRunning(view) {
   return Boolean(view && view.job && !TERMINAL.has(view.job.status));
 }
@@ -108,8 +105,16 @@ export async function renderSearch(root, ctx) {
   const all = button('Re-index all', () => start('all'), { kind: 'primary', testid: 'reindex-all', id: 'reindex-button', disabled: true });
   const pending = button('Re-index pending', () => start('pending'), { testid: 'reindex-pending', disabled: true });
   const stop = button('Stop', () => stopRun(), { kind: 'danger-outline', testid: 'reindex-stop', disabled: true });
-  const modelSel = select(TEXT_MODELS, { id: 'search-model', testid: 'search-model-select' });
-  const modelSave = button('Change model', () => changeModel(), { testid: 'search-model-save' });
+  // Filled from GET /v1/settings/search: the models the server accepts.
+  const modelSel = select([], { id: 'search-model', testid: 'search-model-select' });
+  const modelInfo = h('p', { class: 'small muted', testid: 'search-model-info' });
+  let models = [];
+  function showModelInfo() {
+    const m = models.find((x) => x.name === modelSel.value);
+    setText(modelInfo, m ? m.description : '');
+  }
+  modelSel.addEventListener('change', showModelInfo);
+  const modelSave = button('Change model', () => changeModel(), { testid: 'search-model-save', disabled: true });
   const modelMsg = messageEl('search-model-error');
   append(root, [
     pageHeader('Search & indexing', button('Refresh', () => load(), { testid: 'search-refresh' })),
@@ -121,7 +126,7 @@ export async function renderSearch(root, ctx) {
     card('Embedding model',
       h('p', { class: 'small muted', text: 'The model transcript chunks and queries are embedded with. Changing it re-embeds every file: a full re-index starts at once.' }),
       h('div', { class: 'inline-form' }, field('Model', modelSel), h('div', { class: 'field field-button' }, modelSave)),
-      modelMsg),
+      modelInfo, modelMsg),
   ]);
   let current = null;
   const track = sectionTracker(ctx, progress, () => load());
@@ -154,9 +159,19 @@ export async function renderSearch(root, ctx) {
         api('/v1/settings/search', { signal: ctx.signal }),
       ]);
       showMessage(msg, null);
-      if (!TEXT_MODELS.includes(settings.model)) modelSel.appendChild(h('option', { value: settings.model, text: settings.model }));
+      models = settings.models || [];
+      replace(modelSel, models.map((m) => h('option', {
+        value: m.name,
+        text: m.default ? `${m.name} (default)` : m.name,
+        title: `${m.description} (${m.dimension}-d)`,
+      })));
+      if (!models.some((m) => m.name === settings.model)) {
+        modelSel.appendChild(h('option', { value: settings.model, text: `${settings.model} (no longer offered)` }));
+      }
       modelSel.value = settings.model;
       modelSel.dataset.current = settings.model;
+      showModelInfo();
+      enable(modelSave, models.length > 0);
       render(s);
     } catch (e) {
       if (e.name === 'AbortError') return;
@@ -1003,14 +1018,21 @@ export async function renderAuthSettings(root, ctx) {
 // =============================================================================================
 // Audit logs (super_admin)
 
-const AUDIT_EVENTS = [
-  'auth.', 'auth.login.success', 'auth.login.failure', 'auth.logout', 'auth.refresh', 'auth.refresh.reuse', 'auth.lockout',
-  'auth.unlock', 'auth.password.change', 'auth.mfa.enroll', 'auth.mfa.enable', 'auth.mfa.disable',
-  'admin.user.', 'admin.user.create', 'admin.user.update', 'admin.user.role_change', 'admin.user.delete', 'admin.user.deleted',
-  'admin.user.password_reset', 'admin.user.recover', 'token.', 'token.create', 'token.revoke', 'token.delegation', 'token.rotate',
-  'settings.', 'settings.auth', 'settings.retry', 'settings.budgets', 'settings.prices', 'settings.retention', 'settings.search',
-  'maintenance.', 'share.create', 'share.revoke', 'file.delete', 'job.retry',
-];
+/**
+ * The event filter's options from GET /v1/admin/audit/events: per first part of the code
+ * (`auth`, `admin`, …) a group with "every such event" (a prefix filter) and each code.
+ */
+function auditEventOptions(events) {
+  const groups = new Map();
+  for (const e of events) {
+    const head = e.code.split('.')[0];
+    if (!groups.has(head)) groups.set(head, []);
+    groups.get(head).push(e);
+  }
+  return [...groups].map(([head, list]) => h('optgroup', { label: head },
+    h('option', { value: `${head}.`, text: `Every ${head}.* event` }),
+    list.map((e) => h('option', { value: e.code, text: e.code, title: e.description }))));
+}
 
 function dayStart(value, plusDays = 0) {
   if (!value) return undefined;
@@ -1023,7 +1045,7 @@ function dayStart(value, plusDays = 0) {
 export async function renderAudit(root, ctx) {
   const from = input({ id: 'audit-from', testid: 'audit-from', type: 'date' });
   const to = input({ id: 'audit-to', testid: 'audit-to', type: 'date' });
-  const event = input({ id: 'audit-event', testid: 'audit-event', list: 'audit-events', autocomplete: 'off', placeholder: 'any', maxlength: '100' });
+  const event = select([['', 'Any event']], { id: 'audit-event', testid: 'audit-event' });
   const outcome = select([['', 'Any'], ['success', 'OK'], ['failure', 'Failed']], { id: 'audit-outcome', testid: 'audit-outcome' });
   const user = select([['', 'Anyone']], { id: 'audit-user', testid: 'audit-user' });
   const apply = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'audit-apply', text: 'Apply' });
@@ -1032,7 +1054,7 @@ export async function renderAudit(root, ctx) {
   const json = button('Export JSON', () => exportAs('json', json), { testid: 'audit-export-json' });
   const filters = h('form', { class: 'toolbar', novalidate: true, testid: 'audit-filters' },
     field('From', from), field('To (inclusive)', to),
-    field('Event (exact, or a prefix ending in ".")', event),
+    field('Event', event),
     field('Outcome', outcome), field('User', user),
     h('div', { class: 'inline-actions' }, apply, clearBtn));
   const msg = messageEl('audit-error');
@@ -1044,12 +1066,19 @@ export async function renderAudit(root, ctx) {
   const more = button('Load more', () => load(false), { testid: 'audit-more' });
   more.hidden = true;
   append(root, [
-    h('datalist', { id: 'audit-events' }, AUDIT_EVENTS.map((e) => h('option', { value: e }))),
     pageHeader('Audit logs', csv, json),
     filters, msg,
     h('div', { class: 'table-wrap' }, tbl),
     h('div', { class: 'center' }, more),
   ]);
+
+  try {
+    const r = await api('/v1/admin/audit/events', { signal: ctx.signal });
+    append(event, auditEventOptions(r.events));
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    // codes unavailable: the filter offers "Any event" only
+  }
 
   const names = new Map();
   try {
@@ -1068,7 +1097,7 @@ export async function renderAudit(root, ctx) {
     return {
       from: dayStart(from.value),
       to: dayStart(to.value, 1),
-      event: event.value.trim() || undefined,
+      event: event.value || undefined,
       outcome: outcome.value || undefined,
       user: user.value || undefined,
     };

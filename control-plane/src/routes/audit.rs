@@ -1,7 +1,7 @@
 //! The audit log for super_admins: `GET /v1/admin/audit` pages through it newest first with
 //! filters (date range, event code or prefix, outcome, user); `GET /v1/admin/audit/export`
 //! gives the same filtered rows as a CSV or JSON download named `audit-logs-YYYY-MM-DD.csv`
-//! (or `.json`).
+//! (or `.json`); `GET /v1/admin/audit/events` lists the event codes the filter takes.
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -14,6 +14,7 @@ use voxfleet_store::audit::{AuditEntry, AuditFilter};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
@@ -47,6 +48,38 @@ pub struct AuditPage {
     /// Newest first.
     pub entries: Vec<AuditEntry>,
     pub next_cursor: Option<String>,
+}
+
+/// An event code rows may carry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventInfo {
+    /// The code (`admin.user.role_change`); `event` filters take it, or a prefix of it
+    /// ending in `.` (`admin.user.`).
+    pub code: String,
+    /// What the event records.
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvents {
+    /// Every event code, grouped by its first part.
+    pub events: Vec<AuditEventInfo>,
+}
+
+/// The event codes of the audit log, for its `event` filter (super_admin).
+#[utoipa::path(get, path = "/v1/admin/audit/events", tag = "audit",
+    responses((status = 200, body = AuditEvents), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_audit_events(auth: Auth) -> ApiResult<Json<AuditEvents>> {
+    auth.require(Role::SuperAdmin)?;
+    let events = AuditEvent::ALL
+        .iter()
+        .map(|e| AuditEventInfo {
+            code: e.code().to_owned(),
+            description: e.description().to_owned(),
+        })
+        .collect();
+    Ok(Json(AuditEvents { events }))
 }
 
 fn filter(q: &AuditQuery, limit: i64) -> ApiResult<AuditFilter> {

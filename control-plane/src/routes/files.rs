@@ -13,6 +13,7 @@ use voxfleet_jobs::Priority;
 use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::clip;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
@@ -397,7 +398,7 @@ pub async fn delete_file(
     if let Err(e) = voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "file.delete",
+        AuditEvent::FileDelete.code(),
         Some(&target),
         detail,
     )

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use voxfleet_store::llm_budget::{LlmError, LlmUsage};
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
@@ -105,7 +106,7 @@ pub async fn reserve(
             voxfleet_store::audit::record_failure(
                 &st.pool,
                 auth.actor(),
-                "budget.llm.block",
+                AuditEvent::BudgetLlmBlock.code(),
                 Some(&auth.user_id.to_string()),
                 serde_json::json!({"operation": req.operation, "tokens": req.tokens}),
             )

@@ -21,6 +21,7 @@ use voxfleet_store::search::{EmbeddingFailure, ReferenceCounts};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
@@ -408,7 +409,7 @@ async fn swap_to(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        &format!("maintenance.migration.{state}"),
+        AuditEvent::migration_swap(state).code(),
         Some(&index),
         json!({"forced": forced}),
     )

@@ -13,6 +13,7 @@ use voxfleet_store::settings::RetentionSettings;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, check_time};
@@ -86,7 +87,7 @@ pub async fn put_retention_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "settings.retention",
+        AuditEvent::SettingsRetention.code(),
         None,
         serde_json::to_value(&new).unwrap_or_default(),
     )

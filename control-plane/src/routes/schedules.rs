@@ -10,6 +10,7 @@ use voxfleet_store::settings::ScheduleSettings;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
@@ -101,7 +102,7 @@ pub async fn put_schedule_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "settings.schedules",
+        AuditEvent::SettingsSchedules.code(),
         None,
         serde_json::to_value(&s).unwrap_or_default(),
     )

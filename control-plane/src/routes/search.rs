@@ -13,10 +13,11 @@ use uuid::Uuid;
 use voxfleet_jobs::{ReindexInput, ReindexMode, Section};
 use voxfleet_search::{SPEAKERS_ALIAS, Scope, SearchError, SearchIndex};
 use voxfleet_store::search::IndexCounts;
-use voxfleet_store::settings::SearchSettings;
+use voxfleet_store::settings::{SearchSettings, TEXT_EMBEDDING_MODELS};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
@@ -369,21 +370,63 @@ pub struct SearchSettingsView {
     pub reindex: Option<SectionView>,
 }
 
-/// The text-embedding model of search.
+/// A text-embedding model search can use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TextModel {
+    /// The name `PUT /v1/settings/search` takes.
+    pub name: String,
+    /// Length of its vectors.
+    pub dimension: usize,
+    /// What it is, from the models registry.
+    pub description: String,
+    /// Whether search uses it when no model was chosen.
+    pub default: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchSettingsInfo {
+    /// The configured model.
+    pub model: String,
+    /// Every model `PUT /v1/settings/search` accepts.
+    pub models: Vec<TextModel>,
+}
+
+/// The models the setting accepts: the same list its validation checks.
+fn text_models() -> Vec<TextModel> {
+    let default = SearchSettings::default().model;
+    TEXT_EMBEDDING_MODELS
+        .iter()
+        .map(|name| TextModel {
+            name: (*name).to_owned(),
+            dimension: voxfleet_textembed::DIM,
+            description: voxfleet_models::registry::find(name)
+                .map(|m| m.description)
+                .unwrap_or_default()
+                .to_owned(),
+            default: *name == default,
+        })
+        .collect()
+}
+
+/// The text-embedding model of search, and every model it may be changed to.
 #[utoipa::path(get, path = "/v1/settings/search", tag = "settings",
-    responses((status = 200, body = SearchSettings)), security(("bearer" = [])))]
+    responses((status = 200, body = SearchSettingsInfo), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get_search_settings(
     State(st): State<AppState>,
     auth: Auth,
-) -> ApiResult<Json<SearchSettings>> {
+) -> ApiResult<Json<SearchSettingsInfo>> {
     auth.require(Role::Admin)?;
-    Ok(Json(
-        voxfleet_store::settings::get_search_settings(&st.pool).await?,
-    ))
+    let settings = voxfleet_store::settings::get_search_settings(&st.pool).await?;
+    Ok(Json(SearchSettingsInfo {
+        model: settings.model,
+        models: text_models(),
+    }))
 }
 
-/// Change the text-embedding model: needs `"confirm": true` (409 `confirmation_required`
-/// otherwise), then starts a full reindex that recreates the chunk index.
+/// Change the text-embedding model to one `GET` lists (422 `invalid_setting` otherwise):
+/// needs `"confirm": true` (409 `confirmation_required` otherwise), then starts a full
+/// reindex that recreates the chunk index.
 #[utoipa::path(put, path = "/v1/settings/search", tag = "settings", request_body = PutSearchSettings,
     responses((status = 200, body = SearchSettingsView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -418,7 +461,7 @@ pub async fn put_search_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "settings.search",
+        AuditEvent::SettingsSearch.code(),
         None,
         json!({"from": old.model, "to": new.model}),
     )

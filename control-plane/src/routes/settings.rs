@@ -8,6 +8,7 @@ use voxfleet_store::costs::PriceTable;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
@@ -36,7 +37,7 @@ pub async fn put_retry(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "settings.retry",
+        AuditEvent::SettingsRetry.code(),
         None,
         serde_json::to_value(s).unwrap_or_default(),
     )
@@ -74,7 +75,7 @@ pub async fn put_budgets(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "settings.budgets",
+        AuditEvent::SettingsBudgets.code(),
         None,
         serde_json::to_value(&s).unwrap_or_default(),
     )
@@ -108,7 +109,7 @@ pub async fn put_prices(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "settings.prices",
+        AuditEvent::SettingsPrices.code(),
         None,
         serde_json::to_value(&p).unwrap_or_default(),
     )

@@ -11,6 +11,7 @@ use voxfleet_jobs::{EnqueueRequest, JobKind, JobSnapshot, JobStatus};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::services::submit::submit_many;
@@ -94,7 +95,7 @@ pub async fn rerun(st: &AppState, auth: &Auth, j: JobSnapshot) -> ApiResult<JobS
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "job.retry",
+        AuditEvent::JobRetry.code(),
         Some(&reset.id.to_string()),
         serde_json::json!({}),
     )
@@ -165,7 +166,7 @@ pub async fn recover_user(st: &AppState, auth: &Auth, user: Uuid) -> ApiResult<R
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        "admin.user.recover",
+        AuditEvent::AdminUserRecover.code(),
         Some(&user.to_string()),
         serde_json::json!({"failed_requeued": out.failed_requeued,
                            "stuck_requeued": out.stuck_requeued}),

@@ -12,6 +12,7 @@ use voxfleet_store::jobs::Inserted;
 use voxfleet_store::search::MaintenanceRun;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::services::jobs::overlay;
@@ -122,7 +123,7 @@ pub async fn start_section_by(
     voxfleet_store::audit::record_as(
         &st.pool,
         actor,
-        &format!("maintenance.{section}.start"),
+        AuditEvent::section_start(section).code(),
         id.map(|i| i.to_string()).as_deref(),
         value,
     )

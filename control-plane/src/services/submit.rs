@@ -10,6 +10,7 @@ use voxfleet_jobs::{JobInput, JobKind, JobSnapshot, Priority, QueueName, RetrySe
 use voxfleet_store::jobs::Inserted;
 
 use crate::AppState;
+use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code};
 
@@ -226,7 +227,7 @@ pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec
             if let Err(a) = voxfleet_store::audit::record_failure(
                 &st.pool,
                 actor,
-                "budget.transcription.block",
+                AuditEvent::BudgetTranscriptionBlock.code(),
                 owner.map(|o| o.to_string()).as_deref(),
                 detail,
             )
