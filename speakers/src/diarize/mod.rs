@@ -35,6 +35,10 @@
 //!    frame, overlap kept), sub-segment labels where one speaker talks, and
 //!    [`crate::binarize`] (gaps under 0.1 s filled, turns under 0.1 s dropped) into turns;
 //!    speakers renumbered by first appearance.
+//! 4. Unless `num_speakers` is given, the recheck ([`DiarizeOptions::recheck`], on by default):
+//!    each speaker's single-speaker stretches re-embedded in pieces of 1–3 s, two speakers
+//!    merged when their pieces agree as well as each one's agree among themselves, speakers
+//!    with under a second of speech folded into the nearest; step 3 again when any changed.
 //!
 //! `stop` is checked between batches (of windows, of embeddings); `progress` is told after each
 //! one, segmentation being the first half and embeddings the second half of `total_ms` (the

@@ -45,19 +45,20 @@ pub struct DiarizeOptions {
     /// [`FrontEnd::default_background_threshold`](crate::FrontEnd::default_background_threshold):
     /// CAM++ on wideband audio). The speakers' embeddings stay the model's own. Default on.
     pub background: bool,
-    /// When set, a second look at the speakers found (the `recheck` module of `diarize`): each speaker's
-    /// single-speaker stretches are embedded again in pieces of 1–3 s, and two speakers whose
-    /// pieces agree with each other within this margin (cosine similarity) of how well each
-    /// one's pieces agree among themselves are merged. Not with `num_speakers`; never below
-    /// `min_speakers`. Default [`DEFAULT_RECHECK`].
+    /// When set, a second look at the speakers found (the `recheck` module of `diarize`): each
+    /// speaker's single-speaker stretches are embedded again in pieces of 1–3 s, and two speakers
+    /// whose pieces agree with each other within this margin (cosine similarity) of how well each
+    /// one's pieces agree among themselves are merged; a speaker with under a second of speech
+    /// is folded into the nearest. Not with `num_speakers`; never below `min_speakers`. Default
+    /// [`DEFAULT_RECHECK`].
     pub recheck: Option<f32>,
 }
 
 /// Default [`DiarizeOptions::recheck`]. On the development set's `tune` part
-/// (`voxfleet-bench-diarize --split tune --sweep-recheck off,0,0.03,0.06,0.1,0.15`), margins 0.03–0.06 gave the most right counts
-/// (synthetic 13/20 → 15/20, telephone 3/5 → 5/5; at 0.05 with speakers under a second
-/// folded, synthetic 16/20 and noisy 3/5 → 4/5); 0.1 and more merged real AMI speakers (DER
-/// 17.3 % → 20.8 %).
+/// (`voxfleet-bench-diarize --split tune --sweep-recheck off,0,0.03,0.06,0.1,0.15`), margins
+/// 0.03–0.06 gave the most right counts (synthetic 13/20 → 15/20, telephone 3/5 → 5/5; at 0.05 with
+/// speakers under a second folded, synthetic 16/20 and noisy 3/5 → 4/5); 0.1 and more merged real
+/// AMI speakers (DER 17.3 % → 20.8 %).
 pub const DEFAULT_RECHECK: Option<f32> = Some(0.05);
 
 /// Bounds of the recording-derived threshold of [`DiarizeOptions::threshold_scale`].

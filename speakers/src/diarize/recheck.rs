@@ -9,18 +9,19 @@
 //! alone, so each speaker's single-speaker stretches are cut into pieces of 1–3 s and embedded
 //! again.
 //!
-//! Two found speakers are then the same person when their pieces agree with each other as
-//! well as each speaker's pieces agree among themselves: each speaker's pieces are split in
-//! two interleaved halves (even and odd in time), the similarity of the two halves' means is
-//! that speaker's self-similarity, and the mean similarity of one speaker's halves to the
-//! other's is their cross-similarity. The pair whose cross-similarity comes nearest to the
-//! lower self-similarity of the two is merged while it is within `margin` of it; then the
-//! merged speaker's halves are formed again and the next pair looked at. Comparing with the
-//! recording's own self-similarity rather than a fixed threshold is what makes the rule hold
-//! across channels: a telephone channel lifts the similarity of different voices and of one
-//! voice alike. A speaker with a single piece has no self-similarity; a pair where neither
-//! side has one is left apart. The speaker-count hints are kept: nothing is merged below
-//! `min_speakers`, and nothing runs with `num_speakers`.
+//! Two found speakers are then the same person when their pieces agree with each other as well as
+//! each speaker's pieces agree among themselves: each speaker's pieces are split in two interleaved
+//! halves (even and odd in time), the similarity of the two halves' means is that speaker's
+//! self-similarity, and the mean similarity of one speaker's halves to the other's is their
+//! cross-similarity. The pair whose cross-similarity comes nearest to the lower self-similarity of
+//! the two (of the one that has one; the recording's median self-similarity for two speakers of a
+//! single piece each) is merged while it is within `margin` of it; then the merged speaker's halves
+//! are formed again and the next pair looked at. Comparing with the recording's own self-similarity
+//! rather than a fixed threshold is what makes the rule hold across channels: a telephone channel
+//! lifts the similarity of different voices and of one voice alike. A speaker with a single piece
+//! has no self-similarity; two such are left apart when no speaker of the recording has one. The
+//! speaker-count hints are kept: nothing is merged below `min_speakers`, and nothing runs with
+//! `num_speakers`.
 //!
 //! A speaker with under a second of speech has no piece to check; such a speaker is folded
 //! into the one whose mean embedding is nearest ([`fold_slight`]). On the `tune` part the
@@ -158,6 +159,14 @@ pub(super) fn merges(
         .collect();
     let mut merged = false;
     while groups.len() > min_speakers.max(1) {
+        // What a speaker with a single piece is held to: the recording's median
+        // self-similarity, when some speaker has one.
+        let mut selfs: Vec<f32> = groups
+            .iter()
+            .filter_map(|(_, h)| h.as_ref()?.self_similarity())
+            .collect();
+        selfs.sort_by(f32::total_cmp);
+        let typical = selfs.get(selfs.len() / 2).copied();
         let mut best: Option<(f32, usize, usize)> = None;
         for a in 0..groups.len() {
             for b in a + 1..groups.len() {
@@ -167,7 +176,10 @@ pub(super) fn merges(
                 let reference = match (ha.self_similarity(), hb.self_similarity()) {
                     (Some(x), Some(y)) => x.min(y),
                     (Some(x), None) | (None, Some(x)) => x,
-                    (None, None) => continue,
+                    (None, None) => match typical {
+                        Some(t) => t,
+                        None => continue,
+                    },
                 };
                 let score = ha.cross_similarity(hb) - reference;
                 if best.is_none_or(|(s, _, _)| score > s) {
