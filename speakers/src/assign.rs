@@ -289,6 +289,7 @@ pub fn split_at_speaker_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binarize::turn;
 
     #[test]
     fn known_speakers_match_best_first_above_the_threshold() {
@@ -305,14 +306,6 @@ mod tests {
         // A higher bar names nobody whose best match is below it.
         assert_eq!(match_known(&s, &k, 0.999), []);
         assert!(match_known(&s, &[], 0.6).is_empty());
-    }
-
-    fn turn(start: f64, end: f64, speaker: usize) -> Turn {
-        Turn {
-            start,
-            end,
-            speaker,
-        }
     }
 
     #[test]

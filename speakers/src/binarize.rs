@@ -115,6 +115,16 @@ pub fn binarize(timeline: &Timeline, options: &BinarizeOptions) -> Vec<Turn> {
     turns
 }
 
+/// A turn from its fields, for the tests of the modules that read turns.
+#[cfg(test)]
+pub(crate) fn turn(start: f64, end: f64, speaker: usize) -> Turn {
+    Turn {
+        start,
+        end,
+        speaker,
+    }
+}
+
 /// Sorts turns by start, then speaker, then end.
 pub fn sort_turns(turns: &mut [Turn]) {
     turns.sort_by(|a, b| {

@@ -204,14 +204,7 @@ fn hungarian_max(weights: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn turn(start: f64, end: f64, speaker: usize) -> Turn {
-        Turn {
-            start,
-            end,
-            speaker,
-        }
-    }
+    use crate::binarize::turn;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9

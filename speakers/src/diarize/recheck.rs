@@ -420,14 +420,7 @@ pub(super) fn fold_slight(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn turn(start: f64, end: f64, speaker: usize) -> Turn {
-        Turn {
-            start,
-            end,
-            speaker,
-        }
-    }
+    use crate::binarize::turn;
 
     #[test]
     fn exclusive_stretches_leave_out_overlap() {
