@@ -8,9 +8,7 @@
 //!   health and metrics); `error` maps every error code to its HTTP status in one table;
 //!   `auth` turns bearer tokens into roles; `extract` makes body/query rejections speak the
 //!   API's error format; `background` runs the reaper, the persist sweeper and the Redis
-//!   pub/sub listener that feeds server-sent events and metrics; `openapi` the spec;
-//!   `audit_events` every audit event code, in one table.
-pub mod audit_events;
+//!   pub/sub listener that feeds server-sent events and metrics; `openapi` the spec.
 pub mod auth;
 pub mod background;
 pub mod dashboard;

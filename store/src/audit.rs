@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::audit_events::AuditEvent;
 use crate::db::StoreError;
 
 /// Who acts: the token presented, the user it acts as and the caller's address. All None
@@ -24,7 +25,7 @@ pub struct Actor {
 pub async fn record<'e>(
     db: impl sqlx::PgExecutor<'e>,
     actor: Option<Uuid>,
-    action: &str,
+    action: AuditEvent,
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
@@ -33,7 +34,7 @@ pub async fn record<'e>(
          VALUES ($1, (SELECT user_id FROM api_tokens WHERE id = $1), $2, $3, $4)",
     )
     .bind(actor)
-    .bind(action)
+    .bind(action.code())
     .bind(target)
     .bind(detail)
     .execute(db)
@@ -46,7 +47,7 @@ pub async fn record<'e>(
 pub async fn record_as<'e>(
     db: impl sqlx::PgExecutor<'e>,
     actor: Actor,
-    action: &str,
+    action: AuditEvent,
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
@@ -57,7 +58,7 @@ pub async fn record_as<'e>(
 pub async fn record_failure<'e>(
     db: impl sqlx::PgExecutor<'e>,
     actor: Actor,
-    action: &str,
+    action: AuditEvent,
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
@@ -67,7 +68,7 @@ pub async fn record_failure<'e>(
 async fn insert<'e>(
     db: impl sqlx::PgExecutor<'e>,
     actor: Actor,
-    action: &str,
+    action: AuditEvent,
     target: Option<&str>,
     detail: serde_json::Value,
     outcome: &str,
@@ -79,7 +80,7 @@ async fn insert<'e>(
     .bind(actor.token)
     .bind(actor.user)
     .bind(actor.ip.map(|ip| ip.to_string()))
-    .bind(action)
+    .bind(action.code())
     .bind(target)
     .bind(detail)
     .bind(outcome)

@@ -16,8 +16,10 @@
 //!   truth).
 //! - [`submit`]: the one submission path (record, link, queue; undone when queueing fails).
 //! - [`users`]: the people who own things, hold tokens and a role; [`tokens`]: hashed
-//!   bearer tokens, each a user's; [`audit`]: the audit log.
+//!   bearer tokens, each a user's; [`audit`]: the audit log, [`audit_events`] the codes its rows
+//!   may carry.
 pub mod audit;
+pub mod audit_events;
 pub mod auth_settings;
 pub mod budgets;
 pub mod costs;

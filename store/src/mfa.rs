@@ -4,6 +4,7 @@
 //! code or a backup code, turn it off only with a valid code. A code is accepted once: the
 //! newest accepted time step is kept and an older or equal one is refused. Audited
 //! `auth.mfa.enroll`, `auth.mfa.enable`, `auth.mfa.disable`.
+use crate::audit_events::AuditEvent;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use totp_rs::{Builder, Secret, Totp};
@@ -104,7 +105,7 @@ pub async fn enroll(pool: &PgPool, user: Uuid, actor: Actor) -> Result<Enrollmen
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.mfa.enroll",
+        AuditEvent::AuthMfaEnroll,
         Some(&user.to_string()),
         serde_json::json!({}),
     )
@@ -202,7 +203,7 @@ pub async fn activate(
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.mfa.enable",
+        AuditEvent::AuthMfaEnable,
         Some(&user.to_string()),
         serde_json::json!({}),
     )
@@ -255,7 +256,7 @@ pub async fn disable(pool: &PgPool, user: Uuid, code: &str, actor: Actor) -> Res
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.mfa.disable",
+        AuditEvent::AuthMfaDisable,
         Some(&user.to_string()),
         serde_json::json!({}),
     )

@@ -7,6 +7,7 @@
 //! unlock it. Every step is audited (`auth.login.success`, `auth.login.failure`,
 //! `auth.lockout`, `auth.refresh`, `auth.refresh.reuse`, `auth.logout`, `auth.unlock`,
 //! `auth.password.change`).
+use crate::audit_events::AuditEvent;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -176,7 +177,7 @@ pub async fn login(
                 ip,
                 ..Actor::default()
             };
-            audit::record_failure(pool, actor, "auth.login.failure", None, detail).await
+            audit::record_failure(pool, actor, AuditEvent::AuthLoginFailure, None, detail).await
         }
     };
     let Some((user, hash, disabled, locked_until, mfa_enabled, role)) = row else {
@@ -233,7 +234,7 @@ pub async fn login(
             audit::record_as(
                 &mut *tx,
                 actor,
-                "auth.lockout",
+                AuditEvent::AuthLockout,
                 Some(&user.to_string()),
                 serde_json::json!({"failed_attempts": failed, "until": until}),
             )
@@ -267,7 +268,7 @@ pub async fn login(
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.login.success",
+        AuditEvent::AuthLoginSuccess,
         Some(&issued.session_id.to_string()),
         serde_json::json!({}),
     )
@@ -337,7 +338,7 @@ pub async fn refresh(
         audit::record_failure(
             &mut *tx,
             actor,
-            "auth.refresh.reuse",
+            AuditEvent::AuthRefreshReuse,
             Some(&target),
             serde_json::json!({"session_revoked": revoked_at.is_none()}),
         )
@@ -374,7 +375,7 @@ pub async fn refresh(
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.refresh",
+        AuditEvent::AuthRefresh,
         Some(&target),
         serde_json::json!({}),
     )
@@ -390,7 +391,7 @@ pub async fn logout(pool: &PgPool, id: Uuid, actor: Actor) -> Result<(), StoreEr
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.logout",
+        AuditEvent::AuthLogout,
         Some(&id.to_string()),
         serde_json::json!({}),
     )
@@ -416,7 +417,7 @@ pub async fn unlock(pool: &PgPool, user: Uuid, actor: Actor) -> Result<bool, Sto
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.unlock",
+        AuditEvent::AuthUnlock,
         Some(&user.to_string()),
         serde_json::json!({}),
     )
@@ -476,7 +477,7 @@ pub async fn change_password(
     audit::record_as(
         &mut *tx,
         actor,
-        "auth.password.change",
+        AuditEvent::AuthPasswordChange,
         Some(&user.to_string()),
         serde_json::json!({"sessions_revoked": others.len()}),
     )

@@ -3,6 +3,7 @@
 //! while its owner has lost `public_sharing`, is disabled or being deleted, nor while the file
 //! is being deleted; whether the instance allows sharing at all is the caller's check
 //! (`AuthSettings::public_sharing_allowed`).
+use crate::audit_events::AuditEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -49,7 +50,7 @@ pub async fn create(
     audit::record_as(
         &mut *tx,
         actor,
-        "share.create",
+        AuditEvent::ShareCreate,
         Some(&link.id.to_string()),
         serde_json::json!({"file_id": file, "expires_at": expires_at}),
     )
@@ -103,7 +104,7 @@ pub async fn revoke(
         audit::record_as(
             &mut *tx,
             actor,
-            "share.revoke",
+            AuditEvent::ShareRevoke,
             Some(&id.to_string()),
             serde_json::json!({}),
         )

@@ -6,6 +6,7 @@
 //! The bootstrap token (`VOXFLEET_ADMIN_TOKEN`) is a super_admin row flagged `bootstrap`; at
 //! most one is active. [`ensure_bootstrap`] makes the presented secret that one and revokes
 //! the others (rotation); a revoked token is never made valid again. Every change is audited.
+use crate::audit_events::AuditEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -129,7 +130,7 @@ pub fn generate_token() -> String {
 async fn audit(
     con: &mut PgConnection,
     actor: Option<Uuid>,
-    action: &str,
+    action: AuditEvent,
     target: Uuid,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
@@ -160,7 +161,7 @@ pub async fn create_token_by(
     audit(
         &mut tx,
         actor,
-        "token.create",
+        AuditEvent::TokenCreate,
         rec.id,
         serde_json::json!({"name": name, "role": role, "user_id": user, "service_account": true}),
     )
@@ -223,7 +224,7 @@ pub async fn create_user_token(
     crate::audit::record_as(
         &mut *tx,
         by,
-        "token.create",
+        AuditEvent::TokenCreate,
         Some(&rec.id.to_string()),
         serde_json::json!({"name": name, "user_id": user, "expires_at": expires_at}),
     )
@@ -273,7 +274,7 @@ pub async fn set_delegation(
     crate::audit::record_as(
         &mut *tx,
         by,
-        "token.delegation",
+        AuditEvent::TokenDelegation,
         Some(&id.to_string()),
         serde_json::json!({"can_delegate": can_delegate}),
     )
@@ -350,7 +351,7 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
             audit(
                 &mut tx,
                 None,
-                "token.create",
+                AuditEvent::TokenCreate,
                 id,
                 serde_json::json!({
                     "name": "bootstrap", "role": Role::SuperAdmin, "bootstrap": true,
@@ -374,7 +375,7 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
         crate::audit::record(
             &mut *tx,
             None,
-            "admin.user.bootstrap_restore",
+            AuditEvent::AdminUserBootstrapRestore,
             Some(&user.to_string()),
             serde_json::json!({"via": "VOXFLEET_ADMIN_TOKEN"}),
         )
@@ -392,7 +393,7 @@ pub async fn ensure_bootstrap(pool: &PgPool, plain: &str) -> Result<Uuid, StoreE
         audit(
             &mut tx,
             None,
-            "token.rotate",
+            AuditEvent::TokenRotate,
             old,
             serde_json::json!({"replaced_by": id, "via": "VOXFLEET_ADMIN_TOKEN"}),
         )
@@ -498,7 +499,7 @@ pub async fn revoke_token(
             audit(
                 &mut tx,
                 actor,
-                "token.revoke",
+                AuditEvent::TokenRevoke,
                 id,
                 serde_json::json!({
                     "name": rec.name, "role": rec.role, "bootstrap": rec.bootstrap, "via": via,

@@ -14,10 +14,10 @@ use voxfleet_store::audit::{AuditEntry, AuditFilter};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
+use voxfleet_store::audit_events::AuditEvent;
 
 /// Most rows one export holds; narrow the filters for more.
 pub const MAX_EXPORT_ROWS: i64 = 100_000;

@@ -14,10 +14,10 @@ use voxfleet_store::sessions::{Issued, SignInError};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::{Auth, PeerIp};
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
+use voxfleet_store::audit_events::AuditEvent;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -213,7 +213,7 @@ pub async fn put_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsAuth.code(),
+        AuditEvent::SettingsAuth,
         None,
         serde_json::to_value(&s).unwrap_or_default(),
     )

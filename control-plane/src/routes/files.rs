@@ -13,7 +13,6 @@ use voxfleet_jobs::Priority;
 use voxfleet_store::files::{FileFilter, FileRecord, FileStatus, Usage};
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::clip;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
@@ -22,6 +21,7 @@ use crate::form::{SMALL_TEXT, TextBudget};
 use crate::services::files::{Processing, live, load, processing};
 use crate::transcript::Format;
 use crate::upload::{self, Spooled};
+use voxfleet_store::audit_events::AuditEvent;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileError {
@@ -398,7 +398,7 @@ pub async fn delete_file(
     if let Err(e) = voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::FileDelete.code(),
+        AuditEvent::FileDelete,
         Some(&target),
         detail,
     )

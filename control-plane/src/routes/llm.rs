@@ -13,11 +13,11 @@ use uuid::Uuid;
 use voxfleet_store::llm_budget::{LlmError, LlmUsage};
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
 use crate::services::submit::BUDGET_WARNING;
+use voxfleet_store::audit_events::AuditEvent;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +106,7 @@ pub async fn reserve(
             voxfleet_store::audit::record_failure(
                 &st.pool,
                 auth.actor(),
-                AuditEvent::BudgetLlmBlock.code(),
+                AuditEvent::BudgetLlmBlock,
                 Some(&auth.user_id.to_string()),
                 serde_json::json!({"operation": req.operation, "tokens": req.tokens}),
             )

@@ -21,11 +21,11 @@ use voxfleet_store::search::{EmbeddingFailure, ReferenceCounts};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
 use crate::services::sections::{SectionView, section_view, start_section, stop_section};
+use voxfleet_store::audit_events::AuditEvent;
 
 /// An admin's start of a section's job, answered 202 with the section.
 pub async fn start_as_admin(
@@ -409,7 +409,7 @@ async fn swap_to(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::migration_swap(state).code(),
+        AuditEvent::migration_swap(state),
         Some(&index),
         json!({"forced": forced}),
     )

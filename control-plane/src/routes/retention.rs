@@ -13,12 +13,12 @@ use voxfleet_store::settings::RetentionSettings;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, check_time};
 use crate::routes::maintenance::{start_as_admin, stop_as_admin};
 use crate::services::sections::{SectionView, section_view};
+use voxfleet_store::audit_events::AuditEvent;
 
 const SECTION: Section = Section::Retention;
 
@@ -87,7 +87,7 @@ pub async fn put_retention_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsRetention.code(),
+        AuditEvent::SettingsRetention,
         None,
         serde_json::to_value(&new).unwrap_or_default(),
     )

@@ -10,11 +10,11 @@ use voxfleet_store::settings::ScheduleSettings;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
 use crate::scheduler::{Cadence, ScheduleName, cadence};
+use voxfleet_store::audit_events::AuditEvent;
 
 /// One recurring job.
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,7 +102,7 @@ pub async fn put_schedule_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsSchedules.code(),
+        AuditEvent::SettingsSchedules,
         None,
         serde_json::to_value(&s).unwrap_or_default(),
     )

@@ -17,12 +17,12 @@ use voxfleet_store::settings::{SearchSettings, TEXT_EMBEDDING_MODELS};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::routes::maintenance::{start_as_admin, stop_as_admin};
 use crate::services::sections::{SectionView, ensure_idle, section_view, start_section};
+use voxfleet_store::audit_events::AuditEvent;
 
 fn scope(auth: &Auth) -> Scope {
     if auth.is_admin() {
@@ -461,7 +461,7 @@ pub async fn put_search_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsSearch.code(),
+        AuditEvent::SettingsSearch,
         None,
         json!({"from": old.model, "to": new.model}),
     )

@@ -8,10 +8,10 @@ use voxfleet_store::costs::PriceTable;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiJson;
+use voxfleet_store::audit_events::AuditEvent;
 
 /// The retry setting (admins).
 #[utoipa::path(get, path = "/v1/settings/retry", tag = "settings",
@@ -37,7 +37,7 @@ pub async fn put_retry(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsRetry.code(),
+        AuditEvent::SettingsRetry,
         None,
         serde_json::to_value(s).unwrap_or_default(),
     )
@@ -75,7 +75,7 @@ pub async fn put_budgets(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsBudgets.code(),
+        AuditEvent::SettingsBudgets,
         None,
         serde_json::to_value(&s).unwrap_or_default(),
     )
@@ -109,7 +109,7 @@ pub async fn put_prices(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsPrices.code(),
+        AuditEvent::SettingsPrices,
         None,
         serde_json::to_value(&p).unwrap_or_default(),
     )

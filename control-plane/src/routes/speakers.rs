@@ -10,11 +10,11 @@ use voxfleet_store::speakers::SpeakerRecord;
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::services::files::load;
+use voxfleet_store::audit_events::AuditEvent;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SpeakerView {
@@ -215,7 +215,7 @@ pub async fn put_embedding_settings(
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::SettingsEmbeddings.code(),
+        AuditEvent::SettingsEmbeddings,
         None,
         serde_json::to_value(&s).unwrap_or_default(),
     )

@@ -11,10 +11,10 @@ use voxfleet_jobs::{EnqueueRequest, JobKind, JobSnapshot, JobStatus};
 use voxfleet_store::tokens::Role;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::services::submit::submit_many;
+use voxfleet_store::audit_events::AuditEvent;
 
 /// Why a running job is reported stuck.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -95,7 +95,7 @@ pub async fn rerun(st: &AppState, auth: &Auth, j: JobSnapshot) -> ApiResult<JobS
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::JobRetry.code(),
+        AuditEvent::JobRetry,
         Some(&reset.id.to_string()),
         serde_json::json!({}),
     )
@@ -166,7 +166,7 @@ pub async fn recover_user(st: &AppState, auth: &Auth, user: Uuid) -> ApiResult<R
     voxfleet_store::audit::record_as(
         &st.pool,
         auth.actor(),
-        AuditEvent::AdminUserRecover.code(),
+        AuditEvent::AdminUserRecover,
         Some(&user.to_string()),
         serde_json::json!({"failed_requeued": out.failed_requeued,
                            "stuck_requeued": out.stuck_requeued}),

@@ -12,12 +12,12 @@ use voxfleet_store::jobs::Inserted;
 use voxfleet_store::search::MaintenanceRun;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::services::jobs::overlay;
 use crate::services::submit::{parse_input, submit_many};
 use crate::views::{JobView, view};
+use voxfleet_store::audit_events::AuditEvent;
 
 /// A section's latest run with its job.
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,7 +123,7 @@ pub async fn start_section_by(
     voxfleet_store::audit::record_as(
         &st.pool,
         actor,
-        AuditEvent::section_start(section).code(),
+        AuditEvent::section_start(section),
         id.map(|i| i.to_string()).as_deref(),
         value,
     )

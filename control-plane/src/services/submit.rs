@@ -10,9 +10,9 @@ use voxfleet_jobs::{JobInput, JobKind, JobSnapshot, Priority, QueueName, RetrySe
 use voxfleet_store::jobs::Inserted;
 
 use crate::AppState;
-use crate::audit_events::AuditEvent;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Code};
+use voxfleet_store::audit_events::AuditEvent;
 
 /// A job submission.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -227,7 +227,7 @@ pub async fn submit_many(st: &AppState, jobs: Vec<JobSnapshot>) -> ApiResult<Vec
             if let Err(a) = voxfleet_store::audit::record_failure(
                 &st.pool,
                 actor,
-                AuditEvent::BudgetTranscriptionBlock.code(),
+                AuditEvent::BudgetTranscriptionBlock,
                 owner.map(|o| o.to_string()).as_deref(),
                 detail,
             )

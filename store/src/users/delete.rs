@@ -5,6 +5,7 @@
 //! [`finish_delete`] removes the tokens and the row. Usage rows stay for accounting, detached
 //! from the person; job rows stay for the fleet's history, detached too. Every step can run
 //! again, so a worker killed anywhere leaves a hidden account the next attempt finishes.
+use crate::audit_events::AuditEvent;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -69,7 +70,7 @@ pub async fn mark_deleting(pool: &PgPool, id: Uuid, by: Acting) -> Result<Marked
     audit::record_as(
         &mut *tx,
         by.actor,
-        "admin.user.delete",
+        AuditEvent::AdminUserDelete,
         Some(&id.to_string()),
         serde_json::json!({"name": user.name, "email": user.email, "role": user.role,
                            "tokens_revoked": revoked, "files": files}),
@@ -149,7 +150,7 @@ pub async fn finish_delete(pool: &PgPool, id: Uuid) -> Result<Option<Finished>, 
     audit::record(
         &mut *tx,
         None,
-        "admin.user.deleted",
+        AuditEvent::AdminUserDeleted,
         Some(&id.to_string()),
         serde_json::json!({"tokens_deleted": tokens_deleted,
                            "usage_rows_detached": usage_rows_detached,

@@ -1,5 +1,6 @@
 //! Changing users: create, edit, reset a password, with the rules that protect accounts
 //! checked in the transaction of the change, and the audit rows.
+use crate::audit_events::AuditEvent;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -111,7 +112,7 @@ pub async fn create_user(pool: &PgPool, new: NewUser, by: Acting) -> Result<User
     audit::record_as(
         &mut *tx,
         by.actor,
-        "admin.user.create",
+        AuditEvent::AdminUserCreate,
         Some(&id.to_string()),
         serde_json::json!({"name": name, "email": email, "role": new.role}),
     )
@@ -224,7 +225,7 @@ pub async fn update_user(
     audit::record_as(
         &mut *tx,
         by.actor,
-        "admin.user.update",
+        AuditEvent::AdminUserUpdate,
         Some(&id.to_string()),
         changes(&old, &new),
     )
@@ -233,7 +234,7 @@ pub async fn update_user(
         audit::record_as(
             &mut *tx,
             by.actor,
-            "admin.user.role_change",
+            AuditEvent::AdminUserRoleChange,
             Some(&id.to_string()),
             serde_json::json!({"from": old.role, "to": role}),
         )
@@ -285,7 +286,7 @@ pub async fn reset_password(
     audit::record_as(
         &mut *tx,
         by.actor,
-        "admin.user.password_reset",
+        AuditEvent::AdminUserPasswordReset,
         Some(&id.to_string()),
         serde_json::json!({}),
     )
