@@ -47,11 +47,11 @@ const TRIM_S: f64 = 0.1;
 const MAX_PIECES: usize = 24;
 /// A speaker found with less speech than this (seconds) has no piece to be checked by; it is
 /// folded into the speaker whose embedding is nearest, when one with more speech is there.
-pub(super) const MIN_SPEECH_S: f64 = 1.0;
+const MIN_SPEECH_S: f64 = 1.0;
 
 /// Where each of `num_speakers` speakers talks alone in `turns`: sorted, non-overlapping
 /// `(start, end)` stretches in seconds.
-pub(super) fn exclusive_stretches(turns: &[Turn], num_speakers: usize) -> Vec<Vec<(f64, f64)>> {
+fn exclusive_stretches(turns: &[Turn], num_speakers: usize) -> Vec<Vec<(f64, f64)>> {
     let mut bounds: Vec<f64> = turns.iter().flat_map(|t| [t.start, t.end]).collect();
     bounds.sort_by(f64::total_cmp);
     bounds.dedup();
@@ -77,7 +77,7 @@ pub(super) fn exclusive_stretches(turns: &[Turn], num_speakers: usize) -> Vec<Ve
 /// The pieces of `stretches` that are embedded: each trimmed by [`TRIM_S`] at both ends,
 /// those of at least [`MIN_PIECE_S`] cut into equal pieces of at most [`MAX_PIECE_S`]; at
 /// most [`MAX_PIECES`], evenly spread, in time order.
-pub(super) fn pieces(stretches: &[(f64, f64)]) -> Vec<(f64, f64)> {
+fn pieces(stretches: &[(f64, f64)]) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     for &(a, b) in stretches {
         let (a, b) = (a + TRIM_S, b - TRIM_S);
@@ -145,7 +145,7 @@ impl Halves {
 /// Which speakers to merge, given each speaker's pieces (start, embedding; empty: nothing to
 /// compare). Returns each speaker's new id (ids numbered by their lowest old
 /// speaker), or `None` when nothing is merged.
-pub(super) fn merges(
+fn merges(
     speakers: Vec<Vec<(f64, Vec<f32>)>>,
     margin: f32,
     min_speakers: usize,
@@ -211,13 +211,8 @@ pub(super) fn merges(
     Some(ids)
 }
 
-/// One embedded piece of a speaker's single-speaker speech.
-struct Piece {
-    start: f64,
-    speaker: usize,
-    /// Unit length, centred when the clustering was.
-    unit: Vec<f32>,
-}
+/// One speaker's pieces: each one's start (seconds) and unit embedding.
+type Pieces = Vec<(f64, Vec<f32>)>;
 
 /// Turns and the number of speaker ids they may use: what [`Diarizer::second_look`] changes.
 type Found = (Vec<Turn>, usize);
@@ -238,66 +233,44 @@ impl Diarizer {
         opts: &DiarizeOptions,
         check: &dyn Fn() -> Result<(), SpeakersError>,
     ) -> Result<Found, SpeakersError> {
-        let (mut turns, mut num_speakers) = found;
-        if opts.num_speakers.is_some() || opts.recheck.is_none() || num_speakers < 2 {
+        let (turns, num_speakers) = found;
+        let Some(margin) = opts
+            .recheck
+            .filter(|_| opts.num_speakers.is_none() && num_speakers >= 2)
+        else {
             return Ok((turns, num_speakers));
-        }
-        let mut pieces = self.embed_pieces(ctx, &turns, num_speakers, opts, check)?;
+        };
+        let pieces = self.embed_pieces(ctx, &turns, num_speakers, opts, check)?;
         let min_speakers = opts.min_speakers.unwrap_or(1);
-        if let Some(margin) = opts.recheck {
-            let by_speaker: Vec<Vec<(f64, Vec<f32>)>> = (0..num_speakers)
-                .map(|s| {
-                    pieces
-                        .iter()
-                        .filter(|p| p.speaker == s)
-                        .map(|p| (p.start, p.unit.clone()))
-                        .collect()
-                })
-                .collect();
-            let ids = merges(by_speaker, margin, min_speakers);
-            let mut speech = vec![0.0f64; num_speakers];
-            for t in &turns {
-                speech[t.speaker] += t.end - t.start;
-            }
-            if let Some(ids) = fold_slight(ids, &speech, speaker_embeddings, min_speakers) {
-                let k = ids.iter().max().map_or(0, |m| m + 1);
-                let renamed = |c: usize| ids.get(c).copied().unwrap_or(c);
-                for window in clusters.iter_mut() {
-                    for c in window.iter_mut() {
-                        *c = c.map(renamed);
-                    }
-                }
-                for l in frame_labels.iter_mut() {
-                    *l = l.map(renamed);
-                }
-                for p in &mut pieces {
-                    p.speaker = renamed(p.speaker);
-                }
-                // Each merged speaker's embedding: the mean of its parts', by their speech.
-                *speaker_embeddings = (0..k)
-                    .map(|new| {
-                        let mut sum: Vec<f32> = Vec::new();
-                        for (old, e) in speaker_embeddings.iter().enumerate() {
-                            if renamed(old) != new || e.is_empty() {
-                                continue;
-                            }
-                            sum.resize(e.len(), 0.0);
-                            let w = speech.get(old).copied().unwrap_or(0.0).max(1e-3) as f32;
-                            for (s, x) in sum.iter_mut().zip(e) {
-                                *s += w * x;
-                            }
-                        }
-                        crate::cluster::normalized(&sum).unwrap_or(sum)
-                    })
-                    .collect();
-                (turns, num_speakers) =
-                    turns_of(ctx, clusters, frame_labels, speaker_embeddings.len());
+        let ids = merges(pieces, margin, min_speakers);
+        let mut speech = vec![0.0f64; num_speakers];
+        for t in &turns {
+            speech[t.speaker] += t.end - t.start;
+        }
+        let Some((ids, merged)) = fold_slight(ids, &speech, speaker_embeddings, min_speakers)
+        else {
+            return Ok((turns, num_speakers));
+        };
+        let renamed = |c: usize| ids.get(c).copied().unwrap_or(c);
+        for window in clusters.iter_mut() {
+            for c in window.iter_mut() {
+                *c = c.map(renamed);
             }
         }
-        Ok((turns, num_speakers))
+        for l in frame_labels.iter_mut() {
+            *l = l.map(renamed);
+        }
+        *speaker_embeddings = merged;
+        Ok(turns_of(
+            ctx,
+            clusters,
+            frame_labels,
+            speaker_embeddings.len(),
+        ))
     }
 
-    /// Each speaker's single-speaker stretches in `turns`, cut into [`pieces`] and embedded.
+    /// Each speaker's single-speaker stretches in `turns`, cut into [`pieces`] and embedded:
+    /// by speaker, each piece's start and unit embedding (centred when the clustering was).
     fn embed_pieces(
         &self,
         ctx: &Segmented<'_>,
@@ -305,7 +278,7 @@ impl Diarizer {
         num_speakers: usize,
         opts: &DiarizeOptions,
         check: &dyn Fn() -> Result<(), SpeakersError>,
-    ) -> Result<Vec<Piece>, SpeakersError> {
+    ) -> Result<Vec<Pieces>, SpeakersError> {
         let pcm = ctx.pcm;
         let sample = |t: f64| ((t * SAMPLE_RATE as f64).round().max(0.0) as usize).min(pcm.len());
         let spans: Vec<(usize, (f64, f64))> = exclusive_stretches(turns, num_speakers)
@@ -319,21 +292,17 @@ impl Diarizer {
             .collect();
         let embeddings = self.embed_all(&clips, opts.batch_size, &mut |_| {}, check)?;
         let background = self.background(opts, ctx.narrowband);
-        Ok(spans
-            .into_iter()
-            .zip(embeddings)
-            .filter_map(|((speaker, (start, _)), raw)| {
-                let centred = match background {
-                    Some(bg) => bg.center(&raw, ctx.narrowband),
-                    None => raw,
-                };
-                Some(Piece {
-                    start,
-                    speaker,
-                    unit: crate::cluster::normalized(&centred)?,
-                })
-            })
-            .collect())
+        let mut out: Vec<Pieces> = vec![Vec::new(); num_speakers];
+        for ((speaker, (start, _)), raw) in spans.into_iter().zip(embeddings) {
+            let centred = match background {
+                Some(bg) => bg.center(&raw, ctx.narrowband),
+                None => raw,
+            };
+            if let Some(unit) = crate::cluster::normalized(&centred) {
+                out[speaker].push((start, unit));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -341,13 +310,14 @@ impl Diarizer {
 /// [`MIN_SPEECH_S`] of speech into the one whose mean `embeddings` (by old speaker, by speech)
 /// is nearest by cosine, while more than `min_speakers` with speech remain and one of them
 /// has enough. Speakers without speech are left: they have no turns to move. Returns the new
-/// ids, renumbered by lowest old speaker, or `None` when nothing changed.
-pub(super) fn fold_slight(
+/// ids, renumbered by lowest old speaker, and each new speaker's embedding (the unit mean of
+/// its old speakers', weighted by their speech), or `None` when nothing changed.
+fn fold_slight(
     ids: Option<Vec<usize>>,
     speech: &[f64],
     embeddings: &[Vec<f32>],
     min_speakers: usize,
-) -> Option<Vec<usize>> {
+) -> Option<(Vec<usize>, Vec<Vec<f32>>)> {
     let changed = ids.is_some();
     let mut ids = ids.unwrap_or_else(|| (0..speech.len()).collect());
     let k = ids.iter().max().map_or(0, |m| m + 1);
@@ -406,15 +376,16 @@ pub(super) fn fold_slight(
     }
     // Renumber by lowest old speaker.
     let mut new_of = vec![usize::MAX; k];
-    let mut next = 0;
+    let mut merged = Vec::new();
     for id in ids.iter_mut() {
         if new_of[*id] == usize::MAX {
-            new_of[*id] = next;
-            next += 1;
+            new_of[*id] = merged.len();
+            let sum = std::mem::take(&mut sums[*id]);
+            merged.push(crate::cluster::normalized(&sum).unwrap_or(sum));
         }
         *id = new_of[*id];
     }
-    Some(ids)
+    Some((ids, merged))
 }
 
 #[cfg(test)]
@@ -494,12 +465,12 @@ mod tests {
         // Speaker 2 (0.4 s) goes to speaker 1, its nearest; speaker 3 has no speech: left.
         let speech = [10.0, 5.0, 0.4, 0.0];
         assert_eq!(
-            fold_slight(None, &speech, &embeddings, 1),
+            fold_slight(None, &speech, &embeddings, 1).map(|(ids, _)| ids),
             Some(vec![0, 1, 1, 2])
         );
         // Merges already made are kept and renumbered with the fold.
         assert_eq!(
-            fold_slight(Some(vec![0, 1, 2, 0]), &speech, &embeddings, 1),
+            fold_slight(Some(vec![0, 1, 2, 0]), &speech, &embeddings, 1).map(|(ids, _)| ids),
             Some(vec![0, 1, 1, 0])
         );
         // Not below min_speakers, nor when nobody has enough speech.
