@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Env;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -448,6 +450,23 @@ async fn a_super_admin_works_every_section_in_the_browser() {
         body.contains("admin.user.create").then_some(body)
     });
     assert!(csv.lines().count() > 1, "{csv}");
+    // The event filter: user creations only (two here: Rae through the API, Dana in the page).
+    b.el("audit-event")
+        .await
+        .select_by_value("admin.user.create")
+        .await
+        .unwrap();
+    b.click("audit-apply").await;
+    let created = until!(b, "only user creations listed", WAIT, {
+        let mut events = Vec::new();
+        for r in b.all("audit-row").await {
+            events.push(r.attr("data-event").await.ok()??);
+        }
+        (!events.is_empty() && events.iter().all(|e| e == "admin.user.create"))
+            .then_some(events.len())
+    });
+    assert!(created >= 2, "{created} user creations listed");
+    b.shot("audit-filtered").await;
 
     b.section("profile").await;
     b.shot("profile").await;
@@ -599,4 +618,300 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
         assert_eq!(v["error"]["code"], "not_found", "{path}: {v}");
     }
+}
+
+impl Browser {
+    /// Presses `keys` together (`[Key::Shift, Key::Tab]` is Shift+Tab) at whatever has focus.
+    async fn press(&self, keys: &[Key]) {
+        let mut seq = KeyActions::new("keyboard".to_string());
+        for k in keys {
+            seq = seq.then(KeyAction::Down {
+                value: char::from(*k),
+            });
+        }
+        for k in keys.iter().rev() {
+            seq = seq.then(KeyAction::Up {
+                value: char::from(*k),
+            });
+        }
+        self.c.perform_actions(seq).await.unwrap();
+    }
+
+    /// Types `text` at whatever has focus, one key at a time.
+    async fn type_keys(&self, text: &str) {
+        let mut seq = KeyActions::new("keyboard".to_string());
+        for ch in text.chars() {
+            seq = seq
+                .then(KeyAction::Down { value: ch })
+                .then(KeyAction::Up { value: ch });
+        }
+        self.c.perform_actions(seq).await.unwrap();
+    }
+
+    /// What has focus: its test id, else its id, else its tag.
+    async fn focused(&self) -> String {
+        let v = self
+            .c
+            .execute(
+                "const e = document.activeElement; \
+                 return e ? (e.dataset.testid || e.id || e.tagName) : '';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Presses `keys` until what has focus matches `css`, at most `max` times; a panic listing
+    /// where focus went when it never does.
+    async fn keys_until(&self, keys: &[Key], css: &str, max: usize) {
+        let mut trail = Vec::new();
+        for _ in 0..=max {
+            let here = self
+                .c
+                .execute(
+                    "const e = document.activeElement; \
+                     return Boolean(e && e.matches(arguments[0]));",
+                    vec![json!(css)],
+                )
+                .await
+                .unwrap();
+            if here == json!(true) {
+                return;
+            }
+            trail.push(self.focused().await);
+            self.press(keys).await;
+        }
+        self.shot(&format!("failed-focus-{}", trail.len())).await;
+        panic!(
+            "[{}] focus never reached {css}: {}",
+            self.label,
+            trail.join(" > ")
+        );
+    }
+
+    /// Runs `body`, the body of an async function given the page's own `api.js` (the module
+    /// instance the page runs on) as `api`, in the current tab: what it returns, or
+    /// `{"failed": code}` when it throws.
+    async fn with_api(&self, body: &str) -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];
+             import(new URL('/assets/api.js', location.href).href)
+               .then(async (api) => {{ {body} }})
+               .then(done, (e) => done({{ failed: (e && e.code) || String(e) }}));"
+        );
+        self.c.execute_async(&script, vec![]).await.unwrap()
+    }
+}
+
+/// "Duplicate tab" copies sessionStorage, so two tabs hold the same refresh token, and the
+/// server ends the session when a used one comes back (`refresh_reused`). Both tabs refresh,
+/// one after the other in either order and at once, and both stay signed in; signing out in
+/// one signs the other out.
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicated_tabs_refresh_one_session_without_ending_it() {
+    let env = Env::start().await;
+    let base = env.base.clone();
+    let me = person(
+        &env,
+        "tia@example.org",
+        "Tia Tabs",
+        "user",
+        "tia's long password",
+    )
+    .await;
+    let b = Browser::start(&env, "tabs").await;
+    b.sign_in(&base, "tia@example.org", "tia's long password")
+        .await;
+    b.el("nav-profile").await;
+    let first = b.c.window().await.unwrap();
+    let stored =
+        b.c.execute("return sessionStorage.getItem('voxfleet.session')", vec![])
+            .await
+            .unwrap();
+    assert!(stored.is_string(), "no session stored: {stored}");
+    // The duplicate: a second tab of the page whose sessionStorage is the first one's.
+    let second = b.c.new_window(true).await.unwrap().handle;
+    b.c.switch_to_window(second.clone()).await.unwrap();
+    b.goto(&base, "/admin").await;
+    b.c.execute(
+        "sessionStorage.setItem('voxfleet.session', arguments[0])",
+        vec![stored],
+    )
+    .await
+    .unwrap();
+    b.c.refresh().await.unwrap();
+    b.el("nav-profile").await;
+    b.shot("duplicate").await;
+
+    let tabs = [("first", first), ("second", second)];
+    let mut refreshed: i64 = 0;
+    for order in [[0, 1], [1, 0]] {
+        for i in order {
+            let (name, tab) = &tabs[i];
+            b.c.switch_to_window(tab.clone()).await.unwrap();
+            let got = b
+                .with_api("await api.refreshSession(); return (await api.api('/v1/me')).id;")
+                .await;
+            assert_eq!(
+                got,
+                json!(me),
+                "the {name} tab refreshing in order {order:?}"
+            );
+            refreshed += 1;
+        }
+    }
+    // Both at once, as when the two tabs' refresh timers fire together.
+    for (_, tab) in &tabs {
+        b.c.switch_to_window(tab.clone()).await.unwrap();
+        b.c.execute(
+            "window.vfRefreshed = import(new URL('/assets/api.js', location.href).href) \
+               .then((api) => api.refreshSession()) \
+               .then(() => 'ok', (e) => (e && e.code) || String(e));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    }
+    for (name, tab) in &tabs {
+        b.c.switch_to_window(tab.clone()).await.unwrap();
+        let got =
+            b.c.execute_async(
+                "const done = arguments[arguments.length - 1]; window.vfRefreshed.then(done);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(got, json!("ok"), "the {name} tab refreshing with the other");
+        let got = b.with_api("return (await api.api('/v1/me')).id;").await;
+        assert_eq!(got, json!(me), "the {name} tab after both refreshed");
+        assert!(
+            b.all("signin-error").await.is_empty() && b.all("signin-email").await.is_empty(),
+            "the {name} tab shows the sign-in form"
+        );
+        b.el("nav-profile").await;
+    }
+    let pg = env.pg().await;
+    let (rotations, reuses): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE action = 'auth.refresh'), \
+                count(*) FILTER (WHERE action = 'auth.refresh.reuse') FROM audit_log",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert!(rotations >= refreshed, "{rotations} refreshes audited");
+    assert_eq!(reuses, 0, "a refresh token was used twice");
+
+    // Signing out in one tab signs the other out too.
+    b.c.switch_to_window(tabs[0].1.clone()).await.unwrap();
+    b.click("logout").await;
+    b.el("signin-email").await;
+    b.c.switch_to_window(tabs[1].1.clone()).await.unwrap();
+    let err = b.el("signin-error").await;
+    until!(b, "the other tab signed out", WAIT, {
+        text(&err).await.contains("another tab").then_some(())
+    });
+    b.shot("signed-out-elsewhere").await;
+    b.close().await;
+}
+
+/// The controls under `arguments[0]` that are shown but neither take focus nor are disabled,
+/// or have no accessible name (aria-label, aria-labelledby, a label, their text, a title):
+/// `{checked, bad}` with HTML excerpts of the bad ones.
+const UNREACHABLE_OR_UNNAMED: &str = r#"
+const nameOf = (el) => {
+  const aria = (el.getAttribute('aria-label') || '').trim();
+  if (aria) return aria;
+  const by = (el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+    .map((id) => (document.getElementById(id) || {}).textContent || '').join(' ').trim();
+  if (by) return by;
+  const labels = [...(el.labels || [])].map((l) => l.textContent).join(' ').trim();
+  if (labels) return labels;
+  if (!['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName)) {
+    const own = (el.textContent || '').trim();
+    if (own) return own;
+  }
+  return (el.getAttribute('title') || '').trim();
+};
+const bad = [];
+let checked = 0;
+const sel = 'a[href], button, input, select, textarea, summary, [role=button], [role=link]';
+for (const el of document.querySelector(arguments[0]).querySelectorAll(sel)) {
+  if (!el.getClientRects().length) continue;
+  checked += 1;
+  if (!(el.tabIndex >= 0 || el.disabled) || !nameOf(el)) bad.push(el.outerHTML.slice(0, 200));
+}
+return { checked, bad };
+"#;
+
+/// Without the mouse: sign in by tabbing through the form, reach the navigation, open a
+/// section with Enter, open and close its dialog; every control shown in the page's shell and
+/// that section can take focus (or is disabled) and has a name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_works_from_the_keyboard_alone() {
+    let env = Env::start().await;
+    let base = env.base.clone();
+    person(
+        &env,
+        "kim@example.org",
+        "Kim Keys",
+        "admin",
+        "kim's long password",
+    )
+    .await;
+    let b = Browser::start(&env, "keyboard").await;
+    b.goto(&base, "/admin").await;
+    b.el("signin-email").await;
+    b.keys_until(&[Key::Tab], &Browser::css("signin-email"), 10)
+        .await;
+    b.type_keys("kim@example.org").await;
+    b.press(&[Key::Tab]).await;
+    assert_eq!(b.focused().await, "signin-password");
+    b.type_keys("kim's long password").await;
+    b.press(&[Key::Tab]).await;
+    assert_eq!(b.focused().await, "signin-submit");
+    b.press(&[Key::Enter]).await;
+    // Signed in, focus is on the first section's heading, in the main column after the
+    // navigation: Shift+Tab walks back into the navigation.
+    until!(b, "the heading focused after sign-in", WAIT, {
+        (b.focused().await == "page-title").then_some(())
+    });
+    b.keys_until(&[Key::Shift, Key::Tab], "#nav-list a", 40)
+        .await;
+    b.keys_until(&[Key::Shift, Key::Tab], &Browser::css("nav-users"), 20)
+        .await;
+    b.press(&[Key::Enter]).await;
+    until!(b, "the users section by keyboard", WAIT, {
+        let url = b.c.current_url().await.ok()?;
+        let title = b.c.find(Locator::Id("page-title")).await.ok()?;
+        let shown = url.path() == "/admin/users" && text(&title).await == "Users";
+        (shown && b.focused().await == "page-title").then_some(())
+    });
+    until!(b, "user rows", WAIT, {
+        (!b.all("user-row").await.is_empty()).then_some(())
+    });
+    b.shot("keyboard-users").await;
+    // The heading's action comes next; its dialog opens on the first field, and Escape closes
+    // it with focus back on the button.
+    b.press(&[Key::Tab]).await;
+    assert_eq!(b.focused().await, "user-add");
+    b.press(&[Key::Enter]).await;
+    until!(b, "the dialog's first field", WAIT, {
+        (b.focused().await == "user-name").then_some(())
+    });
+    b.press(&[Key::Escape]).await;
+    until!(b, "focus back on the button", WAIT, {
+        (b.focused().await == "user-add").then_some(())
+    });
+    let sweep =
+        b.c.execute(UNREACHABLE_OR_UNNAMED, vec![json!("#app-view")])
+            .await
+            .unwrap();
+    assert!(sweep["checked"].as_u64().unwrap() >= 10, "{sweep}");
+    assert_eq!(
+        sweep["bad"],
+        json!([]),
+        "controls a keyboard or screen reader cannot use"
+    );
+    b.close().await;
 }

@@ -1,6 +1,6 @@
-// The API client: the session (tokens in sessionStorage), quiet refresh, errors as ApiError,
-// downloads, and server-sent event streams read with fetch (EventSource cannot send the
-// Authorization header).
+// The API client: the session (tokens in sessionStorage), quiet refresh shared with the
+// session's other tabs, errors as ApiError, downloads, and server-sent event streams read with
+// fetch (EventSource cannot send the Authorization header).
 import { sleep } from './dom.js';
 
 const KEY = 'voxfleet.session';
@@ -47,6 +47,7 @@ export function getSession() {
   return session;
 }
 
+/** Keeps a pair from sign-in (generation 0) or a refresh (extra.gen: the session's rotations). */
 export function storeSession(issued, extra = {}) {
   const prev = session || {};
   session = {
@@ -57,11 +58,13 @@ export function storeSession(issued, extra = {}) {
     session_id: issued.session_id,
     user_id: issued.user_id,
     mfa_enrollment_required: Boolean(issued.mfa_enrollment_required ?? prev.mfa_enrollment_required),
+    gen: 0,
     ...extra,
   };
   lastRefresh = Date.now();
   persist();
   scheduleRefresh();
+  joinTabs();
 }
 
 export function setMfaPending(pending) {
@@ -79,17 +82,20 @@ function persist() {
   }
 }
 
-export function clearSession() {
+/** Forgets the session here; with everywhere, its other tabs (after a sign-out) as well. */
+export function clearSession({ everywhere = false } = {}) {
+  if (everywhere && session) post('signout');
   session = null;
   clearTimeout(refreshTimer);
   persist();
+  joinTabs();
 }
 
 /** Ends the session locally and tells the app (which shows the sign-in screen). */
-function endSession(message) {
+function endSession(message, kind = 'error') {
   if (!session) return;
   clearSession();
-  hooks.signedOut(message);
+  hooks.signedOut(message, kind);
 }
 
 function expiresIn(s) {
@@ -124,6 +130,24 @@ export function refreshSession() {
 async function doRefresh() {
   const s = session;
   if (!s) throw new ApiError(401, 'unauthorized', 'You are not signed in.');
+  if (!LOCKS || !channel) return rotate(s, false);
+  await bootGrace;
+  return LOCKS.request(`voxfleet-refresh:${s.session_id}`, async () => {
+    // Re-read what this tab holds: a sibling that had the lock first has already rotated the
+    // token and handed over its pair, and sending the spent one would end the session.
+    const now = session;
+    if (!now) {
+      const err = new ApiError(401, 'unauthorized', 'You are not signed in.');
+      err.sessionEnded = true;
+      throw err;
+    }
+    if (now.refresh_token !== s.refresh_token) return now;
+    return rotate(now, true);
+  });
+}
+
+/** Exchanges the refresh token of s for a new pair (coordinated: under the tabs' lock). */
+async function rotate(s, coordinated) {
   let res;
   try {
     res = await fetch('/v1/auth/refresh', {
@@ -139,7 +163,10 @@ async function doRefresh() {
   hooks.network(false);
   if (res.ok) {
     const issued = await res.json();
-    if (session && session.refresh_token === s.refresh_token) storeSession(issued);
+    if (session && session.refresh_token === s.refresh_token) {
+      storeSession(issued, { gen: gen(s) + 1 });
+      await publish(coordinated);
+    }
     return session;
   }
   const err = await errorFrom(res);
@@ -166,6 +193,141 @@ function endMessage(err) {
 async function ensureFresh() {
   if (session && expiresIn(session) < 10000) await refreshSession();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tabs of one session
+//
+// "Duplicate tab" copies sessionStorage, so several tabs may hold one refresh token, and the
+// server ends the whole session when a used one comes back (`refresh_reused`). The tabs of a
+// session therefore refresh one at a time under a Web Lock, and the one that refreshed hands
+// the new pair to the others on a BroadcastChannel named after the session before it lets go
+// of the lock. `gen` counts the session's rotations, so a tab adopts only a newer pair.
+// Without either API each tab refreshes on its own, as before.
+
+const LOCKS = typeof navigator !== 'undefined' && navigator.locks && typeof navigator.locks.request === 'function'
+  ? navigator.locks
+  : null;
+const HAS_CHANNEL = typeof BroadcastChannel === 'function';
+const TAB = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+// How long a refresh waits for the other tabs to confirm they have the new pair: only a tab
+// that is gone or frozen takes that long, and it is not waited for again until it speaks.
+const ACK_MS = 1000;
+// A tab restored with an older pair (reloaded after a discard, back from the back/forward
+// cache) gets the newest one in answer to its hello: its first refresh waits for that.
+const bootGrace = HAS_CHANNEL ? sleep(200) : Promise.resolve();
+
+let channel = null;
+let channelSid = null;
+const peers = new Set();
+let awaiting = null;
+
+function gen(x) {
+  return Number.isInteger(x?.gen) ? x.gen : 0;
+}
+
+function state() {
+  return { gen: gen(session), pair: session };
+}
+
+/** Follows the current session's channel (leaving the previous one's). */
+function joinTabs() {
+  const sid = session?.session_id || null;
+  if (!HAS_CHANNEL || sid === channelSid) return;
+  if (channel) {
+    post('bye');
+    channel.close();
+  }
+  channel = null;
+  channelSid = sid;
+  peers.clear();
+  if (awaiting) awaiting.done();
+  if (!sid) return;
+  try {
+    channel = new BroadcastChannel(`voxfleet-session:${sid}`);
+  } catch {
+    return;
+  }
+  channel.onmessage = (e) => onTabMessage(e.data);
+  post('hello', state());
+}
+
+function post(type, data = {}) {
+  if (!channel) return;
+  try {
+    channel.postMessage({ ...data, type, tab: TAB });
+  } catch {
+    // a closed channel: nobody to tell
+  }
+}
+
+function onTabMessage(m) {
+  if (!m || typeof m !== 'object' || m.tab === TAB || !session) return;
+  if (m.type === 'bye') {
+    peers.delete(m.tab);
+    settle(m.tab);
+    return;
+  }
+  peers.add(m.tab);
+  switch (m.type) {
+    case 'hello':
+      adopt(m);
+      post('here', state());
+      break;
+    case 'here':
+      adopt(m);
+      break;
+    case 'rotated':
+      adopt(m);
+      post('ack', { to: m.tab, gen: m.gen });
+      break;
+    case 'ack':
+      if (m.to === TAB && awaiting && m.gen === awaiting.gen) settle(m.tab);
+      break;
+    case 'signout':
+      endSession('You signed out in another tab.', 'info');
+      break;
+    default:
+      break;
+  }
+}
+
+/** Takes a sibling's pair when it is newer than this tab's. */
+function adopt(m) {
+  const p = m.pair;
+  if (!p || !session || p.session_id !== session.session_id || !(gen(m) > gen(session))) return;
+  storeSession(p, { gen: gen(m) });
+}
+
+/** Sends the new pair to the other tabs; with wait, resolves once each has confirmed it. */
+function publish(wait) {
+  const g = gen(session);
+  post('rotated', { gen: g, pair: session });
+  const left = new Set(peers);
+  if (!wait || !left.size) return Promise.resolve();
+  return new Promise((resolve) => {
+    let timer = null;
+    const done = () => {
+      clearTimeout(timer);
+      awaiting = null;
+      for (const t of left) peers.delete(t);
+      resolve();
+    };
+    awaiting = { gen: g, left, done };
+    timer = setTimeout(done, ACK_MS);
+  });
+}
+
+function settle(tab) {
+  if (!awaiting) return;
+  awaiting.left.delete(tab);
+  if (!awaiting.left.size) awaiting.done();
+}
+
+joinTabs();
+window.addEventListener('pagehide', () => post('bye'));
+window.addEventListener('pageshow', (e) => {
+  if (e.persisted) post('hello', state());
+});
 
 // ---------------------------------------------------------------------------------------------
 // Requests

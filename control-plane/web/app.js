@@ -374,7 +374,7 @@ async function signOut() {
   } finally {
     btn.disabled = false;
   }
-  clearSession();
+  clearSession({ everywhere: true });
   showSignIn('You are signed out.', 'info');
 }
 
@@ -394,7 +394,7 @@ function setNetwork(failed) {
 function install() {
   setHooks({
     network: setNetwork,
-    signedOut: (message) => showSignIn(message, 'error'),
+    signedOut: (message, kind = 'error') => showSignIn(message, kind),
     mfaRequired: () => {
       if (mfaPending()) return;
       setMfaPending(true);
