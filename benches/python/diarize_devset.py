@@ -22,6 +22,8 @@ Parts:
 - ami: real meeting audio, the 30 s excerpts of the AMI corpus that pyannote-audio 4.0.7
   ships in its source archive (tests/data, RTTMs by file list). `debug.train` is `tune`,
   `debug.development` and `debug.test` are `test`. `trñ00.wav` is named `trn00` in the RTTM.
+- ami-phone: the same AMI excerpts through the telephone channel, in the same splits: real
+  conversational speech at 8 kHz with a `tune` part (the real-mix voices are all `test`).
 - real-mix: conversations mixed from recordings of single real voices in Debian packages:
   pocketsphinx-testdata (a LibriVox reader, 16 kHz), asterisk-core-sounds-en-wav (one
   female voice, 8 kHz), codec2-examples (ve9qrp, vk5qi: two radio amateurs, 8 kHz; not
@@ -50,6 +52,9 @@ import tempfile
 import wave
 
 SR = 16000
+# Raised whenever what the set holds changes, so that an older build is made again
+# (2: the ami-phone part).
+VERSION = 2
 SENTENCES = [
     "I think we should start with the budget for next quarter.",
     "The numbers from last month were better than we expected.",
@@ -372,6 +377,8 @@ def fetch_ami(out, items):
             ref = sorted((a, b, names.index(s)) for a, b, s in ref)
             pcm = read_wav(src)
             write_item(out, items, f"ami-{uri}", "ami", split, pcm, ref)
+            write_item(out, items, f"ami-{uri}-phone", "ami-phone", split, pcm, ref,
+                       channel="phone")
 
 
 def debs(out):
@@ -449,8 +456,11 @@ def main():
     args = ap.parse_args()
     manifest = os.path.join(args.out, "manifest.json")
     if os.path.exists(manifest):
-        print(f"dev set already built: {manifest}")
-        return
+        with open(manifest) as f:
+            if json.load(f).get("version") == VERSION:
+                print(f"dev set already built: {manifest}")
+                return
+        print(f"dev set of an older version: building it again", flush=True)
     for d in ("audio", "rttm"):
         shutil.rmtree(os.path.join(args.out, d), ignore_errors=True)
         os.makedirs(os.path.join(args.out, d))
@@ -464,7 +474,8 @@ def main():
     real_mix(args.out, items, rng, args.real_mix)
     tmp = manifest + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"seed": args.seed, "variants": split, "items": items}, f, indent=1)
+        json.dump({"version": VERSION, "seed": args.seed, "variants": split, "items": items}, f,
+                  indent=1)
     os.replace(tmp, manifest)
     print(f"{len(items)} recordings, manifest {manifest}")
 

@@ -153,6 +153,10 @@ struct Args {
     /// other sweeps.
     #[arg(long, value_delimiter = ',')]
     sweep_recheck: Vec<String>,
+    /// With the recheck: speakers with less speech than this (seconds) are folded into the
+    /// nearest (`DiarizeOptions::fold_below_s`; default: the Diarizer's).
+    #[arg(long)]
+    fold_below: Option<f64>,
     /// One line per recording.
     #[arg(short, long)]
     verbose: bool,
@@ -395,7 +399,11 @@ fn main() -> Result<()> {
 
     println!(
         "recheck of the speakers found: {}",
-        recheck.map_or("off".into(), |m| format!("merge within a margin of {m}"))
+        recheck.map_or("off".into(), |m| format!(
+            "merge within a margin of {m}; fold speakers under {} s",
+            args.fold_below
+                .unwrap_or(DiarizeOptions::default().fold_below_s)
+        ))
     );
 
     if let Some(path) = &args.dump_embeddings {
@@ -485,6 +493,9 @@ fn main() -> Result<()> {
             gap_range,
             background: !args.no_background,
             recheck,
+            fold_below_s: args
+                .fold_below
+                .unwrap_or(DiarizeOptions::default().fold_below_s),
             ..DiarizeOptions::default()
         };
         let t = Instant::now();

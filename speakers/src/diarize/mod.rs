@@ -38,7 +38,7 @@
 //! 4. Unless `num_speakers` is given, the recheck ([`DiarizeOptions::recheck`], on by default):
 //!    each speaker's single-speaker stretches re-embedded in pieces of 1–3 s, two speakers
 //!    merged when their pieces agree as well as each one's agree among themselves, speakers
-//!    with under a second of speech folded into the nearest; step 3 again when any changed.
+//!    with under two seconds of speech folded into the nearest; step 3 again when any changed.
 //!
 //! `stop` is checked between batches (of windows, of embeddings); `progress` is told after each
 //! one, segmentation being the first half and embeddings the second half of `total_ms` (the
@@ -66,7 +66,8 @@ mod options;
 mod recheck;
 
 pub use options::{
-    ADAPTIVE_RANGE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RECHECK, DiarizeOptions, Method,
+    ADAPTIVE_RANGE, DEFAULT_FOLD_BELOW_S, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RECHECK,
+    DiarizeOptions, Method,
 };
 
 /// Segmentation-3.0's frame stride in samples (SincNet stride 10, then three max-pools of 3).

@@ -39,25 +39,26 @@ pub(super) struct Item {
     pub(super) voices: Option<Vec<String>>,
 }
 
-/// The development set's manifest, building the set first when it is not there.
+/// The development set's manifest, building the set first when it is not there or is of an
+/// older version than the script (the script decides; it returns at once when it is built).
 pub(super) fn manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
+    std::fs::create_dir_all(dir)?;
+    let script = dir.join("diarize_devset.py");
+    std::fs::write(&script, DEVSET_SCRIPT)?;
     if !path.is_file() {
-        std::fs::create_dir_all(dir)?;
-        let script = dir.join("diarize_devset.py");
-        std::fs::write(&script, DEVSET_SCRIPT)?;
         note(format!(
             "building the development set in {} (espeak-ng, sox, pip download, apt-get download; a few minutes)",
             dir.display()
         ));
-        let status = Command::new("python3")
-            .arg(&script)
-            .arg(dir)
-            .status()
-            .context("python3")?;
-        if !status.success() {
-            bail!("{} failed: {status}", script.display());
-        }
+    }
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg(dir)
+        .status()
+        .context("python3")?;
+    if !status.success() {
+        bail!("{} failed: {status}", script.display());
     }
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
     Ok(serde_json::from_str(&text)?)
