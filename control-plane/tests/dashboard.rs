@@ -2,244 +2,30 @@
 //! `chromium` and `chromium-driver`, which `scripts/tools.sh` installs; a missing one fails the
 //! test) against the real control plane, worker, PostgreSQL and Redis. Screenshots of every
 //! section are saved under `$CARGO_TARGET_DIR/dashboard-screens/`.
+//!
+//! The tests' flow is here; what they share is under `dashboard/`: the browser session
+//! (`browser`), keyboard-only use (`keyboard`), and the accounts and transcripts they set up
+//! behind the page (`fixtures`).
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "dashboard/browser.rs"]
+mod browser;
+#[path = "dashboard/fixtures.rs"]
+mod fixtures;
+#[path = "dashboard/keyboard.rs"]
+mod keyboard;
 
+use std::time::Duration;
+
+use browser::{Browser, WAIT, text, until};
 use common::Env;
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::elements::Element;
+use fantoccini::Locator;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fixtures::{person, plant_transcripts};
+use keyboard::UNREACHABLE_OR_UNNAMED;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Polls `$body` (an Option) until it is Some, for up to `$within`; a screenshot and a panic
-/// naming `$what` when it never is.
-macro_rules! until {
-    ($b:expr, $what:expr, $within:expr, $body:block) => {{
-        let deadline = Instant::now() + $within;
-        loop {
-            let got: Option<_> = async $body.await;
-            if let Some(v) = got {
-                break v;
-            }
-            if Instant::now() >= deadline {
-                let what: &str = &$what;
-                $b.shot(&format!("failed-{}", what.replace(' ', "-"))).await;
-                panic!("[{}] timed out waiting for {what}", $b.label);
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-    }};
-}
-
-/// A headless Chromium session and its ChromeDriver.
-struct Browser {
-    driver: Child,
-    c: Client,
-    shots: PathBuf,
-    downloads: PathBuf,
-    label: String,
-}
-
-impl Browser {
-    async fn start(env: &Env, label: &str) -> Browser {
-        voxfleet_testkit::require_tool("chromium", "chromium");
-        voxfleet_testkit::require_tool("chromedriver", "chromium-driver");
-        let port = common::free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let downloads = env.logs.join(format!("downloads-{label}"));
-        std::fs::create_dir_all(&downloads).unwrap();
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-        let shots = Path::new(&target).join("dashboard-screens");
-        std::fs::create_dir_all(&shots).unwrap();
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900"],
-                "prefs": {
-                    "download.default_directory": downloads.to_str().unwrap(),
-                    "download.prompt_for_download": false
-                }
-            }
-        });
-        let caps = caps.as_object().unwrap().clone();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        let c = loop {
-            match ClientBuilder::rustls()
-                .expect("rustls connector")
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => panic!("no WebDriver session at {url}: {e}"),
-            }
-        };
-        Browser {
-            driver,
-            c,
-            shots,
-            downloads,
-            label: label.into(),
-        }
-    }
-
-    fn css(testid: &str) -> String {
-        format!("[data-testid=\"{testid}\"]")
-    }
-
-    /// The first visible element with this test id, waited for.
-    async fn el(&self, testid: &str) -> Element {
-        let sel = Self::css(testid);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(all) = self.c.find_all(Locator::Css(&sel)).await {
-                for e in all {
-                    if e.is_displayed().await.unwrap_or(false) {
-                        return e;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "[{}] no visible {sel} on {}",
-                self.label,
-                self.c.current_url().await.unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Visible elements with this test id now (none is fine).
-    async fn all(&self, testid: &str) -> Vec<Element> {
-        let mut out = Vec::new();
-        for e in self
-            .c
-            .find_all(Locator::Css(&Self::css(testid)))
-            .await
-            .unwrap_or_default()
-        {
-            if e.is_displayed().await.unwrap_or(false) {
-                out.push(e);
-            }
-        }
-        out
-    }
-
-    async fn click(&self, testid: &str) {
-        self.el(testid).await.click().await.unwrap();
-    }
-
-    async fn type_into(&self, testid: &str, text: &str) {
-        let e = self.el(testid).await;
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
-    }
-
-    async fn shot(&self, name: &str) {
-        if let Ok(png) = self.c.screenshot().await {
-            let path = self.shots.join(format!("{}-{name}.png", self.label));
-            std::fs::write(&path, png).unwrap();
-        }
-    }
-
-    async fn goto(&self, base: &str, path: &str) {
-        self.c.goto(&format!("{base}{path}")).await.unwrap();
-    }
-
-    async fn sign_in(&self, base: &str, email: &str, password: &str) {
-        self.goto(base, "/admin").await;
-        self.type_into("signin-email", email).await;
-        self.type_into("signin-password", password).await;
-        self.click("signin-submit").await;
-    }
-
-    /// Opens a section through its navigation link and waits for its heading.
-    async fn section(&self, name: &str) {
-        self.click(&format!("nav-{name}")).await;
-        let want = format!("/admin/{name}");
-        until!(self, &format!("the {name} section"), WAIT, {
-            let url = self.c.current_url().await.ok()?;
-            (url.path() == want).then_some(())
-        });
-        // The section's first request answered: no loading placeholder left.
-        until!(self, &format!("{name} loaded"), WAIT, {
-            let busy = self.c.find_all(Locator::Css("#main .loading")).await.ok()?;
-            busy.is_empty().then_some(())
-        });
-    }
-
-    async fn close(mut self) {
-        let _ = self.c.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-async fn text(e: &Element) -> String {
-    e.text().await.unwrap_or_default()
-}
-
-/// A person's account through the admin API.
-async fn person(env: &Env, email: &str, name: &str, role: &str, password: &str) -> String {
-    let (s, u) = env
-        .post(
-            "/v1/users",
-            json!({"email": email, "name": name, "role": role, "password": password}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{u}");
-    u["id"].as_str().unwrap().to_string()
-}
-
-/// Transcripts written as a worker would have, for the re-index to work on.
-async fn plant_transcripts(env: &Env, n: usize) {
-    let pg = env.pg().await;
-    for i in 0..n {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO files (id, owner, filename, size_bytes, sha256, storage_key, \
-             transcribed_at) VALUES ($1, NULL, $2, 1, 'x', $3, now())",
-        )
-        .bind(id)
-        .bind(format!("planted-{i}.wav"))
-        .bind(format!("planted/{id}"))
-        .execute(&pg)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO transcript_segments (file_id, idx, start_s, end_s, text, avg_logprob, \
-             no_speech_prob, temperature, compression_ratio, language) \
-             VALUES ($1, 0, 0, 60, $2, 0, 0, 0, 1, 'en')",
-        )
-        .bind(id)
-        .bind(format!(
-            "meeting {i} about rivers, budgets and the quarterly plan"
-        ))
-        .execute(&pg)
-        .await
-        .unwrap();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_super_admin_works_every_section_in_the_browser() {
@@ -478,17 +264,6 @@ async fn a_super_admin_works_every_section_in_the_browser() {
     b.close().await;
 }
 
-impl Browser {
-    /// Opens a section by its address (a reload: the session survives it).
-    async fn section_by_url(&self, base: &str, name: &str) {
-        self.goto(base, &format!("/admin/{name}")).await;
-        until!(self, &format!("{name} loaded"), WAIT, {
-            let busy = self.c.find_all(Locator::Css("#main .loading")).await.ok()?;
-            busy.is_empty().then_some(())
-        });
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_signs_in_with_a_second_factor_and_sees_only_their_own_sections() {
     let env = Env::start().await;
@@ -620,90 +395,6 @@ async fn the_page_and_its_files_are_served_with_a_strict_policy() {
     }
 }
 
-impl Browser {
-    /// Presses `keys` together (`[Key::Shift, Key::Tab]` is Shift+Tab) at whatever has focus.
-    async fn press(&self, keys: &[Key]) {
-        let mut seq = KeyActions::new("keyboard".to_string());
-        for k in keys {
-            seq = seq.then(KeyAction::Down {
-                value: char::from(*k),
-            });
-        }
-        for k in keys.iter().rev() {
-            seq = seq.then(KeyAction::Up {
-                value: char::from(*k),
-            });
-        }
-        self.c.perform_actions(seq).await.unwrap();
-    }
-
-    /// Types `text` at whatever has focus, one key at a time.
-    async fn type_keys(&self, text: &str) {
-        let mut seq = KeyActions::new("keyboard".to_string());
-        for ch in text.chars() {
-            seq = seq
-                .then(KeyAction::Down { value: ch })
-                .then(KeyAction::Up { value: ch });
-        }
-        self.c.perform_actions(seq).await.unwrap();
-    }
-
-    /// What has focus: its test id, else its id, else its tag.
-    async fn focused(&self) -> String {
-        let v = self
-            .c
-            .execute(
-                "const e = document.activeElement; \
-                 return e ? (e.dataset.testid || e.id || e.tagName) : '';",
-                vec![],
-            )
-            .await
-            .unwrap();
-        v.as_str().unwrap_or_default().to_string()
-    }
-
-    /// Presses `keys` until what has focus matches `css`, at most `max` times; a panic listing
-    /// where focus went when it never does.
-    async fn keys_until(&self, keys: &[Key], css: &str, max: usize) {
-        let mut trail = Vec::new();
-        for _ in 0..=max {
-            let here = self
-                .c
-                .execute(
-                    "const e = document.activeElement; \
-                     return Boolean(e && e.matches(arguments[0]));",
-                    vec![json!(css)],
-                )
-                .await
-                .unwrap();
-            if here == json!(true) {
-                return;
-            }
-            trail.push(self.focused().await);
-            self.press(keys).await;
-        }
-        self.shot(&format!("failed-focus-{}", trail.len())).await;
-        panic!(
-            "[{}] focus never reached {css}: {}",
-            self.label,
-            trail.join(" > ")
-        );
-    }
-
-    /// Runs `body`, the body of an async function given the page's own `api.js` (the module
-    /// instance the page runs on) as `api`, in the current tab: what it returns, or
-    /// `{"failed": code}` when it throws.
-    async fn with_api(&self, body: &str) -> Value {
-        let script = format!(
-            "const done = arguments[arguments.length - 1];
-             import(new URL('/assets/api.js', location.href).href)
-               .then(async (api) => {{ {body} }})
-               .then(done, (e) => done({{ failed: (e && e.code) || String(e) }}));"
-        );
-        self.c.execute_async(&script, vec![]).await.unwrap()
-    }
-}
-
 /// "Duplicate tab" copies sessionStorage, so two tabs hold the same refresh token, and the
 /// server ends the session when a used one comes back (`refresh_reused`). Both tabs refresh,
 /// one after the other in either order and at once, and both stay signed in; signing out in
@@ -814,35 +505,6 @@ async fn duplicated_tabs_refresh_one_session_without_ending_it() {
     b.shot("signed-out-elsewhere").await;
     b.close().await;
 }
-
-/// The controls under `arguments[0]` that are shown but neither take focus nor are disabled,
-/// or have no accessible name (aria-label, aria-labelledby, a label, their text, a title):
-/// `{checked, bad}` with HTML excerpts of the bad ones.
-const UNREACHABLE_OR_UNNAMED: &str = r#"
-const nameOf = (el) => {
-  const aria = (el.getAttribute('aria-label') || '').trim();
-  if (aria) return aria;
-  const by = (el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
-    .map((id) => (document.getElementById(id) || {}).textContent || '').join(' ').trim();
-  if (by) return by;
-  const labels = [...(el.labels || [])].map((l) => l.textContent).join(' ').trim();
-  if (labels) return labels;
-  if (!['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName)) {
-    const own = (el.textContent || '').trim();
-    if (own) return own;
-  }
-  return (el.getAttribute('title') || '').trim();
-};
-const bad = [];
-let checked = 0;
-const sel = 'a[href], button, input, select, textarea, summary, [role=button], [role=link]';
-for (const el of document.querySelector(arguments[0]).querySelectorAll(sel)) {
-  if (!el.getClientRects().length) continue;
-  checked += 1;
-  if (!(el.tabIndex >= 0 || el.disabled) || !nameOf(el)) bad.push(el.outerHTML.slice(0, 200));
-}
-return { checked, bad };
-"#;
 
 /// Without the mouse: sign in by tabbing through the form, reach the navigation, open a
 /// section with Enter, open and close its dialog; every control shown in the page's shell and
