@@ -29,6 +29,8 @@ mod progress;
 #[path = "../speaker_models.rs"]
 mod speaker_models;
 
+#[path = "voxfleet-bench-diarize/args.rs"]
+mod args;
 #[path = "voxfleet-bench-diarize/devset.rs"]
 mod devset;
 #[path = "voxfleet-bench-diarize/dump.rs"]
@@ -37,13 +39,13 @@ mod dump;
 mod known;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use devset::{Item, default_dir, manifest, rttm, speakers_with};
+use args::{Args, Setting};
+use devset::{Item, manifest, rttm, speakers_with};
 use known::{KnownTally, known_references};
 use progress::bar;
 use voxfleet_speakers::{
@@ -54,126 +56,6 @@ use voxfleet_speakers::{
 const COLLAR_S: f64 = 0.25;
 /// Reference speakers with less speech than this are left out of "count≥2s".
 const AUDIBLE_S: f64 = 2.0;
-
-/// DER and speaker-count accuracy of the diarization pipeline on the development set.
-#[derive(Debug, clap::Parser)]
-struct Args {
-    /// Which recordings: `tune`, `test` or `all`.
-    #[arg(long, default_value = "all")]
-    split: String,
-    /// Only parts whose name starts with this (synthetic, ami, real-mix, ...).
-    #[arg(long)]
-    part: Option<String>,
-    /// Cosine-distance threshold of the agglomerative clustering (default: the embedding
-    /// model's, `FrontEnd::default_threshold`).
-    #[arg(long)]
-    threshold: Option<f32>,
-    /// What is embedded and clustered: `windows` (one embedding per window and local
-    /// speaker, the default), `subsegments` (1.5 s stretches of one speaker) or `hybrid`
-    /// (the windows' count, the sub-segments' labels); see `voxfleet_speakers::Method`.
-    #[arg(long, default_value = "windows")]
-    method: String,
-    /// Sub-segment length in seconds (`--method subsegments`).
-    #[arg(long)]
-    sub_len: Option<f64>,
-    /// Hop between sub-segments in seconds.
-    #[arg(long)]
-    sub_step: Option<f64>,
-    /// Clusters with less sub-segment speech than this (seconds) are folded.
-    #[arg(long)]
-    min_cluster: Option<f64>,
-    /// Cluster sub-segment embeddings less the recording's mean embedding.
-    #[arg(long)]
-    center: bool,
-    /// Also check known-speaker naming (`known_speaker_references`) on the recordings whose
-    /// manifest entry names its people (`voices`: the real-voice mixes): each person's
-    /// reference is their first 10 s of speech in another recording of the same part, every
-    /// person of the part is offered, and the worker's matching runs at a range of
-    /// thresholds.
-    #[arg(long)]
-    known: bool,
-    /// Give the Diarizer the reference's number of speakers.
-    #[arg(long)]
-    oracle_count: bool,
-    /// `--method windows`: clusters with fewer members than this are folded
-    /// (`DiarizeOptions::min_cluster_size`; default: the Diarizer's).
-    #[arg(long)]
-    min_cluster_size: Option<usize>,
-    /// Also run these thresholds (comma-separated) on every recording, the models' outputs
-    /// computed once, and print one summary row per part for each setting.
-    #[arg(long, value_delimiter = ',')]
-    sweep_threshold: Vec<f32>,
-    /// Also run these `min_cluster_size` values (comma-separated), crossed with
-    /// `--sweep-threshold`.
-    #[arg(long, value_delimiter = ',')]
-    sweep_min_cluster_size: Vec<usize>,
-    /// `--method windows`: the threshold from each recording, this factor times its median
-    /// nearest-neighbour distance (`DiarizeOptions::threshold_scale`).
-    #[arg(long)]
-    threshold_scale: Option<f32>,
-    /// `--method windows`: the speaker count from the largest jump of the dendrogram within
-    /// this range of cosine distances, `lo,hi` (`DiarizeOptions::gap_range`).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
-    gap_range: Vec<f32>,
-    /// Also run these tops of the gap range (comma-separated; its bottom from `--gap-range`,
-    /// else 0.1), crossed with the other sweeps.
-    #[arg(long, value_delimiter = ',')]
-    sweep_gap_top: Vec<f32>,
-    /// Also run these `threshold_scale` values (comma-separated), crossed with the other
-    /// sweeps.
-    #[arg(long, value_delimiter = ',')]
-    sweep_scale: Vec<f32>,
-    /// Instead of diarizing, write what the windows method clusters (every embedded window
-    /// and local speaker, with the reference speaker who covers it) as JSON lines to this
-    /// file, for `python/diarize_embeddings.py`.
-    #[arg(long)]
-    dump_embeddings: Option<PathBuf>,
-    /// `--method windows`: cluster the embeddings as the model gives them, not centred on its
-    /// background mean (`DiarizeOptions::background`, on by default; it applies where the
-    /// model has a threshold for it, or `--threshold` names one).
-    #[arg(long)]
-    no_background: bool,
-    /// Instead of diarizing, print how the embeddings the windows method clusters separate
-    /// voices: cosine similarities of clips of one reference speaker (windows at least 10 s
-    /// apart) and of different speakers of one recording, per part, as the model gives them
-    /// and centred on its background, with the equal error rate.
-    #[arg(long)]
-    similarities: bool,
-    /// Instead of diarizing, fit the background means on the `tune` part (every embedding the
-    /// windows method clusters, by band) and write them as Rust source to this file
-    /// (`speakers/src/background/campplus.rs`).
-    #[arg(long)]
-    fit_background: Option<PathBuf>,
-    /// The second look at the speakers found (`DiarizeOptions::recheck`): merge two whose
-    /// single-speaker pieces agree within this margin of their own agreement (default: the
-    /// Diarizer's; `--recheck off` for none).
-    #[arg(long)]
-    recheck: Option<String>,
-    /// Also run these recheck margins (comma-separated; `off` for none), crossed with the
-    /// other sweeps.
-    #[arg(long, value_delimiter = ',')]
-    sweep_recheck: Vec<String>,
-    /// With the recheck: speakers with less speech than this (seconds) are folded into the
-    /// nearest (`DiarizeOptions::fold_below_s`; default: the Diarizer's).
-    #[arg(long)]
-    fold_below: Option<f64>,
-    /// One line per recording.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Where the development set is (built on first use).
-    #[arg(long, default_value_os_t = default_dir())]
-    dir: PathBuf,
-}
-
-/// One clustering setting of a sweep.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Setting {
-    threshold: Option<f32>,
-    min_cluster_size: usize,
-    threshold_scale: Option<f32>,
-    gap_range: Option<(f32, f32)>,
-    recheck: Option<f32>,
-}
 
 #[derive(Default, Clone)]
 struct Tally {
@@ -257,89 +139,15 @@ fn main() -> Result<()> {
         Arc::new(Segmenter::load(&seg_path)?),
         Arc::new(Embedder::load(&emb.path, window)?),
     );
-    let min_cluster_size = args
-        .min_cluster_size
-        .unwrap_or(DiarizeOptions::default().min_cluster_size);
-    // The first setting is the one reported in full; the sweep's others are summarised.
-    let gap_range = (args.gap_range.len() == 2).then(|| (args.gap_range[0], args.gap_range[1]));
-    let margin = |s: &str| -> Result<Option<f32>> {
-        match s {
-            "off" | "none" => Ok(None),
-            m => Ok(Some(
-                m.parse().with_context(|| format!("recheck margin {m}"))?,
-            )),
-        }
-    };
-    let recheck = match &args.recheck {
-        Some(m) => margin(m)?,
-        None => DiarizeOptions::default().recheck,
-    };
-
-    let mut settings = vec![Setting {
-        threshold: args.threshold,
+    // The first setting is the one reported in full; a sweep's others are summarised.
+    let settings = args.settings()?;
+    let Setting {
         min_cluster_size,
-        threshold_scale: args.threshold_scale,
         gap_range,
         recheck,
-    }];
-    if !args.sweep_threshold.is_empty()
-        || !args.sweep_min_cluster_size.is_empty()
-        || !args.sweep_scale.is_empty()
-        || !args.sweep_gap_top.is_empty()
-        || !args.sweep_recheck.is_empty()
-    {
-        let thresholds: Vec<Option<f32>> = if args.sweep_threshold.is_empty() {
-            vec![args.threshold]
-        } else {
-            args.sweep_threshold.iter().copied().map(Some).collect()
-        };
-        let sizes = if args.sweep_min_cluster_size.is_empty() {
-            vec![min_cluster_size]
-        } else {
-            args.sweep_min_cluster_size.clone()
-        };
-        let scales: Vec<Option<f32>> = if args.sweep_scale.is_empty() {
-            vec![args.threshold_scale]
-        } else {
-            args.sweep_scale.iter().copied().map(Some).collect()
-        };
-        let gaps: Vec<Option<(f32, f32)>> = if args.sweep_gap_top.is_empty() {
-            vec![gap_range]
-        } else {
-            let lo = gap_range.map_or(0.1, |(lo, _)| lo);
-            args.sweep_gap_top
-                .iter()
-                .map(|&hi| Some((lo, hi)))
-                .collect()
-        };
-        let rechecks: Vec<Option<f32>> = if args.sweep_recheck.is_empty() {
-            vec![recheck]
-        } else {
-            args.sweep_recheck
-                .iter()
-                .map(|m| margin(m))
-                .collect::<Result<_>>()?
-        };
-        for &threshold in &thresholds {
-            for &min_cluster_size in &sizes {
-                for &threshold_scale in &scales {
-                    for &gap_range in &gaps {
-                        for &recheck in &rechecks {
-                            let setting = Setting {
-                                threshold,
-                                min_cluster_size,
-                                threshold_scale,
-                                gap_range,
-                                recheck,
-                            };
-                            if !settings.contains(&setting) {
-                                settings.push(setting);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        ..
+    } = settings[0];
+    if args.sweeping() {
         diarizer = diarizer.with_memo();
     }
     println!(
