@@ -4,14 +4,17 @@
 //! section are saved under `$CARGO_TARGET_DIR/dashboard-screens/`.
 //!
 //! The tests' flow is here; what they share is under `dashboard/`: the browser session
-//! (`browser`), keyboard-only use (`keyboard`), and the accounts and transcripts they set up
-//! behind the page (`fixtures`).
+//! (`browser`), keyboard-only use (`keyboard`), and the accounts, transcripts and GPU workers
+//! they set up behind the page (`fixtures`). The Statistics section's GPU cards, filled, have
+//! their own test in `gpus`.
 mod common;
 
 #[path = "dashboard/browser.rs"]
 mod browser;
 #[path = "dashboard/fixtures.rs"]
 mod fixtures;
+#[path = "dashboard/gpus.rs"]
+mod gpus;
 #[path = "dashboard/keyboard.rs"]
 mod keyboard;
 

@@ -159,7 +159,7 @@ function gpuCards(s) {
 }
 
 function systemBlock(title, sys, extra) {
-  if (!sys) return card(title, extra || empty('No reading.'));
+  if (!sys) return card(title, extra, empty('No reading.'));
   const cores = h('div', { class: 'cores', 'aria-label': 'CPU usage per core' },
     (sys.cpu_per_core || []).map((p, i) => h('div', { class: 'core', title: `core ${i}: ${fmtPct(p)}` },
       h('span', { class: 'core-label num', text: `${i}` }),

@@ -1,9 +1,15 @@
-//! What the tests set up behind the page: accounts through the admin API and transcripts
-//! written straight into PostgreSQL.
+//! What the tests set up behind the page: accounts through the admin API, transcripts
+//! written straight into PostgreSQL, and GPU workers' heartbeats published through the calls a
+//! worker publishes its own with.
 
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
+use voxfleet_jobs::fleet::{GpuStats, WorkerInfo, WorkerState};
+use voxfleet_jobs::{Keys, QueueClient, QueueOptions};
 
 use crate::common::Env;
 
@@ -52,5 +58,89 @@ pub(crate) async fn plant_transcripts(env: &Env, n: usize) {
         .execute(&pg)
         .await
         .unwrap();
+    }
+}
+
+/// The queue client a worker publishes through, on this test's key prefix.
+fn worker_queue(env: &Env) -> QueueClient {
+    QueueClient::new(
+        &env.redis_url,
+        Keys::new(&env.prefix),
+        QueueOptions::default(),
+    )
+    .unwrap()
+}
+
+/// An H100 as the worker's NVML reading (`voxfleet_worker::gpu::Gpus::stats`) gives it: 80 GiB
+/// of memory, `used_gib` of it in use. A stand-in for NVML, which cannot run on a machine
+/// without an NVIDIA GPU.
+pub(crate) fn h100(
+    index: u32,
+    used_gib: u64,
+    utilization: u32,
+    celsius: u32,
+    watts: f64,
+) -> GpuStats {
+    GpuStats {
+        index,
+        uuid: format!("GPU-5d1e0000-0000-0000-0000-{index:012}"),
+        name: "NVIDIA H100 80GB HBM3".into(),
+        memory_total_bytes: 80 << 30,
+        memory_used_bytes: used_gib << 30,
+        memory_free_bytes: (80 - used_gib) << 30,
+        utilization_percent: Some(utilization),
+        temperature_celsius: Some(celsius),
+        power_watts: Some(watts),
+        healthy: true,
+    }
+}
+
+/// A running worker's heartbeat carrying these GPU readings, published as the worker's
+/// heartbeat publishes it (`QueueClient::heartbeat_with`: the heartbeat, kept an hour, and
+/// beside it the readings, kept three intervals). A minute's interval: the worker is alive and
+/// its readings fresh for three minutes.
+pub(crate) async fn gpu_heartbeat(env: &Env, worker: &str, host: &str, gpus: Vec<GpuStats>) {
+    let now = Utc::now();
+    let info = WorkerInfo {
+        name: worker.into(),
+        host: host.into(),
+        pid: 4242,
+        version: env!("CARGO_PKG_VERSION").into(),
+        queues: vec!["gpu".into()],
+        concurrency: 1,
+        running: vec![],
+        device: "cuda:0".into(),
+        gpus,
+        state: WorkerState::Running,
+        started_at: now,
+        last_heartbeat: now,
+        heartbeat_interval_s: 60,
+        models: vec![],
+    };
+    worker_queue(env)
+        .heartbeat_with(&info, Duration::from_secs(3600), None)
+        .await
+        .unwrap();
+}
+
+/// Lets a worker's readings expire while its heartbeat stays live, which the page reports as
+/// stale: its last readings are written again as a `collect_stats` job writes them
+/// (`QueueClient::put_node_stats`), kept one second instead of `COLLECTED_STATS_TTL`, and
+/// waited out.
+pub(crate) async fn expire_readings(env: &Env, worker: &str) {
+    let q = worker_queue(env);
+    let name = [worker.to_string()];
+    let last = q.node_stats(&name).await.unwrap().remove(0);
+    let last = last.unwrap_or_else(|| panic!("{worker} has no readings to expire"));
+    q.put_node_stats(&last, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while q.node_stats(&name).await.unwrap()[0].is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "{worker}'s readings never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
