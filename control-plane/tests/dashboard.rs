@@ -527,6 +527,10 @@ async fn the_dashboard_works_from_the_keyboard_alone() {
     let b = Browser::start(&env, "keyboard").await;
     b.goto(&base, "/admin").await;
     b.el("signin-email").await;
+    // The skip link is there only where there is a main column to skip to.
+    let skip_hidden = "return document.getElementById('skip-link').hidden";
+    let hidden = b.c.execute(skip_hidden, vec![]).await.unwrap();
+    assert_eq!(hidden, json!(true), "a skip link on the sign-in screen");
     b.keys_until(&[Key::Tab], &Browser::css("signin-email"), 10)
         .await;
     b.type_keys("kim@example.org").await;
@@ -541,6 +545,8 @@ async fn the_dashboard_works_from_the_keyboard_alone() {
     until!(b, "the heading focused after sign-in", WAIT, {
         (b.focused().await == "page-title").then_some(())
     });
+    let hidden = b.c.execute(skip_hidden, vec![]).await.unwrap();
+    assert_eq!(hidden, json!(false), "no skip link once signed in");
     b.keys_until(&[Key::Shift, Key::Tab], "#nav-list a", 40)
         .await;
     b.keys_until(&[Key::Shift, Key::Tab], &Browser::css("nav-users"), 20)

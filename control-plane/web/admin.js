@@ -137,17 +137,21 @@ function gpuCards(s) {
     for (const g of w.gpus) {
       const used = g.memory_used_bytes;
       const total = g.memory_total_bytes;
+      // A GPU that NVML could not read comes with zeros, which are not measurements.
+      const read = g.healthy && total > 0;
       cards.push(h('article', { class: 'gpu-card', testid: 'gpu-card', dataset: { worker: w.worker, index: g.index, readings: w.readings } },
         h('div', { class: 'gpu-head' },
-          h('h3', { text: g.name }),
+          h('h3', { text: g.name || `GPU ${g.index}` }),
           g.healthy ? badge('healthy', 'ok') : badge('unreadable', 'danger')),
         h('p', { class: 'muted', text: `${w.worker} · GPU ${g.index} · ${w.host}` }),
         h('div', { class: 'meter-row' },
           h('span', { class: 'meter-label', text: 'VRAM' }),
-          barWith(used, total, { label: `VRAM of GPU ${g.index} on ${w.worker}`, warnPct: 90 }),
-          h('span', { class: 'num meter-val', text: `${fmtBytes(used)} / ${fmtBytes(total)}` })),
+          read
+            ? barWith(used, total, { label: `VRAM of GPU ${g.index} on ${w.worker}`, warnPct: 90 })
+            : h('span', { class: 'muted', text: 'not read' }),
+          h('span', { class: 'num meter-val', text: read ? `${fmtBytes(used)} / ${fmtBytes(total)}` : '—' })),
         kv([
-          ['Free', fmtBytes(g.memory_free_bytes)],
+          ['Free', read ? fmtBytes(g.memory_free_bytes) : '—'],
           ['Utilisation', isNum(g.utilization_percent) ? fmtPct(g.utilization_percent) : '—'],
           ['Temperature', isNum(g.temperature_celsius) ? `${g.temperature_celsius} °C` : '—'],
           ['Power', isNum(g.power_watts) ? `${fmtNum(g.power_watts, 0)} W` : '—'],

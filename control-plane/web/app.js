@@ -281,6 +281,8 @@ function showSignIn(message, kind = 'info') {
   state.ctx = null;
   state.me = null;
   $('app-view').hidden = true;
+  // The sign-in form is all there is: nothing to skip to.
+  $('skip-link').hidden = true;
   $('signin-view').hidden = false;
   document.title = 'Sign in · voxfleet admin';
   const form = $('signin-form');
@@ -293,6 +295,7 @@ function showSignIn(message, kind = 'info') {
 
 async function startApp() {
   $('signin-view').hidden = true;
+  $('skip-link').hidden = false;
   const main = $('main');
   try {
     state.me = await api('/v1/me');

@@ -1,11 +1,12 @@
 //! The Statistics section's GPU cards filled: two GPU workers publish their heartbeats, one
-//! with fresh readings of two GPUs and one whose readings expired, and a super admin looks.
+//! with fresh readings of three GPUs (one of them unreadable) and one whose readings expired,
+//! and a super admin looks.
 
 use serde_json::{Value, json};
 
 use crate::browser::{Browser, WAIT, until};
 use crate::common::Env;
-use crate::fixtures::{expire_readings, gpu_heartbeat, h100, person};
+use crate::fixtures::{expire_readings, gpu_heartbeat, h100, person, unreadable};
 
 /// Every GPU card as the page shows it, sorted by worker and GPU: its data attributes, name,
 /// badges (text and class), the line under the name, the VRAM bar (its accessible value, the
@@ -62,7 +63,11 @@ async fn the_statistics_section_shows_each_gpu_and_marks_stale_readings() {
         &env,
         "gpu-box-1",
         "rack-a-01",
-        vec![h100(0, 20, 87, 61, 412.3), h100(1, 76, 100, 74, 688.9)],
+        vec![
+            h100(0, 20, 87, 61, 412.3),
+            h100(1, 76, 100, 74, 688.9),
+            unreadable(2),
+        ],
     )
     .await;
     gpu_heartbeat(
@@ -80,7 +85,7 @@ async fn the_statistics_section_shows_each_gpu_and_marks_stale_readings() {
     b.section("stats").await;
     let cards = until!(b, "the GPU cards", WAIT, {
         let v = b.c.execute(GPU_CARDS, vec![]).await.ok()?;
-        (v.as_array()?.len() == 3).then_some(v)
+        (v.as_array()?.len() == 4).then_some(v)
     });
     b.c.execute(
         "document.querySelector('[data-testid=\"gpu-card\"]').scrollIntoView({ block: 'center' })",
@@ -146,6 +151,27 @@ async fn the_statistics_section_shows_each_gpu_and_marks_stale_readings() {
                 "Power": "689 W",
             }),
         ),
+        // NVML could not read it: no zeros shown as figures, no bar.
+        {
+            "worker": "gpu-box-1",
+            "gpu": "2",
+            "readings": "fresh",
+            "stale": false,
+            "name": "GPU 2",
+            "badges": [["unreadable", "badge badge-danger"]],
+            "place": "gpu-box-1 · GPU 2 · rack-a-01",
+            "vram": "—",
+            "bar": null,
+            "kv": {
+                "Free": "—",
+                "Utilisation": "—",
+                "Temperature": "—",
+                "Power": "—",
+            },
+            "note": null,
+            "source": "heartbeat",
+            "spills": false,
+        },
         // The expired readings: one card for the worker, marked stale, none of its old numbers.
         {
             "worker": "gpu-box-2",
