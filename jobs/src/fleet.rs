@@ -34,6 +34,24 @@ pub struct GpuStats {
     pub healthy: bool,
 }
 
+impl GpuStats {
+    /// The device at `index` that NVML could not read this time: no figures, not healthy.
+    pub fn unreadable(index: u32) -> Self {
+        Self {
+            index,
+            uuid: String::new(),
+            name: String::new(),
+            memory_total_bytes: 0,
+            memory_used_bytes: 0,
+            memory_free_bytes: 0,
+            utilization_percent: None,
+            temperature_celsius: None,
+            power_watts: None,
+            healthy: false,
+        }
+    }
+}
+
 /// `running` while claiming, `draining` after SIGTERM, `stopped` once it has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -57,18 +57,7 @@ impl Gpus {
                         healthy: mem.is_some(),
                     }
                 }
-                Err(_) => GpuStats {
-                    index: i,
-                    uuid: String::new(),
-                    name: String::new(),
-                    memory_total_bytes: 0,
-                    memory_used_bytes: 0,
-                    memory_free_bytes: 0,
-                    utilization_percent: None,
-                    temperature_celsius: None,
-                    power_watts: None,
-                    healthy: false,
-                },
+                Err(_) => GpuStats::unreadable(i),
             })
             .collect()
     }

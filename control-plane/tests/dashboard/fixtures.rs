@@ -95,23 +95,6 @@ pub(crate) fn h100(
     }
 }
 
-/// A GPU that NVML could not read, as the worker reports it (`worker/src/gpu.rs`): zeros and
-/// no figures, `healthy: false`.
-pub(crate) fn unreadable(index: u32) -> GpuStats {
-    GpuStats {
-        index,
-        uuid: String::new(),
-        name: String::new(),
-        memory_total_bytes: 0,
-        memory_used_bytes: 0,
-        memory_free_bytes: 0,
-        utilization_percent: None,
-        temperature_celsius: None,
-        power_watts: None,
-        healthy: false,
-    }
-}
-
 /// A running worker's heartbeat carrying these GPU readings, published as the worker's
 /// heartbeat publishes it (`QueueClient::heartbeat_with`: the heartbeat, kept an hour, and
 /// beside it the readings, kept three intervals). A minute's interval: the worker is alive and

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::browser::{Browser, WAIT, until};
 use crate::common::Env;
-use crate::fixtures::{expire_readings, gpu_heartbeat, h100, person, unreadable};
+use crate::fixtures::{expire_readings, gpu_heartbeat, h100, person};
+use voxfleet_jobs::fleet::GpuStats;
 
 /// Every GPU card as the page shows it, sorted by worker and GPU: its data attributes, name,
 /// badges (text and class), the line under the name, the VRAM bar (its accessible value, the
@@ -66,7 +67,8 @@ async fn the_statistics_section_shows_each_gpu_and_marks_stale_readings() {
         vec![
             h100(0, 20, 87, 61, 412.3),
             h100(1, 76, 100, 74, 688.9),
-            unreadable(2),
+            // as the worker reports a GPU that NVML could not read
+            GpuStats::unreadable(2),
         ],
     )
     .await;
