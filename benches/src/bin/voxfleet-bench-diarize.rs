@@ -5,7 +5,8 @@
 //! - Data: `python/diarize_devset.py` builds it on first use into `--dir`
 //!   (`~/.cache/voxfleet/diarize-devset`; nothing is committed): synthetic espeak-ng
 //!   conversations of 2–6 speakers (clean, telephone-band and noisy versions), the real AMI
-//!   meeting excerpts of pyannote-audio 4.0.7's source archive, and conversations mixed from
+//!   meeting excerpts of pyannote-audio 4.0.7's source archive (also through a telephone
+//!   channel), and conversations mixed from
 //!   real single voices of Debian packages (16 kHz and telephone 8 kHz). Each recording is
 //!   `tune` (parameters may be chosen on it) or `test` (reported, never tuned on); the script's
 //!   docs say which is which and why voices never cross.
@@ -205,12 +206,13 @@ fn main() -> Result<()> {
         }
     );
 
+    let fold_below_s = args
+        .fold_below
+        .unwrap_or(DiarizeOptions::default().fold_below_s);
     println!(
         "recheck of the speakers found: {}",
         recheck.map_or("off".into(), |m| format!(
-            "merge within a margin of {m}; fold speakers under {} s",
-            args.fold_below
-                .unwrap_or(DiarizeOptions::default().fold_below_s)
+            "merge within a margin of {m}; fold speakers under {fold_below_s} s"
         ))
     );
 
@@ -301,9 +303,7 @@ fn main() -> Result<()> {
             gap_range,
             background: !args.no_background,
             recheck,
-            fold_below_s: args
-                .fold_below
-                .unwrap_or(DiarizeOptions::default().fold_below_s),
+            fold_below_s,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
