@@ -5,10 +5,13 @@
 //!
 //! The tests' flow is here; what they share is under `dashboard/`: the browser session
 //! (`browser`), keyboard-only use (`keyboard`), and the accounts, transcripts and GPU workers
-//! they set up behind the page (`fixtures`). The Statistics section's GPU cards, filled, have
+//! they set up behind the page (`fixtures`), and the page as a screen reader is given it
+//! (`a11y`: Chromium's accessibility tree). The Statistics section's GPU cards, filled, have
 //! their own test in `gpus`.
 mod common;
 
+#[path = "dashboard/a11y.rs"]
+mod a11y;
 #[path = "dashboard/browser.rs"]
 mod browser;
 #[path = "dashboard/fixtures.rs"]
@@ -585,4 +588,111 @@ async fn the_dashboard_works_from_the_keyboard_alone() {
         "controls a keyboard or screen reader cannot use"
     );
     b.close().await;
+}
+
+/// Every section as assistive technology gets it, from Chromium's accessibility tree: each
+/// control, progress bar, table and dialog has a name, the page has its landmarks, one level-1
+/// heading names the section, and headings go down one level at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_section_reads_well_to_a_screen_reader() {
+    let env = Env::start().await;
+    let base = env.base.clone();
+    person(
+        &env,
+        "ada@example.org",
+        "Ada Reader",
+        "super_admin",
+        "correct horse battery",
+    )
+    .await;
+    let b = Browser::start(&env, "a11y").await;
+    b.goto(&base, "/admin").await;
+    b.el("signin-email").await;
+    check_tree(&b, "sign-in", "voxfleet admin").await;
+    b.sign_in(&base, "ada@example.org", "correct horse battery")
+        .await;
+    b.el("nav-stats").await;
+    let sections = [
+        ("stats", "Statistics"),
+        ("tasks", "Task health"),
+        ("users", "Users"),
+        ("files", "Files"),
+        ("search", "Search & indexing"),
+        ("maintenance", "Maintenance"),
+        ("retention", "Retention"),
+        ("settings", "Settings"),
+        ("auth", "Authentication"),
+        ("audit", "Audit logs"),
+        ("profile", "Profile"),
+    ];
+    for (path, title) in sections {
+        b.section(path).await;
+        check_tree(&b, path, title).await;
+    }
+    // a dialog, open: named, and its fields too
+    b.section("users").await;
+    b.click("user-add").await;
+    b.el("user-name").await;
+    let (_, unnamed) = b.unnamed_controls().await;
+    assert_eq!(
+        unnamed,
+        Vec::<String>::new(),
+        "[user dialog] nodes without a name"
+    );
+    let dialogs: Vec<String> = b
+        .ax_tree()
+        .await
+        .into_iter()
+        .filter(|n| n.role == "dialog")
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(dialogs.len(), 1, "one dialog: {dialogs:?}");
+    b.close().await;
+}
+
+/// The checks of [`every_section_reads_well_to_a_screen_reader`] on the page as it is now.
+async fn check_tree(b: &Browser, label: &str, title: &str) {
+    let (checked, unnamed) = b.unnamed_controls().await;
+    assert!(
+        checked >= 3,
+        "[{label}] only {checked} named-role nodes: the tree was not read"
+    );
+    if !unnamed.is_empty() {
+        b.shot(&format!("failed-a11y-{label}")).await;
+    }
+    assert_eq!(
+        unnamed,
+        Vec::<String>::new(),
+        "[{label}] nodes without a name"
+    );
+    let tree = b.ax_tree().await;
+    let roles = |role: &str| tree.iter().filter(|n| n.role == role).count();
+    assert_eq!(roles("main"), 1, "[{label}] one main landmark");
+    if label != "sign-in" {
+        let nav: Vec<&str> = tree
+            .iter()
+            .filter(|n| n.role == "navigation")
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(
+            nav,
+            ["Sections"],
+            "[{label}] the sections' navigation, named"
+        );
+    }
+    let headings: Vec<(u64, &str)> = tree
+        .iter()
+        .filter(|n| n.role == "heading")
+        .map(|n| (n.level, n.name.as_str()))
+        .collect();
+    let h1: Vec<&str> = headings.iter().filter(|h| h.0 == 1).map(|h| h.1).collect();
+    assert_eq!(h1, [title], "[{label}] one level-1 heading: {headings:?}");
+    let mut level = 0;
+    for &(l, name) in &headings {
+        assert!(
+            l <= level + 1,
+            "[{label}] heading `{name}` (level {l}) skips a level after {level}: {headings:?}"
+        );
+        level = l;
+    }
 }

@@ -244,7 +244,7 @@ export async function renderProfile(root, ctx) {
       ? table(['Connector', ['Minutes', 'num'], ['Tokens', 'num'], ['Cost', 'num']], [
         ...conn,
         h('tr', { class: 'total-row' }, td('Total'), td(fmtMinutes(costs.minutes), 'num'), td(fmtNum(costs.llm_tokens), 'num'), td(fmtUsd(costs.cost_usd), 'num')),
-      ], { testid: 'costs-table' }).el
+      ], { testid: 'costs-table', caption: 'Costs this month by connector' }).el
       : empty('Nothing spent this month.')));
   parts.push(mfaCard(ctx, pending, Boolean(me.mfa_enabled)));
   if (!pending) {

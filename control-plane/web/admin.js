@@ -215,7 +215,7 @@ function workersTable(workers) {
       : '—'),
     td(h('span', { title: w.last_heartbeat, text: fmtAgo(w.last_heartbeat) })),
     td(w.version)));
-  return card('Workers', table(['Name', 'Host', 'State', 'Device', 'Queues', ['Running', 'num'], 'Jobs', ['GPUs', 'num'], 'Models', 'Heartbeat', 'Version'], rows, { testid: 'workers-table' }).el);
+  return card('Workers', table(['Name', 'Host', 'State', 'Device', 'Queues', ['Running', 'num'], 'Jobs', ['GPUs', 'num'], 'Models', 'Heartbeat', 'Version'], rows, { testid: 'workers-table', caption: 'Workers' }).el);
 }
 
 function queuesTable(queues) {
@@ -228,7 +228,7 @@ function queuesTable(queues) {
     td(fmtNum(q.retrying), 'num'),
     td(fmtNum(q.failed), q.failed ? 'num text-danger' : 'num'),
     td(q.queued ? fmtDuration(q.oldest_age_seconds) : '—', 'num')));
-  return card('Queues', table(['Queue', ['Depth', 'num'], ['High / normal / low', 'num'], ['Running', 'num'], ['Retrying', 'num'], ['Failed', 'num'], ['Oldest', 'num']], rows, { testid: 'queues-table' }).el);
+  return card('Queues', table(['Queue', ['Depth', 'num'], ['High / normal / low', 'num'], ['Running', 'num'], ['Retrying', 'num'], ['Failed', 'num'], ['Oldest', 'num']], rows, { testid: 'queues-table', caption: 'Queues' }).el);
 }
 
 function usageSection(u) {
@@ -247,10 +247,10 @@ function usageSection(u) {
       chip('Estimated cost', fmtUsd(u.cost_usd))),
     h('div', { class: 'grid grid-2' },
       card('By connector', conn.length
-        ? table(['Connector', ['Minutes', 'num'], ['Tokens', 'num'], ['Cost', 'num']], conn, { testid: 'usage-by-connector' }).el
+        ? table(['Connector', ['Minutes', 'num'], ['Tokens', 'num'], ['Cost', 'num']], conn, { testid: 'usage-by-connector', caption: 'Usage this month by connector' }).el
         : empty('No usage this month.')),
       card('By user', users.length
-        ? table(['User', 'Email', ['Minutes', 'num'], ['Tokens', 'num'], ['Cost', 'num']], users, { testid: 'usage-by-user' }).el
+        ? table(['User', 'Email', ['Minutes', 'num'], ['Tokens', 'num'], ['Cost', 'num']], users, { testid: 'usage-by-user', caption: 'Usage this month by user' }).el
         : empty('No usage this month.'))));
 }
 
@@ -355,7 +355,7 @@ export async function renderTasks(root, ctx) {
       td(fmtDuration(j.max_runtime_seconds), 'num'),
       td(timeEl(j.lease_deadline, true)),
       td(button('Cancel', () => act({ ...j, status: 'running' }, 'cancel'), { testid: 'stuck-cancel', kind: 'danger-outline btn-small' }))));
-    return table(['Job', 'Kind', 'Queue', 'Worker', 'File', ['Age', 'num'], 'Reason', ['Max run time', 'num'], 'Lease until', ''], trs, { testid: 'stuck-table', stack: true }).el;
+    return table(['Job', 'Kind', 'Queue', 'Worker', 'File', ['Age', 'num'], 'Reason', ['Max run time', 'num'], 'Lease until', ''], trs, { testid: 'stuck-table', caption: 'Stuck jobs', stack: true }).el;
   }
 
   let seq = 0;

@@ -283,7 +283,7 @@ async function integrityPanel(box, ctx) {
       rows.length ? table(['Index', ['Documents', 'num'], ['Scanned', 'num'], ['Orphans', 'num'], ['Cleaned', 'num']], [
         ...rows,
         h('tr', { class: 'total-row' }, td('Total'), td(''), td(''), td(fmtNum(r.orphans), 'num'), td(fmtNum(r.cleaned), 'num')),
-      ], { testid: 'integrity-report' }).el : reportList(r));
+      ], { testid: 'integrity-report', caption: 'Integrity check by index' }).el : reportList(r));
   }
 
   async function load() {
@@ -365,7 +365,7 @@ async function consistencyPanel(box, ctx) {
         td(fmtNum(p.orphans), p.orphans ? 'num text-warn' : 'num')));
       replace(counts,
         h('div', { class: 'chips' }, chip('PostgreSQL speakers', fmtNum(c.speakers), 'muted', 'consistency-speakers'), chip('Active profile', c.active_profile)),
-        table(['Profile', 'Index', 'Exists', ['Indexed', 'num'], ['Missing', 'num'], ['With voiceprint', 'num'], ['Unrepairable', 'num'], ['Orphans', 'num']], rows, { testid: 'consistency-table' }).el);
+        table(['Profile', 'Index', 'Exists', ['Indexed', 'num'], ['Missing', 'num'], ['With voiceprint', 'num'], ['Unrepairable', 'num'], ['Orphans', 'num']], rows, { testid: 'consistency-table', caption: 'Embedding consistency by profile' }).el);
       const chosen = profile.value;
       replace(profile, ...c.profiles.map((p) => h('option', { value: p.profile, text: p.profile === c.active_profile ? `${p.profile} (active)` : p.profile })));
       profile.value = chosen || c.active_profile;
@@ -492,7 +492,7 @@ async function migrationPanel(box, ctx) {
         td(h('span', { class: 'mono', title: f.speaker_id, text: shortId(f.speaker_id) })),
         td(f.profile), td(h('code', { text: f.error_code })), td(f.message), td(fmtNum(f.attempts), 'num'), td(timeEl(f.at, true))));
       replace(failures, card(`Failed speakers (${fmtNum(m.failed)})`,
-        table(['Speaker', 'Profile', 'Error', 'Message', ['Attempts', 'num'], 'When'], rows, { testid: 'migration-failures' }).el));
+        table(['Speaker', 'Profile', 'Error', 'Message', ['Attempts', 'num'], 'When'], rows, { testid: 'migration-failures', caption: 'Speakers whose migration failed' }).el));
     } else {
       replace(failures);
     }
@@ -700,8 +700,8 @@ export async function renderRetention(root, ctx) {
             ` (${p.retention_days} days, ${p.timezone}${p.delete_error_files ? ', failed files included' : ''}).`,
             p.total_files > p.files.length ? ` The oldest ${fmtNum(p.files.length)} are listed.` : ''),
           rows.length
-            ? table(['Title', 'Owner', ['Age', 'num'], ['Size', 'num'], 'Status', 'Uploaded'], rows, { testid: 'retention-preview-table', stack: true }).el
-            : h('div', { testid: 'retention-preview-table' }, empty('Nothing would be deleted.')));
+            ? table(['Title', 'Owner', ['Age', 'num'], ['Size', 'num'], 'Status', 'Uploaded'], rows, { testid: 'retention-preview-table', caption: 'Files the next retention run would delete', stack: true }).el
+            : h('div', { testid: 'retention-preview-table', caption: 'Files the next retention run would delete' }, empty('Nothing would be deleted.')));
       } catch (e) {
         if (e.name === 'AbortError') return;
         replace(previewBox, alertBox(e));
@@ -862,7 +862,7 @@ async function pricesForm(box, ctx) {
   const save = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'prices-save', text: 'Save prices' });
 
   function editor(what, title, unit, max, values) {
-    const t = table(['Connector', [unit, 'num'], ''], [], { testid: `${what}-table` });
+    const t = table(['Connector', [unit, 'num'], ''], [], { testid: `${what}-table`, caption: `${title} prices` });
     const { tbody } = t;
     const addRow = (name = '', price = '') => {
       const fixed = name === 'self_hosted';
