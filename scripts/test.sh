@@ -25,6 +25,8 @@ echo "== CUDA build of voxfleet-gpu-check (compiled and linked only: no GPU here
 scripts/gpu-check.sh build
 echo "== cargo build (binaries used by the end-to-end tests)"
 cargo build --workspace --bins --locked
+echo "== docker/ and docker/k8s/: schemas, hadolint, and every name and flag against the binaries"
+python3 scripts/checks/manifests.py
 echo "== model files (fetched once into $VOXFLEET_MODELS_DIR, verified every time)"
 "$CARGO_TARGET_DIR/debug/voxfleet-worker" models fetch
 # The multilingual model: translations, and the memory-budget test's second model.
