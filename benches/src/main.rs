@@ -9,6 +9,11 @@
 //!    time with the worker idle in between.
 //! 3. **API submissions/s** through the real `voxfleet-control-plane`: `POST /v1/jobs` from 16
 //!    concurrent clients and `POST /v1/jobs/batch` with 100 submissions per call.
+//! 4. **Scaling** (only with `--only scaling`): the no-op throughput of section 1 with 1, 2, 4
+//!    and 8 worker processes (`--workers`, concurrency `--scale-concurrency` each), on the one
+//!    Redis server and on a Redis Cluster of six nodes on loopback (three masters with a
+//!    replica each) that the run starts and stops; jobs/s and jobs/s per core.
+//!    `benches/python/plot_scaling.py FIGURES.json OUT.png` draws it from `--json`.
 //!
 //! Progress goes to stderr; a plain summary table to stdout at the end, and with `--json PATH`
 //! every figure to a file. Everything the run creates (Redis keys under `vf_bench_<id>_*`,
@@ -43,7 +48,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bench::Bench;
-use crate::report::{LatencyPair, Machine, Report, Settings, Throughput, ThroughputRow};
+use crate::report::{
+    LatencyPair, Machine, Report, ScalingRow, Settings, Throughput, ThroughputRow,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +77,7 @@ enum Section {
     Throughput,
     Latency,
     Api,
+    Scaling,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +118,15 @@ struct RunArgs {
     /// Submissions per batch request.
     #[arg(long, default_value_t = 100)]
     api_batch_size: usize,
+    /// Scaling: worker processes per run.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    workers: Vec<usize>,
+    /// Scaling: concurrency of each worker process.
+    #[arg(long, default_value_t = 8)]
+    scale_concurrency: u32,
+    /// Scaling: leave the Redis Cluster out (one Redis server only).
+    #[arg(long)]
+    skip_cluster: bool,
     /// Measure voxfleet only.
     #[arg(long)]
     skip_apalis: bool,
@@ -141,8 +158,14 @@ struct RunArgs {
 }
 
 impl RunArgs {
+    /// Whether to run `s`: the ones named with `--only`, else all but scaling (it starts a
+    /// Redis Cluster and runs 8 measurements per backend).
     fn wants(&self, s: Section) -> bool {
-        self.only.is_empty() || self.only.contains(&s)
+        if self.only.is_empty() {
+            s != Section::Scaling
+        } else {
+            self.only.contains(&s)
+        }
     }
 
     fn settings(&self) -> Settings {
@@ -159,12 +182,17 @@ impl RunArgs {
             api_batches: self.api_batches,
             api_batch_size: self.api_batch_size,
             apalis: !self.skip_apalis,
+            workers: self.workers.clone(),
+            scale_concurrency: self.scale_concurrency,
         }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.jobs == 0 || self.concurrency.is_empty() || self.concurrency.contains(&0) {
             bail!("--jobs and every --concurrency must be at least 1");
+        }
+        if self.workers.is_empty() || self.workers.contains(&0) || self.scale_concurrency == 0 {
+            bail!("every --workers and --scale-concurrency must be at least 1");
         }
         if self.api_clients == 0 || self.api_batch_size == 0 || self.api_batch_size > 1000 {
             bail!("--api-clients must be at least 1 and --api-batch-size 1 to 1000");
@@ -199,7 +227,9 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         args.worker_bin.clone(),
         args.control_plane_bin.clone(),
     )?;
-    let needs_worker = args.wants(Section::Throughput) || args.wants(Section::Latency);
+    let needs_worker = args.wants(Section::Throughput)
+        || args.wants(Section::Latency)
+        || args.wants(Section::Scaling);
     bench.require_binaries(needs_worker, args.wants(Section::Api))?;
     let (redis_version, pg_version) = bench.check_services().await?;
     bench.create_scratch()?;
@@ -211,6 +241,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         throughput: Vec::new(),
         latency: None,
         api: None,
+        scaling: Vec::new(),
         errors: Vec::new(),
     };
     progress::note(format!(
@@ -250,6 +281,9 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
 
 async fn run_sections(b: &Bench, args: &RunArgs, report: &mut Report) {
     let timeout = Duration::from_secs(args.timeout);
+    if args.wants(Section::Scaling) {
+        scaling(b, args, report, timeout).await;
+    }
     if args.wants(Section::Throughput) {
         for &c in &args.concurrency {
             progress::note(format!(
@@ -387,5 +421,55 @@ fn note_throughput(who: &str, t: &Throughput) {
             ));
         }
         Throughput::Failed { error } => progress::note(format!("  {who}: failed: {error}")),
+    }
+}
+
+/// Section 4: the no-op throughput with more and more worker processes, on the one Redis
+/// server and on a Redis Cluster started for the run.
+async fn scaling(b: &Bench, args: &RunArgs, report: &mut Report, timeout: Duration) {
+    let cores = report.machine.nproc.max(1);
+    let cluster = if args.skip_cluster {
+        None
+    } else {
+        let sp = progress::spinner("starting a Redis Cluster (6 nodes, 3 masters)");
+        let c = tokio::task::spawn_blocking(voxfleet_testkit::cluster::RedisCluster::start).await;
+        sp.finish_and_clear();
+        match c {
+            Ok(c) => Some(c),
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("starting the Redis Cluster: {e}"));
+                None
+            }
+        }
+    };
+    let mut backends = vec![("redis", b.redis_url.clone())];
+    if let Some(c) = &cluster {
+        backends.push(("cluster", c.url()));
+    }
+    let c = args.scale_concurrency;
+    for (backend, url) in &backends {
+        for &w in &args.workers {
+            progress::note(format!(
+                "scaling on {backend}: {w} worker(s) x concurrency {c} ({} jobs)",
+                args.jobs
+            ));
+            let label = format!("{backend}-");
+            let t = voxfleet_runs::throughput_on(b, url, &label, w, c, args.jobs, timeout).await;
+            let t = outcome(
+                t,
+                &format!("scaling {backend} {w} workers"),
+                &mut report.errors,
+            );
+            note_throughput("voxfleet", &t);
+            report.scaling.push(ScalingRow {
+                backend: (*backend).to_string(),
+                workers: w,
+                concurrency: c,
+                per_core: t.rate().map(|r| r / cores as f64),
+                result: t,
+            });
+        }
     }
 }

@@ -12,6 +12,7 @@ pub struct Report {
     pub throughput: Vec<ThroughputRow>,
     pub latency: Option<LatencyPair>,
     pub api: Option<ApiFigures>,
+    pub scaling: Vec<ScalingRow>,
     /// Failures and clean-up warnings; empty on a clean run.
     pub errors: Vec<String>,
 }
@@ -70,6 +71,20 @@ pub struct Settings {
     pub api_batches: usize,
     pub api_batch_size: usize,
     pub apalis: bool,
+    pub workers: Vec<usize>,
+    pub scale_concurrency: u32,
+}
+
+/// One run of section 4.
+#[derive(Debug, Serialize)]
+pub struct ScalingRow {
+    /// `redis` (one server) or `cluster` (six nodes, three masters).
+    pub backend: String,
+    pub workers: usize,
+    pub concurrency: u32,
+    pub result: Throughput,
+    /// jobs/s divided by the machine's logical CPUs.
+    pub per_core: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -377,6 +392,39 @@ pub fn summary(r: &Report) -> String {
                     let _ = writeln!(o, "   {what:<20} failed (see errors)");
                 }
             }
+        }
+    }
+    if !r.scaling.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n4. Scaling: `diagnostic` {{}} jobs, N = {} per run, worker processes of concurrency {} each; \
+             {} logical CPUs run workers, Redis and PostgreSQL together",
+            s.jobs, s.scale_concurrency, r.machine.nproc
+        );
+        let _ = writeln!(
+            o,
+            "   {:<9} {:>8} {:<34} {:>14} {:>12}",
+            "backend", "workers", "jobs/s", "jobs/s per CPU", "vs 1 worker"
+        );
+        for row in &r.scaling {
+            let one = r
+                .scaling
+                .iter()
+                .find(|x| x.backend == row.backend && x.workers == 1)
+                .and_then(|x| x.result.rate());
+            let speedup = match (row.result.rate(), one) {
+                (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+                _ => None,
+            };
+            let _ = writeln!(
+                o,
+                "   {:<9} {:>8} {:<34} {:>14} {:>12}",
+                row.backend,
+                row.workers,
+                row.result.cell(),
+                row.per_core.map_or("-".into(), |v| format!("{v:.1}")),
+                ratio(speedup)
+            );
         }
     }
     if !r.errors.is_empty() {

@@ -38,6 +38,7 @@ fn diagnostic() -> EnqueueRequest {
 
 fn spawn_worker(
     b: &Bench,
+    redis_url: &str,
     prefix: &str,
     db_url: &str,
     concurrency: u32,
@@ -57,7 +58,7 @@ fn spawn_worker(
         &args,
         &[
             ("VOXFLEET_KEY_PREFIX", prefix),
-            ("VOXFLEET_REDIS_URL", b.redis_url.as_str()),
+            ("VOXFLEET_REDIS_URL", redis_url),
             ("VOXFLEET_DATABASE_URL", db_url),
         ],
         b.log_path(&format!("voxfleet-worker-{name}")),
@@ -72,31 +73,52 @@ pub async fn throughput(
     n: usize,
     timeout: Duration,
 ) -> anyhow::Result<Throughput> {
-    let tag = format!("c{concurrency}");
+    throughput_on(b, &b.redis_url, "", 1, concurrency, n, timeout).await
+}
+
+/// As [`throughput`], on the Redis (or `redis+cluster://` Cluster) at `redis_url`, with
+/// `workers` worker processes of `concurrency` each; `label` tells the runs apart.
+pub async fn throughput_on(
+    b: &Bench,
+    redis_url: &str,
+    label: &str,
+    workers: usize,
+    concurrency: u32,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Throughput> {
+    let tag = format!("{label}w{workers}c{concurrency}");
     let prefix = b.prefix(&tag);
     let (_, db_url) = b.database(&tag);
-    let q = QueueClient::new(&b.redis_url, Keys::new(&prefix), QueueOptions::default())?;
+    let q = QueueClient::new(redis_url, Keys::new(&prefix), QueueOptions::default())?;
     let cpu = QueueName::cpu();
+    let what = format!("voxfleet {label}{workers}x c={concurrency}");
 
     let reqs: Vec<EnqueueRequest> = (0..n).map(|_| diagnostic()).collect();
-    let pb = progress::bar(n as u64, format!("voxfleet c={concurrency} enqueue"));
+    let pb = progress::bar(n as u64, format!("{what} enqueue"));
     for chunk in reqs.chunks(ENQUEUE_CHUNK) {
         q.enqueue_many(chunk).await.context("enqueue_many")?;
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
 
-    let mut worker = spawn_worker(
-        b,
-        &prefix,
-        &db_url,
-        concurrency,
-        &format!("bench-{concurrency}"),
-    )?;
-    let pb = progress::bar(n as u64, format!("voxfleet c={concurrency} run"));
+    let mut procs = Vec::with_capacity(workers);
+    for w in 0..workers {
+        procs.push(spawn_worker(
+            b,
+            redis_url,
+            &prefix,
+            &db_url,
+            concurrency,
+            &format!("bench-{tag}-{w}"),
+        )?);
+    }
+    let pb = progress::bar(n as u64, format!("{what} run"));
     let started = Instant::now();
     loop {
-        worker.check_alive()?;
+        for worker in &mut procs {
+            worker.check_alive()?;
+        }
         let s = q.stats(&cpu).await.context("reading queue stats")?;
         let left = s.queued + s.running + s.retrying;
         pb.set_position(n as u64 - left.min(n as u64));
@@ -105,7 +127,9 @@ pub async fn throughput(
         }
         if started.elapsed() >= timeout {
             pb.abandon();
-            worker.stop(STOP_GRACE).await?;
+            for worker in procs {
+                worker.stop(STOP_GRACE).await?;
+            }
             return Ok(Throughput::TimedOut {
                 after_s: started.elapsed().as_secs_f64(),
                 done: n as u64 - left.min(n as u64),
@@ -117,7 +141,10 @@ pub async fn throughput(
     pb.finish_and_clear();
 
     let span = read_outcomes(&q, &cpu, &reqs).await?;
-    let stop = worker.stop(STOP_GRACE).await;
+    let mut stops = Vec::with_capacity(workers);
+    for worker in procs {
+        stops.push(worker.stop(STOP_GRACE).await);
+    }
     let persisted = count_succeeded_rows(&db_url).await;
     let seconds = (span.last_finish_ms - span.first_start_ms).max(1) as f64 / 1000.0;
     let mut checks = format!("{n}/{n} jobs `succeeded` in their Redis hashes");
@@ -128,10 +155,18 @@ pub async fn throughput(
         }
         Err(e) => checks += &format!("; PostgreSQL check failed: {e:#}"),
     }
-    match stop {
-        Ok(status) if status.success() => checks += "; worker exited 0 on SIGTERM",
-        Ok(status) => checks += &format!("; worker exited with {status} on SIGTERM"),
-        Err(e) => checks += &format!("; stopping the worker: {e:#}"),
+    let failed: Vec<String> = stops
+        .into_iter()
+        .filter_map(|stop| match stop {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!("a worker exited with {status} on SIGTERM")),
+            Err(e) => Some(format!("stopping a worker: {e:#}")),
+        })
+        .collect();
+    if failed.is_empty() {
+        checks += &format!("; all {workers} worker(s) exited 0 on SIGTERM");
+    } else {
+        checks += &format!("; {}", failed.join("; "));
     }
     Ok(Throughput::Done {
         jobs: n,
@@ -216,7 +251,14 @@ pub async fn latency(
     let (_, db_url) = b.database("lat");
     let q = QueueClient::new(&b.redis_url, Keys::new(&prefix), QueueOptions::default())?;
     let mut events = Subscription::new(&b.redis_client()?, &q.keys().events()).await?;
-    let mut worker = spawn_worker(b, &prefix, &db_url, concurrency, "bench-latency")?;
+    let mut worker = spawn_worker(
+        b,
+        &b.redis_url,
+        &prefix,
+        &db_url,
+        concurrency,
+        "bench-latency",
+    )?;
 
     // Warm-up (not counted): waits for the worker to create its database and start claiming.
     let sp = progress::spinner("voxfleet latency: worker starting");

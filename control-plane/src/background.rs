@@ -24,9 +24,9 @@ async fn listen_events(st: AppState, stop: CancellationToken) {
     let mut outage = Outage::new("redis");
     while !stop.is_cancelled() {
         let sub = async {
-            let mut ps = st.queue.redis_client().get_async_pubsub().await?;
+            let mut ps = st.queue.pubsub().await?;
             ps.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(ps)
+            Ok::<_, voxfleet_jobs::QueueError>(ps)
         };
         let ps = tokio::select! {
             r = tokio::time::timeout(Duration::from_secs(5), sub) => r,

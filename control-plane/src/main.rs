@@ -18,6 +18,9 @@ use voxfleet_store::tokens::{
     about = "voxfleet control plane: the HTTP API over the job queues"
 )]
 struct Cli {
+    /// Redis: `redis://host:port/db` for one server, or `redis+cluster://host:port,host:port`
+    /// for a Redis Cluster (any of its nodes; list several, so events can be heard while one
+    /// is down).
     #[arg(
         long,
         env = "VOXFLEET_REDIS_URL",
@@ -148,8 +151,10 @@ enum TokenAction {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    // redis=error: see the worker's `init_tracing` (redis-rs's cluster client is noisy).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn,redis=error")
+    });
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colour codes only for a person at a terminal, never in log files or collectors.

@@ -8,10 +8,12 @@
 //! - [`retry`]: the retry policy (global setting + per-job cap) and exponential backoff with jitter.
 //! - [`error`]: errors a handler returns (with a retry class and a stable code) and queue errors.
 //! - [`keys`]: every Redis key, built in one place.
+//! - [`conn`]: the connection to one Redis server or to a Redis Cluster, chosen by the URL.
 //! - [`queue`]: the Redis queue protocol (enqueue, claim with lease, renew, finish, release,
 //!   cancel, progress, reap, persist hand-off), all state changes done by Lua scripts in `scripts/`.
 //! - [`events`]: the status/progress events published on Redis pub/sub.
 pub mod clock;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod fleet;
@@ -27,6 +29,7 @@ mod scripts;
 pub mod snapshot;
 
 pub use clock::Clock;
+pub use conn::{RedisConn, RedisTarget};
 pub use error::{ErrorClass, HandlerError, QueueError};
 pub use events::JobEvent;
 pub use keys::Keys;

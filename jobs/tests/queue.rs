@@ -1,5 +1,6 @@
 //! The Redis queue protocol against the real Redis (127.0.0.1:6379 or VOXFLEET_TEST_REDIS_URL),
-//! each test under a fresh key prefix. Leases, retry backoff and reaping run on a manual
+//! each test under a fresh key prefix. `queue_cluster.rs` runs these same tests on a Redis
+//! Cluster: there this file is a module, and `crate::redis_url` is the cluster's. Leases, retry backoff and reaping run on a manual
 //! [`Clock`] that the tests move forward: no test waits for them to pass. Only Redis's own
 //! expiry of finished jobs is waited for.
 use std::collections::HashSet;
@@ -15,6 +16,12 @@ use voxfleet_jobs::{
 };
 use voxfleet_testkit::RedisKeys;
 
+/// The Redis these tests run on, when this file is the test crate itself.
+#[allow(dead_code)]
+fn redis_url() -> String {
+    voxfleet_testkit::redis_url()
+}
+
 /// A client under a fresh prefix; the keys are deleted when the test ends.
 struct Fixture {
     q: QueueClient,
@@ -23,7 +30,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(opts: QueueOptions) -> Self {
-        let keys = RedisKeys::new("vftest");
+        let keys = RedisKeys::on(crate::redis_url(), "vftest");
         let q = QueueClient::new(&keys.url, Keys::new(&keys.prefix), opts).unwrap();
         Self { q, _keys: keys }
     }
@@ -461,20 +468,32 @@ async fn a_backlog_of_100k_jobs_drains_completely() {
 }
 
 #[tokio::test]
-async fn an_idle_waiter_wakes_when_a_job_is_pushed() {
+async fn an_idle_waiter_wakes_when_a_job_is_pushed_to_any_of_its_queues() {
     let f = Fixture::new(QueueOptions::default());
-    let mut blocking = f.q.blocking_connection(Duration::from_secs(5)).unwrap();
-    let q = f.q.clone();
-    let pusher = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        q.enqueue(&req(Priority::Normal)).await.unwrap();
-    });
-    // blocks up to 5 s; returns true as soon as the push signals
-    let woke =
-        f.q.wait_for_work(&mut blocking, &[cpu()], Duration::from_secs(5))
-            .await
-            .unwrap();
-    assert!(woke);
-    pusher.await.unwrap();
-    assert!(claim(&f.q, "w").await.is_some());
+    // several queues: on a cluster their wake lists lie in different hash slots
+    let queues = [
+        QueueName::gpu(),
+        QueueName::try_from("batch".to_string()).unwrap(),
+        cpu(),
+    ];
+    let mut waiter = f.q.waiter(&queues, Duration::from_secs(5)).unwrap();
+    for pushed in [cpu(), QueueName::gpu()] {
+        let q = f.q.clone();
+        let mut job = req(Priority::Normal);
+        job.queue = pushed.clone();
+        let pusher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            q.enqueue(&job).await.unwrap();
+        });
+        // blocks up to 5 s; returns true as soon as the push signals
+        let woke = waiter.wait(Duration::from_secs(5)).await.unwrap();
+        assert!(woke, "no wake-up for a job on {pushed}");
+        pusher.await.unwrap();
+        assert!(
+            matches!(f.q.claim(&pushed, "w").await.unwrap(), Claim::Job(_)),
+            "{pushed}"
+        );
+    }
+    // nothing pushed: the wait ends at its timeout, without a signal
+    assert!(!waiter.wait(Duration::from_millis(300)).await.unwrap());
 }

@@ -705,7 +705,7 @@ async fn embedded_conformance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a live OpenSearch (none runs here): set VOXFLEET_OPENSEARCH_URL and run with --ignored"]
+#[ignore = "needs a live OpenSearch, and none can run on this machine: no Debian package, and its server jars are on Maven Central, which this machine cannot resolve (issue 19); set VOXFLEET_OPENSEARCH_URL and run with --ignored"]
 async fn opensearch_conformance() {
     let url = std::env::var("VOXFLEET_OPENSEARCH_URL")
         .expect("VOXFLEET_OPENSEARCH_URL names the OpenSearch to test against");

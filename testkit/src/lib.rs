@@ -1,5 +1,5 @@
-//! voxfleet-testkit: what the workspace's tests share, as a dev-dependency only (no binary
-//! links it).
+//! voxfleet-testkit: what the workspace's tests share, as a dev-dependency (no shipped binary
+//! links it; the benchmark harness uses its Redis Cluster).
 //!
 //! - [`work_dir`]: one temporary folder per test binary and label.
 //! - [`espeak`]: sentences spoken by espeak-ng into WAV files.
@@ -8,9 +8,12 @@
 //!   all); no test skips itself silently.
 //! - [`redis_url`] / [`RedisKeys`]: the test Redis and a key prefix whose keys are deleted when
 //!   the test ends.
+//! - [`cluster`]: a real Redis Cluster of six nodes on loopback.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub mod cluster;
 
 /// `$TMPDIR/voxfleet-{label}-tests-{pid}`, created on first use.
 pub fn work_dir(label: &str) -> PathBuf {
@@ -98,29 +101,54 @@ pub struct RedisKeys {
 impl RedisKeys {
     /// A fresh prefix `{label}-{unique}` on [`redis_url`].
     pub fn new(label: &str) -> Self {
+        Self::on(redis_url(), label)
+    }
+
+    /// A fresh prefix `{label}-{unique}` on the Redis (or `redis+cluster://` Cluster) at `url`.
+    pub fn on(url: String, label: &str) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         Self {
-            url: redis_url(),
+            url,
             prefix: format!("{label}-{}-{n}-{nanos:x}", std::process::id()),
         }
     }
 
-    /// Deletes every key under `prefix` (best effort: a test's clean-up never fails it).
+    /// Deletes every key under `prefix` (best effort: a test's clean-up never fails it). On a
+    /// cluster, each node deletes the keys it holds (a replica refuses, harmlessly).
     pub fn delete_all(url: &str, prefix: &str) {
+        let nodes: Vec<String> = match url.strip_prefix("redis+cluster://") {
+            Some(rest) => rest
+                .trim_end_matches('/')
+                .split(',')
+                .map(|n| format!("redis://{n}"))
+                .collect(),
+            None => vec![url.to_string()],
+        };
+        for node in nodes {
+            Self::delete_on_node(&node, prefix);
+        }
+    }
+
+    fn delete_on_node(url: &str, prefix: &str) {
         if let Ok(c) = redis::Client::open(url)
-            && let Ok(mut con) = c.get_connection()
+            && let Ok(mut con) = c.get_connection_with_timeout(std::time::Duration::from_secs(2))
         {
             for pat in [format!("{{{prefix}:*"), format!("{prefix}:*")] {
                 let keys: Vec<String> = redis::cmd("KEYS")
                     .arg(&pat)
                     .query(&mut con)
                     .unwrap_or_default();
+                // one key per DEL: a cluster refuses a DEL across hash slots
                 for chunk in keys.chunks(1000) {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut con);
+                    let mut pipe = redis::pipe();
+                    for k in chunk {
+                        pipe.del(k).ignore();
+                    }
+                    let _: Result<(), _> = pipe.query(&mut con);
                 }
             }
         }

@@ -23,8 +23,8 @@ pub async fn run(
     tx: mpsc::Sender<ClaimedTask>,
     stop: CancellationToken,
 ) {
-    let mut blocking = match rt.queue.blocking_connection(MAX_BLOCK) {
-        Ok(c) => c,
+    let mut waiter = match rt.queue.waiter(&rt.queues, MAX_BLOCK) {
+        Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "cannot create the blocking Redis connection");
             return;
@@ -104,7 +104,7 @@ pub async fn run(
             wait = wait.min(Duration::from_millis(ms));
         }
         tokio::select! {
-            r = rt.queue.wait_for_work(&mut blocking, &rt.queues, wait) => {
+            r = waiter.wait(wait) => {
                 if let Err(e) = r {
                     let wait = outage.failed(&e);
                     tokio::time::sleep(wait).await;

@@ -76,6 +76,9 @@ struct Cli {
     /// Honour `diagnostic` jobs' `crash` (abort the process). For failure tests only.
     #[arg(long)]
     allow_crash: bool,
+    /// Redis: `redis://host:port/db` for one server, or `redis+cluster://host:port,host:port`
+    /// for a Redis Cluster (any of its nodes; list several, so events can be heard while one
+    /// is down).
     #[arg(
         long,
         env = "VOXFLEET_REDIS_URL",
@@ -169,8 +172,12 @@ enum Command {
 }
 
 fn init_tracing(format: &str) {
+    // redis=error: redis-rs's cluster client warns on every reconnect attempt (some 170 lines
+    // in a 3-second failover); voxfleet's own outage log says it once, then every 30 s.
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sqlx=warn,apalis=warn,apalis_core=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,sqlx=warn,apalis=warn,apalis_core=warn,redis=error",
+        )
     });
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)

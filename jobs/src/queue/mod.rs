@@ -1,17 +1,15 @@
 //! The Redis queue protocol. Every state change is one Lua script (atomic, one slot); reads
-//! are plain commands. Connections are `ConnectionManager`s, which reconnect with backoff
-//! after Redis restarts: a call made while Redis is down returns an error the caller retries,
-//! and no process has to exit.
+//! are plain commands. Connections ([`RedisConn`]: one server or a Redis Cluster) reconnect
+//! with backoff after Redis restarts or fails over: a call made while Redis is down returns an
+//! error the caller retries, and no process has to exit.
 //!
 //! Per queue: three pending LISTs (high, normal, low), a `delayed` ZSET for retry backoff, a
 //! `leases` ZSET (deadline per running job), a `wake` LIST idle workers block on, and a
 //! `persist` ZSET of jobs whose latest state PostgreSQL has not seen yet.
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client};
-
 use crate::clock::Clock;
+use crate::conn::{RedisConn, RedisTarget};
 use crate::error::{ErrorClass, QueueError};
 use crate::hash::{new_job_fields, pairs_to_map, snapshot_from_hash};
 use crate::keys::Keys;
@@ -22,6 +20,9 @@ use crate::snapshot::{EnqueueRequest, JobSnapshot};
 
 mod live;
 mod reads;
+mod wait;
+
+pub use wait::WorkWaiter;
 
 /// Tunables of the protocol, with their defaults.
 #[derive(Debug, Clone)]
@@ -110,20 +111,10 @@ pub struct QueueStats {
 
 #[derive(Clone)]
 pub struct QueueClient {
-    client: Client,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    conn: RedisConn,
     keys: Keys,
     opts: QueueOptions,
-}
-
-fn manager_config(response_timeout: Option<Duration>) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(response_timeout)
-        .set_min_delay(Duration::from_millis(100))
-        .set_max_delay(Duration::from_secs(1))
-        // fail fast while Redis is down: callers back off and retry, and nothing hangs
-        .set_number_of_retries(1)
 }
 
 impl QueueClient {
@@ -132,35 +123,45 @@ impl QueueClient {
         self.opts.clock.now_ms()
     }
 
-    /// Creates a client; it connects lazily, so it can start while Redis is still down.
+    /// Creates a client for `redis_url` (one server, or `redis+cluster://` for a Redis
+    /// Cluster: see [`crate::conn`]); it connects lazily, so it can start while Redis is
+    /// still down.
     pub fn new(redis_url: &str, keys: Keys, opts: QueueOptions) -> Result<Self, QueueError> {
-        let client = Client::open(redis_url)?;
-        let conn = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            manager_config(Some(opts.response_timeout)),
-        )?;
+        let target = RedisTarget::parse(redis_url)?;
+        let conn = target.connect_lazy(Some(opts.response_timeout))?;
         Ok(Self {
-            client,
+            target,
             conn,
             keys,
             opts,
         })
     }
 
-    /// A separate connection for blocking waits (a blocking command would stall every other
-    /// command multiplexed on the shared connection).
-    pub fn blocking_connection(
-        &self,
-        max_block: Duration,
-    ) -> Result<ConnectionManager, QueueError> {
-        Ok(ConnectionManager::new_lazy_with_config(
-            self.client.clone(),
-            manager_config(Some(max_block + Duration::from_secs(3))),
-        )?)
+    /// A separate connection for blocking commands (a blocking command would stall every
+    /// other command multiplexed on the shared connection).
+    pub(crate) fn blocking_connection(&self, max_block: Duration) -> Result<RedisConn, QueueError> {
+        self.target
+            .connect_lazy(Some(max_block + Duration::from_secs(3)))
     }
 
-    pub fn redis_client(&self) -> &Client {
-        &self.client
+    /// What an idle worker of `queues` blocks on until an enqueue signals one of them; each
+    /// wait blocks at most `max_block`.
+    pub fn waiter(
+        &self,
+        queues: &[QueueName],
+        max_block: Duration,
+    ) -> Result<WorkWaiter, QueueError> {
+        WorkWaiter::new(self, queues, max_block)
+    }
+
+    /// A pub/sub connection (to any node of a cluster: each one hears every event).
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, QueueError> {
+        self.target.pubsub().await
+    }
+
+    /// Whether this client talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.target.is_cluster()
     }
 
     pub fn keys(&self) -> &Keys {
@@ -172,7 +173,7 @@ impl QueueClient {
     }
 
     /// A handle on the shared multiplexed connection, for plain commands.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 
@@ -274,20 +275,6 @@ impl QueueClient {
             .filter(|v| *v >= 0.0)
             .map(|v| v as i64);
         Ok((parse_jobs(out.get(1..).unwrap_or_default())?, next_due))
-    }
-
-    /// Blocks up to `timeout` until an enqueue signals one of `queues`. Returns whether a
-    /// signal arrived. Uses a dedicated connection from [`Self::blocking_connection`].
-    pub async fn wait_for_work(
-        &self,
-        blocking: &mut ConnectionManager,
-        queues: &[QueueName],
-        timeout: Duration,
-    ) -> Result<bool, QueueError> {
-        let keys: Vec<String> = queues.iter().map(|q| self.keys.queue(q).wake()).collect();
-        let secs = timeout.as_secs_f64().max(0.01);
-        let got: Option<(String, String)> = blocking.blpop(keys, secs).await?;
-        Ok(got.is_some())
     }
 
     /// Extends the leases `worker` holds on `ids`. Returns (ids it lost, ids asked to cancel).
