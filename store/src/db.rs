@@ -112,7 +112,9 @@ async fn create_database_if_missing(
             .fetch_one(&mut admin)
             .await?;
     if !exists {
-        // Two processes may race here; "already exists" from the loser is fine.
+        // Processes starting together race here. A loser hears "already exists" (42P04) or,
+        // when both inserted into the catalog at once, a unique violation on
+        // pg_database_datname_index (23505): either way the database is there.
         match sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE \"{db_name}\""
         )))
@@ -120,7 +122,8 @@ async fn create_database_if_missing(
         .await
         {
             Ok(_) => tracing::info!(database = db_name, "created database"),
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(e) => return Err(e.into()),
         }
     }

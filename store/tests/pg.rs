@@ -37,6 +37,36 @@ async fn connect_creates_and_migrates_and_is_idempotent() {
     assert_eq!(n, 0);
 }
 
+/// A fleet starting at once on a fresh database: every process creates it "if missing" at the
+/// same moment, and PostgreSQL answers the losers either "already exists" or a unique violation
+/// on its catalog; each one must still connect.
+#[tokio::test]
+async fn many_processes_creating_the_same_new_database_at_once_all_connect() {
+    let name = format!("vf_race_{}", Uuid::new_v4().simple());
+    let url = format!("{}/{}", base(), name);
+    let tries = (0..8).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let pool = voxfleet_store::connect(&url, 1).await?;
+            pool.close().await;
+            Ok::<_, voxfleet_store::StoreError>(())
+        })
+    });
+    let results = futures::future::join_all(tries).await;
+    let failed: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| match r.unwrap() {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        })
+        .collect();
+    let _ = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+        .arg(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .status();
+    assert_eq!(failed, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn idempotency_keys_are_per_owner() {
     let db = Db::fresh().await;
