@@ -236,6 +236,12 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let mut report = Report {
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         run_id: bench.run_id.clone(),
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .into(),
         machine: Machine::detect(redis_version, pg_version),
         settings: args.settings(),
         throughput: Vec::new(),

@@ -6,6 +6,9 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub started_at: String,
+    /// How this harness was built (`debug` or `release`); the worker binaries it runs are
+    /// looked up beside it, so they are normally built the same way.
+    pub profile: String,
     pub run_id: String,
     pub machine: Machine,
     pub settings: Settings,
@@ -249,8 +252,8 @@ pub fn summary(r: &Report) -> String {
     let s = &r.settings;
     let _ = writeln!(
         o,
-        "voxfleet-bench  run {}  started {}",
-        r.run_id, r.started_at
+        "voxfleet-bench  run {}  started {}  ({} build)",
+        r.run_id, r.started_at, r.profile
     );
     let _ = writeln!(
         o,
