@@ -272,14 +272,7 @@ async fn a_diagnostic_job_runs_end_to_end_with_progress_events() {
         (StatusCode::OK, Some(0)),
         "no GPU on this machine"
     );
-    let (s, q) = env.get("/v1/queues").await;
-    assert_eq!(s, StatusCode::OK);
-    let cpu = q["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "cpu")
-        .unwrap();
+    let cpu = env.queue_row("cpu").await;
     assert_eq!(
         (cpu["queued"].as_u64(), cpu["running"].as_u64()),
         (Some(0), Some(0))
@@ -323,14 +316,7 @@ async fn idempotency_keys_batches_and_listing() {
     let (s, v) = env.post("/v1/jobs/batch", json!({"jobs": jobs})).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(v["jobs"].as_array().unwrap().len(), 50);
-    let (_, q) = env.get("/v1/queues").await;
-    let cpu = q["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "cpu")
-        .unwrap()
-        .clone();
+    let cpu = env.queue_row("cpu").await;
     assert_eq!(cpu["queued"], 51);
     assert_eq!(
         cpu["queued_by_priority"],
@@ -411,14 +397,7 @@ async fn retry_cap_comes_from_the_setting_and_changes_apply_without_restart() {
         (Some(1), Some("crash_not_allowed"))
     );
     // the dead-letter: failed jobs stay listed and can be re-run
-    let (_, q) = env.get("/v1/queues").await;
-    let cpu = q["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "cpu")
-        .unwrap()
-        .clone();
+    let cpu = env.queue_row("cpu").await;
     assert!(cpu["failed"].as_u64().unwrap() >= 4, "{cpu}");
     let (s, _) = env.post(&format!("/v1/jobs/{e}/retry"), json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT, "a succeeded job is not re-run");

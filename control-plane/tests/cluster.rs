@@ -88,19 +88,11 @@ async fn jobs_events_workers_and_queues_work_on_a_redis_cluster() {
     let (s, w) = env.get("/v1/workers").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(w["workers"][0]["name"], "w1", "{w}");
-    let (s, q) = env.get("/v1/queues").await;
-    assert_eq!(s, StatusCode::OK);
-    let cpu = q["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "cpu")
-        .cloned()
-        .unwrap_or_default();
+    let cpu = env.queue_row("cpu").await;
     assert_eq!(
         (cpu["queued"].as_u64(), cpu["running"].as_u64()),
         (Some(0), Some(0)),
-        "{q}"
+        "{cpu}"
     );
     let (s, r) = env.call("GET", "/readyz", None, None).await;
     assert_eq!(
@@ -143,14 +135,9 @@ async fn a_master_killed_mid_run_fails_over_and_every_job_still_succeeds() {
     };
     // kill the master that holds the cpu queue once a fifth of the jobs have left the queue
     let deadline = Instant::now() + T;
-    let queued = async || -> u64 {
-        let (_, q) = env.get("/v1/queues").await;
-        q["queues"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|q| q["queue"] == "cpu")
-            .and_then(|q| q["queued"].as_u64())
+    let queued = async || {
+        env.queue_row("cpu").await["queued"]
+            .as_u64()
             .unwrap_or(N as u64)
     };
     let mut left = queued().await;

@@ -304,6 +304,19 @@ impl Env {
         self.call("GET", path, Some(ADMIN), None).await
     }
 
+    /// The row of queue `name` in `GET /v1/queues` (as admin), or null when it is not listed.
+    pub async fn queue_row(&self, name: &str) -> Value {
+        let (s, q) = self.get("/v1/queues").await;
+        assert_eq!(s, StatusCode::OK, "{q}");
+        q["queues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|row| row["queue"] == name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", path, Some(ADMIN), Some(body)).await
     }
