@@ -89,10 +89,6 @@ impl RedisCluster {
         format!("redis+cluster://{}", nodes.join(","))
     }
 
-    pub fn ports(&self) -> &[u16] {
-        &self.ports
-    }
-
     /// The port of the master that now serves `key`'s hash slot.
     pub fn master_of(&self, key: &str) -> u16 {
         let slot: u16 = cli(self.live_port(), &["CLUSTER", "KEYSLOT", key])

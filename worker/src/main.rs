@@ -172,8 +172,8 @@ enum Command {
 }
 
 fn init_tracing(format: &str) {
-    // redis=error: redis-rs's cluster client warns on every reconnect attempt (some 170 lines
-    // in a 3-second failover); voxfleet's own outage log says it once, then every 30 s.
+    // redis=error: redis-rs's cluster client warns on every reconnect attempt (136-169 lines
+    // per process in a 3-second failover, seen in the cluster test); voxfleet's own outage log says it once, then every 30 s.
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXFLEET_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,sqlx=warn,apalis=warn,apalis_core=warn,redis=error",
