@@ -456,15 +456,14 @@ async fn openai(env: &Env, fields: &[(&str, &str)], file: Option<&Path>) -> (Sta
             Part::bytes(std::fs::read(f).unwrap()).file_name(name),
         );
     }
-    let res = env
-        .http
-        .post(format!("{}/v1/audio/transcriptions", env.base))
-        .bearer_auth(ADMIN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (res.status(), res.text().await.unwrap())
+    // Waited for: a transcription on 2 busy cores can pass the client's 30 s.
+    env.post_form_within(
+        "/v1/audio/transcriptions",
+        ADMIN,
+        form,
+        Duration::from_secs(300),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
