@@ -1,6 +1,7 @@
 //! Background work of the control plane: the Redis pub/sub listener that feeds event streams
-//! and job metrics, and the maintenance sweep (reaper for dead workers' jobs, and a safety-net
-//! persister for states a worker could not write to PostgreSQL before it died).
+//! and job metrics, and the maintenance sweep (reaper for dead workers' jobs, a safety-net
+//! persister for states a worker could not write to PostgreSQL before it died, and the jobs
+//! PostgreSQL holds as waiting that Redis lost, queued again).
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -92,9 +93,13 @@ fn record_metrics(ev: &JobEvent) {
 }
 
 /// Every 2 s: reap expired leases and persist states older than 5 s, on every known queue.
+/// Every half of `requeue_lost_after` (at most 30 s): queue again the waiting jobs Redis lost.
 async fn maintain(st: AppState, stop: CancellationToken) {
     let mut redis_outage = Outage::new("redis");
     let mut pg_outage = Outage::new("job state persistence");
+    let lost_after = st.limits.requeue_lost_after;
+    let sweep_every = (lost_after / 2).min(Duration::from_secs(30));
+    let mut last_sweep = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -126,6 +131,14 @@ async fn maintain(st: AppState, stop: CancellationToken) {
                 Err(e) => {
                     pg_outage.failed(&e);
                 }
+            }
+        }
+        if last_sweep.elapsed() >= sweep_every {
+            last_sweep = tokio::time::Instant::now();
+            if let Err(e) =
+                voxfleet_store::reaper::requeue_lost(&st.queue, &st.pool, lost_after).await
+            {
+                tracing::debug!(error = %e, "the sweep for jobs Redis lost failed");
             }
         }
     }

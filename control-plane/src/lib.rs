@@ -92,6 +92,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A request body that sends nothing for this long (30 s) is answered 408.
     pub body_idle_timeout: Duration,
+    /// A job PostgreSQL has held as waiting this long (60 s) that Redis has no record of is
+    /// queued again (see `voxfleet_store::reaper::requeue_lost`).
+    pub requeue_lost_after: Duration,
 }
 
 impl Default for Limits {
@@ -106,6 +109,7 @@ impl Default for Limits {
             scheduler_tick: Some(Duration::from_secs(1)),
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(30),
+            requeue_lost_after: Duration::from_secs(60),
         }
     }
 }

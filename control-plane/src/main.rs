@@ -111,6 +111,10 @@ struct ServeArgs {
     /// A request body that sends nothing for this many seconds is answered 408.
     #[arg(long, env = "VOXFLEET_BODY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     body_timeout_seconds: u64,
+    /// Queue again a job PostgreSQL has held as waiting for this many seconds that Redis has
+    /// no record of (lost in a failover or a restart without persistence).
+    #[arg(long, env = "VOXFLEET_REQUEUE_LOST_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    requeue_lost_after_seconds: u64,
     /// A bearer token that may read /metrics (and nothing else), for a Prometheus scraper;
     /// admin API tokens may too (16+ characters).
     #[arg(long, env = "VOXFLEET_METRICS_TOKEN", hide_env_values = true)]
@@ -261,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .then(|| std::time::Duration::from_millis(args.scheduler_tick_ms.max(10))),
                 header_read_timeout: std::time::Duration::from_secs(args.header_timeout_seconds),
                 body_idle_timeout: std::time::Duration::from_secs(args.body_timeout_seconds),
+                requeue_lost_after: std::time::Duration::from_secs(args.requeue_lost_after_seconds),
                 ..defaults
             };
             let media = voxfleet_store::media::MediaStore::from_url(&args.storage_url)

@@ -218,6 +218,15 @@ impl PrivateRedis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+
+    /// Killed, its append-only files removed, and started again empty: a Redis that lost
+    /// everything (no persistence, or writes a failover dropped).
+    fn lose_everything(&mut self) {
+        self.crash();
+        std::fs::remove_dir_all(&self.dir).unwrap();
+        std::fs::create_dir_all(&self.dir).unwrap();
+        self.up();
+    }
 }
 
 impl Drop for PrivateRedis {
@@ -270,6 +279,33 @@ async fn workers_and_control_plane_ride_out_a_redis_restart() {
     assert!(
         log.contains("redis recovered"),
         "the recovery was logged:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn waiting_jobs_that_redis_lost_are_queued_again_and_run_once() {
+    let mut redis = PrivateRedis::start();
+    let mut env = Env::start_with(&redis.url(), None).await;
+    env.cp_env
+        .push(("VOXFLEET_REQUEUE_LOST_AFTER_SECONDS".into(), "1".into()));
+    env.restart_control_plane().await;
+    let mut ids = vec![];
+    for _ in 0..5 {
+        ids.push(env.submit(json!({"sleep_ms": 50})).await);
+    }
+    // no worker yet: the jobs wait in Redis, and PostgreSQL holds them as queued
+    redis.lose_everything();
+    env.worker("after", &[]);
+    for id in &ids {
+        let j = env.wait_status(id, "succeeded", T).await;
+        assert_eq!(j["attempts"], 1, "{j}");
+    }
+    let log = env.log("control-plane.log");
+    assert_eq!(
+        log.matches("queued a job again that Redis had lost")
+            .count(),
+        ids.len(),
+        "each lost job queued again once:\n{log}"
     );
 }
 

@@ -361,6 +361,34 @@ async fn cancelling_a_queued_job_removes_it() {
 }
 
 #[tokio::test]
+async fn requeue_lost_queues_only_jobs_redis_has_no_record_of() {
+    let f = Fixture::new(QueueOptions::default());
+    // `known` is in Redis; `lost` stands for a job PostgreSQL holds that Redis lost
+    let (known, lost) = (req(Priority::Normal), req(Priority::High));
+    f.q.enqueue(&known).await.unwrap();
+    let again =
+        f.q.requeue_lost(&[known.clone(), lost.clone()])
+            .await
+            .unwrap();
+    assert_eq!(again, vec![lost.id]);
+    let j = f.q.get(&cpu(), &lost.id).await.unwrap().expect("its hash");
+    assert_eq!((j.status, j.priority), (JobStatus::Queued, Priority::High));
+    assert_eq!(f.q.stats(&cpu()).await.unwrap().queued, 2);
+    // each runs once: a second sweep, with one of them running, queues nothing
+    let first = claim(&f.q, "w").await.unwrap();
+    assert_eq!(first.job.id, lost.id);
+    assert!(
+        f.q.requeue_lost(&[known.clone(), lost.clone()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(claim(&f.q, "w").await.unwrap().job.id, known.id);
+    assert!(claim(&f.q, "w").await.is_none());
+    assert!(f.q.requeue_lost(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn release_requeues_without_counting_an_attempt() {
     let f = Fixture::new(QueueOptions::default());
     let r = req(Priority::Normal);

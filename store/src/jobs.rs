@@ -301,6 +301,28 @@ pub async fn list_jobs(pool: &PgPool, f: &ListFilter) -> Result<Vec<JobSnapshot>
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
+/// Up to `limit` jobs PostgreSQL holds as waiting to run (`queued` or `retrying`) whose row
+/// has not changed for `min_age`, oldest first, after the `(created_at, id)` of `after`.
+pub async fn waiting_since(
+    pool: &PgPool,
+    min_age: std::time::Duration,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<JobSnapshot>, StoreError> {
+    let (after_at, after_id) = after.unzip();
+    let rows: Vec<JobRow> = sqlx::query_as(q!("SELECT {COLUMNS} FROM jobs \
+         WHERE status IN ('queued', 'retrying') AND updated_at < now() - $1::interval \
+           AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"))
+    .bind(format!("{} milliseconds", min_age.as_millis()))
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
 /// Failed (dead-letter) jobs per queue.
 pub async fn failed_counts(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(

@@ -2,9 +2,21 @@
 //! with the attempt counted as `worker_lost`) under the retry setting read from PostgreSQL at
 //! that moment. Every worker and control plane runs it; the script is atomic, so more runners
 //! only make recovery faster.
-use voxfleet_jobs::{QueueClient, QueueName};
+//!
+//! [`requeue_lost`] covers the other way a job can be lost: PostgreSQL holds it as waiting
+//! while Redis has no record of it (a write the old master acknowledged and never replicated
+//! before a failover, or a Redis restarted without persistence).
+use std::time::Duration;
 
+use sqlx::PgPool;
+use voxfleet_jobs::{EnqueueRequest, JobId, QueueClient, QueueName};
+
+use crate::jobs::waiting_since;
+use crate::persist::PersistError;
 use crate::settings::RetrySettingsSource;
+
+/// Rows read from PostgreSQL and checked in Redis per round trip.
+const REQUEUE_PAGE: i64 = 500;
 
 /// Reaps `queue`'s expired leases; returns how many jobs it recovered. A cheap count comes
 /// first, so the setting is only read when there is something to decide.
@@ -29,4 +41,33 @@ pub async fn reap_expired(
             0
         }
     }
+}
+
+/// Queues again every job that PostgreSQL holds as `queued` or `retrying`, unchanged for at
+/// least `min_age`, and that Redis has no record of; returns their ids. A job Redis knows is
+/// left alone (checked atomically in Redis per job), so it is safe to run anywhere and at any
+/// time; `min_age` keeps it away from submissions between their row and their push. A
+/// `retrying` job comes back queued (its backoff is not kept). Each re-queued job is logged.
+pub async fn requeue_lost(
+    queue: &QueueClient,
+    pool: &PgPool,
+    min_age: Duration,
+) -> Result<Vec<JobId>, PersistError> {
+    let mut requeued = Vec::new();
+    let mut after = None;
+    loop {
+        let page = waiting_since(pool, min_age, after, REQUEUE_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.id.0));
+        let reqs: Vec<EnqueueRequest> = page.iter().map(EnqueueRequest::from).collect();
+        for id in queue.requeue_lost(&reqs).await? {
+            tracing::warn!(job.id = %id, "queued a job again that Redis had lost (PostgreSQL held it as waiting)");
+            metrics::counter!("voxfleet_jobs_requeued_lost_total").increment(1);
+            requeued.push(id);
+        }
+        if page.len() < REQUEUE_PAGE as usize {
+            break;
+        }
+    }
+    Ok(requeued)
 }

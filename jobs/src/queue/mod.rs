@@ -185,11 +185,12 @@ impl QueueClient {
 
     fn enqueue_invocation<'a>(
         &self,
+        script: &'a redis::Script,
         req: &EnqueueRequest,
         now: i64,
     ) -> redis::ScriptInvocation<'a> {
         let qk = self.keys.queue(&req.queue);
-        let mut inv = SCRIPTS.enqueue.prepare_invoke();
+        let mut inv = script.prepare_invoke();
         inv.key(qk.job(&req.id))
             .key(qk.pending(req.priority))
             .key(qk.wake())
@@ -210,12 +211,54 @@ impl QueueClient {
     /// Queues many jobs in one round trip.
     #[tracing::instrument(level = "debug", skip_all, fields(jobs = reqs.len()))]
     pub async fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<(), QueueError> {
+        self.run_enqueue(&SCRIPTS.enqueue, reqs).await.map(drop)
+    }
+
+    /// Queues those of `reqs` that Redis has no hash for (jobs PostgreSQL holds as queued that
+    /// Redis lost: a failover, or a restart without persistence), atomically per job, so a
+    /// job that exists (claimed, running, already re-queued) is left alone. Returns the ids it
+    /// queued.
+    #[tracing::instrument(level = "debug", skip_all, fields(jobs = reqs.len()))]
+    pub async fn requeue_lost(&self, reqs: &[EnqueueRequest]) -> Result<Vec<JobId>, QueueError> {
         if reqs.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
+        }
+        // A plain read first, so a long backlog that Redis still holds costs one EXISTS per
+        // job, not a script call; the script checks again, atomically, for the rest.
+        let mut pipe = redis::pipe();
+        for r in reqs {
+            pipe.exists(self.keys.queue(&r.queue).job(&r.id));
+        }
+        let mut c = self.conn.clone();
+        let known: Vec<bool> = pipe.query_async(&mut c).await?;
+        let missing: Vec<EnqueueRequest> = reqs
+            .iter()
+            .zip(known)
+            .filter(|(_, k)| !k)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let queued = self.run_enqueue(&SCRIPTS.requeue_lost, &missing).await?;
+        Ok(missing
+            .iter()
+            .zip(queued)
+            .filter(|(_, q)| *q == 1)
+            .map(|(r, _)| r.id)
+            .collect())
+    }
+
+    /// One invocation of `script` (enqueue.lua or its guarded form) per request, in one
+    /// round trip; each invocation's reply.
+    async fn run_enqueue(
+        &self,
+        script: &redis::Script,
+        reqs: &[EnqueueRequest],
+    ) -> Result<Vec<i64>, QueueError> {
+        if reqs.is_empty() {
+            return Ok(vec![]);
         }
         let now = self.now_ms();
         let mut pipe = redis::pipe();
-        pipe.load_script(&SCRIPTS.enqueue).ignore();
+        pipe.load_script(script).ignore();
         let mut queues: Vec<&QueueName> = reqs.iter().map(|r| &r.queue).collect();
         queues.sort();
         queues.dedup();
@@ -225,12 +268,10 @@ impl QueueClient {
         )
         .ignore();
         for r in reqs {
-            pipe.invoke_script(&self.enqueue_invocation(r, now))
-                .ignore();
+            pipe.invoke_script(&self.enqueue_invocation(script, r, now));
         }
         let mut c = self.conn.clone();
-        pipe.query_async::<()>(&mut c).await?;
-        Ok(())
+        Ok(pipe.query_async(&mut c).await?)
     }
 
     /// Atomically takes the highest-priority job of `queue` and leases it to `worker`.
