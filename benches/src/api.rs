@@ -26,17 +26,27 @@ pub struct ApiPlan {
     pub batch_size: usize,
 }
 
-/// Starts the control plane, measures single and batch submissions, stops it. Failed requests
-/// are counted (and the first one described in the returned warnings), not fatal.
-pub async fn run(b: &Bench, plan: &ApiPlan) -> anyhow::Result<(ApiFigures, Vec<String>)> {
-    let prefix = b.prefix("api");
-    let (_, db_url) = b.database("api");
+/// A control plane the harness started: its process, base URL, admin token, key prefix and
+/// database URL (a worker of the same run is given the last two).
+pub struct ControlPlane {
+    pub proc: Proc,
+    pub base: String,
+    pub token: String,
+    pub prefix: String,
+    pub db_url: String,
+}
+
+/// Starts the control plane on port 0 under a fresh prefix and database named by `tag`, and
+/// waits until `/readyz` answers.
+pub async fn start_control_plane(b: &Bench, tag: &str) -> anyhow::Result<ControlPlane> {
+    let prefix = b.prefix(tag);
+    let (_, db_url) = b.database(tag);
     let token = format!(
         "{:032x}{:032x}",
         rand::random::<u128>(),
         rand::random::<u128>()
     );
-    let port_file = b.scratch.join("control-plane.addr");
+    let port_file = b.scratch.join(format!("control-plane-{tag}.addr"));
     let args = [
         "--bind".to_string(),
         "127.0.0.1:0".into(),
@@ -53,13 +63,31 @@ pub async fn run(b: &Bench, plan: &ApiPlan) -> anyhow::Result<(ApiFigures, Vec<S
             ("VOXFLEET_DATABASE_URL", db_url.as_str()),
             ("VOXFLEET_REDIS_URL", b.redis_url.as_str()),
         ],
-        b.log_path("control-plane"),
+        b.log_path(&format!("control-plane-{tag}")),
     )?;
     let sp = progress::spinner("control plane starting");
     let addr = wait_for_port_file(&mut cp, &port_file).await?;
     let base = format!("http://{addr}");
     wait_ready(&mut cp, &base).await?;
     sp.finish_and_clear();
+    Ok(ControlPlane {
+        proc: cp,
+        base,
+        token,
+        prefix,
+        db_url,
+    })
+}
+
+/// Starts the control plane, measures single and batch submissions, stops it. Failed requests
+/// are counted (and the first one described in the returned warnings), not fatal.
+pub async fn run(b: &Bench, plan: &ApiPlan) -> anyhow::Result<(ApiFigures, Vec<String>)> {
+    let ControlPlane {
+        proc: cp,
+        base,
+        token,
+        ..
+    } = start_control_plane(b, "api").await?;
 
     let clients: Vec<reqwest::Client> = (0..plan.clients.max(1))
         .map(|_| reqwest::Client::builder().build())

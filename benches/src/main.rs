@@ -14,6 +14,10 @@
 //!    Redis server and on a Redis Cluster of six nodes on loopback (three masters with a
 //!    replica each) that the run starts and stops; jobs/s and jobs/s per core.
 //!    `benches/python/plot_scaling.py FIGURES.json OUT.png` draws it from `--json`.
+//! 5. **End to end against Celery** (only with `--only e2e`): `--e2e-jobs` no-op jobs submitted
+//!    through `POST /v1/jobs/batch` and run by one worker at `--e2e-concurrency`, against the
+//!    same through Celery 5.7 (Redis broker and result backend, threads pool) with the Python
+//!    given by `--celery-python` (`pip install 'celery[redis]==5.7.0'` into it); see [`e2e`].
 //!
 //! Progress goes to stderr; a plain summary table to stdout at the end, and with `--json PATH`
 //! every figure to a file. Everything the run creates (Redis keys under `vf_bench_<id>_*`,
@@ -34,6 +38,7 @@
 mod apalis_runs;
 mod api;
 mod bench;
+mod e2e;
 mod procs;
 mod progress;
 mod pubsub;
@@ -49,7 +54,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::bench::Bench;
 use crate::report::{
-    LatencyPair, Machine, Report, ScalingRow, Settings, Throughput, ThroughputRow,
+    E2eRow, LatencyPair, Machine, Report, ScalingRow, Settings, Throughput, ThroughputRow,
 };
 
 #[derive(Debug, Parser)]
@@ -78,6 +83,7 @@ enum Section {
     Latency,
     Api,
     Scaling,
+    E2e,
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,6 +136,16 @@ struct RunArgs {
     /// Measure voxfleet only.
     #[arg(long)]
     skip_apalis: bool,
+    /// End to end: jobs submitted and run.
+    #[arg(long, default_value_t = 20000)]
+    e2e_jobs: usize,
+    /// End to end: the worker's concurrency (and Celery's threads).
+    #[arg(long, default_value_t = 8)]
+    e2e_concurrency: u32,
+    /// End to end: the Python with Celery 5.7 installed that runs
+    /// `benches/python/celery_peer.py`; without it Celery is not run.
+    #[arg(long)]
+    celery_python: Option<PathBuf>,
     /// Also write every figure to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -159,10 +175,10 @@ struct RunArgs {
 
 impl RunArgs {
     /// Whether to run `s`: the ones named with `--only`, else all but scaling (it starts a
-    /// Redis Cluster and runs 8 measurements per backend).
+    /// Redis Cluster and runs 8 measurements per backend) and e2e (it needs Celery).
     fn wants(&self, s: Section) -> bool {
         if self.only.is_empty() {
-            s != Section::Scaling
+            !matches!(s, Section::Scaling | Section::E2e)
         } else {
             self.only.contains(&s)
         }
@@ -229,8 +245,12 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     )?;
     let needs_worker = args.wants(Section::Throughput)
         || args.wants(Section::Latency)
-        || args.wants(Section::Scaling);
-    bench.require_binaries(needs_worker, args.wants(Section::Api))?;
+        || args.wants(Section::Scaling)
+        || args.wants(Section::E2e);
+    bench.require_binaries(
+        needs_worker,
+        args.wants(Section::Api) || args.wants(Section::E2e),
+    )?;
     let (redis_version, pg_version) = bench.check_services().await?;
     bench.create_scratch()?;
     let mut report = Report {
@@ -248,6 +268,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         latency: None,
         api: None,
         scaling: Vec::new(),
+        e2e: None,
         errors: Vec::new(),
     };
     progress::note(format!(
@@ -358,6 +379,9 @@ async fn run_sections(b: &Bench, args: &RunArgs, report: &mut Report) {
             pair.apalis_redis = Some(a);
         }
     }
+    if args.wants(Section::E2e) {
+        end_to_end(b, args, report, timeout).await;
+    }
     if args.wants(Section::Api) {
         progress::note(format!(
             "API: {} single and {} batch submissions ({} clients)",
@@ -386,6 +410,35 @@ async fn run_sections(b: &Bench, args: &RunArgs, report: &mut Report) {
             }
         }
     }
+}
+
+/// Section 5: voxfleet end to end, then Celery when its Python is given.
+async fn end_to_end(b: &Bench, args: &RunArgs, report: &mut Report, timeout: Duration) {
+    let (n, c) = (args.e2e_jobs, args.e2e_concurrency);
+    progress::note(format!("end to end, concurrency {c}: voxfleet ({n} jobs)"));
+    let v = e2e::voxfleet(b, n, c, timeout).await;
+    let v = outcome(v, "voxfleet end to end", &mut report.errors);
+    note_throughput("voxfleet", &v);
+    report.e2e = Some(E2eRow {
+        jobs: n,
+        concurrency: c,
+        voxfleet: v,
+        celery: None,
+        ratio: None,
+    });
+    let Some(python) = &args.celery_python else {
+        return;
+    };
+    progress::note(format!("end to end, concurrency {c}: Celery ({n} tasks)"));
+    let p = e2e::celery(b, python, n, c).await;
+    let p = outcome(p, "Celery end to end", &mut report.errors);
+    note_throughput("celery", &p);
+    let row = report.e2e.as_mut().expect("set above");
+    row.ratio = match (row.voxfleet.rate(), p.rate()) {
+        (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+        _ => None,
+    };
+    row.celery = Some(p);
 }
 
 fn outcome(r: anyhow::Result<Throughput>, what: &str, errors: &mut Vec<String>) -> Throughput {

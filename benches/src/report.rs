@@ -16,6 +16,7 @@ pub struct Report {
     pub latency: Option<LatencyPair>,
     pub api: Option<ApiFigures>,
     pub scaling: Vec<ScalingRow>,
+    pub e2e: Option<E2eRow>,
     /// Failures and clean-up warnings; empty on a clean run.
     pub errors: Vec<String>,
 }
@@ -88,6 +89,17 @@ pub struct ScalingRow {
     pub result: Throughput,
     /// jobs/s divided by the machine's logical CPUs.
     pub per_core: Option<f64>,
+}
+
+/// Section 5: submitted through the API and run, against Celery.
+#[derive(Debug, Serialize)]
+pub struct E2eRow {
+    pub jobs: usize,
+    pub concurrency: u32,
+    pub voxfleet: Throughput,
+    pub celery: Option<Throughput>,
+    /// voxfleet jobs/s ÷ Celery jobs/s, when both finished.
+    pub ratio: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -429,6 +441,41 @@ pub fn summary(r: &Report) -> String {
                 ratio(speedup)
             );
         }
+    }
+    if let Some(e) = &r.e2e {
+        let _ = writeln!(
+            o,
+            "\n5. End to end: {} no-op jobs submitted (voxfleet: POST /v1/jobs/batch, 100 per call) and run by one worker at concurrency {}",
+            e.jobs, e.concurrency
+        );
+        let celery = e
+            .celery
+            .as_ref()
+            .map_or("not run (--celery-python)".into(), Throughput::cell);
+        let _ = writeln!(
+            o,
+            "   {:<34} {:<44} voxfleet/Celery",
+            "voxfleet jobs/s", "Celery jobs/s (threads pool)"
+        );
+        let _ = writeln!(
+            o,
+            "   {:<34} {:<44} {}",
+            e.voxfleet.cell(),
+            celery,
+            ratio(e.ratio)
+        );
+        for (who, t) in [
+            ("voxfleet", Some(&e.voxfleet)),
+            ("celery", e.celery.as_ref()),
+        ] {
+            if let Some(Throughput::Done { checks, .. }) = t {
+                let _ = writeln!(o, "   {who}: {checks}");
+            }
+        }
+        let _ = writeln!(
+            o,
+            "   (time from the first submission to the last job's end; goal: voxfleet/Celery >= 10x)"
+        );
     }
     if !r.errors.is_empty() {
         let _ = writeln!(o, "\nerrors:");

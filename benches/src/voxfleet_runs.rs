@@ -36,7 +36,7 @@ fn diagnostic() -> EnqueueRequest {
     }
 }
 
-fn spawn_worker(
+pub(crate) fn spawn_worker(
     b: &Bench,
     redis_url: &str,
     prefix: &str,
@@ -228,7 +228,7 @@ async fn read_outcomes(
     })
 }
 
-async fn count_succeeded_rows(db_url: &str) -> anyhow::Result<i64> {
+pub(crate) async fn count_succeeded_rows(db_url: &str) -> anyhow::Result<i64> {
     let mut pg = sqlx::PgConnection::connect(db_url).await?;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'succeeded'")
         .fetch_one(&mut pg)
