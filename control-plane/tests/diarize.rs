@@ -310,17 +310,8 @@ async fn a_conversation_is_diarized_labelled_and_voiceprinted() {
         .text("chunking_strategy", "auto")
         .text("known_speaker_names[]", "Alice")
         .text("known_speaker_references[]", data_url);
-    // Transcription and diarization of the whole call, waited for: on 2 busy cores (CI runs four
-    // tests at once) this took over the client's 30 s once.
-    let (status, body) = env
-        .post_form_within(
-            "/v1/audio/transcriptions",
-            ADMIN,
-            form,
-            Duration::from_secs(300),
-        )
-        .await;
-    let dj: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    // waited for: CI (four tests at once on 2 cores) once took over the client's 30 s here
+    let (status, dj) = env.openai_json(form, Duration::from_secs(300)).await;
     assert_eq!(status, StatusCode::OK, "{dj}");
     assert_eq!(dj["task"], "transcribe");
     let segs = dj["segments"].as_array().unwrap();

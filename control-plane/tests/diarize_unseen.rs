@@ -21,7 +21,6 @@ use std::time::Duration;
 use common::{ADMIN, Env, run_tool};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
-use serde_json::Value;
 use voxfleet_speakers::{Turn, diarization_error_rate};
 
 /// The held-out variants in the dev-set script's order, with accents in a fixed rotation.
@@ -263,17 +262,7 @@ async fn diarized_json(env: &Env, wav: &Path, model: &str, language: Option<&str
     if let Some(l) = language {
         form = form.text("language", l.to_owned());
     }
-    // Transcription and diarization of a minute of speech on two busy cores can take longer
-    // than the harness client's 30 s.
-    let (status, text) = env
-        .post_form_within(
-            "/v1/audio/transcriptions",
-            ADMIN,
-            form,
-            Duration::from_secs(600),
-        )
-        .await;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let (status, v) = env.openai_json(form, Duration::from_secs(600)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let mut labels: Vec<String> = Vec::new();
     v["segments"]

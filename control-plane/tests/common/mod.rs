@@ -424,6 +424,21 @@ impl Env {
         (status, res.text().await.unwrap_or_default())
     }
 
+    /// `POST /v1/audio/transcriptions` with `form` as the admin, waited for up to `timeout` (a
+    /// transcription with diarization on 2 busy cores can take longer than the client's 30 s):
+    /// the status and the body as JSON (as a string where it is not JSON).
+    pub async fn openai_json(
+        &self,
+        form: reqwest::multipart::Form,
+        timeout: Duration,
+    ) -> (StatusCode, Value) {
+        let (status, body) = self
+            .post_form_within("/v1/audio/transcriptions", ADMIN, form, timeout)
+            .await;
+        let v = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (status, v)
+    }
+
     /// A diarized file's speakers (`GET /v1/files/{id}/speakers`, asserted 200) and its turns,
     /// speakers numbered in the order of that list.
     pub async fn speakers_and_turns(&self, file_id: &str) -> (Value, Vec<voxfleet_speakers::Turn>) {
