@@ -340,10 +340,7 @@ async fn run_sections(b: &Bench, args: &RunArgs, report: &mut Report) {
                 );
                 note_throughput("apalis-redis", &a);
                 let row = report.throughput.last_mut().expect("row pushed above");
-                row.ratio = match (row.voxfleet.rate(), a.rate()) {
-                    (Some(x), Some(y)) if y > 0.0 => Some(x / y),
-                    _ => None,
-                };
+                row.ratio = row.voxfleet.ratio_to(&a);
                 row.apalis_redis = Some(a);
             }
         }
@@ -434,10 +431,7 @@ async fn end_to_end(b: &Bench, args: &RunArgs, report: &mut Report, timeout: Dur
     let p = outcome(p, "Celery end to end", &mut report.errors);
     note_throughput("celery", &p);
     let row = report.e2e.as_mut().expect("set above");
-    row.ratio = match (row.voxfleet.rate(), p.rate()) {
-        (Some(x), Some(y)) if y > 0.0 => Some(x / y),
-        _ => None,
-    };
+    row.ratio = row.voxfleet.ratio_to(&p);
     row.celery = Some(p);
 }
 

@@ -140,6 +140,14 @@ impl Throughput {
         }
     }
 
+    /// This run's jobs/s ÷ `peer`'s, when both finished.
+    pub fn ratio_to(&self, peer: &Throughput) -> Option<f64> {
+        match (self.rate(), peer.rate()) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        }
+    }
+
     fn cell(&self) -> String {
         match self {
             Self::Done {
