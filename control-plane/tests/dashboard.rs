@@ -7,7 +7,7 @@
 //! (`browser`), keyboard-only use (`keyboard`), and the accounts, transcripts and GPU workers
 //! they set up behind the page (`fixtures`), and the page as a screen reader is given it
 //! (`a11y`: Chromium's accessibility tree). The Statistics section's GPU cards, filled, have
-//! their own test in `gpus`.
+//! their own test in `gpus`; streams that reconnect after the control plane restarts, in `live`.
 mod common;
 
 #[path = "dashboard/a11y.rs"]
@@ -20,6 +20,8 @@ mod fixtures;
 mod gpus;
 #[path = "dashboard/keyboard.rs"]
 mod keyboard;
+#[path = "dashboard/live.rs"]
+mod live;
 
 use std::time::Duration;
 

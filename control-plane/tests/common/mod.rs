@@ -146,13 +146,18 @@ impl Env {
     }
 
     pub async fn start_control_plane(&mut self) {
+        self.start_control_plane_at("127.0.0.1:0").await;
+    }
+
+    /// Starts the control plane listening on `bind` (`host:port`; port 0 picks a free one).
+    async fn start_control_plane_at(&mut self, bind: &str) {
         let port_file = self.logs.join("port");
         let _ = std::fs::remove_file(&port_file);
         let child = self
             .command(control_plane_bin(), "control-plane.log")
             .env("VOXFLEET_ADMIN_TOKEN", ADMIN)
             .envs(self.cp_env.iter().map(|(k, v)| (k, v)))
-            .args(["--bind", "127.0.0.1:0", "--port-file"])
+            .args(["--bind", bind, "--port-file"])
             .arg(&port_file)
             .spawn()
             .unwrap();
@@ -293,11 +298,24 @@ impl Env {
 
     /// Stops the control plane and starts it again (picking up `cp_env`).
     pub async fn restart_control_plane(&mut self) {
+        self.kill_control_plane();
+        self.start_control_plane().await;
+    }
+
+    fn kill_control_plane(&mut self) {
         if let Some(mut c) = self.cp.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.start_control_plane().await;
+    }
+
+    /// As `restart_control_plane`, on the same address, as an operator's restart is: a client
+    /// that was connected (a browser's event stream) finds it again where it was.
+    pub async fn restart_control_plane_in_place(&mut self) {
+        let addr = self.base.trim_start_matches("http://").to_string();
+        self.kill_control_plane();
+        self.start_control_plane_at(&addr).await;
+        assert_eq!(self.base, format!("http://{addr}"), "restarted elsewhere");
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
