@@ -7,7 +7,8 @@
 //! (`browser`), keyboard-only use (`keyboard`), and the accounts, transcripts and GPU workers
 //! they set up behind the page (`fixtures`), and the page as a screen reader is given it
 //! (`a11y`: Chromium's accessibility tree). The Statistics section's GPU cards, filled, have
-//! their own test in `gpus`; streams that reconnect after the control plane restarts, in `live`.
+//! their own test in `gpus`; streams that reconnect after the control plane restarts, in `live`; sessions that refresh
+//! quietly and end when idle, in `session`.
 mod common;
 
 #[path = "dashboard/a11y.rs"]
@@ -22,6 +23,8 @@ mod gpus;
 mod keyboard;
 #[path = "dashboard/live.rs"]
 mod live;
+#[path = "dashboard/session.rs"]
+mod session;
 
 use std::time::Duration;
 

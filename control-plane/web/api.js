@@ -182,7 +182,8 @@ function endMessage(err) {
     case 'refresh_reused':
       return `Your session was ended for safety because its refresh token was used twice (${err.code}). Please sign in again.`;
     case 'session_expired':
-      return `Your session has ended (${err.code}): ${err.message}. Please sign in again.`;
+      // the server says why: "the session ended (idle): sign in again"
+      return `${err.message.charAt(0).toUpperCase()}${err.message.slice(1)} (${err.code}).`;
     case 'invalid_refresh':
       return `Your session is no longer valid (${err.code}). Please sign in again.`;
     default:
