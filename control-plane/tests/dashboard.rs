@@ -26,13 +26,11 @@ mod live;
 #[path = "dashboard/session.rs"]
 mod session;
 
-use std::time::Duration;
-
 use browser::{Browser, WAIT, text, until};
 use common::Env;
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use fixtures::{person, plant_transcripts};
+use fixtures::{ROOT, person, plant_transcripts, root};
 use keyboard::UNREACHABLE_OR_UNNAMED;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -42,14 +40,7 @@ use uuid::Uuid;
 async fn a_super_admin_works_every_section_in_the_browser() {
     let mut env = Env::start().await;
     let base = env.base.clone();
-    let me = person(
-        &env,
-        "root@example.org",
-        "Rae Root",
-        "super_admin",
-        "correct horse battery",
-    )
-    .await;
+    let me = root(&env).await;
     plant_transcripts(&env, 200).await;
     // A file a year old for the retention preview.
     let pg = env.pg().await;
@@ -75,16 +66,14 @@ async fn a_super_admin_works_every_section_in_the_browser() {
 
     let b = Browser::start(&env, "super-admin").await;
     // A wrong password is a message on the sign-in form, not a blank page.
-    b.sign_in(&base, "root@example.org", "not the password")
-        .await;
+    b.sign_in(&base, ROOT.0, "not the password").await;
     let err = b.el("signin-error").await;
     until!(b, "the sign-in error", WAIT, {
         let t = text(&err).await;
         (!t.is_empty()).then_some(())
     });
     b.shot("signin-refused").await;
-    b.type_into("signin-password", "correct horse battery")
-        .await;
+    b.type_into("signin-password", ROOT.1).await;
     b.click("signin-submit").await;
     for nav in [
         "stats",
@@ -183,32 +172,8 @@ async fn a_super_admin_works_every_section_in_the_browser() {
     // Search: re-index all with a worker; the bar reaches 100 % from the event stream.
     env.worker("w1", &["--concurrency", "2"]);
     b.section("search").await;
-    until!(b, "re-index enabled", WAIT, {
-        b.el("reindex-all")
-            .await
-            .is_enabled()
-            .await
-            .ok()?
-            .then_some(())
-    });
-    b.click("reindex-all").await;
-    b.click("confirm-ok").await;
-    let mut seen = Vec::new();
-    until!(b, "the re-index at 100 %", Duration::from_secs(180), {
-        let v =
-            b.c.execute(
-                "return document.querySelector('[data-testid=\"reindex-progress\"]').value",
-                vec![],
-            )
-            .await
-            .ok()?
-            .as_f64()?;
-        let state = text(&b.el("reindex-progress-state").await).await;
-        if seen.last() != Some(&v) {
-            seen.push(v);
-        }
-        (v >= 100.0 && state.contains("completed")).then_some(())
-    });
+    b.start_reindex().await;
+    let seen = b.reindex_bar_to_full().await;
     println!("re-index bar values seen: {seen:?}");
     b.shot("search-reindexed").await;
     let (_, s) = env.get("/v1/admin/search").await;

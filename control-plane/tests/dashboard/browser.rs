@@ -194,6 +194,44 @@ impl Browser {
         });
     }
 
+    /// Search & indexing, shown: waits for "Re-index all" to be enabled, clicks it and
+    /// confirms.
+    pub(crate) async fn start_reindex(&self) {
+        until!(self, "re-index enabled", WAIT, {
+            self.el("reindex-all")
+                .await
+                .is_enabled()
+                .await
+                .ok()?
+                .then_some(())
+        });
+        self.click("reindex-all").await;
+        self.click("confirm-ok").await;
+    }
+
+    /// Search & indexing, shown, with a re-index started: waits (up to 3 min) until its bar
+    /// is full and its state `completed`; the bar's values seen on the way.
+    pub(crate) async fn reindex_bar_to_full(&self) -> Vec<f64> {
+        let mut seen = Vec::new();
+        until!(self, "the re-index at 100 %", Duration::from_secs(180), {
+            let v = self
+                .c
+                .execute(
+                    "return document.querySelector('[data-testid=\"reindex-progress\"]').value",
+                    vec![],
+                )
+                .await
+                .ok()?
+                .as_f64()?;
+            let state = text(&self.el("reindex-progress-state").await).await;
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+            (v >= 100.0 && state.contains("completed")).then_some(())
+        });
+        seen
+    }
+
     /// Runs `body`, the body of an async function given the page's own `api.js` (the module
     /// instance the page runs on) as `api`, in the current tab: what it returns, or
     /// `{"failed": code}` when it throws.

@@ -31,6 +31,14 @@ pub(crate) async fn person(
     u["id"].as_str().unwrap().to_string()
 }
 
+/// The super admin most tests sign in as: email and password.
+pub(crate) const ROOT: (&str, &str) = ("root@example.org", "correct horse battery");
+
+/// The account [`ROOT`] names, "Rae Root", a super admin; its id.
+pub(crate) async fn root(env: &Env) -> String {
+    person(env, ROOT.0, "Rae Root", "super_admin", ROOT.1).await
+}
+
 /// Transcripts written as a worker would have, for the re-index to work on.
 pub(crate) async fn plant_transcripts(env: &Env, n: usize) {
     let pg = env.pg().await;

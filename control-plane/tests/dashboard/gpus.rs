@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::browser::{Browser, WAIT, until};
 use crate::common::Env;
-use crate::fixtures::{expire_readings, gpu_heartbeat, h100, person};
+use crate::fixtures::{ROOT, expire_readings, gpu_heartbeat, h100, root};
 use voxfleet_jobs::fleet::GpuStats;
 
 /// Every GPU card as the page shows it, sorted by worker and GPU: its data attributes, name,
@@ -50,14 +50,7 @@ return [...document.querySelectorAll('[data-testid="gpu-card"]')].map((c) => {
 async fn the_statistics_section_shows_each_gpu_and_marks_stale_readings() {
     let env = Env::start().await;
     let base = env.base.clone();
-    person(
-        &env,
-        "root@example.org",
-        "Rae Root",
-        "super_admin",
-        "correct horse battery",
-    )
-    .await;
+    root(&env).await;
     // These readings stand in for NVML, which cannot run on this machine: it has no GPU, so no
     // worker here reads one. From the heartbeat on (Redis, `/v1/stats`, the page) all is real.
     gpu_heartbeat(
@@ -82,8 +75,7 @@ async fn the_statistics_section_shows_each_gpu_and_marks_stale_readings() {
     expire_readings(&env, "gpu-box-2").await;
 
     let b = Browser::start(&env, "super-admin").await;
-    b.sign_in(&base, "root@example.org", "correct horse battery")
-        .await;
+    b.sign_in(&base, ROOT.0, ROOT.1).await;
     b.section("stats").await;
     let cards = until!(b, "the GPU cards", WAIT, {
         let v = b.c.execute(GPU_CARDS, vec![]).await.ok()?;

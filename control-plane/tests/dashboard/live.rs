@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::browser::{Browser, WAIT, text, until};
 use crate::common::Env;
-use crate::fixtures::{person, plant_transcripts};
+use crate::fixtures::{ROOT, plant_transcripts, root};
 
 /// Records every state the header's live indicator takes, from now on, in `window.vfLive`.
 const WATCH_LIVE: &str = r#"
@@ -20,25 +18,14 @@ new MutationObserver(() => window.vfLive.push(el.dataset.state))
   .observe(el, { attributes: true, attributeFilter: ['data-state'] });
 "#;
 
-/// The re-index bar's value, as the page holds it.
-const BAR: &str = "return document.querySelector('[data-testid=\"reindex-progress\"]').value";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_event_streams_reconnect_and_the_page_stays_live() {
     let mut env = Env::start().await;
     let base = env.base.clone();
-    person(
-        &env,
-        "root@example.org",
-        "Rae Root",
-        "super_admin",
-        "correct horse battery",
-    )
-    .await;
+    root(&env).await;
     plant_transcripts(&env, 200).await;
     let b = Browser::start(&env, "reconnect").await;
-    b.sign_in(&base, "root@example.org", "correct horse battery")
-        .await;
+    b.sign_in(&base, ROOT.0, ROOT.1).await;
     b.el("nav-search").await;
     b.section("search").await;
     let live = || async {
@@ -55,16 +42,7 @@ async fn lost_event_streams_reconnect_and_the_page_stays_live() {
     });
 
     // A re-index with no worker yet: queued, and the page follows its job's stream.
-    until!(b, "re-index enabled", WAIT, {
-        b.el("reindex-all")
-            .await
-            .is_enabled()
-            .await
-            .ok()?
-            .then_some(())
-    });
-    b.click("reindex-all").await;
-    b.click("confirm-ok").await;
+    b.start_reindex().await;
     until!(b, "the re-index queued", WAIT, {
         let state = text(&b.el("reindex-progress-state").await).await;
         state.to_lowercase().contains("queued").then_some(())
@@ -94,20 +72,7 @@ async fn lost_event_streams_reconnect_and_the_page_stays_live() {
 
     // Only now can the job run; its progress reaches the page through the reconnected stream.
     env.worker("w1", &["--concurrency", "2"]);
-    let mut seen = Vec::new();
-    until!(b, "the re-index at 100 %", Duration::from_secs(180), {
-        let v =
-            b.c.execute(BAR, vec![])
-                .await
-                .ok()
-                .as_ref()
-                .and_then(Value::as_f64)?;
-        let state = text(&b.el("reindex-progress-state").await).await;
-        if seen.last() != Some(&v) {
-            seen.push(v);
-        }
-        (v >= 100.0 && state.contains("completed")).then_some(())
-    });
+    let seen = b.reindex_bar_to_full().await;
     println!("re-index bar values after the restart: {seen:?}");
     b.shot("reconnected-reindexed").await;
     let (_, s) = env.get("/v1/admin/search").await;
