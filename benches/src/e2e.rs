@@ -44,18 +44,12 @@ pub async fn voxfleet(
     let client = reqwest::Client::new();
     let auth = format!("Bearer {}", cp.token);
     let url = format!("{}/v1/jobs/batch", cp.base);
-    let body = serde_json::to_vec(&serde_json::json!({
-        "jobs": vec![serde_json::json!({"kind": "diagnostic", "input": {}}); BATCH]
-    }))?;
-    // The worker is ready once one job has run through it (not timed).
+    let full = batch_body(BATCH);
     let post = |n: usize| {
         let body = if n == BATCH {
-            body.clone()
+            full.clone()
         } else {
-            serde_json::to_vec(&serde_json::json!({
-                "jobs": vec![serde_json::json!({"kind": "diagnostic", "input": {}}); n]
-            }))
-            .expect("a JSON body")
+            batch_body(n)
         };
         client
             .post(&url)
@@ -64,6 +58,7 @@ pub async fn voxfleet(
             .body(body)
             .send()
     };
+    // The worker is ready once one job has run through it (not timed).
     let r = post(1).await?;
     ensure!(r.status().is_success(), "warm-up batch: {}", r.status());
     wait_drained(&q, &cpu, &mut worker, Duration::from_secs(60)).await?;
@@ -105,6 +100,14 @@ pub async fn voxfleet(
             "{jobs}/{jobs} rows `succeeded` in PostgreSQL after the worker drained; on SIGTERM the worker ended with {status}"
         ),
     })
+}
+
+/// The body of `POST /v1/jobs/batch` with `n` no-op `diagnostic` jobs.
+fn batch_body(n: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "jobs": vec![serde_json::json!({"kind": "diagnostic", "input": {}}); n]
+    }))
+    .expect("a JSON body")
 }
 
 /// Polls until Redis holds no job of `queue` queued, running or retrying.

@@ -28,17 +28,15 @@ async fn lost_event_streams_reconnect_and_the_page_stays_live() {
     b.sign_in(&base, ROOT.0, ROOT.1).await;
     b.el("nav-search").await;
     b.section("search").await;
-    let live = || async {
-        b.c.execute(
-            "return document.getElementById('live-status').dataset.state",
-            vec![],
-        )
-        .await
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-    };
     until!(b, "the live indicator open", WAIT, {
-        (live().await.as_deref() == Some("open")).then_some(())
+        let state =
+            b.c.execute(
+                "return document.getElementById('live-status').dataset.state",
+                vec![],
+            )
+            .await
+            .ok()?;
+        (state == "open").then_some(())
     });
 
     // A re-index with no worker yet: queued, and the page follows its job's stream.
