@@ -132,7 +132,7 @@ export function tokensPanel({ listPath, createPath, canDelegate = false, canRevo
       const headers = ['Name', 'State', 'Created', 'Last used', 'Expires'];
       if (canDelegate) headers.push('May delegate');
       if (canRevoke) headers.push('');
-      replace(list, table(headers, rows, { testid: 'tokens-table' }).el);
+      replace(list, table(headers, rows, { testid: 'tokens-table', caption: 'API tokens' }).el);
     } catch (e) {
       replace(list);
       showMessage(msg, e);
@@ -487,7 +487,7 @@ export async function renderFiles(root, ctx) {
         const headers = ['Name', 'Status', 'Progress', ['Duration', 'num'], ['Size', 'num'], 'Language', 'Model', 'Uploaded', 'Transcribed'];
         if (ctx.isAdmin) headers.push('Owner');
         headers.push('Error');
-        const t = table(headers, page.files.map(fileRow), { testid: 'files-table', stack: true });
+        const t = table(headers, page.files.map(fileRow), { testid: 'files-table', caption: ctx.isAdmin ? 'Files' : 'My files', stack: true });
         tbody = t.tbody;
         replace(list, t.el);
       } else {

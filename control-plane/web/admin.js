@@ -379,7 +379,7 @@ export async function renderTasks(root, ctx) {
       } else {
         replace(recent, table(
           ['Status', 'Job', 'Kind', 'File', 'Queue', ['Attempts', 'num'], 'Worker', ['Duration', 'num'], 'Created', 'Started', 'Finished', 'Error', 'Progress', ''],
-          t.jobs.map(jobRow), { testid: 'jobs-table', stack: true }).el);
+          t.jobs.map(jobRow), { testid: 'jobs-table', caption: 'Recent jobs', stack: true }).el);
       }
     } catch (e) {
       if (e.name === 'AbortError') return;

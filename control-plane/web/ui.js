@@ -350,7 +350,8 @@ export function formDialog({ title, fields, submitLabel = 'Save', testid, errorT
 
 /**
  * A table from column headers and row elements (tr). Stackable tables turn into labelled
- * blocks on phones (each cell gets its column's name as data-label).
+ * blocks on phones (each cell gets its column's name as data-label). `caption` is the table's
+ * name for screen readers (visually hidden): give every table one.
  */
 export function table(headers, rows, { testid, caption, cls = '', stack = false } = {}) {
   const thead = h('thead', null, h('tr', null, headers.map((c) => {
