@@ -309,6 +309,43 @@ async fn waiting_jobs_that_redis_lost_are_queued_again_and_run_once() {
     );
 }
 
+#[tokio::test]
+async fn running_jobs_that_redis_lost_are_queued_again_and_finish() {
+    let mut redis = PrivateRedis::start();
+    let mut env = Env::start_with(&redis.url(), None).await;
+    env.cp_env
+        .push(("VOXFLEET_REQUEUE_LOST_AFTER_SECONDS".into(), "1".into()));
+    env.restart_control_plane().await;
+    env.worker("first", &["--concurrency", "1"]);
+    let id = env.submit(json!({"sleep_ms": 6000, "steps": 12})).await;
+    env.wait_status(&id, "running", T).await;
+    // PostgreSQL holds the job as running (its persister saw the claim), then Redis loses
+    // everything while the attempt is under way
+    sqlx::query("UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&env.pg().await)
+        .await
+        .unwrap();
+    redis.lose_everything();
+    let j = env.wait_status(&id, "succeeded", T).await;
+    assert_eq!(
+        j["attempts"], 1,
+        "one attempt since it was queued again: {j}"
+    );
+    let log = env.log("control-plane.log");
+    assert_eq!(
+        log.matches("queued a job again that Redis had lost")
+            .count(),
+        1,
+        "queued again once:\n{log}"
+    );
+    let worker = env.log("worker-first.log");
+    assert!(
+        worker.contains("lease lost while running"),
+        "the first attempt stopped when its lease was gone:\n{worker}"
+    );
+}
+
 /// A TCP proxy in front of PostgreSQL that the test can cut and restore.
 struct Proxy {
     port: u16,

@@ -2,18 +2,28 @@
 -- belongs to one queue and carries its hash tag; job keys are built from the queue's job
 -- prefix plus the id, which keeps them in the same slot on Redis Cluster.
 
-local function publish(channel, jk, etype, now)
-  local f = redis.call('HMGET', jk, 'id', 'status', 'kind', 'queue', 'attempts',
-    'progress_done', 'progress_total', 'error_code', 'owner', 'started_at')
-  if not f[1] then return end
-  local ev = { id = f[1], type = etype, status = f[2], kind = f[3], queue = f[4],
-    attempts = tonumber(f[5]) or 0, at = now }
-  if f[6] and f[6] ~= '' then ev.progress_done = tonumber(f[6]) end
-  if f[7] and f[7] ~= '' then ev.progress_total = tonumber(f[7]) end
-  if f[8] and f[8] ~= '' then ev.error_code = f[8] end
-  if f[9] and f[9] ~= '' then ev.owner = f[9] end
-  if f[10] and f[10] ~= '' then ev.started_at = tonumber(f[10]) end
+-- The event for a job whose fields are already at hand (`h`: field -> value; missing or
+-- false values are left out), so a script that has just read or written them does not read
+-- the hash again.
+local function publish_fields(channel, h, etype, now)
+  local function str(k) local x = h[k]; if x and x ~= '' then return x end end
+  local function num(k) local x = str(k); if x then return tonumber(x) end end
+  local ev = { id = h.id, type = etype, status = h.status, kind = h.kind, queue = h.queue,
+    attempts = tonumber(h.attempts) or 0, at = now, progress_done = num('progress_done'),
+    progress_total = num('progress_total'), error_code = str('error_code'),
+    owner = str('owner'), started_at = num('started_at') }
   redis.call('PUBLISH', channel, cjson.encode(ev))
+end
+
+local EVENT_FIELDS = { 'id', 'status', 'kind', 'queue', 'attempts', 'progress_done',
+  'progress_total', 'error_code', 'owner', 'started_at' }
+
+local function publish(channel, jk, etype, now)
+  local f = redis.call('HMGET', jk, unpack(EVENT_FIELDS))
+  if not f[1] then return end
+  local h = {}
+  for i, k in ipairs(EVENT_FIELDS) do h[k] = f[i] end
+  publish_fields(channel, h, etype, now)
 end
 
 -- Record a state change: bump the version and hand the job to the PostgreSQL persister.
@@ -81,14 +91,28 @@ local function claim_jobs(k_high, k_normal, k_low, k_delayed, k_leases, now, lea
       local id = redis.call('RPOP', pending[i])
       if not id then break end
       local jk = prefix .. id
-      if redis.call('HGET', jk, 'status') == 'queued' then
-        redis.call('HINCRBY', jk, 'attempts', 1)
-        redis.call('HINCRBY', jk, 'v', 1)
-        redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'started_at', now)
-        redis.call('HDEL', jk, 'progress_done', 'progress_total', 'progress_at', 'due_at')
+      -- one read of the whole hash serves the check, the update, the event and the reply
+      local flat = redis.call('HGETALL', jk)
+      local h = {}
+      for j = 1, #flat, 2 do h[flat[j]] = flat[j + 1] end
+      if h.status == 'queued' then
+        h.attempts = tostring((tonumber(h.attempts) or 0) + 1)
+        h.v = tostring((tonumber(h.v) or 0) + 1)
+        h.status, h.worker, h.started_at = 'running', worker, tostring(now)
+        redis.call('HSET', jk, 'attempts', h.attempts, 'v', h.v, 'status', 'running',
+          'worker', worker, 'started_at', h.started_at)
+        if h.progress_done or h.progress_total or h.progress_at or h.due_at then
+          redis.call('HDEL', jk, 'progress_done', 'progress_total', 'progress_at', 'due_at')
+          h.progress_done, h.progress_total, h.progress_at, h.due_at = nil, nil, nil, nil
+        end
         redis.call('ZADD', k_leases, now + lease_ms, id)
-        publish(channel, jk, 'status', now)
-        table.insert(out, redis.call('HGETALL', jk))
+        publish_fields(channel, h, 'status', now)
+        local job = {}
+        for k, x in pairs(h) do
+          job[#job + 1] = k
+          job[#job + 1] = x
+        end
+        table.insert(out, job)
       else
         skipped = skipped + 1
       end

@@ -13,35 +13,46 @@ local statuses = {}
 for i = 9, #ARGV, 6 do
   local id, outcome = ARGV[i], ARGV[i + 1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'status', 'worker', 'priority')
+  -- the event's fields are read with the check, so a success (the common case) is written
+  -- and announced without reading the hash again
+  local f = redis.call('HMGET', jk, 'status', 'worker', 'priority', 'v', 'error_code',
+    'error_message', unpack(EVENT_FIELDS))
   local status
   if f[1] ~= 'running' or f[2] ~= worker then
     status = 'lost'
   else
     redis.call('ZREM', KEYS[1], id)
     if outcome == 'succeeded' then
-      redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now)
-      redis.call('HDEL', jk, 'error_code', 'error_message')
+      redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now,
+        'v', (tonumber(f[4]) or 0) + 1)
+      if f[5] or f[6] then redis.call('HDEL', jk, 'error_code', 'error_message') end
+      redis.call('ZADD', KEYS[2], now, id)
+      local h = {}
+      for j, k in ipairs(EVENT_FIELDS) do h[k] = f[6 + j] end
+      h.status, h.error_code = 'succeeded', nil
+      publish_fields(channel, h, 'status', now)
       status = 'succeeded'
-    elseif outcome == 'cancelled' then
-      redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now,
-        'error_code', 'cancelled', 'error_message', 'cancelled on request')
-      status = 'cancelled'
-    elseif outcome == 'release' then
-      -- a draining worker gives the job back: not an attempt, and it goes to the front
-      redis.call('HINCRBY', jk, 'attempts', -1)
-      redis.call('HSET', jk, 'status', 'queued')
-      redis.call('HDEL', jk, 'worker', 'started_at')
-      redis.call('RPUSH', KEYS[4 + (tonumber(f[3]) or 1)], id)
-      redis.call('LPUSH', KEYS[7], '1')
-      redis.call('LTRIM', KEYS[7], 0, 255)
-      status = 'queued'
     else
-      status = fail_or_retry(jk, id, KEYS[3], now, ARGV[i + 2], ARGV[i + 3],
-        tonumber(ARGV[i + 4]), limit_on, global_max, tonumber(ARGV[i + 5]))
+      if outcome == 'cancelled' then
+        redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now,
+          'error_code', 'cancelled', 'error_message', 'cancelled on request')
+        status = 'cancelled'
+      elseif outcome == 'release' then
+        -- a draining worker gives the job back: not an attempt, and it goes to the front
+        redis.call('HINCRBY', jk, 'attempts', -1)
+        redis.call('HSET', jk, 'status', 'queued')
+        redis.call('HDEL', jk, 'worker', 'started_at')
+        redis.call('RPUSH', KEYS[4 + (tonumber(f[3]) or 1)], id)
+        redis.call('LPUSH', KEYS[7], '1')
+        redis.call('LTRIM', KEYS[7], 0, 255)
+        status = 'queued'
+      else
+        status = fail_or_retry(jk, id, KEYS[3], now, ARGV[i + 2], ARGV[i + 3],
+          tonumber(ARGV[i + 4]), limit_on, global_max, tonumber(ARGV[i + 5]))
+      end
+      changed(jk, KEYS[2], id, now)
+      publish(channel, jk, 'status', now)
     end
-    changed(jk, KEYS[2], id, now)
-    publish(channel, jk, 'status', now)
   end
   table.insert(statuses, status)
 end

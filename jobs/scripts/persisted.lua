@@ -3,17 +3,20 @@
 -- Drops ids from the persist set when PostgreSQL has their latest version; a finished job's
 -- hash then expires after the TTL (its record stays in PostgreSQL).
 local ttl = tonumber(ARGV[2])
-local done = 0
+local done = {}
 for i = 3, #ARGV, 2 do
   local id, v = ARGV[i], ARGV[i + 1]
   local jk = ARGV[1] .. id
   local f = redis.call('HMGET', jk, 'v', 'status')
   if not f[1] or f[1] == v then
-    redis.call('ZREM', KEYS[1], id)
-    done = done + 1
+    done[#done + 1] = id
     if f[2] == 'succeeded' or f[2] == 'failed' or f[2] == 'cancelled' then
       redis.call('EXPIRE', jk, ttl)
     end
   end
 end
-return done
+-- one removal per thousand ids (unpack's stack is limited), not one per id
+for a = 1, #done, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(done, a, math.min(a + 999, #done)))
+end
+return #done

@@ -102,10 +102,12 @@ pub(crate) fn snapshot_from_hash(h: &HashMap<String, String>) -> Result<JobSnaps
     })
 }
 
-/// Turns the flat `[field, value, …]` array a script returns into a map.
-pub(crate) fn pairs_to_map(items: &[String]) -> HashMap<String, String> {
-    items
-        .chunks_exact(2)
-        .map(|c| (c[0].clone(), c[1].clone()))
-        .collect()
+/// Turns the flat `[field, value, …]` array a script returns into a map (moving the strings).
+pub(crate) fn pairs_to_map(items: Vec<String>) -> HashMap<String, String> {
+    let mut map = HashMap::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        map.insert(k, v);
+    }
+    map
 }

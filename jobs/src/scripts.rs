@@ -19,6 +19,7 @@ pub(crate) struct Scripts {
     pub reap: Script,
     pub cancel: Script,
     pub persisted: Script,
+    pub progress: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -35,4 +36,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     reap: with_common(include_str!("../scripts/reap.lua")),
     cancel: with_common(include_str!("../scripts/cancel.lua")),
     persisted: with_common(include_str!("../scripts/persisted.lua")),
+    progress: with_common(include_str!("../scripts/progress.lua")),
 });

@@ -389,6 +389,37 @@ async fn requeue_lost_queues_only_jobs_redis_has_no_record_of() {
 }
 
 #[tokio::test]
+async fn progress_is_written_only_while_the_worker_holds_the_job() {
+    let f = Fixture::new(fast());
+    let r = req(Priority::Normal);
+    f.q.enqueue(&r).await.unwrap();
+    let first = claim(&f.q, "a").await.unwrap();
+    f.q.progress(&first, 1, 4).await.unwrap();
+    let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
+    assert_eq!((s.progress_done, s.progress_total), (Some(1), Some(4)));
+    // reaped and claimed again by another worker: the first one's progress no longer lands
+    advance(&f.q, Duration::from_secs(16));
+    f.q.reap(&cpu(), RetrySettings::default()).await.unwrap();
+    let second = wait_claim(&f.q).await.unwrap();
+    f.q.progress(&first, 3, 4).await.unwrap();
+    let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
+    assert_eq!(s.progress_done, None, "{s:?}");
+    f.q.progress(&second, 2, 4).await.unwrap();
+    let s = f.q.get(&cpu(), &r.id).await.unwrap().unwrap();
+    assert_eq!(s.progress_done, Some(2));
+    // Redis forgot the job: progress must not bring back a hash that would hide it
+    let key = f.q.keys().queue(&cpu()).job(&r.id);
+    let mut c = f.q.connection();
+    let _: () = c.del(&key).await.unwrap();
+    f.q.progress(&second, 3, 4).await.unwrap();
+    let exists: bool = c.exists(&key).await.unwrap();
+    assert!(
+        !exists,
+        "a progress report recreated a forgotten job's hash"
+    );
+}
+
+#[tokio::test]
 async fn release_requeues_without_counting_an_attempt() {
     let f = Fixture::new(QueueOptions::default());
     let r = req(Priority::Normal);

@@ -301,9 +301,10 @@ pub async fn list_jobs(pool: &PgPool, f: &ListFilter) -> Result<Vec<JobSnapshot>
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
-/// Up to `limit` jobs PostgreSQL holds as waiting to run (`queued` or `retrying`) whose row
-/// has not changed for `min_age`, oldest first, after the `(created_at, id)` of `after`.
-pub async fn waiting_since(
+/// Up to `limit` jobs PostgreSQL holds as not finished (`queued`, `retrying` or `running`)
+/// whose row has not changed for `min_age`, oldest first, after the `(created_at, id)` of
+/// `after`.
+pub async fn unfinished_since(
     pool: &PgPool,
     min_age: std::time::Duration,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -311,7 +312,7 @@ pub async fn waiting_since(
 ) -> Result<Vec<JobSnapshot>, StoreError> {
     let (after_at, after_id) = after.unzip();
     let rows: Vec<JobRow> = sqlx::query_as(q!("SELECT {COLUMNS} FROM jobs \
-         WHERE status IN ('queued', 'retrying') AND updated_at < now() - $1::interval \
+         WHERE status IN ('queued', 'retrying', 'running') AND updated_at < now() - $1::interval \
            AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
          ORDER BY created_at, id LIMIT $4"))
     .bind(format!("{} milliseconds", min_age.as_millis()))

@@ -3,7 +3,7 @@
 //! that moment. Every worker and control plane runs it; the script is atomic, so more runners
 //! only make recovery faster.
 //!
-//! [`requeue_lost`] covers the other way a job can be lost: PostgreSQL holds it as waiting
+//! [`requeue_lost`] covers the other way a job can be lost: PostgreSQL holds it as not finished
 //! while Redis has no record of it (a write the old master acknowledged and never replicated
 //! before a failover, or a Redis restarted without persistence).
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use voxfleet_jobs::{EnqueueRequest, JobId, QueueClient, QueueName};
 
-use crate::jobs::waiting_since;
+use crate::jobs::unfinished_since;
 use crate::persist::PersistError;
 use crate::settings::RetrySettingsSource;
 
@@ -43,11 +43,15 @@ pub async fn reap_expired(
     }
 }
 
-/// Queues again every job that PostgreSQL holds as `queued` or `retrying`, unchanged for at
-/// least `min_age`, and that Redis has no record of; returns their ids. A job Redis knows is
-/// left alone (checked atomically in Redis per job), so it is safe to run anywhere and at any
-/// time; `min_age` keeps it away from submissions between their row and their push. A
-/// `retrying` job comes back queued (its backoff is not kept). Each re-queued job is logged.
+/// Queues again every job that PostgreSQL holds as `queued`, `retrying` or `running`,
+/// unchanged for at least `min_age`, and that Redis has no record of; returns their ids. A job
+/// Redis knows is left alone (checked atomically in Redis per job), so it is safe to run
+/// anywhere and at any time: a job that is really running has its hash in Redis until it
+/// ends, and a finished job's hash expires only after PostgreSQL has its final state, so
+/// neither is touched. `min_age` keeps it away from submissions between their row and their
+/// push. A `retrying` job comes back queued (its backoff is not kept); a `running` one was in
+/// an attempt Redis forgot (its worker finds its lease gone and stops), and runs again.
+/// Each re-queued job is logged.
 pub async fn requeue_lost(
     queue: &QueueClient,
     pool: &PgPool,
@@ -56,7 +60,7 @@ pub async fn requeue_lost(
     let mut requeued = Vec::new();
     let mut after = None;
     loop {
-        let page = waiting_since(pool, min_age, after, REQUEUE_PAGE).await?;
+        let page = unfinished_since(pool, min_age, after, REQUEUE_PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some((last.created_at, last.id.0));
         let reqs: Vec<EnqueueRequest> = page.iter().map(EnqueueRequest::from).collect();

@@ -309,13 +309,14 @@ impl QueueClient {
             .arg(count.max(1))
             .invoke_async(&mut c)
             .await?;
+        let mut out = out.into_iter();
         let next_due = out
-            .first()
-            .and_then(|h| h.first())
+            .next()
+            .and_then(|h| h.into_iter().next())
             .and_then(|s| s.parse::<f64>().ok())
             .filter(|v| *v >= 0.0)
             .map(|v| v as i64);
-        Ok((parse_jobs(out.get(1..).unwrap_or_default())?, next_due))
+        Ok((parse_jobs(out)?, next_due))
     }
 
     /// Extends the leases `worker` holds on `ids`. Returns (ids it lost, ids asked to cancel).
@@ -427,10 +428,9 @@ impl QueueClient {
         }
         let mut c = self.conn.clone();
         let out: Vec<Vec<String>> = inv.invoke_async(&mut c).await?;
-        let next = parse_jobs(out.get(1..).unwrap_or_default())?;
+        let mut out = out.into_iter();
         let statuses = out
-            .first()
-            .map(|v| v.as_slice())
+            .next()
             .unwrap_or_default()
             .iter()
             .map(|s| s.parse::<JobStatus>().ok())
@@ -448,7 +448,7 @@ impl QueueClient {
                 ),
             });
         }
-        Ok((statuses, next))
+        Ok((statuses, parse_jobs(out)?))
     }
 
     /// Re-queues or fails jobs whose lease expired (their worker died). Safe to run from any
@@ -517,7 +517,8 @@ impl QueueClient {
         })
     }
 
-    /// Records progress (done of total) and publishes a progress event.
+    /// Records progress (done of total) and publishes a progress event, while the worker that
+    /// claimed `claimed` still holds it (otherwise nothing is written).
     pub async fn progress(
         &self,
         claimed: &ClaimedJob,
@@ -529,27 +530,23 @@ impl QueueClient {
         let now = self.now_ms();
         let payload = Self::running_payload(claimed, "progress", done, total, now);
         let mut c = self.conn.clone();
-        redis::pipe()
-            .hset_multiple(
-                &key,
-                &[
-                    ("progress_done", done.to_string()),
-                    ("progress_total", total.to_string()),
-                    ("progress_at", now.to_string()),
-                ],
-            )
-            .ignore()
-            .publish(self.keys.events(), payload)
-            .ignore()
-            .query_async::<()>(&mut c)
+        let _written: i64 = SCRIPTS
+            .progress
+            .key(&key)
+            .arg(job.worker.as_deref().unwrap_or_default())
+            .arg(done)
+            .arg(total)
+            .arg(now)
+            .arg(self.keys.events())
+            .arg(payload)
+            .invoke_async(&mut c)
             .await?;
         Ok(())
     }
 }
 
-fn parse_jobs(items: &[Vec<String>]) -> Result<Vec<ClaimedJob>, QueueError> {
+fn parse_jobs(items: impl Iterator<Item = Vec<String>>) -> Result<Vec<ClaimedJob>, QueueError> {
     items
-        .iter()
         .map(|h| {
             Ok(ClaimedJob {
                 job: snapshot_from_hash(&pairs_to_map(h))?,
