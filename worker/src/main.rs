@@ -328,7 +328,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         gpus: gpus.clone(),
         host: host.clone(),
     });
-    let finisher_task = tokio::spawn(finisher::run(rt.clone(), finish_rx));
+    let finisher_task = tokio::spawn(finisher::run(
+        rt.clone(),
+        finish_rx,
+        cli.concurrency as usize,
+    ));
     if cli.preload {
         preload(&rt.speech).await;
     }
