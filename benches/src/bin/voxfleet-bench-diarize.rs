@@ -220,13 +220,25 @@ fn main() -> Result<()> {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| path.display().to_string())?,
         );
+        let second = match &args.dump_second {
+            Some(profile) => {
+                let file = models.speaker_model(profile)?;
+                let window = if file.povey_window {
+                    WindowType::Povey
+                } else {
+                    WindowType::Hamming
+                };
+                Some(Embedder::load(&file.path, window)?)
+            }
+            None => None,
+        };
         let pb = bar(items.len() as u64, "embedding");
         let mut lines = 0;
         for item in &items {
             let pcm = voxfleet_audio::decode_file(&args.dir.join(&item.wav), &Default::default())
                 .with_context(|| item.wav.clone())?
                 .samples;
-            lines += dump::dump(&mut out, &args.dir, item, &pcm, &diarizer)?;
+            lines += dump::dump(&mut out, &args.dir, item, &pcm, &diarizer, second.as_ref())?;
             pb.inc(1);
         }
         pb.finish_and_clear();

@@ -79,6 +79,10 @@ pub(super) struct Args {
     /// file, for `python/diarize_embeddings.py`.
     #[arg(long)]
     pub(super) dump_embeddings: Option<PathBuf>,
+    /// With `--dump-embeddings`: also embed each clip with this embedding profile's model
+    /// (`v3`: GE2E), written as `embedding2`, to judge the two models and their fusion.
+    #[arg(long, requires = "dump_embeddings")]
+    pub(super) dump_second: Option<String>,
     /// `--method windows`: cluster the embeddings as the model gives them, not centred on its
     /// background mean (`DiarizeOptions::background`, on by default; it applies where the
     /// model has a threshold for it, or `--threshold` names one).

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 use voxfleet_speakers::{
-    Background, Diarizer, Turn, WindowEmbedding, background, cosine_similarity,
+    Background, Diarizer, Embedder, Turn, WindowEmbedding, background, cosine_similarity,
     subsegment::is_narrowband,
 };
 
@@ -24,10 +24,32 @@ pub(super) fn dump(
     item: &Item,
     pcm: &[f32],
     diarizer: &Diarizer,
+    second: Option<&Embedder>,
 ) -> Result<usize> {
     let (turns, names) = rttm_with_names(&dir.join(&item.rttm))?;
     let embeddings = diarizer.window_embeddings(pcm, 1.0)?;
-    for e in &embeddings {
+    let seconds: Vec<Option<Vec<f32>>> = match second {
+        Some(model) => {
+            let sample = |t: f64| ((t * 16_000.0).round() as usize).min(pcm.len());
+            let clips: Vec<Vec<f32>> = embeddings
+                .iter()
+                .map(|e| {
+                    e.spans_s
+                        .iter()
+                        .flat_map(|&(a, b)| pcm[sample(a)..sample(b)].iter().copied())
+                        .collect()
+                })
+                .collect();
+            let mut out = Vec::with_capacity(clips.len());
+            for batch in clips.chunks(16) {
+                let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
+                out.extend(model.embed_clips(&refs)?.into_iter().map(Some));
+            }
+            out
+        }
+        None => vec![None; embeddings.len()],
+    };
+    for (e, embedding2) in embeddings.iter().zip(seconds) {
         let clip: f64 = e.spans_s.iter().map(|(a, b)| b - a).sum();
         let cover = coverage(e, &turns, names.len());
         let best = (0..cover.len()).max_by(|&a, &b| cover[a].total_cmp(&cover[b]));
@@ -59,6 +81,8 @@ pub(super) fn dump(
             "purity": purity,
             "speech": cover.iter().sum::<f64>() / clip.max(1e-9),
             "embedding": e.embedding,
+            "spans_s": e.spans_s,
+            "embedding2": embedding2,
         });
         writeln!(out, "{line}")?;
     }
