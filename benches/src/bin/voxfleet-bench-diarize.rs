@@ -55,6 +55,16 @@ use voxfleet_speakers::{
 };
 
 const COLLAR_S: f64 = 0.25;
+
+/// An embedding profile's model, with the fbank window its front end names.
+fn load_embedder(file: &voxfleet_models::SpeakerModelFile) -> Result<Embedder> {
+    let window = if file.povey_window {
+        WindowType::Povey
+    } else {
+        WindowType::Hamming
+    };
+    Ok(Embedder::load(&file.path, window)?)
+}
 /// Reference speakers with less speech than this are left out of "count≥2s".
 const AUDIBLE_S: f64 = 2.0;
 
@@ -131,14 +141,9 @@ fn main() -> Result<()> {
     let ort = speaker_models::start_onnxruntime(&models)?;
     let seg_path = models.segmentation()?;
     let emb = models.speaker_model("v4")?;
-    let window = if emb.povey_window {
-        WindowType::Povey
-    } else {
-        WindowType::Hamming
-    };
     let mut diarizer = Diarizer::new(
         Arc::new(Segmenter::load(&seg_path)?),
-        Arc::new(Embedder::load(&emb.path, window)?),
+        Arc::new(load_embedder(&emb)?),
     );
     // The first setting is the one reported in full; a sweep's others are summarised.
     let settings = args.settings()?;
@@ -221,15 +226,7 @@ fn main() -> Result<()> {
             std::fs::File::create(path).with_context(|| path.display().to_string())?,
         );
         let second = match &args.dump_second {
-            Some(profile) => {
-                let file = models.speaker_model(profile)?;
-                let window = if file.povey_window {
-                    WindowType::Povey
-                } else {
-                    WindowType::Hamming
-                };
-                Some(Embedder::load(&file.path, window)?)
-            }
+            Some(profile) => Some(load_embedder(&models.speaker_model(profile)?)?),
             None => None,
         };
         let pb = bar(items.len() as u64, "embedding");
