@@ -55,6 +55,8 @@ use voxfleet_speakers::{
 };
 
 const COLLAR_S: f64 = 0.25;
+/// Reference speakers with less speech than this are left out of "count≥2s".
+const AUDIBLE_S: f64 = 2.0;
 
 /// An embedding profile's model, with the fbank window its front end names.
 fn load_embedder(file: &voxfleet_models::SpeakerModelFile) -> Result<Embedder> {
@@ -65,8 +67,6 @@ fn load_embedder(file: &voxfleet_models::SpeakerModelFile) -> Result<Embedder> {
     };
     Ok(Embedder::load(&file.path, window)?)
 }
-/// Reference speakers with less speech than this are left out of "count≥2s".
-const AUDIBLE_S: f64 = 2.0;
 
 #[derive(Default, Clone)]
 struct Tally {

@@ -30,6 +30,7 @@ pub(super) fn dump(
     let embeddings = diarizer.window_embeddings(pcm, 1.0)?;
     let seconds: Vec<Option<Vec<f32>>> = match second {
         Some(model) => {
+            // The decoded audio is 16 kHz mono, as the diarizer takes it.
             let sample = |t: f64| ((t * 16_000.0).round() as usize).min(pcm.len());
             let clips: Vec<Vec<f32>> = embeddings
                 .iter()
@@ -40,12 +41,9 @@ pub(super) fn dump(
                         .collect()
                 })
                 .collect();
-            let mut out = Vec::with_capacity(clips.len());
-            for batch in clips.chunks(16) {
-                let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
-                out.extend(model.embed_clips(&refs)?.into_iter().map(Some));
-            }
-            out
+            // embed_clips batches clips of equal length itself.
+            let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+            model.embed_clips(&refs)?.into_iter().map(Some).collect()
         }
         None => vec![None; embeddings.len()],
     };
