@@ -3,13 +3,16 @@
 --       lease ms, how many jobs to claim next, then 6 values per finished job:
 --       id, outcome (succeeded | cancelled | release | error), result or error code,
 --       error message, retryable (0/1), backoff ms
--- Returns {{new status per job, or 'lost' where this worker no longer held it}, then the
--- HGETALL arrays of the jobs claimed next}. Finishing many jobs in one call (a worker
--- batches the outcomes that arrive while its previous call is in flight) and claiming the
--- freed slots' next jobs in the same call keeps Redis work per job small.
+-- Returns {{new status per job, or 'lost' where this worker no longer held it}, {three values
+-- per job: the version written and the progress fields where it succeeded, else '', '', ''},
+-- then the HGETALL arrays of the jobs claimed next}. The second list lets the worker write a
+-- success to PostgreSQL without reading the hash back. Finishing many jobs in one call (a
+-- worker batches the outcomes that arrive while its previous call is in flight) and claiming
+-- the freed slots' next jobs in the same call keeps Redis work per job small.
 local worker, now, prefix, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local limit_on, global_max = tonumber(ARGV[5]), tonumber(ARGV[6])
 local statuses = {}
+local written = {}
 for i = 9, #ARGV, 6 do
   local id, outcome = ARGV[i], ARGV[i + 1]
   local jk = prefix .. id
@@ -23,8 +26,9 @@ for i = 9, #ARGV, 6 do
   else
     redis.call('ZREM', KEYS[1], id)
     if outcome == 'succeeded' then
+      local v = (tonumber(f[4]) or 0) + 1
       redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now,
-        'v', (tonumber(f[4]) or 0) + 1)
+        'v', v)
       if f[5] or f[6] then redis.call('HDEL', jk, 'error_code', 'error_message') end
       redis.call('ZADD', KEYS[2], now, id)
       local h = {}
@@ -32,6 +36,9 @@ for i = 9, #ARGV, 6 do
       h.status, h.error_code = 'succeeded', nil
       publish_fields(channel, h, 'status', now)
       status = 'succeeded'
+      written[#written + 1] = tostring(v)
+      written[#written + 1] = h.progress_done or ''
+      written[#written + 1] = h.progress_total or ''
     else
       if outcome == 'cancelled' then
         redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now,
@@ -55,6 +62,11 @@ for i = 9, #ARGV, 6 do
     end
   end
   table.insert(statuses, status)
+  if status ~= 'succeeded' then
+    written[#written + 1] = ''
+    written[#written + 1] = ''
+    written[#written + 1] = ''
+  end
 end
 local out = {}
 local claim_count = tonumber(ARGV[8]) or 0
@@ -62,5 +74,6 @@ if claim_count > 0 then
   out = claim_jobs(KEYS[4], KEYS[5], KEYS[6], KEYS[3], KEYS[1], now, tonumber(ARGV[7]), worker,
     prefix, channel, claim_count)
 end
+table.insert(out, 1, written)
 table.insert(out, 1, statuses)
 return out

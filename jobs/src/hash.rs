@@ -1,6 +1,4 @@
 //! Conversion between a job's Redis hash and [`JobSnapshot`].
-use std::collections::HashMap;
-
 use uuid::Uuid;
 
 use crate::error::QueueError;
@@ -42,40 +40,110 @@ fn corrupt(id: &str, detail: impl Into<String>) -> QueueError {
     }
 }
 
-pub(crate) fn snapshot_from_hash(h: &HashMap<String, String>) -> Result<JobSnapshot, QueueError> {
-    let get = |k: &str| h.get(k).filter(|v| !v.is_empty());
-    let id_s = get("id").ok_or_else(|| corrupt("?", "no id"))?.clone();
-    let num = |k: &str| -> Result<Option<i64>, QueueError> {
-        get(k)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| corrupt(&id_s, format!("{k}={v}")))
-            })
-            .transpose()
+/// A job hash's fields by name, each taken once from the pairs Redis returned (no map is
+/// built: this runs for every claimed job and every persisted state). Empty values count as
+/// absent, as the scripts write '' for "none".
+#[derive(Default)]
+struct Fields {
+    id: Option<String>,
+    kind: Option<String>,
+    queue: Option<String>,
+    priority: Option<String>,
+    status: Option<String>,
+    input: Option<String>,
+    result: Option<String>,
+    owner: Option<String>,
+    idem: Option<String>,
+    attempts: Option<String>,
+    max_retries: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    progress_done: Option<String>,
+    progress_total: Option<String>,
+    worker: Option<String>,
+    v: Option<String>,
+    created_at: Option<String>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+impl Fields {
+    fn take(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut f = Fields::default();
+        for (k, v) in pairs {
+            if v.is_empty() {
+                continue;
+            }
+            let slot = match k.as_str() {
+                "id" => &mut f.id,
+                "kind" => &mut f.kind,
+                "queue" => &mut f.queue,
+                "priority" => &mut f.priority,
+                "status" => &mut f.status,
+                "input" => &mut f.input,
+                "result" => &mut f.result,
+                "owner" => &mut f.owner,
+                "idem" => &mut f.idem,
+                "attempts" => &mut f.attempts,
+                "max_retries" => &mut f.max_retries,
+                "error_code" => &mut f.error_code,
+                "error_message" => &mut f.error_message,
+                "progress_done" => &mut f.progress_done,
+                "progress_total" => &mut f.progress_total,
+                "worker" => &mut f.worker,
+                "v" => &mut f.v,
+                "created_at" => &mut f.created_at,
+                "started_at" => &mut f.started_at,
+                "finished_at" => &mut f.finished_at,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        f
+    }
+}
+
+/// A job from its hash's field/value pairs (`HGETALL`, or a script's copy of it).
+pub(crate) fn snapshot_from_pairs(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<JobSnapshot, QueueError> {
+    let f = Fields::take(pairs);
+    let id_s = f.id.ok_or_else(|| corrupt("?", "no id"))?;
+    let num = |k: &str, v: Option<&String>| -> Result<Option<i64>, QueueError> {
+        v.map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| corrupt(&id_s, format!("{k}={v}")))
+        })
+        .transpose()
     };
     let id: JobId = id_s.parse().map_err(|_| corrupt(&id_s, "bad id"))?;
-    let kind = get("kind")
+    let kind = f
+        .kind
         .ok_or_else(|| corrupt(&id_s, "no kind"))?
         .parse()
         .map_err(|e: String| corrupt(&id_s, e))?;
-    let queue: QueueName = get("queue")
+    let queue: QueueName = f
+        .queue
         .ok_or_else(|| corrupt(&id_s, "no queue"))?
         .parse()
         .map_err(|e: String| corrupt(&id_s, e))?;
-    let status: JobStatus = get("status")
+    let status: JobStatus = f
+        .status
         .ok_or_else(|| corrupt(&id_s, "no status"))?
         .parse()
         .map_err(|e: String| corrupt(&id_s, e))?;
-    let priority = Priority::from_index(num("priority")?.unwrap_or(1) as usize)
-        .ok_or_else(|| corrupt(&id_s, "bad priority"))?;
-    let input = match get("input") {
-        Some(s) => serde_json::from_str(s).map_err(|e| corrupt(&id_s, e.to_string()))?,
+    let priority =
+        Priority::from_index(num("priority", f.priority.as_ref())?.unwrap_or(1) as usize)
+            .ok_or_else(|| corrupt(&id_s, "bad priority"))?;
+    let json = |s: &str| serde_json::from_str(s).map_err(|e| corrupt(&id_s, e.to_string()));
+    let input = match &f.input {
+        Some(s) => json(s)?,
         None => serde_json::Value::Null,
     };
-    let result = get("result")
-        .map(|s| serde_json::from_str(s).map_err(|e| corrupt(&id_s, e.to_string())))
-        .transpose()?;
-    let owner = get("owner")
+    let result = f.result.as_deref().map(json).transpose()?;
+    let owner = f
+        .owner
+        .as_deref()
         .map(|s| Uuid::parse_str(s).map_err(|_| corrupt(&id_s, "bad owner")))
         .transpose()?;
     Ok(JobSnapshot {
@@ -86,28 +154,24 @@ pub(crate) fn snapshot_from_hash(h: &HashMap<String, String>) -> Result<JobSnaps
         status,
         input,
         owner,
-        idempotency_key: get("idem").cloned(),
-        attempts: num("attempts")?.unwrap_or(0).max(0) as u32,
-        max_retries: num("max_retries")?.map(|v| v.max(0) as u32),
-        error_code: get("error_code").cloned(),
-        error_message: get("error_message").cloned(),
+        idempotency_key: f.idem,
+        attempts: num("attempts", f.attempts.as_ref())?.unwrap_or(0).max(0) as u32,
+        max_retries: num("max_retries", f.max_retries.as_ref())?.map(|v| v.max(0) as u32),
+        error_code: f.error_code,
+        error_message: f.error_message,
         result,
-        progress_done: num("progress_done")?.map(|v| v.max(0) as u64),
-        progress_total: num("progress_total")?.map(|v| v.max(0) as u64),
-        worker: get("worker").cloned(),
-        version: num("v")?.unwrap_or(0),
-        created_at: ms_to_time(num("created_at")?.unwrap_or(0)),
-        started_at: num("started_at")?.map(ms_to_time),
-        finished_at: num("finished_at")?.map(ms_to_time),
+        progress_done: num("progress_done", f.progress_done.as_ref())?.map(|v| v.max(0) as u64),
+        progress_total: num("progress_total", f.progress_total.as_ref())?.map(|v| v.max(0) as u64),
+        worker: f.worker,
+        version: num("v", f.v.as_ref())?.unwrap_or(0),
+        created_at: ms_to_time(num("created_at", f.created_at.as_ref())?.unwrap_or(0)),
+        started_at: num("started_at", f.started_at.as_ref())?.map(ms_to_time),
+        finished_at: num("finished_at", f.finished_at.as_ref())?.map(ms_to_time),
     })
 }
 
-/// Turns the flat `[field, value, …]` array a script returns into a map (moving the strings).
-pub(crate) fn pairs_to_map(items: Vec<String>) -> HashMap<String, String> {
-    let mut map = HashMap::with_capacity(items.len() / 2);
+/// The flat `[field, value, …]` array a script returns, as pairs (moving the strings).
+pub(crate) fn flat_pairs(items: Vec<String>) -> impl Iterator<Item = (String, String)> {
     let mut it = items.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
-    }
-    map
+    std::iter::from_fn(move || Some((it.next()?, it.next()?)))
 }

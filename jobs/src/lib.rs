@@ -41,6 +41,8 @@ pub use kinds::{
 };
 pub use model::{JobId, JobStatus, Priority, QueueName};
 pub use outage::Outage;
-pub use queue::{CancelOutcome, Claim, ClaimedJob, Outcome, QueueClient, QueueOptions, QueueStats};
+pub use queue::{
+    CancelOutcome, Claim, ClaimedJob, Finished, Outcome, QueueClient, QueueOptions, QueueStats,
+};
 pub use retry::{RetryDecision, RetrySettings};
 pub use snapshot::{EnqueueRequest, JobSnapshot};

@@ -4,8 +4,10 @@
 //! finished job's hash starts its TTL only once it is stored.
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use sqlx::PgPool;
-use voxfleet_jobs::{QueueClient, QueueName};
+use voxfleet_jobs::{JobId, JobSnapshot, QueueClient, QueueName};
 
 use crate::db::StoreError;
 use crate::jobs::upsert_snapshots;
@@ -34,6 +36,32 @@ pub async fn persist_batch(
     upsert_snapshots(pool, &snaps).await?;
     let done: Vec<_> = snaps.iter().map(|s| (s.id, s.version)).collect();
     queue.mark_persisted(name, &done).await?;
+    Ok(snaps.len())
+}
+
+/// Writes states the caller already holds, exactly as Redis has them (a worker's own
+/// successes, as its finish script wrote them), and acknowledges them: they leave the persist
+/// sets without being read back from Redis. One whose hash has changed again since stays in
+/// its set for the next [`persist_batch`].
+pub async fn persist_known(
+    queue: &QueueClient,
+    pool: &PgPool,
+    snaps: &[JobSnapshot],
+) -> Result<usize, PersistError> {
+    if snaps.is_empty() {
+        return Ok(0);
+    }
+    upsert_snapshots(pool, snaps).await?;
+    let mut by_queue: BTreeMap<&QueueName, Vec<(JobId, i64)>> = BTreeMap::new();
+    for s in snaps {
+        by_queue
+            .entry(&s.queue)
+            .or_default()
+            .push((s.id, s.version));
+    }
+    for (name, done) in by_queue {
+        queue.mark_persisted(name, &done).await?;
+    }
     Ok(snaps.len())
 }
 

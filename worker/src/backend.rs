@@ -1,8 +1,8 @@
 //! voxfleet's Redis queue as an apalis backend.
 //!
-//! apalis drives the worker (its lifecycle, the tower layers for tracing, concurrency and
-//! panics); this backend hands it jobs that a fetch loop has already claimed with the Lua
-//! claim script. The fetch loop is plain tokio + redis rather than logic inside `poll_next`
+//! apalis drives the worker (its lifecycle, the tower layers for concurrency and panics);
+//! this backend hands it jobs that a fetch loop has already claimed with the Lua claim
+//! script. The fetch loop is plain tokio + redis rather than logic inside `poll_next`
 //! because a claim must be an atomic script with a lease, an idle worker must block on a
 //! Redis wake list (not poll on a timer), and it must only claim while a concurrency slot is
 //! free, so no job sits leased in a local buffer. apalis's `Backend` trait expresses the hand-off

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use voxfleet_jobs::{ClaimedJob, HandlerError, JobId, JobStatus, Outcome, QueueClient, QueueName};
+use voxfleet_jobs::{
+    ClaimedJob, HandlerError, JobId, JobSnapshot, JobStatus, Outcome, QueueClient, QueueName,
+};
 use voxfleet_store::PgPool;
 use voxfleet_store::settings::RetrySettingsSource;
 
@@ -53,6 +55,8 @@ pub struct Runtime {
     pub running: Mutex<HashMap<JobId, RunningJob>>,
     /// Woken after every finished attempt so its state reaches PostgreSQL promptly.
     pub persist_wake: Notify,
+    /// Successes as the finish script stored them, for the persister (see `maintenance`).
+    pub persist_known: mpsc::Sender<Vec<JobSnapshot>>,
     /// Woken when the running set becomes empty (drain waits on it).
     pub idle: Notify,
     /// Cancelled when the worker starts draining: no more claims.

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
-use voxfleet_jobs::{Outage, Outcome, QueueName};
+use voxfleet_jobs::{Finished, Outage, Outcome, QueueName};
 
 use crate::context::{FinishRequest, Runtime};
 
@@ -80,7 +80,7 @@ async fn record(rt: &Runtime, queue: &QueueName, reqs: Vec<FinishRequest>) {
     let items: Vec<_> = reqs.iter().map(|r| (&r.claimed, &r.outcome)).collect();
     let mut outage = Outage::new("redis");
     let deadline = Instant::now() + rt.queue.options().lease * 4;
-    let (statuses, next) = loop {
+    let done = loop {
         match rt
             .queue
             .finish_many(queue, &rt.name, &items, settings, claim_next)
@@ -99,13 +99,21 @@ async fn record(rt: &Runtime, queue: &QueueName, reqs: Vec<FinishRequest>) {
             }
             Err(e) => {
                 tracing::error!(queue = %queue, jobs = items.len(), error = %e, "could not record outcomes; their leases will expire and the jobs be retried");
-                break (vec![None; items.len()], vec![]);
+                break Finished {
+                    statuses: vec![None; items.len()],
+                    ..Default::default()
+                };
             }
         }
     };
     drop(items);
-    let mut next = next.into_iter();
-    for (r, status) in reqs.into_iter().zip(statuses) {
+    if !done.succeeded.is_empty() {
+        // to the persister, which writes them without reading them back; if it is behind,
+        // they wait in Redis's persist set for its sweep instead
+        let _ = rt.persist_known.try_send(done.succeeded);
+    }
+    let mut next = done.next.into_iter();
+    for (r, status) in reqs.into_iter().zip(done.statuses) {
         let job = if r.claim_next { next.next() } else { None };
         if let Err((_, Some(job))) = r.reply.send((status, job)) {
             // the requester is gone (cannot happen while the attempt task lives): give it back

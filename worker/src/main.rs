@@ -3,7 +3,7 @@
 //! - `fetch`: claims jobs (atomic Lua claim with a lease) only while a slot is free, and
 //!   blocks on the queues' wake lists when idle.
 //! - `backend`: hands claimed jobs to apalis, which runs them through its tower layers
-//!   (tracing, concurrency limit, panic catching) into `runtime::execute`.
+//!   (concurrency limit, panic catching) into `runtime::execute`, which opens the job's span.
 //! - `context`: what every part shares (the `Runtime`) and what a handler sees (`JobContext`).
 //! - `runtime`: one attempt's life: the handler (in `handlers/`, one module per kind, named as
 //!   the kind; `handlers/mod.rs` is the registry), then the outcome recorded in Redis through
@@ -191,6 +191,12 @@ fn init_tracing(format: &str) {
     }
 }
 
+/// mimalloc rather than the system's malloc: a job's life is many small, short-lived
+/// allocations on several threads (Redis replies, snapshots, JSON), where glibc's malloc cost
+/// the worker about a fifth of its instructions per no-op job (callgrind, README's Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // First: it may run this program again with CT2_USE_MKL=1.
@@ -308,6 +314,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(cli.concurrency as usize));
     let (tx, rx) = mpsc::channel(cli.concurrency as usize);
     let (finish_tx, finish_rx) = mpsc::channel(cli.concurrency as usize * 2);
+    // batches of successes from the finisher to the persister; when full, the rest wait in
+    // Redis for the persister's sweep
+    let (known_tx, known_rx) = mpsc::channel(256);
 
     let rt = Arc::new(Runtime {
         queue,
@@ -319,6 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         job_timeout: cli.job_timeout_seconds.map(Duration::from_secs),
         running: Mutex::new(HashMap::new()),
         persist_wake: Notify::new(),
+        persist_known: known_tx,
         idle: Notify::new(),
         draining: CancellationToken::new(),
         tasks: tx.clone(),
@@ -359,13 +369,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let bg = [
         tokio::spawn(maintenance::renew_leases(rt.clone(), stop_bg.clone())),
         tokio::spawn(maintenance::reap(rt.clone(), stop_bg.clone())),
-        tokio::spawn(maintenance::persist(rt.clone(), stop_bg.clone())),
+        tokio::spawn(maintenance::persist(rt.clone(), known_rx, stop_bg.clone())),
     ];
     let fetch_task = tokio::spawn(fetch::run(rt.clone(), slots, tx, stop_fetch.clone()));
 
     let worker = WorkerBuilder::new(name.as_str())
         .backend(RedisBackend::new(rx))
-        .enable_tracing()
+        // no apalis tracing layer: `runtime::execute` opens each attempt's span itself, with
+        // the job's id, kind, queue and attempt (a second span per job cost as much again)
         .catch_panic()
         .concurrency(cli.concurrency as usize)
         .data(rt.clone())

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use voxfleet_jobs::{JobId, Outage, QueueName};
+use voxfleet_jobs::{JobId, JobSnapshot, Outage, QueueName};
 
 use crate::context::{Runtime, StopReason};
 
@@ -63,9 +64,19 @@ pub async fn reap(rt: Arc<Runtime>, stop: CancellationToken) {
     }
 }
 
+/// Most known states written in one statement.
+const KNOWN_BATCH: usize = 500;
+
 /// Writes job states to PostgreSQL, in batches, woken after each finished attempt and once a
-/// second. While PostgreSQL is down the states wait in Redis and the writes are retried.
-pub async fn persist(rt: Arc<Runtime>, stop: CancellationToken) {
+/// second. The successes this worker recorded arrive whole from the finisher (`known`) and are
+/// written without reading Redis again; every other state change (failures, retries, cancels,
+/// reaped jobs, or a success whose message was dropped) is swept from the queues' persist
+/// sets. While PostgreSQL is down the states wait in Redis and the writes are retried.
+pub async fn persist(
+    rt: Arc<Runtime>,
+    mut known: mpsc::Receiver<Vec<JobSnapshot>>,
+    stop: CancellationToken,
+) {
     let mut outage = Outage::new("job state persistence");
     loop {
         tokio::select! {
@@ -76,7 +87,15 @@ pub async fn persist(rt: Arc<Runtime>, stop: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {},
             _ = stop.cancelled() => return,
         }
-        if let Err(wait) = persist_once(&rt, &mut outage).await {
+        let pass_started = rt.queue.now_ms();
+        let mut res = persist_known(&rt, &mut known, &mut outage).await;
+        if res.is_ok() {
+            // Entries newer than this pass are left to the next one: most are successes on
+            // their way here through `known`, which would otherwise be read and written twice.
+            let age = (rt.queue.now_ms() - pass_started).max(0) as u64;
+            res = sweep(&rt, Some(Duration::from_millis(age)), &mut outage).await;
+        }
+        if let Err(wait) = res {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {},
                 _ = stop.cancelled() => return,
@@ -85,10 +104,49 @@ pub async fn persist(rt: Arc<Runtime>, stop: CancellationToken) {
     }
 }
 
-/// One pass over this worker's queues. Err carries the backoff after a failure.
+/// Writes the known states waiting in the channel. On a failure they are dropped here: they
+/// are still in Redis's persist sets, and a later sweep writes them.
+async fn persist_known(
+    rt: &Runtime,
+    known: &mut mpsc::Receiver<Vec<JobSnapshot>>,
+    outage: &mut Outage,
+) -> Result<(), Duration> {
+    let mut batch: Vec<JobSnapshot> = Vec::new();
+    loop {
+        let more = match known.try_recv() {
+            Ok(snaps) => {
+                batch.extend(snaps);
+                true
+            }
+            Err(_) => false,
+        };
+        if batch.len() >= KNOWN_BATCH || (!more && !batch.is_empty()) {
+            match voxfleet_store::persist::persist_known(&rt.queue, &rt.pool, &batch).await {
+                Ok(_) => outage.ok(),
+                Err(e) => return Err(outage.failed(&e)),
+            }
+            batch.clear();
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// One pass over this worker's queues' persist sets, of every entry (the final flush). Err
+/// carries the backoff after a failure.
 pub async fn persist_once(rt: &Runtime, outage: &mut Outage) -> Result<(), Duration> {
+    sweep(rt, None, outage).await
+}
+
+/// One pass over this worker's queues' persist sets, of the entries at least `min_age` old.
+async fn sweep(
+    rt: &Runtime,
+    min_age: Option<Duration>,
+    outage: &mut Outage,
+) -> Result<(), Duration> {
     for q in &rt.queues {
-        match voxfleet_store::persist::persist_all(&rt.queue, &rt.pool, q, None).await {
+        match voxfleet_store::persist::persist_all(&rt.queue, &rt.pool, q, min_age).await {
             Ok(_) => outage.ok(),
             Err(e) => return Err(outage.failed(&e)),
         }

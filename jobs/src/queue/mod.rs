@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::conn::{RedisConn, RedisTarget};
 use crate::error::{ErrorClass, QueueError};
-use crate::hash::{new_job_fields, pairs_to_map, snapshot_from_hash};
+use crate::hash::{flat_pairs, new_job_fields, snapshot_from_pairs};
 use crate::keys::Keys;
 use crate::model::{JobId, JobStatus, Priority, QueueName};
 use crate::retry::RetrySettings;
@@ -83,6 +83,18 @@ pub enum Outcome {
         code: String,
         message: String,
     },
+}
+
+/// What [`QueueClient::finish_many`] recorded.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Each job's new status, in the order given (`None` where this worker no longer held it).
+    pub statuses: Vec<Option<JobStatus>>,
+    /// The jobs that succeeded, each exactly as the script wrote it (version included), for
+    /// the worker's persister: it writes them to PostgreSQL without reading them back.
+    pub succeeded: Vec<JobSnapshot>,
+    /// The jobs claimed for the freed slots.
+    pub next: Vec<ClaimedJob>,
 }
 
 /// What a cancel request did.
@@ -355,7 +367,7 @@ impl QueueClient {
         outcome: &Outcome,
         settings: RetrySettings,
     ) -> Result<Option<JobStatus>, QueueError> {
-        let (mut statuses, _) = self
+        let mut done = self
             .finish_many(
                 &claimed.job.queue,
                 worker,
@@ -364,12 +376,11 @@ impl QueueClient {
                 0,
             )
             .await?;
-        Ok(statuses.pop().flatten())
+        Ok(done.statuses.pop().flatten())
     }
 
     /// Records the outcomes of several attempts of one queue in one script, and claims up to
-    /// `claim_next` jobs of that queue. Returns each job's new status (`None` where the worker
-    /// no longer held it) and the claimed jobs.
+    /// `claim_next` jobs of that queue.
     #[tracing::instrument(level = "debug", skip_all, fields(queue = %queue, jobs = items.len(), claim_next))]
     pub async fn finish_many(
         &self,
@@ -378,8 +389,9 @@ impl QueueClient {
         items: &[(&ClaimedJob, &Outcome)],
         settings: RetrySettings,
         claim_next: usize,
-    ) -> Result<(Vec<Option<JobStatus>>, Vec<ClaimedJob>), QueueError> {
+    ) -> Result<Finished, QueueError> {
         let qk = self.keys.queue(queue);
+        let now = self.now_ms();
         let (limit_on, global_max) = settings.lua_cap_args();
         let mut inv = SCRIPTS.finish.prepare_invoke();
         inv.key(qk.leases())
@@ -390,7 +402,7 @@ impl QueueClient {
             .key(qk.pending(Priority::Low))
             .key(qk.wake())
             .arg(worker)
-            .arg(self.now_ms())
+            .arg(now)
             .arg(qk.job_prefix())
             .arg(self.keys.events())
             .arg(limit_on)
@@ -435,20 +447,33 @@ impl QueueClient {
             .iter()
             .map(|s| s.parse::<JobStatus>().ok())
             .collect::<Vec<_>>();
-        if statuses.len() != items.len() {
+        let written = out.next().unwrap_or_default();
+        if statuses.len() != items.len() || written.len() != 3 * items.len() {
             return Err(QueueError::Corrupt {
                 id: items
                     .first()
                     .map(|(c, _)| c.job.id.to_string())
                     .unwrap_or_default(),
                 detail: format!(
-                    "finish returned {} statuses for {} jobs",
+                    "finish returned {} statuses and {} written values for {} jobs",
                     statuses.len(),
+                    written.len(),
                     items.len()
                 ),
             });
         }
-        Ok((statuses, parse_jobs(out)?))
+        let mut succeeded = Vec::new();
+        for (((claimed, outcome), status), w) in items.iter().zip(&statuses).zip(written.chunks(3))
+        {
+            if let (Some(JobStatus::Succeeded), Outcome::Succeeded(result)) = (status, outcome) {
+                succeeded.push(stored_success(&claimed.job, result, now, w)?);
+            }
+        }
+        Ok(Finished {
+            statuses,
+            succeeded,
+            next: parse_jobs(out)?,
+        })
     }
 
     /// Re-queues or fails jobs whose lease expired (their worker died). Safe to run from any
@@ -545,11 +570,41 @@ impl QueueClient {
     }
 }
 
+/// A succeeded job as finish.lua left its hash: the claimed state, the result, the finish
+/// time, no error, and the version and progress fields the script returned (`written`).
+fn stored_success(
+    job: &JobSnapshot,
+    result: &serde_json::Value,
+    now: i64,
+    written: &[String],
+) -> Result<JobSnapshot, QueueError> {
+    let corrupt = |s: &str| QueueError::Corrupt {
+        id: job.id.to_string(),
+        detail: format!("finish wrote `{s}` for a success"),
+    };
+    let num = |s: &String| -> Result<Option<i64>, QueueError> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| corrupt(s))
+    };
+    let mut s = job.clone();
+    s.status = JobStatus::Succeeded;
+    s.result = Some(result.clone());
+    s.finished_at = Some(crate::model::ms_to_time(now));
+    s.error_code = None;
+    s.error_message = None;
+    s.version = num(&written[0])?.ok_or_else(|| corrupt(""))?;
+    s.progress_done = num(&written[1])?.map(|v| v.max(0) as u64);
+    s.progress_total = num(&written[2])?.map(|v| v.max(0) as u64);
+    Ok(s)
+}
+
 fn parse_jobs(items: impl Iterator<Item = Vec<String>>) -> Result<Vec<ClaimedJob>, QueueError> {
     items
         .map(|h| {
             Ok(ClaimedJob {
-                job: snapshot_from_hash(&pairs_to_map(h))?,
+                job: snapshot_from_pairs(flat_pairs(h))?,
             })
         })
         .collect()

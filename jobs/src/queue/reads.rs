@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 
 use super::{QueueClient, QueueStats};
 use crate::error::QueueError;
-use crate::hash::snapshot_from_hash;
+use crate::hash::snapshot_from_pairs;
 use crate::model::{JobId, Priority, QueueName};
 use crate::scripts::SCRIPTS;
 use crate::snapshot::JobSnapshot;
@@ -38,13 +38,14 @@ impl QueueClient {
             pipe.hgetall(self.keys.queue(q).job(id));
         }
         let mut c = self.conn.clone();
-        let maps: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
-        maps.iter()
-            .map(|m| {
-                if m.is_empty() {
+        let hashes: Vec<Vec<(String, String)>> = pipe.query_async(&mut c).await?;
+        hashes
+            .into_iter()
+            .map(|h| {
+                if h.is_empty() {
                     Ok(None)
                 } else {
-                    snapshot_from_hash(m).map(Some)
+                    snapshot_from_pairs(h).map(Some)
                 }
             })
             .collect()
@@ -74,15 +75,15 @@ impl QueueClient {
         for id in &ids {
             pipe.hgetall(format!("{}{}", qk.job_prefix(), id));
         }
-        let maps: Vec<std::collections::HashMap<String, String>> = pipe.query_async(&mut c).await?;
+        let hashes: Vec<Vec<(String, String)>> = pipe.query_async(&mut c).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut gone = Vec::new();
-        for (id, m) in ids.iter().zip(maps) {
-            if m.is_empty() {
+        for (id, h) in ids.iter().zip(hashes) {
+            if h.is_empty() {
                 gone.push(id.clone());
                 continue;
             }
-            match snapshot_from_hash(&m) {
+            match snapshot_from_pairs(h) {
                 Ok(s) => out.push(s),
                 Err(e) => {
                     tracing::error!(job.id = %id, error = %e, "dropping corrupt job record from persist set");
