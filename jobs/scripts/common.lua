@@ -9,7 +9,7 @@ local function publish_fields(channel, h, etype, now)
   local function str(k) local x = h[k]; if x and x ~= '' then return x end end
   local function num(k) local x = str(k); if x then return tonumber(x) end end
   local ev = { id = h.id, type = etype, status = h.status, kind = h.kind, queue = h.queue,
-    attempts = tonumber(h.attempts) or 0, at = now, progress_done = num('progress_done'),
+    attempts = tonumber(h.attempts) or 0, at = tonumber(now), progress_done = num('progress_done'),
     progress_total = num('progress_total'), error_code = str('error_code'),
     owner = str('owner'), started_at = num('started_at') }
   redis.call('PUBLISH', channel, cjson.encode(ev))
@@ -69,10 +69,12 @@ end
 
 -- Promote due retries (at most 100), then take up to `count` queued jobs, highest priority
 -- first, leasing each to `worker`. Returns a list of HGETALL arrays and the time the next
--- retry is due ('-1' if none). Cost per call is bounded whatever the queue length.
+-- retry is due ('-1' if none). Cost per call is bounded whatever the queue length. `now` is
+-- the caller's string (ms): it is written as it is, never formatted from a number.
 local function claim_jobs(k_high, k_normal, k_low, k_delayed, k_leases, now, lease_ms, worker,
                           prefix, channel, count)
   local pending = { k_high, k_normal, k_low }
+  local lease_until = tostring(tonumber(now) + lease_ms)
   local due = redis.call('ZRANGEBYSCORE', k_delayed, '-inf', now, 'LIMIT', 0, 100)
   for _, id in ipairs(due) do
     redis.call('ZREM', k_delayed, id)
@@ -98,14 +100,14 @@ local function claim_jobs(k_high, k_normal, k_low, k_delayed, k_leases, now, lea
       if h.status == 'queued' then
         h.attempts = tostring((tonumber(h.attempts) or 0) + 1)
         h.v = tostring((tonumber(h.v) or 0) + 1)
-        h.status, h.worker, h.started_at = 'running', worker, tostring(now)
+        h.status, h.worker, h.started_at = 'running', worker, now
         redis.call('HSET', jk, 'attempts', h.attempts, 'v', h.v, 'status', 'running',
           'worker', worker, 'started_at', h.started_at)
         if h.progress_done or h.progress_total or h.progress_at or h.due_at then
           redis.call('HDEL', jk, 'progress_done', 'progress_total', 'progress_at', 'due_at')
           h.progress_done, h.progress_total, h.progress_at, h.due_at = nil, nil, nil, nil
         end
-        redis.call('ZADD', k_leases, now + lease_ms, id)
+        redis.call('ZADD', k_leases, lease_until, id)
         publish_fields(channel, h, 'status', now)
         local job = {}
         for k, x in pairs(h) do

@@ -5,5 +5,5 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('LPUSH', KEYS[3], '1')
 redis.call('LTRIM', KEYS[3], 0, 255)
-publish(ARGV[2], KEYS[1], 'status', tonumber(ARGV[3]))
+publish(ARGV[2], KEYS[1], 'status', ARGV[3])
 return 1

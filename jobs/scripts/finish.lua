@@ -9,7 +9,9 @@
 -- success to PostgreSQL without reading the hash back. Finishing many jobs in one call (a
 -- worker batches the outcomes that arrive while its previous call is in flight) and claiming
 -- the freed slots' next jobs in the same call keeps Redis work per job small.
-local worker, now, prefix, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+-- `now` is also kept as the caller's string, written as it is (formatting a Lua number costs
+-- more than most of a success's work)
+local worker, now, now_s, prefix, channel = ARGV[1], tonumber(ARGV[2]), ARGV[2], ARGV[3], ARGV[4]
 local limit_on, global_max = tonumber(ARGV[5]), tonumber(ARGV[6])
 local statuses = {}
 local written = {}
@@ -27,16 +29,16 @@ for i = 9, #ARGV, 6 do
     redis.call('ZREM', KEYS[1], id)
     if outcome == 'succeeded' then
       local v = (tonumber(f[4]) or 0) + 1
-      redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now,
+      redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now_s,
         'v', v)
       if f[5] or f[6] then redis.call('HDEL', jk, 'error_code', 'error_message') end
-      redis.call('ZADD', KEYS[2], now, id)
+      redis.call('ZADD', KEYS[2], now_s, id)
       local h = {}
       for j, k in ipairs(EVENT_FIELDS) do h[k] = f[6 + j] end
       h.status, h.error_code = 'succeeded', nil
-      publish_fields(channel, h, 'status', now)
+      publish_fields(channel, h, 'status', now_s)
       status = 'succeeded'
-      written[#written + 1] = tostring(v)
+      written[#written + 1] = v
       written[#written + 1] = h.progress_done or ''
       written[#written + 1] = h.progress_total or ''
     else
@@ -71,7 +73,7 @@ end
 local out = {}
 local claim_count = tonumber(ARGV[8]) or 0
 if claim_count > 0 then
-  out = claim_jobs(KEYS[4], KEYS[5], KEYS[6], KEYS[3], KEYS[1], now, tonumber(ARGV[7]), worker,
+  out = claim_jobs(KEYS[4], KEYS[5], KEYS[6], KEYS[3], KEYS[1], now_s, tonumber(ARGV[7]), worker,
     prefix, channel, claim_count)
 end
 table.insert(out, 1, written)

@@ -2,7 +2,7 @@
 -- ARGV: job prefix, ttl seconds, then id, version pairs that were written to PostgreSQL
 -- Drops ids from the persist set when PostgreSQL has their latest version; a finished job's
 -- hash then expires after the TTL (its record stays in PostgreSQL).
-local ttl = tonumber(ARGV[2])
+local ttl = ARGV[2]
 local done = {}
 for i = 3, #ARGV, 2 do
   local id, v = ARGV[i], ARGV[i + 1]

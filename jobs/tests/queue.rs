@@ -163,6 +163,61 @@ async fn success_is_recorded_and_only_the_lease_holder_may_finish() {
 }
 
 #[tokio::test]
+async fn a_success_comes_back_exactly_as_its_hash_was_written() {
+    // The worker writes its successes to PostgreSQL from `Finished::succeeded` instead of
+    // reading the hashes back: each must equal what a read of the hash gives.
+    let f = Fixture::new(QueueOptions::default());
+    let mut with_extras = req(Priority::High);
+    with_extras.owner = Some(uuid::Uuid::new_v4());
+    with_extras.max_retries = Some(2);
+    with_extras.input = json!({"text": "quote \" and newline \n"});
+    let plain = req(Priority::Normal);
+    let failing = req(Priority::Normal);
+    let next = req(Priority::Low);
+    f.q.enqueue_many(&[
+        with_extras.clone(),
+        plain.clone(),
+        failing.clone(),
+        next.clone(),
+    ])
+    .await
+    .unwrap();
+    let a = claim(&f.q, "w").await.unwrap();
+    let b = claim(&f.q, "w").await.unwrap();
+    let c = claim(&f.q, "w").await.unwrap();
+    f.q.progress(&a, 3, 7).await.unwrap();
+    let ok = Outcome::Succeeded(json!({"words": [1.5, "x"]}));
+    let bad = err(ErrorClass::Permanent);
+    let done =
+        f.q.finish_many(
+            &cpu(),
+            "w",
+            &[(&a, &ok), (&b, &ok), (&c, &bad)],
+            RetrySettings::default(),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done.statuses,
+        vec![
+            Some(JobStatus::Succeeded),
+            Some(JobStatus::Succeeded),
+            Some(JobStatus::Failed)
+        ]
+    );
+    assert_eq!(done.succeeded.len(), 2, "the failure is left to the sweep");
+    for s in &done.succeeded {
+        let read = f.q.get(&cpu(), &s.id).await.unwrap().unwrap();
+        assert_eq!(s, &read);
+    }
+    assert_eq!(done.succeeded[0].progress_done, Some(3));
+    assert_eq!(done.succeeded[0].owner, with_extras.owner);
+    assert_eq!(done.next.len(), 1);
+    assert_eq!(done.next[0].job.id, next.id);
+}
+
+#[tokio::test]
 async fn retryable_errors_retry_up_to_the_global_cap_then_fail() {
     let f = Fixture::new(fast());
     let r = req(Priority::Normal);
