@@ -4,8 +4,8 @@
 //!   a large JSON body is parsed on the blocking pool, off the async runtime.
 //! - [`json_within`]: a JSON body under an explicit limit (the JSON branch of a media route,
 //!   whose route limit is the upload limit).
-//! - [`early_limit`]: 413 from the `Content-Length` alone, before the body is read or the
-//!   token looked up.
+//! - [`early_limit`]: 413 from the `Content-Length` alone, before the token is looked up (a
+//!   body of up to [`DRAIN_MAX`] is read and dropped first, so the client hears the answer).
 //! - [`error_format`]: the framework's plain-text or empty rejections (405, a path that is not
 //!   UTF-8, a body that timed out, …) rewritten into the API's error format (OpenAI's on the
 //!   OpenAI endpoint).
@@ -15,6 +15,7 @@
 //!   ends at 4713 BC; chrono goes much further).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -268,11 +269,32 @@ pub async fn early_limit(State(limits): State<BodyLimits>, req: Request, next: N
             };
             res.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            // A client still sending when the server closes gets a reset, and most drop the
+            // answer with it: a body of moderate size is read to its end (within
+            // DRAIN_TIME) and dropped first. A client that asked `Expect: 100-continue` has
+            // sent nothing yet and hears the answer at once; a larger body is not worth
+            // reading, and its client may see only the closed connection.
+            let expects_continue = req
+                .headers()
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if len <= DRAIN_MAX && !expects_continue {
+                let mut body = req.into_body().into_data_stream();
+                let _ = tokio::time::timeout(DRAIN_TIME, async {
+                    while let Some(Ok(_)) = body.next().await {}
+                })
+                .await;
+            }
             return res;
         }
     }
     next.run(req).await
 }
+
+/// The largest over-limit body [`early_limit`] reads (and drops) before answering.
+pub const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+/// The longest it spends reading one.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 fn is_openai(path: &str) -> bool {
     path.starts_with("/v1/audio/")

@@ -144,6 +144,24 @@ async fn item3_bodies_parts_and_slow_clients_are_bounded() {
         assert!(r.elapsed < Duration::from_secs(2), "{path}: {r:?}");
     }
 
+    // A moderately large body over the limit, sent whole by an ordinary client: the server
+    // reads it to its end before closing, so every try gets its 413 (closing while the
+    // client was still sending reset the connection, and the client dropped the answer).
+    for attempt in 1..=5 {
+        let res = env
+            .http
+            .post(format!("{}/v1/jobs", env.base))
+            .bearer_auth(&user)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 3 << 20])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("try {attempt}: no answer to an over-limit body: {e}"));
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "try {attempt}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "payload_too_large", "try {attempt}");
+    }
+
     // The JSON branch of POST /v1/files without a Content-Length (chunked): the general 1 MiB
     // limit, and the answer does not echo the body back.
     let big = format!(r#"{{"uri":"file:///{}"}}"#, "a".repeat(3 << 20));

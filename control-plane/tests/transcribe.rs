@@ -348,11 +348,12 @@ async fn files_are_private_limited_registered_and_deleted_with_their_object() {
             .args(["repeat", "5"]),
     );
     let before = files_under(&env.media_dir()).len();
-    // The control plane answers an over-limit Content-Length at once and closes without
-    // reading the body (`extract::early_limit`). When that lands while reqwest is still
-    // sending, hyper's client reports the broken pipe and drops the answer (CI saw it once);
-    // security_limits.rs reads that answer on a raw socket. Here: up to three tries, each
-    // asserted below only if an answer came back.
+    // The control plane refuses an over-limit Content-Length before looking at the token
+    // (`extract::early_limit`), but reads a body this small to its end first, so the client
+    // is not still sending when the connection closes (a client that is gets a reset and
+    // drops the answer: this test failed three tries in a row that way before the drain).
+    // security_limits.rs checks the answer to huge bodies on a raw socket. The tries stay as
+    // a margin; each is asserted below only if an answer came back.
     let mut answer = None;
     for attempt in 1..=3 {
         let form = Form::new().part(
