@@ -152,9 +152,8 @@ enum TokenAction {
     Revoke { id: uuid::Uuid },
 }
 
-/// mimalloc rather than the system's malloc: a job's life is many small, short-lived
-/// allocations on several threads (Redis replies, snapshots, JSON), where glibc's malloc cost
-/// the worker about a fifth of its instructions per no-op job (callgrind, README's Performance).
+/// mimalloc, as in the worker (see its main.rs for the measurement): a request is many small,
+/// short-lived allocations on several threads (JSON, Redis replies, snapshots).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,9 +2,8 @@
 //! persist set (inside the same Lua script), and it leaves that set only after PostgreSQL has
 //! that version. While PostgreSQL is unreachable the states wait in Redis and are retried; a
 //! finished job's hash starts its TTL only once it is stored.
-use std::time::Duration;
-
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use sqlx::PgPool;
 use voxfleet_jobs::{JobId, JobSnapshot, QueueClient, QueueName};

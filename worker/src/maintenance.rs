@@ -111,24 +111,20 @@ async fn persist_known(
     known: &mut mpsc::Receiver<Vec<JobSnapshot>>,
     outage: &mut Outage,
 ) -> Result<(), Duration> {
-    let mut batch: Vec<JobSnapshot> = Vec::new();
     loop {
-        let more = match known.try_recv() {
-            Ok(snaps) => {
-                batch.extend(snaps);
-                true
+        let mut batch: Vec<JobSnapshot> = Vec::new();
+        while batch.len() < KNOWN_BATCH {
+            match known.try_recv() {
+                Ok(snaps) => batch.extend(snaps),
+                Err(_) => break,
             }
-            Err(_) => false,
-        };
-        if batch.len() >= KNOWN_BATCH || (!more && !batch.is_empty()) {
-            match voxfleet_store::persist::persist_known(&rt.queue, &rt.pool, &batch).await {
-                Ok(_) => outage.ok(),
-                Err(e) => return Err(outage.failed(&e)),
-            }
-            batch.clear();
         }
-        if !more {
+        if batch.is_empty() {
             return Ok(());
+        }
+        match voxfleet_store::persist::persist_known(&rt.queue, &rt.pool, &batch).await {
+            Ok(_) => outage.ok(),
+            Err(e) => return Err(outage.failed(&e)),
         }
     }
 }
