@@ -26,6 +26,15 @@ local function publish(channel, jk, etype, now)
   publish_fields(channel, h, etype, now)
 end
 
+-- `redis.call(cmd, key, ...)` over `args` in calls of at most 1,000 arguments (unpack's
+-- stack is limited): one call per thousand values, not one per job. 1,000 is even, so
+-- score/member pairs are never split.
+local function in_chunks(cmd, key, args)
+  for a = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, a, math.min(a + 999, #args)))
+  end
+end
+
 -- Record a state change: bump the version and hand the job to the PostgreSQL persister.
 local function changed(jk, persist_key, id, now)
   redis.call('HINCRBY', jk, 'v', 1)
@@ -87,39 +96,47 @@ local function claim_jobs(k_high, k_normal, k_low, k_delayed, k_leases, now, lea
     end
   end
   local out = {}
+  local leased = {}
   local skipped = 0
   for i = 1, 3 do
+    -- ids are popped as many at a time as slots are left (one call, not one per job); one
+    -- that is no longer queued (cancelled while it waited) is dropped, as a single pop would
     while #out < count and skipped < 100 do
-      local id = redis.call('RPOP', pending[i])
-      if not id then break end
-      local jk = prefix .. id
-      -- one read of the whole hash serves the check, the update, the event and the reply
-      local flat = redis.call('HGETALL', jk)
-      local h = {}
-      for j = 1, #flat, 2 do h[flat[j]] = flat[j + 1] end
-      if h.status == 'queued' then
-        h.attempts = tostring((tonumber(h.attempts) or 0) + 1)
-        h.v = tostring((tonumber(h.v) or 0) + 1)
-        h.status, h.worker, h.started_at = 'running', worker, now
-        redis.call('HSET', jk, 'attempts', h.attempts, 'v', h.v, 'status', 'running',
-          'worker', worker, 'started_at', h.started_at)
-        if h.progress_done or h.progress_total or h.progress_at or h.due_at then
-          redis.call('HDEL', jk, 'progress_done', 'progress_total', 'progress_at', 'due_at')
-          h.progress_done, h.progress_total, h.progress_at, h.due_at = nil, nil, nil, nil
+      local ids = redis.call('RPOP', pending[i], count - #out)
+      if not ids then break end
+      for _, id in ipairs(ids) do
+        local jk = prefix .. id
+        -- one read of the whole hash serves the check, the update, the event and the reply
+        local flat = redis.call('HGETALL', jk)
+        local h = {}
+        for j = 1, #flat, 2 do h[flat[j]] = flat[j + 1] end
+        if h.status == 'queued' then
+          h.attempts = tostring((tonumber(h.attempts) or 0) + 1)
+          h.v = tostring((tonumber(h.v) or 0) + 1)
+          h.status, h.worker, h.started_at = 'running', worker, now
+          redis.call('HSET', jk, 'attempts', h.attempts, 'v', h.v, 'status', 'running',
+            'worker', worker, 'started_at', h.started_at)
+          if h.progress_done or h.progress_total or h.progress_at or h.due_at then
+            redis.call('HDEL', jk, 'progress_done', 'progress_total', 'progress_at', 'due_at')
+            h.progress_done, h.progress_total, h.progress_at, h.due_at = nil, nil, nil, nil
+          end
+          leased[#leased + 1] = lease_until
+          leased[#leased + 1] = id
+          publish_fields(channel, h, 'status', now)
+          local job = {}
+          for k, x in pairs(h) do
+            job[#job + 1] = k
+            job[#job + 1] = x
+          end
+          out[#out + 1] = job
+        else
+          skipped = skipped + 1
         end
-        redis.call('ZADD', k_leases, lease_until, id)
-        publish_fields(channel, h, 'status', now)
-        local job = {}
-        for k, x in pairs(h) do
-          job[#job + 1] = k
-          job[#job + 1] = x
-        end
-        table.insert(out, job)
-      else
-        skipped = skipped + 1
       end
     end
   end
+  -- every lease in one ZADD, not one per job
+  in_chunks('ZADD', k_leases, leased)
   local first = redis.call('ZRANGE', k_delayed, 0, 0, 'WITHSCORES')
   return out, (first[2] or '-1')
 end

@@ -15,6 +15,8 @@ local worker, now, now_s, prefix, channel = ARGV[1], tonumber(ARGV[2]), ARGV[2],
 local limit_on, global_max = tonumber(ARGV[5]), tonumber(ARGV[6])
 local statuses = {}
 local written = {}
+-- leases given up and successes to persist, each removed / added in one call after the loop
+local unleased, persist = {}, {}
 for i = 9, #ARGV, 6 do
   local id, outcome = ARGV[i], ARGV[i + 1]
   local jk = prefix .. id
@@ -26,13 +28,14 @@ for i = 9, #ARGV, 6 do
   if f[1] ~= 'running' or f[2] ~= worker then
     status = 'lost'
   else
-    redis.call('ZREM', KEYS[1], id)
+    unleased[#unleased + 1] = id
     if outcome == 'succeeded' then
       local v = (tonumber(f[4]) or 0) + 1
       redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now_s,
         'v', v)
       if f[5] or f[6] then redis.call('HDEL', jk, 'error_code', 'error_message') end
-      redis.call('ZADD', KEYS[2], now_s, id)
+      persist[#persist + 1] = now_s
+      persist[#persist + 1] = id
       local h = {}
       for j, k in ipairs(EVENT_FIELDS) do h[k] = f[6 + j] end
       h.status, h.error_code = 'succeeded', nil
@@ -70,6 +73,9 @@ for i = 9, #ARGV, 6 do
     written[#written + 1] = ''
   end
 end
+-- before the claim below: it may lease again a job released above
+in_chunks('ZREM', KEYS[1], unleased)
+in_chunks('ZADD', KEYS[2], persist)
 local out = {}
 local claim_count = tonumber(ARGV[8]) or 0
 if claim_count > 0 then

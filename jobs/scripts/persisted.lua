@@ -15,8 +15,5 @@ for i = 3, #ARGV, 2 do
     end
   end
 end
--- one removal per thousand ids (unpack's stack is limited), not one per id
-for a = 1, #done, 1000 do
-  redis.call('ZREM', KEYS[1], unpack(done, a, math.min(a + 999, #done)))
-end
+in_chunks('ZREM', KEYS[1], done)
 return #done

@@ -12,7 +12,6 @@ fn with_common(body: &str) -> Script {
 
 pub(crate) struct Scripts {
     pub enqueue: Script,
-    pub requeue_lost: Script,
     pub claim: Script,
     pub renew: Script,
     pub finish: Script,
@@ -24,12 +23,6 @@ pub(crate) struct Scripts {
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: with_common(include_str!("../scripts/enqueue.lua")),
-    // enqueue.lua behind a guard: it queues the job only while Redis has no hash for it, so
-    // a sweep that raced a worker's claim, or another sweep, changes nothing (returns 0)
-    requeue_lost: with_common(&format!(
-        "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n{}",
-        include_str!("../scripts/enqueue.lua")
-    )),
     claim: with_common(include_str!("../scripts/claim.lua")),
     renew: with_common(include_str!("../scripts/renew.lua")),
     finish: with_common(include_str!("../scripts/finish.lua")),

@@ -611,3 +611,66 @@ async fn an_idle_waiter_wakes_when_a_job_is_pushed_to_any_of_its_queues() {
     // nothing pushed: the wait ends at its timeout, without a signal
     assert!(!waiter.wait(Duration::from_millis(300)).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_batch_over_several_queues_is_queued_in_order_and_each_job_announced() {
+    use futures::StreamExt;
+    let f = Fixture::new(QueueOptions::default());
+    let mut ps = f.q.pubsub().await.unwrap();
+    ps.subscribe(f.q.keys().events()).await.unwrap();
+    let mut events = ps.into_on_message();
+    // more jobs than one script call takes, interleaved over two queues, some with an owner
+    let owner = uuid::Uuid::new_v4();
+    let reqs: Vec<EnqueueRequest> = (0..450)
+        .map(|i| {
+            let mut r = req(Priority::Normal);
+            if i % 3 == 0 {
+                r.queue = QueueName::gpu();
+            }
+            if i % 2 == 0 {
+                r.owner = Some(owner);
+            }
+            r
+        })
+        .collect();
+    f.q.enqueue_many(&reqs).await.unwrap();
+
+    let mut announced = std::collections::HashMap::new();
+    while announced.len() < reqs.len() {
+        let msg = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event for every job within 10 s")
+            .unwrap();
+        let ev: voxfleet_jobs::JobEvent = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        announced.insert(ev.id, ev);
+    }
+    for r in &reqs {
+        let ev = &announced[&r.id];
+        assert_eq!(
+            (
+                ev.event_type.as_str(),
+                ev.status,
+                ev.kind.as_str(),
+                ev.attempts
+            ),
+            ("status", JobStatus::Queued, "diagnostic", 0)
+        );
+        assert_eq!((ev.queue.clone(), ev.owner), (r.queue.to_string(), r.owner));
+    }
+    for queue in [cpu(), QueueName::gpu()] {
+        let want: Vec<JobId> = reqs
+            .iter()
+            .filter(|r| r.queue == queue)
+            .map(|r| r.id)
+            .collect();
+        let mut got = vec![];
+        while let Claim::Job(j) = f.q.claim(&queue, "w").await.unwrap() {
+            assert_eq!(
+                j.job.owner,
+                reqs.iter().find(|r| r.id == j.job.id).unwrap().owner
+            );
+            got.push(j.job.id);
+        }
+        assert_eq!(got, want, "{queue}: every job, in submission order");
+    }
+}

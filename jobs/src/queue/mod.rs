@@ -24,6 +24,30 @@ mod wait;
 
 pub use wait::WorkWaiter;
 
+/// Jobs per enqueue.lua call: Redis runs a script without serving anyone else, so a batch of
+/// a thousand is split into calls of a few milliseconds each.
+const ENQUEUE_PER_CALL: usize = 200;
+
+/// The `queued` event of a job about to be enqueued, as the JSON the events channel carries
+/// (encoded here, where the fields are at hand, rather than by Redis).
+fn queued_event(r: &EnqueueRequest, now: i64) -> String {
+    let ev = crate::events::JobEvent {
+        id: r.id,
+        event_type: "status".into(),
+        status: JobStatus::Queued,
+        kind: r.kind.as_str().into(),
+        queue: r.queue.to_string(),
+        attempts: 0,
+        progress_done: None,
+        progress_total: None,
+        error_code: None,
+        owner: r.owner,
+        started_at: None,
+        at: now,
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
+}
+
 /// Tunables of the protocol, with their defaults.
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
@@ -195,26 +219,6 @@ impl QueueClient {
         Ok(())
     }
 
-    fn enqueue_invocation<'a>(
-        &self,
-        script: &'a redis::Script,
-        req: &EnqueueRequest,
-        now: i64,
-    ) -> redis::ScriptInvocation<'a> {
-        let qk = self.keys.queue(&req.queue);
-        let mut inv = script.prepare_invoke();
-        inv.key(qk.job(&req.id))
-            .key(qk.pending(req.priority))
-            .key(qk.wake())
-            .arg(req.id.to_string())
-            .arg(self.keys.events())
-            .arg(now);
-        for (k, v) in new_job_fields(req) {
-            inv.arg(k).arg(v);
-        }
-        inv
-    }
-
     /// Queues one job (or re-queues a failed one: its hash is rebuilt from `req`).
     pub async fn enqueue(&self, req: &EnqueueRequest) -> Result<(), QueueError> {
         self.enqueue_many(std::slice::from_ref(req)).await
@@ -223,7 +227,7 @@ impl QueueClient {
     /// Queues many jobs in one round trip.
     #[tracing::instrument(level = "debug", skip_all, fields(jobs = reqs.len()))]
     pub async fn enqueue_many(&self, reqs: &[EnqueueRequest]) -> Result<(), QueueError> {
-        self.run_enqueue(&SCRIPTS.enqueue, reqs).await.map(drop)
+        self.run_enqueue(false, reqs).await.map(drop)
     }
 
     /// Queues those of `reqs` that Redis has no hash for (jobs PostgreSQL holds as queued that
@@ -249,7 +253,7 @@ impl QueueClient {
             .filter(|(_, k)| !k)
             .map(|(r, _)| r.clone())
             .collect();
-        let queued = self.run_enqueue(&SCRIPTS.requeue_lost, &missing).await?;
+        let queued = self.run_enqueue(true, &missing).await?;
         Ok(missing
             .iter()
             .zip(queued)
@@ -258,32 +262,68 @@ impl QueueClient {
             .collect())
     }
 
-    /// One invocation of `script` (enqueue.lua or its guarded form) per request, in one
-    /// round trip; each invocation's reply.
+    /// Runs enqueue.lua over `reqs` in one round trip: one invocation per queue (its keys share
+    /// one slot) and per [`ENQUEUE_PER_CALL`] jobs, so Redis pays the script's fixed cost
+    /// once per batch, not once per job. With `guard`, a job is queued only while Redis has no
+    /// hash for it. Returns, in `reqs`' order, 1 for each job queued and 0 for each left alone.
     async fn run_enqueue(
         &self,
-        script: &redis::Script,
+        guard: bool,
         reqs: &[EnqueueRequest],
     ) -> Result<Vec<i64>, QueueError> {
         if reqs.is_empty() {
             return Ok(vec![]);
         }
         let now = self.now_ms();
+        // indices of `reqs` per queue, each queue in first-seen order and its jobs in theirs
+        let mut groups: Vec<(&QueueName, Vec<usize>)> = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            match groups.iter_mut().find(|(q, _)| *q == &r.queue) {
+                Some((_, ix)) => ix.push(i),
+                None => groups.push((&r.queue, vec![i])),
+            }
+        }
         let mut pipe = redis::pipe();
-        pipe.load_script(script).ignore();
-        let mut queues: Vec<&QueueName> = reqs.iter().map(|r| &r.queue).collect();
-        queues.sort();
-        queues.dedup();
+        pipe.load_script(&SCRIPTS.enqueue).ignore();
         pipe.sadd(
             self.keys.queues(),
-            queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(),
+            groups.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
         )
         .ignore();
-        for r in reqs {
-            pipe.invoke_script(&self.enqueue_invocation(script, r, now));
+        let mut order = Vec::with_capacity(reqs.len());
+        for (queue, ix) in &groups {
+            let qk = self.keys.queue(queue);
+            for chunk in ix.chunks(ENQUEUE_PER_CALL) {
+                let mut inv = SCRIPTS.enqueue.prepare_invoke();
+                inv.key(qk.pending(Priority::High))
+                    .key(qk.pending(Priority::Normal))
+                    .key(qk.pending(Priority::Low))
+                    .key(qk.wake())
+                    .arg(qk.job_prefix())
+                    .arg(self.keys.events())
+                    .arg(if guard { "1" } else { "0" });
+                for &i in chunk {
+                    let r = &reqs[i];
+                    let fields = new_job_fields(r);
+                    inv.arg(r.id.to_string())
+                        .arg(r.priority.index())
+                        .arg(queued_event(r, now))
+                        .arg(fields.len() * 2);
+                    for (k, v) in fields {
+                        inv.arg(k).arg(v);
+                    }
+                }
+                pipe.invoke_script(&inv);
+                order.extend_from_slice(chunk);
+            }
         }
         let mut c = self.conn.clone();
-        Ok(pipe.query_async(&mut c).await?)
+        let replies: Vec<Vec<i64>> = pipe.query_async(&mut c).await?;
+        let mut out = vec![0; reqs.len()];
+        for (i, queued) in order.into_iter().zip(replies.into_iter().flatten()) {
+            out[i] = queued;
+        }
+        Ok(out)
     }
 
     /// Atomically takes the highest-priority job of `queue` and leases it to `worker`.
