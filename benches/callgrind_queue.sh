@@ -10,12 +10,13 @@
 # jobs, and prints the difference divided by 4,000: start-up and shut-down cancel out. Build
 # first, e.g. `CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --workspace --bins --locked` (the dev
 # profile already builds every dependency at opt-level 3; this adds voxfleet's own crates).
+# BENCH=path/to/voxfleet-bench runs another build's bench (its enqueue is in the redis count).
 # Needs valgrind (Debian's package).
 set -euo pipefail
 what="${1:?worker or redis}"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}/debug"
 worker="${2:-$target/voxfleet-worker}"
-bench="$target/voxfleet-bench"
+bench="${BENCH:-$target/voxfleet-bench}"
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
