@@ -97,6 +97,11 @@ struct RunArgs {
     /// Worker concurrencies for the throughput runs.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
     concurrency: Vec<u32>,
+    /// Throughput rounds per concurrency, each voxfleet then apalis-redis; with more than one
+    /// the summary gives the median and lowest ratio (a run of a few thousand no-op jobs lasts
+    /// under a second, so one stall moves a single ratio a lot).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    rounds: u32,
     /// Seconds a throughput run may take before it is reported as timed out.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -188,6 +193,7 @@ impl RunArgs {
         Settings {
             jobs: self.jobs,
             concurrency: self.concurrency.clone(),
+            rounds: self.rounds,
             timeout_s: self.timeout,
             latency_samples: self.latency_samples,
             apalis_latency_samples: self.apalis_latency_samples,
@@ -313,35 +319,8 @@ async fn run_sections(b: &Bench, args: &RunArgs, report: &mut Report) {
     }
     if args.wants(Section::Throughput) {
         for &c in &args.concurrency {
-            progress::note(format!(
-                "throughput, concurrency {c}: voxfleet ({} jobs)",
-                args.jobs
-            ));
-            let v = voxfleet_runs::throughput(b, c, args.jobs, timeout).await;
-            let v = outcome(v, &format!("voxfleet throughput c={c}"), &mut report.errors);
-            note_throughput("voxfleet", &v);
-            // Recorded before the peer runs, so an interrupted run still shows it.
-            report.throughput.push(ThroughputRow {
-                concurrency: c,
-                voxfleet: v,
-                apalis_redis: None,
-                ratio: None,
-            });
-            if !args.skip_apalis {
-                progress::note(format!(
-                    "throughput, concurrency {c}: apalis-redis ({} jobs)",
-                    args.jobs
-                ));
-                let a = apalis_runs::throughput(b, c, args.jobs, timeout).await;
-                let a = outcome(
-                    a,
-                    &format!("apalis-redis throughput c={c}"),
-                    &mut report.errors,
-                );
-                note_throughput("apalis-redis", &a);
-                let row = report.throughput.last_mut().expect("row pushed above");
-                row.ratio = row.voxfleet.ratio_to(&a);
-                row.apalis_redis = Some(a);
+            for round in 1..=args.rounds {
+                throughput_round(b, args, report, c, round, timeout).await;
             }
         }
     }
@@ -433,6 +412,52 @@ async fn end_to_end(b: &Bench, args: &RunArgs, report: &mut Report, timeout: Dur
     let row = report.e2e.as_mut().expect("set above");
     row.ratio = row.voxfleet.ratio_to(&p);
     row.celery = Some(p);
+}
+
+/// One round of section 1 at concurrency `c`: voxfleet, then (unless skipped) apalis-redis.
+async fn throughput_round(
+    b: &Bench,
+    args: &RunArgs,
+    report: &mut Report,
+    c: u32,
+    round: u32,
+    timeout: Duration,
+) {
+    let of = if args.rounds > 1 {
+        format!(", round {round} of {}", args.rounds)
+    } else {
+        String::new()
+    };
+    progress::note(format!(
+        "throughput, concurrency {c}{of}: voxfleet ({} jobs)",
+        args.jobs
+    ));
+    let v = voxfleet_runs::throughput(b, c, args.jobs, timeout).await;
+    let v = outcome(v, &format!("voxfleet throughput c={c}"), &mut report.errors);
+    note_throughput("voxfleet", &v);
+    // Recorded before the peer runs, so an interrupted run still shows it.
+    report.throughput.push(ThroughputRow {
+        concurrency: c,
+        voxfleet: v,
+        apalis_redis: None,
+        ratio: None,
+    });
+    if !args.skip_apalis {
+        progress::note(format!(
+            "throughput, concurrency {c}{of}: apalis-redis ({} jobs)",
+            args.jobs
+        ));
+        let a = apalis_runs::throughput(b, c, args.jobs, timeout).await;
+        let a = outcome(
+            a,
+            &format!("apalis-redis throughput c={c}"),
+            &mut report.errors,
+        );
+        note_throughput("apalis-redis", &a);
+        let row = report.throughput.last_mut().expect("row pushed above");
+        row.ratio = row.voxfleet.ratio_to(&a);
+        row.apalis_redis = Some(a);
+    }
 }
 
 fn outcome(r: anyhow::Result<Throughput>, what: &str, errors: &mut Vec<String>) -> Throughput {

@@ -65,6 +65,8 @@ impl Machine {
 pub struct Settings {
     pub jobs: usize,
     pub concurrency: Vec<u32>,
+    /// Throughput rounds per concurrency.
+    pub rounds: u32,
     pub timeout_s: u64,
     pub latency_samples: usize,
     pub apalis_latency_samples: usize,
@@ -257,6 +259,19 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// The median (the mean of the middle two for an even count) and the lowest of `xs`.
+fn median_and_lowest(xs: &[f64]) -> Option<(f64, f64)> {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    Some((median, v[0]))
+}
+
 fn ratio(v: Option<f64>) -> String {
     match v {
         Some(r) if r >= 100.0 => format!("{r:.0}x"),
@@ -314,6 +329,23 @@ pub fn summary(r: &Report) -> String {
                 apalis,
                 ratio(row.ratio)
             );
+        }
+        if s.rounds > 1 {
+            for &c in &s.concurrency {
+                let ratios: Vec<f64> = r
+                    .throughput
+                    .iter()
+                    .filter(|row| row.concurrency == c)
+                    .filter_map(|row| row.ratio)
+                    .collect();
+                if let Some((median, lowest)) = median_and_lowest(&ratios) {
+                    let _ = writeln!(
+                        o,
+                        "   c={c}: voxfleet/apalis over {} rounds: median {median:.2}x, lowest {lowest:.2}x",
+                        ratios.len()
+                    );
+                }
+            }
         }
         for row in &r.throughput {
             for (who, t) in [
@@ -506,5 +538,12 @@ mod tests {
         assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
         assert_eq!(percentile(&[1.0, 2.0], 50.0), Some(1.0));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn median_and_lowest_of_unsorted_ratios() {
+        assert_eq!(median_and_lowest(&[2.1, 1.5, 1.9]), Some((1.9, 1.5)));
+        assert_eq!(median_and_lowest(&[2.0, 1.0, 3.0, 1.5]), Some((1.75, 1.0)));
+        assert_eq!(median_and_lowest(&[]), None);
     }
 }

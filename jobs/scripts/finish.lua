@@ -22,22 +22,23 @@ for i = 9, #ARGV, 6 do
   local jk = prefix .. id
   -- the event's fields are read with the check, so a success (the common case) is written
   -- and announced without reading the hash again
-  local f = redis.call('HMGET', jk, 'status', 'worker', 'priority', 'v', 'error_code',
-    'error_message', unpack(EVENT_FIELDS))
+  -- (status and error_code are among EVENT_FIELDS: each field is looked up once)
+  local f = redis.call('HMGET', jk, 'worker', 'priority', 'v', 'error_message',
+    unpack(EVENT_FIELDS))
+  local h = {}
+  for j, k in ipairs(EVENT_FIELDS) do h[k] = f[4 + j] end
   local status
-  if f[1] ~= 'running' or f[2] ~= worker then
+  if h.status ~= 'running' or f[1] ~= worker then
     status = 'lost'
   else
     unleased[#unleased + 1] = id
     if outcome == 'succeeded' then
-      local v = (tonumber(f[4]) or 0) + 1
+      local v = (tonumber(f[3]) or 0) + 1
       redis.call('HSET', jk, 'status', 'succeeded', 'result', ARGV[i + 2], 'finished_at', now_s,
         'v', v)
-      if f[5] or f[6] then redis.call('HDEL', jk, 'error_code', 'error_message') end
+      if h.error_code or f[4] then redis.call('HDEL', jk, 'error_code', 'error_message') end
       persist[#persist + 1] = now_s
       persist[#persist + 1] = id
-      local h = {}
-      for j, k in ipairs(EVENT_FIELDS) do h[k] = f[6 + j] end
       h.status, h.error_code = 'succeeded', nil
       publish_fields(channel, h, 'status', now_s)
       status = 'succeeded'
@@ -54,7 +55,7 @@ for i = 9, #ARGV, 6 do
         redis.call('HINCRBY', jk, 'attempts', -1)
         redis.call('HSET', jk, 'status', 'queued')
         redis.call('HDEL', jk, 'worker', 'started_at')
-        redis.call('RPUSH', KEYS[4 + (tonumber(f[3]) or 1)], id)
+        redis.call('RPUSH', KEYS[4 + (tonumber(f[2]) or 1)], id)
         redis.call('LPUSH', KEYS[7], '1')
         redis.call('LTRIM', KEYS[7], 0, 255)
         status = 'queued'
