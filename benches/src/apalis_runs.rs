@@ -142,14 +142,16 @@ fn spawn_worker(b: &Bench, ns: &str, concurrency: u32) -> anyhow::Result<Proc> {
 }
 
 /// Section 1, apalis-redis: `n` tasks pushed before the worker starts; the figure is `n`
-/// divided by the time from the first handler start to the last handler finish.
+/// divided by the time from the first handler start to the last handler finish. Each `round`
+/// has a namespace of its own (the probe's counters live under it).
 pub async fn throughput(
     b: &Bench,
     concurrency: u32,
+    round: u32,
     n: usize,
     timeout: Duration,
 ) -> anyhow::Result<Throughput> {
-    let ns = b.prefix(&format!("apalis_c{concurrency}"));
+    let ns = b.prefix(&format!("apalis_c{concurrency}_r{round}"));
     let keys = ProbeKeys::new(&ns);
     let conn = apalis_redis::connect(b.redis_url.as_str()).await?;
     let mut store = storage(conn.clone(), &ns);

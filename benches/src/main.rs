@@ -432,7 +432,7 @@ async fn throughput_round(
         "throughput, concurrency {c}{of}: voxfleet ({} jobs)",
         args.jobs
     ));
-    let v = voxfleet_runs::throughput(b, c, args.jobs, timeout).await;
+    let v = voxfleet_runs::throughput(b, c, round, args.jobs, timeout).await;
     let v = outcome(v, &format!("voxfleet throughput c={c}"), &mut report.errors);
     note_throughput("voxfleet", &v);
     // Recorded before the peer runs, so an interrupted run still shows it.
@@ -447,7 +447,7 @@ async fn throughput_round(
             "throughput, concurrency {c}{of}: apalis-redis ({} jobs)",
             args.jobs
         ));
-        let a = apalis_runs::throughput(b, c, args.jobs, timeout).await;
+        let a = apalis_runs::throughput(b, c, round, args.jobs, timeout).await;
         let a = outcome(
             a,
             &format!("apalis-redis throughput c={c}"),

@@ -67,13 +67,20 @@ pub(crate) fn spawn_worker(
 
 /// Section 1, voxfleet: `n` jobs queued before the worker starts; the figure is `n` divided by
 /// the time from the earliest `started_at` to the latest `finished_at` in the jobs' hashes.
+/// Each `round` has keys and a database of its own.
 pub async fn throughput(
     b: &Bench,
     concurrency: u32,
+    round: u32,
     n: usize,
     timeout: Duration,
 ) -> anyhow::Result<Throughput> {
-    throughput_on(b, &b.redis_url, "", 1, concurrency, n, timeout).await
+    let label = if round > 1 {
+        format!("round{round}-")
+    } else {
+        String::new()
+    };
+    throughput_on(b, &b.redis_url, &label, 1, concurrency, n, timeout).await
 }
 
 /// As [`throughput`], on the Redis (or `redis+cluster://` Cluster) at `redis_url`, with
