@@ -2,16 +2,19 @@
 -- belongs to one queue and carries its hash tag; job keys are built from the queue's job
 -- prefix plus the id, which keeps them in the same slot on Redis Cluster.
 
+-- A field of `h` that is set and not empty, as a string / as a number (else nil).
+local function str(h, k) local x = h[k]; if x and x ~= '' then return x end end
+local function num(h, k) local x = str(h, k); if x then return tonumber(x) end end
+
 -- The event for a job whose fields are already at hand (`h`: field -> value; missing or
 -- false values are left out), so a script that has just read or written them does not read
 -- the hash again.
 local function publish_fields(channel, h, etype, now)
-  local function str(k) local x = h[k]; if x and x ~= '' then return x end end
-  local function num(k) local x = str(k); if x then return tonumber(x) end end
   local ev = { id = h.id, type = etype, status = h.status, kind = h.kind, queue = h.queue,
-    attempts = tonumber(h.attempts) or 0, at = tonumber(now), progress_done = num('progress_done'),
-    progress_total = num('progress_total'), error_code = str('error_code'),
-    owner = str('owner'), started_at = num('started_at') }
+    attempts = tonumber(h.attempts) or 0, at = tonumber(now),
+    progress_done = num(h, 'progress_done'), progress_total = num(h, 'progress_total'),
+    error_code = str(h, 'error_code'), owner = str(h, 'owner'),
+    started_at = num(h, 'started_at') }
   redis.call('PUBLISH', channel, cjson.encode(ev))
 end
 
@@ -85,8 +88,8 @@ local function claim_jobs(k_high, k_normal, k_low, k_delayed, k_leases, now, lea
   local pending = { k_high, k_normal, k_low }
   local lease_until = tostring(tonumber(now) + lease_ms)
   local due = redis.call('ZRANGEBYSCORE', k_delayed, '-inf', now, 'LIMIT', 0, 100)
+  in_chunks('ZREM', k_delayed, due)
   for _, id in ipairs(due) do
-    redis.call('ZREM', k_delayed, id)
     local jk = prefix .. id
     local prio = tonumber(redis.call('HGET', jk, 'priority'))
     if prio and redis.call('HGET', jk, 'status') == 'retrying' then
