@@ -145,12 +145,16 @@ fn main() -> Result<()> {
         Arc::new(Segmenter::load(&seg_path)?),
         Arc::new(load_embedder(&emb)?),
     );
+    if let Some(profile) = &args.second {
+        diarizer = diarizer.with_second(Arc::new(load_embedder(&models.speaker_model(profile)?)?));
+    }
     // The first setting is the one reported in full; a sweep's others are summarised.
     let settings = args.settings()?;
     let Setting {
         min_cluster_size,
         gap_range,
         recheck,
+        recheck_weight,
         ..
     } = settings[0];
     if args.sweeping() {
@@ -313,6 +317,7 @@ fn main() -> Result<()> {
             background: !args.no_background,
             recheck,
             fold_below_s,
+            recheck_weight,
             ..DiarizeOptions::default()
         };
         let t = Instant::now();
@@ -327,6 +332,7 @@ fn main() -> Result<()> {
                 threshold_scale: setting.threshold_scale,
                 gap_range: setting.gap_range,
                 recheck: setting.recheck,
+                recheck_weight: setting.recheck_weight,
                 ..opts.clone()
             };
             let d = diarizer.run(&pcm, &opts, &mut |_| {}, &stop)?;
@@ -406,7 +412,7 @@ fn main() -> Result<()> {
     }
     if settings.len() > 1 {
         println!(
-            "\nsweep (threshold, min_cluster_size, threshold_scale, gap_range, recheck): count right and DER per part"
+            "\nsweep (threshold, min_cluster_size, threshold_scale, gap_range, recheck, recheck weight): count right and DER per part"
         );
         swept[0] = groups
             .iter()
@@ -426,7 +432,7 @@ fn main() -> Result<()> {
                 })
                 .collect();
             println!(
-                "  {:>8} {:>3} {:>6} {:>9} {:>5}  {}",
+                "  {:>8} {:>3} {:>6} {:>9} {:>5} {:>4}  {}",
                 setting
                     .threshold
                     .map_or("default".into(), |t| t.to_string()),
@@ -438,6 +444,7 @@ fn main() -> Result<()> {
                     .gap_range
                     .map_or("-".into(), |(lo, hi)| format!("{lo}-{hi}")),
                 setting.recheck.map_or("off".into(), |m| m.to_string()),
+                setting.recheck_weight,
                 cells.join(" | ")
             );
         }

@@ -129,6 +129,8 @@ pub struct Progress {
 pub struct Diarizer {
     segmenter: Arc<Segmenter>,
     embedder: Arc<Embedder>,
+    /// A second embedding model for the recheck's pieces ([`Diarizer::with_second`]).
+    second: Option<Arc<Embedder>>,
     memo: Option<Arc<Mutex<Memo>>>,
 }
 
@@ -137,6 +139,8 @@ pub struct Diarizer {
 struct Memo {
     segments: HashMap<u64, Vec<[f32; NUM_LOCAL_SPEAKERS]>>,
     embeddings: HashMap<u64, Vec<f32>>,
+    /// The second model's embeddings ([`Diarizer::with_second`]).
+    second_embeddings: HashMap<u64, Vec<f32>>,
 }
 
 /// Hash of a clip's samples (bit patterns), for [`Memo`].
@@ -188,8 +192,16 @@ impl Diarizer {
         Self {
             segmenter,
             embedder,
+            second: None,
             memo: None,
         }
+    }
+
+    /// A diarizer whose recheck can also hear the speakers' pieces through `second`, another
+    /// embedding model, when [`DiarizeOptions::recheck_weight`] is under 1.
+    pub fn with_second(mut self, second: Arc<Embedder>) -> Self {
+        self.second = Some(second);
+        self
     }
 
     /// A diarizer that remembers every window's segmentation and every clip's embedding, so
@@ -231,6 +243,19 @@ impl Diarizer {
             |m| &mut m.embeddings,
             |clips| self.embedder.embed_clips(clips),
         )
+    }
+
+    /// The second model's embeddings of `clips` (none without one), through the memo.
+    fn embed_second(&self, clips: &[&[f32]]) -> Result<Option<Vec<Vec<f32>>>, SpeakersError> {
+        let Some(second) = &self.second else {
+            return Ok(None);
+        };
+        self.through_memo(
+            clips,
+            |m| &mut m.second_embeddings,
+            |clips| second.embed_clips(clips),
+        )
+        .map(Some)
     }
 
     /// `compute(inputs)`, or what the memo's `table` holds for every one of them.

@@ -55,6 +55,11 @@ pub struct DiarizeOptions {
     /// With [`DiarizeOptions::recheck`]: a speaker with less speech than this (seconds) is
     /// folded into the speaker whose embedding is nearest. Default [`DEFAULT_FOLD_BELOW_S`].
     pub fold_below_s: f64,
+    /// With [`DiarizeOptions::recheck`]: the weight of the diarizer's embedding model in how
+    /// similar two pieces are; the rest is the second model's
+    /// ([`Diarizer::with_second`](super::Diarizer::with_second)), whose pieces are then
+    /// embedded too. 1 (the default), or no second model: the first model alone.
+    pub recheck_weight: f32,
 }
 
 /// Default [`DiarizeOptions::fold_below_s`]: such a speaker has at most one short piece to be
@@ -113,6 +118,7 @@ impl Default for DiarizeOptions {
             background: true,
             recheck: DEFAULT_RECHECK,
             fold_below_s: DEFAULT_FOLD_BELOW_S,
+            recheck_weight: 1.0,
         }
     }
 }

@@ -294,19 +294,51 @@ impl Diarizer {
             .map(|&(_, (a, b))| pcm[sample(a)..sample(b)].to_vec())
             .collect();
         let embeddings = self.embed_all(&clips, opts.batch_size, &mut |_| {}, check)?;
+        let weight = opts.recheck_weight.clamp(0.0, 1.0);
+        let second = if weight < 1.0 {
+            let mut all = Vec::with_capacity(clips.len());
+            for batch in clips.chunks(opts.batch_size.max(1)) {
+                check()?;
+                let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
+                match self.embed_second(&refs)? {
+                    Some(e) => all.extend(e),
+                    None => break,
+                }
+            }
+            (all.len() == clips.len()).then_some(all)
+        } else {
+            None
+        };
         let background = self.background(opts, ctx.narrowband);
         let mut out: Vec<Pieces> = vec![Vec::new(); num_speakers];
-        for ((speaker, (start, _)), raw) in spans.into_iter().zip(embeddings) {
+        for (i, ((speaker, (start, _)), raw)) in spans.into_iter().zip(embeddings).enumerate() {
             let centred = match background {
                 Some(bg) => bg.center(&raw, ctx.narrowband),
                 None => raw,
             };
-            if let Some(unit) = crate::cluster::normalized(&centred) {
-                out[speaker].push((start, unit));
-            }
+            let Some(unit) = crate::cluster::normalized(&centred) else {
+                continue;
+            };
+            let piece = match second.as_ref().map(|s| crate::cluster::normalized(&s[i])) {
+                None => unit,
+                Some(None) => continue,
+                Some(Some(other)) => fuse(&unit, &other, weight),
+            };
+            out[speaker].push((start, piece));
         }
         Ok(out)
     }
+}
+
+/// Two unit embeddings of one piece as one unit vector whose dot product with another so made
+/// is `weight` × the first model's cosine + (1 − `weight`) × the second's.
+fn fuse(first: &[f32], second: &[f32], weight: f32) -> Vec<f32> {
+    let (a, b) = (weight.sqrt(), (1.0 - weight).sqrt());
+    first
+        .iter()
+        .map(|x| a * x)
+        .chain(second.iter().map(|x| b * x))
+        .collect()
 }
 
 /// Folds the speakers of `ids` (each old speaker's new id; `None`: unchanged) with under
@@ -460,6 +492,18 @@ mod tests {
             merges(vec![vec![voice(0.0, 0)], vec![voice(0.0, 1)]], 0.5, 1),
             None
         );
+    }
+
+    #[test]
+    fn fused_pieces_weigh_the_two_models_cosines() {
+        let (a1, a2) = (voice(0.0, 0).1, voice(30.0, 1).1);
+        let (b1, b2) = (voice(60.0, 2).1, voice(90.0, 3).1);
+        let w = 0.7;
+        let (x, y) = (fuse(&a1, &a2, w), fuse(&b1, &b2, w));
+        let dot: f32 = x.iter().zip(&y).map(|(p, q)| p * q).sum();
+        let want = w * cosine_similarity(&a1, &b1) + (1.0 - w) * cosine_similarity(&a2, &b2);
+        assert!((dot - want).abs() < 1e-5, "{dot} vs {want}");
+        assert!((cosine_similarity(&x, &x) - 1.0).abs() < 1e-5);
     }
 
     #[test]

@@ -112,6 +112,18 @@ pub(super) struct Args {
     /// nearest (`DiarizeOptions::fold_below_s`; default: the Diarizer's).
     #[arg(long)]
     pub(super) fold_below: Option<f64>,
+    /// Give the diarizer a second embedding model (this profile's: `v3` is GE2E) for the
+    /// recheck's pieces (`Diarizer::with_second`); used where `--recheck-weight` is under 1.
+    #[arg(long)]
+    pub(super) second: Option<String>,
+    /// With the recheck and `--second`: the weight of the diarizer's own model in how similar
+    /// two pieces are, the rest the second model's (`DiarizeOptions::recheck_weight`;
+    /// default 1, the first model alone).
+    #[arg(long)]
+    pub(super) recheck_weight: Option<f32>,
+    /// Also run these recheck weights (comma-separated), crossed with the other sweeps.
+    #[arg(long, value_delimiter = ',')]
+    pub(super) sweep_recheck_weight: Vec<f32>,
     /// One line per recording.
     #[arg(short, long)]
     pub(super) verbose: bool,
@@ -128,6 +140,7 @@ pub(super) struct Setting {
     pub(super) threshold_scale: Option<f32>,
     pub(super) gap_range: Option<(f32, f32)>,
     pub(super) recheck: Option<f32>,
+    pub(super) recheck_weight: f32,
 }
 
 impl Args {
@@ -138,6 +151,7 @@ impl Args {
             || !self.sweep_scale.is_empty()
             || !self.sweep_gap_top.is_empty()
             || !self.sweep_recheck.is_empty()
+            || !self.sweep_recheck_weight.is_empty()
     }
 
     /// The settings to run: the one the flags name first, then every other of the sweeps'
@@ -160,12 +174,16 @@ impl Args {
             None => DiarizeOptions::default().recheck,
         };
 
+        let recheck_weight = self
+            .recheck_weight
+            .unwrap_or(DiarizeOptions::default().recheck_weight);
         let mut settings = vec![Setting {
             threshold: self.threshold,
             min_cluster_size,
             threshold_scale: self.threshold_scale,
             gap_range,
             recheck,
+            recheck_weight,
         }];
         if self.sweeping() {
             let thresholds: Vec<Option<f32>> = if self.sweep_threshold.is_empty() {
@@ -200,20 +218,28 @@ impl Args {
                     .map(|m| margin(m))
                     .collect::<Result<_>>()?
             };
+            let weights = if self.sweep_recheck_weight.is_empty() {
+                vec![recheck_weight]
+            } else {
+                self.sweep_recheck_weight.clone()
+            };
             for &threshold in &thresholds {
                 for &min_cluster_size in &sizes {
                     for &threshold_scale in &scales {
                         for &gap_range in &gaps {
                             for &recheck in &rechecks {
-                                let setting = Setting {
-                                    threshold,
-                                    min_cluster_size,
-                                    threshold_scale,
-                                    gap_range,
-                                    recheck,
-                                };
-                                if !settings.contains(&setting) {
-                                    settings.push(setting);
+                                for &recheck_weight in &weights {
+                                    let setting = Setting {
+                                        threshold,
+                                        min_cluster_size,
+                                        threshold_scale,
+                                        gap_range,
+                                        recheck,
+                                        recheck_weight,
+                                    };
+                                    if !settings.contains(&setting) {
+                                        settings.push(setting);
+                                    }
                                 }
                             }
                         }
