@@ -325,6 +325,23 @@ fn main() -> Result<()> {
         wall += t.elapsed().as_secs_f64();
         audio += item.duration_s;
         let report = diarization_error_rate(&reference, &d.turns, COLLAR_S);
+        if let Some(dir) = &args.write_rttm {
+            std::fs::create_dir_all(dir)?;
+            let lines: String = d
+                .turns
+                .iter()
+                .map(|t| {
+                    format!(
+                        "SPEAKER {} 1 {:.3} {:.3} <NA> <NA> SPEAKER_{:02} <NA> <NA>\n",
+                        item.id,
+                        t.start,
+                        t.end - t.start,
+                        t.speaker
+                    )
+                })
+                .collect();
+            std::fs::write(dir.join(format!("{}.rttm", item.id)), lines)?;
+        }
         for (setting, tallies) in settings.iter().zip(&mut swept).skip(1) {
             let opts = DiarizeOptions {
                 threshold: setting.threshold,

@@ -124,6 +124,9 @@ pub(super) struct Args {
     /// Also run these recheck weights (comma-separated), crossed with the other sweeps.
     #[arg(long, value_delimiter = ',')]
     pub(super) sweep_recheck_weight: Vec<f32>,
+    /// Write each recording's turns (the first setting's) as RTTM into this directory.
+    #[arg(long)]
+    pub(super) write_rttm: Option<PathBuf>,
     /// One line per recording.
     #[arg(short, long)]
     pub(super) verbose: bool,
