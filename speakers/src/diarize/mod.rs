@@ -245,17 +245,17 @@ impl Diarizer {
         )
     }
 
-    /// The second model's embeddings of `clips` (none without one), through the memo.
-    fn embed_second(&self, clips: &[&[f32]]) -> Result<Option<Vec<Vec<f32>>>, SpeakersError> {
-        let Some(second) = &self.second else {
-            return Ok(None);
-        };
+    /// `second`'s embeddings of `clips` (the diarizer's second model), through the memo.
+    fn embed_second(
+        &self,
+        second: &Embedder,
+        clips: &[&[f32]],
+    ) -> Result<Vec<Vec<f32>>, SpeakersError> {
         self.through_memo(
             clips,
             |m| &mut m.second_embeddings,
             |clips| second.embed_clips(clips),
         )
-        .map(Some)
     }
 
     /// `compute(inputs)`, or what the memo's `table` holds for every one of them.
@@ -546,15 +546,27 @@ impl Diarizer {
         report: &mut dyn FnMut(f64),
         check: &dyn Fn() -> Result<(), SpeakersError>,
     ) -> Result<Vec<Vec<f32>>, SpeakersError> {
-        let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(clips.len());
-        for batch in clips.chunks(batch_size.max(1)) {
-            check()?;
-            let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
-            embeddings.extend(self.embed(&refs)?);
-            report(0.5 + 0.5 * embeddings.len() as f64 / clips.len() as f64);
-        }
-        Ok(embeddings)
+        embed_batches(clips, batch_size, report, check, |refs| self.embed(refs))
     }
+}
+
+/// `embed` over `clips` in batches of `batch_size`, checking `stop` before and reporting
+/// progress (the second half of the work) after each.
+fn embed_batches(
+    clips: &[Vec<f32>],
+    batch_size: usize,
+    report: &mut dyn FnMut(f64),
+    check: &dyn Fn() -> Result<(), SpeakersError>,
+    embed: impl Fn(&[&[f32]]) -> Result<Vec<Vec<f32>>, SpeakersError>,
+) -> Result<Vec<Vec<f32>>, SpeakersError> {
+    let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(clips.len());
+    for batch in clips.chunks(batch_size.max(1)) {
+        check()?;
+        let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
+        embeddings.extend(embed(&refs)?);
+        report(0.5 + 0.5 * embeddings.len() as f64 / clips.len() as f64);
+    }
+    Ok(embeddings)
 }
 
 /// Step 3 of [`Diarizer::run`]: the windows' local speakers, labelled by `clusters` (and

@@ -34,7 +34,7 @@ use crate::cluster::cosine_similarity;
 use crate::error::SpeakersError;
 use crate::onnx::SAMPLE_RATE;
 
-use super::{DiarizeOptions, Diarizer, Segmented, mean_embedding, turns_of};
+use super::{DiarizeOptions, Diarizer, Segmented, embed_batches, mean_embedding, turns_of};
 use crate::powerset::NUM_LOCAL_SPEAKERS;
 
 /// Single-speaker stretches shorter than this (seconds, after trimming) are not embedded.
@@ -295,19 +295,15 @@ impl Diarizer {
             .collect();
         let embeddings = self.embed_all(&clips, opts.batch_size, &mut |_| {}, check)?;
         let weight = opts.recheck_weight.clamp(0.0, 1.0);
-        let second = if weight < 1.0 {
-            let mut all = Vec::with_capacity(clips.len());
-            for batch in clips.chunks(opts.batch_size.max(1)) {
-                check()?;
-                let refs: Vec<&[f32]> = batch.iter().map(Vec::as_slice).collect();
-                match self.embed_second(&refs)? {
-                    Some(e) => all.extend(e),
-                    None => break,
-                }
-            }
-            (all.len() == clips.len()).then_some(all)
-        } else {
-            None
+        let second = match self.second.as_deref().filter(|_| weight < 1.0) {
+            Some(model) => Some(embed_batches(
+                &clips,
+                opts.batch_size,
+                &mut |_| {},
+                check,
+                |refs| self.embed_second(model, refs),
+            )?),
+            None => None,
         };
         let background = self.background(opts, ctx.narrowband);
         let mut out: Vec<Pieces> = vec![Vec::new(); num_speakers];
