@@ -674,3 +674,114 @@ async fn a_batch_over_several_queues_is_queued_in_order_and_each_job_announced()
         assert_eq!(got, want, "{queue}: every job, in submission order");
     }
 }
+
+#[tokio::test]
+async fn every_status_change_is_announced_with_the_jobs_fields() {
+    // The scripts write the status events by hand (not through cjson): each must parse and
+    // carry exactly what the job's hash says at that moment.
+    use futures::StreamExt;
+    let f = Fixture::new(fast());
+    let mut ps = f.q.pubsub().await.unwrap();
+    ps.subscribe(f.q.keys().events()).await.unwrap();
+    let mut events = ps.into_on_message();
+    let mut next = async || -> voxfleet_jobs::JobEvent {
+        let msg = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        serde_json::from_slice(msg.get_payload_bytes()).unwrap()
+    };
+    // what the hash holds now, as an event of `event_type` sent at the clock's time
+    let expect = async |id: &JobId, event_type: &str| -> voxfleet_jobs::JobEvent {
+        let s = f.q.get(&cpu(), id).await.unwrap().unwrap();
+        voxfleet_jobs::JobEvent {
+            id: s.id,
+            event_type: event_type.into(),
+            status: s.status,
+            kind: s.kind.as_str().into(),
+            queue: s.queue.to_string(),
+            attempts: s.attempts,
+            progress_done: s.progress_done,
+            progress_total: s.progress_total,
+            error_code: s.error_code,
+            owner: s.owner,
+            started_at: s.started_at.map(|t| t.timestamp_millis()),
+            at: f.q.now_ms(),
+        }
+    };
+    let mut owned = req(Priority::Normal);
+    owned.owner = Some(uuid::Uuid::new_v4());
+    let plain = req(Priority::Normal);
+    let queued = req(Priority::Low);
+    f.q.enqueue_many(&[owned.clone(), plain.clone(), queued.clone()])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(next().await.status, JobStatus::Queued);
+    }
+
+    // claimed, progress, succeeded (the progress stays in the success's event)
+    advance(&f.q, Duration::from_millis(5));
+    let j = claim(&f.q, "w").await.unwrap();
+    assert_eq!(j.job.id, owned.id);
+    let running = expect(&owned.id, "status").await;
+    assert_eq!((running.status, running.attempts), (JobStatus::Running, 1));
+    assert!(running.started_at.is_some() && running.owner.is_some());
+    assert_eq!(next().await, running);
+    f.q.progress(&j, 1, 4).await.unwrap();
+    assert_eq!(next().await.event_type, "progress");
+    advance(&f.q, Duration::from_millis(5));
+    let ok = Outcome::Succeeded(json!({"ok": 1}));
+    f.q.finish(&j, "w", &ok, RetrySettings::default())
+        .await
+        .unwrap();
+    let done = expect(&owned.id, "status").await;
+    assert_eq!(
+        (done.status, done.progress_done, done.progress_total),
+        (JobStatus::Succeeded, Some(1), Some(4))
+    );
+    assert_eq!(next().await, done);
+
+    // a retryable error, then a permanent one: both carry the error code
+    let j = claim(&f.q, "w").await.unwrap();
+    assert_eq!(next().await, expect(&plain.id, "status").await);
+    f.q.finish(
+        &j,
+        "w",
+        &err(ErrorClass::Retryable),
+        RetrySettings::default(),
+    )
+    .await
+    .unwrap();
+    let retrying = expect(&plain.id, "status").await;
+    assert_eq!(
+        (retrying.status, retrying.error_code.as_deref()),
+        (JobStatus::Retrying, Some("boom"))
+    );
+    assert_eq!(next().await, retrying);
+    advance(&f.q, Duration::from_secs(60));
+    let j = claim(&f.q, "w").await.unwrap();
+    let again = expect(&plain.id, "status").await;
+    assert_eq!((again.status, again.attempts), (JobStatus::Running, 2));
+    assert_eq!(next().await, again);
+    f.q.finish(
+        &j,
+        "w",
+        &err(ErrorClass::Permanent),
+        RetrySettings::default(),
+    )
+    .await
+    .unwrap();
+    let failed = expect(&plain.id, "status").await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(next().await, failed);
+
+    // cancelled while queued
+    f.q.cancel(&cpu(), &queued.id).await.unwrap();
+    let cancelled = expect(&queued.id, "status").await;
+    assert_eq!(
+        (cancelled.status, cancelled.error_code.as_deref()),
+        (JobStatus::Cancelled, Some("cancelled"))
+    );
+    assert_eq!(next().await, cancelled);
+}
