@@ -5,15 +5,19 @@
 #   benches/callgrind_queue.sh worker [WORKER_BIN]   the worker process
 #   benches/callgrind_queue.sh redis  [WORKER_BIN]   a redis-server of its own (port 6390),
 #                                                    with the bench's enqueue and read-back in it
+#   benches/callgrind_queue.sh postgres [WORKER_BIN] a PostgreSQL cluster of its own (port
+#                                                    5499, made by initdb, default settings),
+#                                                    every process of it counted
 #
 # Each runs voxfleet-bench's throughput section (concurrency 32) twice, with 1,000 and 5,000
 # jobs, and prints the difference divided by 4,000: start-up and shut-down cancel out. Build
 # first, e.g. `CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo build --workspace --bins --locked` (the dev
 # profile already builds every dependency at opt-level 3; this adds voxfleet's own crates).
 # BENCH=path/to/voxfleet-bench runs another build's bench (its enqueue is in the redis count).
+# KEEP=DIR keeps the 5,000-job run's callgrind files there, for callgrind_annotate.
 # Needs valgrind (Debian's package).
 set -euo pipefail
-what="${1:?worker or redis}"
+what="${1:?worker, redis or postgres}"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}/debug"
 worker="${2:-$target/voxfleet-worker}"
 bench="${BENCH:-$target/voxfleet-bench}"
@@ -56,10 +60,36 @@ EOF
       total[$n]=$(grep -h '^summary' "$work/redis.$n" | cut -d' ' -f2)
     done
     ;;
+  postgres)
+    # PostgreSQL will not run as root: its cluster and the counts belong to `postgres`
+    pgbin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -1)
+    [ -x "$pgbin/initdb" ] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 1; }
+    as_pg=()
+    [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
+    chmod 755 "$work"
+    mkdir "$work/pg"
+    [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+    for n in 1000 5000; do
+      rm -rf "$work/pg/data" "$work/pg"/cg.*
+      "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" --auth=trust -U postgres > /dev/null
+      "${as_pg[@]}" valgrind --tool=callgrind --callgrind-out-file="$work/pg/cg.%p" --dump-instr=no \
+        "$pgbin/postgres" -D "$work/pg/data" -p 5499 -k "$work/pg" -c listen_addresses=127.0.0.1 \
+        > "$work/pg/log" 2>&1 &
+      for _ in $(seq 300); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p 5499 && break; sleep 0.2; done
+      run "$n" --database-url postgres://postgres@127.0.0.1:5499/postgres --worker-bin "$work/worker"
+      "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" stop -m fast -t 600 > /dev/null
+      wait
+      total[$n]=$(grep -h '^summary' "$work/pg"/cg.* | awk '{s += $2} END {print s}')
+    done
+    ;;
   *)
-    echo "worker or redis" >&2
+    echo "worker, redis or postgres" >&2
     exit 2
     ;;
 esac
+if [ -n "${KEEP:-}" ]; then
+  mkdir -p "$KEEP"
+  find "$work" -name 'cg.*' -o -name 'redis.5000' | xargs -r cp -t "$KEEP"
+fi
 echo "$what: $(((total[5000] - total[1000]) / 4000)) instructions per job" \
   "(1,000 jobs: ${total[1000]}, 5,000 jobs: ${total[5000]})"

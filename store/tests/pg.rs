@@ -142,6 +142,57 @@ async fn an_older_state_never_overwrites_a_newer_one() {
 }
 
 #[tokio::test]
+async fn every_field_of_a_batch_comes_back_as_it_was_written() {
+    // Jobs travel to PostgreSQL as typed arrays, one per column: each field of each job
+    // (set, unset, quoted, non-ASCII) must come back unchanged, through the insert and
+    // through both paths of the persister's upsert (a row that exists, one that does not).
+    use chrono::{SubsecRound, Utc};
+    let db = Db::fresh().await;
+    let now = || Utc::now().trunc_subsecs(6);
+    let mut full = job(Some(Uuid::new_v4()), Some("key \"quoted\" ü"));
+    full.created_at = now();
+    full.max_retries = Some(7);
+    full.priority = Priority::High;
+    full.input = json!({"path": "a/b.wav", "n": [1, 2.5, null], "s": "é\t\\x"});
+    let mut bare = job(None, None);
+    bare.created_at = now();
+    bare.queue = QueueName::gpu();
+    bare.kind = JobKind::Transcribe;
+    insert_jobs(&db.pool, &[full.clone(), bare.clone()])
+        .await
+        .unwrap();
+    for j in [&full, &bare] {
+        assert_eq!(&get_job(&db.pool, j.id).await.unwrap().unwrap(), j);
+    }
+    full.status = JobStatus::Failed;
+    full.attempts = 3;
+    full.version = 5;
+    full.error_code = Some("bad_audio".into());
+    full.error_message = Some("line 1\nline \"2\"".into());
+    full.result = Some(json!({"partial": {"text": "ünïcode"}}));
+    full.progress_done = Some(40);
+    full.progress_total = Some(u64::from(u32::MAX) + 1);
+    full.worker = Some("w-1".into());
+    full.started_at = Some(now());
+    full.finished_at = Some(now());
+    let mut unseen = job(None, None);
+    unseen.created_at = now();
+    unseen.status = JobStatus::Succeeded;
+    unseen.version = 2;
+    unseen.result = Some(json!([]));
+    assert_eq!(
+        upsert_snapshots(&db.pool, &[full.clone(), bare.clone(), unseen.clone()])
+            .await
+            .unwrap(),
+        2,
+        "the changed row and the new one; `bare` is not newer"
+    );
+    for j in [&full, &bare, &unseen] {
+        assert_eq!(&get_job(&db.pool, j.id).await.unwrap().unwrap(), j);
+    }
+}
+
+#[tokio::test]
 async fn the_retry_setting_round_trips_and_is_validated() {
     let db = Db::fresh().await;
     assert_eq!(get_retry(&db.pool).await.unwrap(), RetrySettings::default());
