@@ -743,16 +743,15 @@ async fn every_status_change_is_announced_with_the_jobs_fields() {
     assert_eq!(next().await, done);
 
     // a retryable error, then a permanent one: both carry the error code
+    let fail = async |j: &ClaimedJob, class: ErrorClass| {
+        let outcome = err(class);
+        f.q.finish(j, "w", &outcome, RetrySettings::default())
+            .await
+            .unwrap()
+    };
     let j = claim(&f.q, "w").await.unwrap();
     assert_eq!(next().await, expect(&plain.id, "status").await);
-    f.q.finish(
-        &j,
-        "w",
-        &err(ErrorClass::Retryable),
-        RetrySettings::default(),
-    )
-    .await
-    .unwrap();
+    fail(&j, ErrorClass::Retryable).await;
     let retrying = expect(&plain.id, "status").await;
     assert_eq!(
         (retrying.status, retrying.error_code.as_deref()),
@@ -764,14 +763,7 @@ async fn every_status_change_is_announced_with_the_jobs_fields() {
     let again = expect(&plain.id, "status").await;
     assert_eq!((again.status, again.attempts), (JobStatus::Running, 2));
     assert_eq!(next().await, again);
-    f.q.finish(
-        &j,
-        "w",
-        &err(ErrorClass::Permanent),
-        RetrySettings::default(),
-    )
-    .await
-    .unwrap();
+    fail(&j, ErrorClass::Permanent).await;
     let failed = expect(&plain.id, "status").await;
     assert_eq!(failed.status, JobStatus::Failed);
     assert_eq!(next().await, failed);
