@@ -2,9 +2,8 @@
 -- belongs to one queue and carries its hash tag; job keys are built from the queue's job
 -- prefix plus the id, which keeps them in the same slot on Redis Cluster.
 
--- A field of `h` that is set and not empty, as a string / as a number (else nil).
+-- A field of `h` that is set and not empty (else nil).
 local function str(h, k) local x = h[k]; if x and x ~= '' then return x end end
-local function num(h, k) local x = str(h, k); if x then return tonumber(x) end end
 
 -- `,"k":x` for an integer field that is set (written by these scripts or by a worker from a
 -- Rust integer), else ''.

@@ -113,54 +113,32 @@ fn signed<T: TryInto<i64>>(v: T) -> i64 {
 
 impl<'a> Columns<'a> {
     fn of(jobs: &'a [JobSnapshot]) -> Self {
-        let n = jobs.len();
-        let mut c = Columns {
-            id: Vec::with_capacity(n),
-            kind: Vec::with_capacity(n),
-            queue: Vec::with_capacity(n),
-            priority: Vec::with_capacity(n),
-            status: Vec::with_capacity(n),
-            input: Vec::with_capacity(n),
-            owner: Vec::with_capacity(n),
-            idempotency_key: Vec::with_capacity(n),
-            attempts: Vec::with_capacity(n),
-            max_retries: Vec::with_capacity(n),
-            error_code: Vec::with_capacity(n),
-            error_message: Vec::with_capacity(n),
-            result: Vec::with_capacity(n),
-            progress_done: Vec::with_capacity(n),
-            progress_total: Vec::with_capacity(n),
-            worker: Vec::with_capacity(n),
-            version: Vec::with_capacity(n),
-            created_at: Vec::with_capacity(n),
-            started_at: Vec::with_capacity(n),
-            finished_at: Vec::with_capacity(n),
-        };
-        for s in jobs {
-            c.id.push(s.id.0);
-            c.kind.push(s.kind.as_str());
-            c.queue.push(s.queue.as_str());
-            c.priority.push(s.priority.as_str());
-            c.status.push(s.status.as_str());
-            c.input.push(Json(&s.input));
-            c.owner.push(s.owner);
-            c.idempotency_key.push(s.idempotency_key.as_deref());
-            c.attempts
-                .push(i32::try_from(s.attempts).unwrap_or(i32::MAX));
-            c.max_retries
-                .push(s.max_retries.map(|v| i32::try_from(v).unwrap_or(i32::MAX)));
-            c.error_code.push(s.error_code.as_deref());
-            c.error_message.push(s.error_message.as_deref());
-            c.result.push(s.result.as_ref().map(Json));
-            c.progress_done.push(s.progress_done.map(signed));
-            c.progress_total.push(s.progress_total.map(signed));
-            c.worker.push(s.worker.as_deref());
-            c.version.push(s.version);
-            c.created_at.push(s.created_at);
-            c.started_at.push(s.started_at);
-            c.finished_at.push(s.finished_at);
+        fn col<'a, T>(jobs: &'a [JobSnapshot], f: impl Fn(&'a JobSnapshot) -> T) -> Vec<T> {
+            jobs.iter().map(f).collect()
         }
-        c
+        let int4 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        Columns {
+            id: col(jobs, |s| s.id.0),
+            kind: col(jobs, |s| s.kind.as_str()),
+            queue: col(jobs, |s| s.queue.as_str()),
+            priority: col(jobs, |s| s.priority.as_str()),
+            status: col(jobs, |s| s.status.as_str()),
+            input: col(jobs, |s| Json(&s.input)),
+            owner: col(jobs, |s| s.owner),
+            idempotency_key: col(jobs, |s| s.idempotency_key.as_deref()),
+            attempts: col(jobs, |s| int4(s.attempts)),
+            max_retries: col(jobs, |s| s.max_retries.map(int4)),
+            error_code: col(jobs, |s| s.error_code.as_deref()),
+            error_message: col(jobs, |s| s.error_message.as_deref()),
+            result: col(jobs, |s| s.result.as_ref().map(Json)),
+            progress_done: col(jobs, |s| s.progress_done.map(signed)),
+            progress_total: col(jobs, |s| s.progress_total.map(signed)),
+            worker: col(jobs, |s| s.worker.as_deref()),
+            version: col(jobs, |s| s.version),
+            created_at: col(jobs, |s| s.created_at),
+            started_at: col(jobs, |s| s.started_at),
+            finished_at: col(jobs, |s| s.finished_at),
+        }
     }
 
     /// Binds the columns as `$1`..`$20`, in [`UNNEST`]'s order.
