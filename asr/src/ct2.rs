@@ -432,6 +432,33 @@ pub(crate) fn cpu_int8() -> Result<(), String> {
     )
 }
 
+/// Whether int8 should be this CPU's default compute type, and if not why: it must be right
+/// ([`cpu_int8`]) and fast. MKL's int8 GEMM is fast on Intel CPUs only. On a 2-core AMD EPYC
+/// with AVX-512 VNNI (2026-12-07, quiet machine, `voxfleet-bench-asr`), tiny.en greedy on the
+/// 189 s bench recording took 39.5 s at int8 against 7.5 s at float32 in this build, and
+/// faster-whisper's own CTranslate2 wheel forced onto MKL (`CT2_USE_MKL=1`) took 33.7 s at
+/// int8 against 4.7 s on its default path there (oneDNN): the slow part is MKL's int8 on that
+/// CPU, not voxfleet's loop. This build has no oneDNN, so elsewhere float32 is the default;
+/// int8 can still be asked for.
+pub(crate) fn cpu_int8_default() -> Result<(), String> {
+    cpu_int8()?;
+    int8_speed_verdict(&cpu_vendor())
+}
+
+fn int8_speed_verdict(vendor: &str) -> Result<(), String> {
+    if vendor == "GenuineIntel" {
+        return Ok(());
+    }
+    Err(format!(
+        "MKL's int8 kernels are slow on a {} CPU (float32 measured 5x faster on an AMD EPYC)",
+        if vendor.is_empty() {
+            "non-Intel"
+        } else {
+            vendor
+        }
+    ))
+}
+
 fn int8_verdict(vnni: bool, mkl_limit: Option<&str>) -> Result<(), String> {
     if !vnni {
         return Err(
@@ -463,7 +490,15 @@ fn int8_verdict(vnni: bool, mkl_limit: Option<&str>) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::int8_verdict;
+    use super::{int8_speed_verdict, int8_verdict};
+
+    #[test]
+    fn int8_is_the_default_on_intel_cpus_only() {
+        assert!(int8_speed_verdict("GenuineIntel").is_ok());
+        let amd = int8_speed_verdict("AuthenticAMD").unwrap_err();
+        assert!(amd.contains("AuthenticAMD"), "{amd}");
+        assert!(int8_speed_verdict("").unwrap_err().contains("non-Intel"));
+    }
 
     #[test]
     fn int8_needs_vnni_and_no_lower_mkl_limit() {

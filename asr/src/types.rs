@@ -159,10 +159,11 @@ pub enum ComputeType {
 
 impl ComputeType {
     /// int8 on CPU (faster-whisper's CPU setting) where it gives right answers (see
-    /// [`ComputeType::check_on`]), float32 on other CPUs; float16 on CUDA.
+    /// [`ComputeType::check_on`]) and is fast (Intel CPUs: see
+    /// [`ComputeType::cpu_default_note`]), float32 on other CPUs; float16 on CUDA.
     pub fn default_for(device: crate::DeviceSpec) -> Self {
         match device {
-            crate::DeviceSpec::Cpu if crate::ct2::cpu_int8().is_ok() => ComputeType::Int8,
+            crate::DeviceSpec::Cpu if crate::ct2::cpu_int8_default().is_ok() => ComputeType::Int8,
             crate::DeviceSpec::Cpu => ComputeType::Float32,
             crate::DeviceSpec::Cuda(_) => ComputeType::Float16,
         }
@@ -188,6 +189,12 @@ impl ComputeType {
             )));
         }
         Ok(())
+    }
+
+    /// Why the CPU's default is not int8 on this machine (`None` where it is): no AVX-512
+    /// VNNI, MKL held below it, or a CPU on which MKL's int8 kernels are slow.
+    pub fn cpu_default_note() -> Option<String> {
+        crate::ct2::cpu_int8_default().err()
     }
 
     pub fn cuda_only(self) -> bool {

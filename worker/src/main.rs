@@ -456,8 +456,10 @@ fn speech(cli: &Cli, device: &str) -> anyhow::Result<steps::speech::Speech> {
     }
     if cli.engine == voxfleet_asr::EngineKind::Ct2 && compute_type.is_none() {
         let chosen = voxfleet_asr::ComputeType::default_for(device);
-        if device == voxfleet_asr::DeviceSpec::Cpu && chosen != voxfleet_asr::ComputeType::Int8 {
-            tracing::warn!(compute_type = %chosen, "int8 is not safe on this CPU (no AVX-512 VNNI): float32");
+        if device == voxfleet_asr::DeviceSpec::Cpu
+            && let Some(why) = voxfleet_asr::ComputeType::cpu_default_note()
+        {
+            tracing::info!(compute_type = %chosen, reason = %why, "int8 is not the default on this CPU");
         }
     }
     let settings = voxfleet_asr::EngineSettings {
