@@ -86,18 +86,17 @@ class CamPlusPlus:
         feats = np.array([f.get_frame(i) for i in range(f.num_frames_ready)], dtype=np.float32)
         return feats - feats.mean(axis=0, keepdims=True)
 
-    def __call__(self, waveforms, masks=None):
+    def __call__(self, waveforms, masks):
         out = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
         min_frames = 1 + (self.min_num_samples - 400) // 160
         for b in range(waveforms.shape[0]):
             feats = self.fbank(waveforms[b, 0].numpy())
-            if masks is None:
-                keep = np.ones(len(feats), dtype=bool)
-            else:
-                m = torch.nn.functional.interpolate(
+            keep = (
+                torch.nn.functional.interpolate(
                     masks[b][None, None].float(), size=len(feats), mode="nearest"
                 )[0, 0].numpy()
-                keep = m > 0.5
+                > 0.5
+            )
             if keep.sum() < min_frames:
                 continue
             out[b] = self.session.run(None, {"feats": feats[keep][None]})[0][0]
@@ -132,7 +131,9 @@ def read_rttm(path, uri=None):
             if len(p) < 8 or p[0] != "SPEAKER":
                 continue
             start, dur = float(p[3]), float(p[4])
-            ann[Segment(start, start + dur)] = p[7]
+            segment = Segment(start, start + dur)
+            # a track of its own: two speakers' turns with the same bounds must both count
+            ann[segment, ann.new_track(segment)] = p[7]
     return ann
 
 
