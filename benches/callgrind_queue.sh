@@ -37,11 +37,8 @@ run() { # jobs, extra bench args...
 declare -A total
 case "$what" in
   worker)
-    # CT2_USE_MKL set: on a CPU that is not Intel's the worker would otherwise run itself
-    # again (exec) to set it, and callgrind would count nothing
     cat > "$work/wrap.sh" <<EOF
 #!/bin/sh
-export CT2_USE_MKL=1
 exec valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p --dump-instr=no $work/worker "\$@"
 EOF
     chmod +x "$work/wrap.sh"

@@ -22,6 +22,7 @@ scripts/tools.sh
 # fallback names it through the checkout, and a clone elsewhere would rebuild CTranslate2.
 export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
 export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
+export ONEDNN_ROOT="$HOME/.cache/voxfleet/onednn-3.2.0"
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs) and run this again" >&2
   exit 1

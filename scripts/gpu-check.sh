@@ -31,6 +31,7 @@ build() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/voxfleet/target}"
   export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
   export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
+  export ONEDNN_ROOT="$HOME/.cache/voxfleet/onednn-3.2.0"
   if [ ${#features[@]} -gt 0 ]; then
     CUDA_TOOLKIT_ROOT_DIR="$(scripts/cuda.sh)"
     export CUDA_TOOLKIT_ROOT_DIR CUDA_PATH="$CUDA_TOOLKIT_ROOT_DIR"
@@ -49,6 +50,11 @@ pack() {
   stage=$(mktemp -d)
   mkdir -p "$stage/check/models"
   strip -o "$stage/check/voxfleet-gpu-check" "$CARGO_TARGET_DIR/debug/voxfleet-gpu-check"
+  # oneDNN (CTranslate2's CPU backend on CPUs that are not Intel's) and the GNU OpenMP library
+  # it names, which the device machine may lack: the binary's recorded path to them is this
+  # machine's.
+  mkdir -p "$stage/check/lib"
+  cp -L "$ONEDNN_ROOT/lib/libdnnl.so.3" "$(gcc -print-file-name=libgomp.so.1)" "$stage/check/lib/"
   # The model files the check loads, as `models fetch` laid them out, and ONNX Runtime.
   (cd "$models" && cp -r manifest.json whisper-tiny.en silero-vad onnxruntime "$stage/check/models/")
   speech "$stage/check"
@@ -134,7 +140,7 @@ run() {
   local args=("$@")
   [[ " $* " == *" --device "* ]] || args+=(--device "$device")
   set -o pipefail
-  LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  LD_LIBRARY_PATH="$work/check/lib${libs:+:$libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     "$work/check/voxfleet-gpu-check" --audio "$work/check/speech.wav" --text "$work/check/speech.txt" \
     --models-dir "$work/check/models" --json "$out/gpu-check.json" "${args[@]}" 2>&1 | tee "$out/gpu-check.log"
 }

@@ -12,6 +12,7 @@ scripts/tools.sh
 # fallback names it through the checkout, and a clone elsewhere would rebuild CTranslate2.
 export MKLROOT="$HOME/.cache/voxfleet/mkl-2026.2.0"
 export CMAKE_LIBRARY_PATH="$MKLROOT/lib"
+export ONEDNN_ROOT="$HOME/.cache/voxfleet/onednn-3.2.0"
 export VOXFLEET_MODELS_DIR="${VOXFLEET_MODELS_DIR:-$HOME/.cache/voxfleet/models}"
 
 echo "== import circles between files (scripts/checks/circles.py)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The command-line tools the tests and the demo use to make real audio: espeak-ng (speech),
-# sox and ffmpeg (containers and codecs), and python3-venv; cmake and MKL for the build of
+# sox and ffmpeg (containers and codecs), and python3-venv; cmake, MKL and oneDNN for the build of
 # CTranslate2; real voices for the held-out diarization test; Chromium and ChromeDriver for the
 # dashboard's browser test. Installs the Debian packages when one is missing.
 set -euo pipefail
@@ -80,6 +80,10 @@ PY
   rm -rf "$tmp"
   touch "$mkl/.complete"
 fi
+# CTranslate2's backend on CPUs that are not Intel's: oneDNN, from PyPI (scripts/onednn.sh), linked
+# as .cache/onednn, where .cargo/config.toml points ONEDNN_ROOT.
+onednn="$HOME/.cache/voxfleet/onednn-3.2.0"
+"$repo/scripts/onednn.sh" "$onednn"
 # Real voices nobody tuned on, for the held-out diarization test
 # (control-plane/tests/diarize_unseen.rs): six people's telephone prompts (8 kHz) from Debian's
 # Asterisk sound packages, at the versions the test was written against. apt verifies the
@@ -106,3 +110,4 @@ if [ ! -f "$voices/.complete" ]; then
 fi
 mkdir -p "$repo/.cache"
 ln -sfn "$mkl" "$repo/.cache/mkl"
+ln -sfn "$onednn" "$repo/.cache/onednn"

@@ -315,63 +315,28 @@ impl ComputeType {
     }
 }
 
-/// Lets CTranslate2 compute with MKL on any x86-64 CPU. CTranslate2 takes MKL by default on
-/// Intel CPUs only, and this build has no other CPU backend, so elsewhere it would find no GEMM
-/// at all; MKL itself runs on AMD CPUs (measured on a 2-core AMD EPYC with AVX-512 VNNI: int8
-/// and float32 gave the same text as the candle engine, `asr/tests/transcribe.rs`).
-///
-/// On a CPU that is not Intel's, with `CT2_USE_MKL` unset, the program runs itself again in
-/// place (Unix `exec`: same process id, arguments and streams) with `CT2_USE_MKL=1`: a process
-/// cannot safely set its own environment once threads may exist, and this workspace forbids
-/// unsafe code. Returns at once otherwise, and on a failed `exec` (logged; the engine then
-/// explains at start). A program calls it first thing in `main`.
-pub fn use_mkl_on_any_cpu() {
-    if std::env::var_os("CT2_USE_MKL").is_some() || cpu_vendor() == "GenuineIntel" {
-        return;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        let exe = match std::env::current_exe() {
-            Ok(exe) => exe,
-            Err(e) => {
-                eprintln!("warning: cannot find this program to enable MKL on this CPU: {e}");
-                return;
-            }
-        };
-        let err = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env("CT2_USE_MKL", "1")
-            .exec();
-        eprintln!("warning: cannot run again with CT2_USE_MKL=1: {err}");
-    }
+/// The GEMM library CTranslate2 computes with on this CPU. This build has two: Intel MKL, which
+/// CTranslate2 takes on Intel CPUs, and oneDNN, which it takes elsewhere (AMD's); `CT2_USE_MKL`
+/// (`1`/`true`/`TRUE`, or anything else for no) overrides the choice, as in faster-whisper's
+/// wheel. The same rule as CTranslate2's `cpu::get_gemm_backend`, so logs and benches can say
+/// which one ran.
+pub fn cpu_backend() -> &'static str {
+    backend_for(&cpu_vendor(), std::env::var("CT2_USE_MKL").ok().as_deref())
 }
 
-/// Whether this build of CTranslate2 can run on `device`. On the CPU it needs MKL, which
-/// CTranslate2 takes on Intel CPUs, and on others when `CT2_USE_MKL=1` (which the programs
-/// set with [`use_mkl_on_any_cpu`]); without it, it finds no GEMM backend in this build
-/// ("Requested int8 compute type, but the target device or backend do not support efficient
-/// int8 computation", measured with `CT2_USE_MKL=0`). CUDA needs the `cuda` feature
-/// (CTranslate2 built with CUDA; the default build is without) and a visible GPU.
-pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
-    let DeviceSpec::Cpu = device else {
-        return check_cuda(device);
+fn backend_for(vendor: &str, use_mkl: Option<&str>) -> &'static str {
+    let mkl = match use_mkl {
+        Some(v) if !v.is_empty() => matches!(v, "1" | "true" | "TRUE"),
+        _ => vendor == "GenuineIntel",
     };
-    let mkl = std::env::var("CT2_USE_MKL").ok();
-    let forced = mkl.as_deref().is_some_and(|v| matches!(v, "1" | "true"));
-    if cpu_vendor() != "GenuineIntel" && !forced {
-        return Err(AsrError::DeviceUnavailable {
-            device: device.to_string(),
-            reason: format!(
-                "this build of CTranslate2 computes with Intel MKL, which it takes on a {} CPU \
-                 only with CT2_USE_MKL=1 (it is {}): unset it or set it to 1, or use \
-                 `--engine candle`",
-                cpu_vendor(),
-                mkl.as_deref().unwrap_or("unset")
-            ),
-        });
-    }
-    Ok(())
+    if mkl { "MKL" } else { "oneDNN" }
+}
+
+/// Whether this build of CTranslate2 can run on `device`. The CPU always can (MKL or oneDNN,
+/// [`cpu_backend`]). CUDA needs the `cuda` feature (CTranslate2 built with CUDA; the default
+/// build is without) and a visible GPU.
+pub(crate) fn check_device(device: DeviceSpec) -> Result<(), AsrError> {
+    check_cuda(device)
 }
 
 fn check_cuda(device: DeviceSpec) -> Result<(), AsrError> {
@@ -433,24 +398,24 @@ pub(crate) fn cpu_int8() -> Result<(), String> {
 }
 
 /// Whether int8 should be this CPU's default compute type, and if not why: it must be right
-/// ([`cpu_int8`]) and fast. MKL's int8 GEMM is fast on Intel CPUs only. On a 2-core AMD EPYC
+/// ([`cpu_int8`]) and fast. MKL's int8 GEMM is fast on Intel CPUs only: on a 2-core AMD EPYC
 /// with AVX-512 VNNI (2026-12-07, quiet machine, `voxfleet-bench-asr`), tiny.en greedy on the
-/// 189 s bench recording took 39.5 s at int8 against 7.5 s at float32 in this build, and
+/// 189 s bench recording took 39.5 s at int8 on MKL against 7.5 s at float32, and
 /// faster-whisper's own CTranslate2 wheel forced onto MKL (`CT2_USE_MKL=1`) took 33.7 s at
-/// int8 against 4.7 s on its default path there (oneDNN): the slow part is MKL's int8 on that
-/// CPU, not voxfleet's loop. This build has no oneDNN, so elsewhere float32 is the default;
-/// int8 can still be asked for.
+/// int8 against 4.7 s on oneDNN. CTranslate2 takes oneDNN on such CPUs unless `CT2_USE_MKL`
+/// forces MKL, so only that case falls back to float32.
 pub(crate) fn cpu_int8_default() -> Result<(), String> {
     cpu_int8()?;
-    int8_speed_verdict(&cpu_vendor())
+    int8_speed_verdict(&cpu_vendor(), cpu_backend())
 }
 
-fn int8_speed_verdict(vendor: &str) -> Result<(), String> {
-    if vendor == "GenuineIntel" {
+fn int8_speed_verdict(vendor: &str, backend: &str) -> Result<(), String> {
+    if vendor == "GenuineIntel" || backend != "MKL" {
         return Ok(());
     }
     Err(format!(
-        "MKL's int8 kernels are slow on a {} CPU (float32 measured 5x faster on an AMD EPYC)",
+        "CT2_USE_MKL puts int8 on MKL, whose int8 kernels are slow on a {} CPU (float32 \
+         measured 5x faster on an AMD EPYC; unset CT2_USE_MKL for oneDNN)",
         if vendor.is_empty() {
             "non-Intel"
         } else {
@@ -490,14 +455,33 @@ fn int8_verdict(vnni: bool, mkl_limit: Option<&str>) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{int8_speed_verdict, int8_verdict};
+    use super::{backend_for, int8_speed_verdict, int8_verdict};
 
     #[test]
-    fn int8_is_the_default_on_intel_cpus_only() {
-        assert!(int8_speed_verdict("GenuineIntel").is_ok());
-        let amd = int8_speed_verdict("AuthenticAMD").unwrap_err();
-        assert!(amd.contains("AuthenticAMD"), "{amd}");
-        assert!(int8_speed_verdict("").unwrap_err().contains("non-Intel"));
+    fn int8_is_the_default_unless_mkl_is_forced_off_intel() {
+        assert!(int8_speed_verdict("GenuineIntel", "MKL").is_ok());
+        assert!(int8_speed_verdict("AuthenticAMD", "oneDNN").is_ok());
+        let amd = int8_speed_verdict("AuthenticAMD", "MKL").unwrap_err();
+        assert!(
+            amd.contains("AuthenticAMD") && amd.contains("CT2_USE_MKL"),
+            "{amd}"
+        );
+        assert!(
+            int8_speed_verdict("", "MKL")
+                .unwrap_err()
+                .contains("non-Intel")
+        );
+    }
+
+    #[test]
+    fn the_backend_follows_ctranslate2s_rule() {
+        assert_eq!(backend_for("GenuineIntel", None), "MKL");
+        assert_eq!(backend_for("AuthenticAMD", None), "oneDNN");
+        assert_eq!(backend_for("AuthenticAMD", Some("")), "oneDNN");
+        assert_eq!(backend_for("AuthenticAMD", Some("1")), "MKL");
+        assert_eq!(backend_for("AuthenticAMD", Some("TRUE")), "MKL");
+        assert_eq!(backend_for("GenuineIntel", Some("0")), "oneDNN");
+        assert_eq!(backend_for("GenuineIntel", Some("yes")), "oneDNN");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub mod wer;
 mod words;
 
 pub use cache::{CacheLimits, LoadedModel, ModelCache};
-pub use ct2::use_mkl_on_any_cpu;
+pub use ct2::cpu_backend;
 pub use device::DeviceSpec;
 pub use engine::WhisperEngine;
 pub use error::AsrError;

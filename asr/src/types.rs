@@ -159,8 +159,9 @@ pub enum ComputeType {
 
 impl ComputeType {
     /// int8 on CPU (faster-whisper's CPU setting) where it gives right answers (see
-    /// [`ComputeType::check_on`]) and is fast (Intel CPUs: see
-    /// [`ComputeType::cpu_default_note`]), float32 on other CPUs; float16 on CUDA.
+    /// [`ComputeType::check_on`]) and is fast (MKL on Intel CPUs, oneDNN on others; not MKL
+    /// forced onto another CPU: see [`ComputeType::cpu_default_note`]), float32 where not;
+    /// float16 on CUDA.
     pub fn default_for(device: crate::DeviceSpec) -> Self {
         match device {
             crate::DeviceSpec::Cpu if crate::ct2::cpu_int8_default().is_ok() => ComputeType::Int8,
@@ -192,7 +193,8 @@ impl ComputeType {
     }
 
     /// Why the CPU's default is not int8 on this machine (`None` where it is): no AVX-512
-    /// VNNI, MKL held below it, or a CPU on which MKL's int8 kernels are slow.
+    /// VNNI, MKL held below it, or `CT2_USE_MKL` forcing MKL, whose int8 kernels are slow
+    /// there, onto a CPU that is not Intel's.
     pub fn cpu_default_note() -> Option<String> {
         crate::ct2::cpu_int8_default().err()
     }

@@ -367,8 +367,7 @@ class Cli:
     def help(self, words: tuple) -> str:
         if words not in self._help:
             # A clean environment: clap prints the values of variables it finds set.
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home()),
-                   "CT2_USE_MKL": "1"}
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
             out = subprocess.run([str(self.path), *words, "--help"], capture_output=True,
                                  text=True, env=env, timeout=60)
             if out.returncode != 0:

@@ -199,8 +199,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // First: it may run this program again with CT2_USE_MKL=1.
-    voxfleet_asr::use_mkl_on_any_cpu();
     let mut cli = Cli::parse();
     init_tracing(&cli.log_format);
     if let Some(Command::Models(args)) = cli.command.take() {
@@ -346,7 +344,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.preload {
         preload(&rt.speech).await;
     }
-    tracing::info!(worker = %name, queues = ?cli.queues, concurrency = cli.concurrency, device = %device, "worker starting");
+    tracing::info!(
+        worker = %name,
+        queues = ?cli.queues,
+        concurrency = cli.concurrency,
+        device = %device,
+        cpu_gemm = voxfleet_asr::cpu_backend(),
+        "worker starting"
+    );
 
     let (state_tx, state_rx) = watch::channel(WorkerState::Running);
     let hb = Heartbeat {

