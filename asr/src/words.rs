@@ -227,12 +227,16 @@ pub(crate) fn assign(
             }
             if segment.start < out[0].end && segment.start - 0.5 > out[0].start {
                 out[0].start = (out[0].end - median).min(segment.start).max(0.0);
+                // That start can still fall before the segment's (a word shorter than the
+                // median): the segment then starts with its word, so it holds all its words.
+                segment.start = segment.start.min(out[0].start);
             } else {
                 segment.start = out[0].start;
             }
             let last = out.len() - 1;
             if segment.end > out[last].start && segment.end + 0.5 < out[last].end {
                 out[last].end = (out[last].start + median).max(segment.end);
+                segment.end = segment.end.max(out[last].end);
             } else {
                 segment.end = out[last].end;
             }
@@ -334,6 +338,29 @@ mod tests {
         // Segment edges follow their words.
         assert_eq!(segments[0].start, segments[0].words[0].start);
         assert_eq!(last, segments[1].end);
+    }
+
+    /// The case `word_timestamps_fall_on_the_words` met: the first word starts well before its
+    /// segment and is shorter than the median, so "prefer the segment's start" (Whisper's rule)
+    /// still leaves it before the segment; the segment then starts with it.
+    #[test]
+    fn a_segment_holds_its_first_and_last_words() {
+        let words = vec![
+            w(" a", 0.0, 1.2),
+            w(" b", 1.2, 1.6),
+            w(" c", 1.6, 2.0),
+            w(" d", 2.0, 2.4),
+            w(" e", 2.4, 2.8),
+        ];
+        // The segment starts at 0.9, inside " a" and over 0.5 s after its start: " a" is moved
+        // to min(1.2 - median 0.4, 0.9) = 0.8, still before 0.9.
+        let mut segments = vec![seg(0.9, 2.8, " a b c d e")];
+        let mut last = 0.0;
+        assign(words, &[5], &mut segments, 0.0, &mut last);
+        let s = &segments[0];
+        assert_eq!(s.words.len(), 5);
+        assert!(s.start <= s.words[0].start, "{s:?}");
+        assert!(s.end >= s.words[4].end, "{s:?}");
     }
 
     #[test]
